@@ -1,0 +1,68 @@
+# airouter: the one build entry. `make` builds, `make run` starts it on the default
+# config, `make test` runs every test, `make bench` runs the benchmark.
+CC      ?= cc
+VERSION := 0.1.0
+PKGS    := libmicrohttpd libcurl json-c libconfig
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CFLAGS  := -D_GNU_SOURCE -std=gnu11 -O2 -g -Wall -Wextra -Werror -pthread -DAIROUTER_VERSION='"$(VERSION)"' $(PKG_CFLAGS)
+LDLIBS  := $(PKG_LIBS) -pthread
+SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+COMMON_SRC := $(wildcard common/*.c)
+SRC        := $(COMMON_SRC) $(wildcard master/*.c) $(wildcard worker/*.c)
+HDR        := $(wildcard common/*.h master/*.h worker/*.h)
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+UNIT_DEPS  := $(COMMON_SRC) worker/route.c worker/oai_shape.c
+
+OBJ      := $(SRC:%.c=build/release/%.o)
+OBJ_ASAN := $(SRC:%.c=build/asan/%.o)
+
+.PHONY: all asan deps run test unit e2e bench clean
+all: airouter
+
+build/release/%.o: %.c $(HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+build/asan/%.o: %.c $(HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SAN) -O1 -c -o $@ $<
+
+airouter: $(OBJ)
+	$(CC) -o $@ $^ $(LDLIBS)
+
+airouter-asan: $(OBJ_ASAN)
+	$(CC) $(SAN) -o $@ $^ $(LDLIBS)
+
+asan: airouter-asan
+
+build/unit-tests: $(UNIT_SRC) $(UNIT_DEPS) tests/unit/unit.h $(HDR)
+	@mkdir -p build
+	$(CC) $(CFLAGS) $(SAN) -O1 -o $@ $(UNIT_SRC) $(UNIT_DEPS) $(LDLIBS)
+
+deps:
+	@scripts/install-deps.sh
+
+run: deps
+	@$(MAKE) --no-print-directory airouter
+	./airouter -c etc/airouter.conf
+
+unit: build/unit-tests
+	cd tests/unit && ../../build/unit-tests
+
+e2e: airouter airouter-asan
+	scripts/run-e2e.sh
+
+test: deps
+	@$(MAKE) --no-print-directory airouter airouter-asan build/unit-tests
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory e2e
+
+bench: deps
+	@$(MAKE) --no-print-directory airouter
+	scripts/bench.sh
+
+clean:
+	rm -rf build airouter airouter-asan

@@ -1,0 +1,640 @@
+#include "config.h"
+#include "log.h"
+
+#include <errno.h>
+#include <libconfig.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Backend types known to the config: name and the request kinds they can serve.
+ * Adding a backend type adds a line here and a module in worker/. */
+static const struct {
+    const char *name;
+    unsigned kinds;
+    bool needs_url;
+} backend_types[] = {
+    {"echo", KIND_CHAT | KIND_COMPLETIONS, false},
+    {"openai", KIND_ALL, true},
+};
+
+static const char *kind_names[] = {"chat", "completions", "embeddings"};
+
+const char *cfg_kind_name(unsigned kind)
+{
+    for (unsigned i = 0; i < sizeof kind_names / sizeof kind_names[0]; i++)
+        if (kind == 1u << i)
+            return kind_names[i];
+    return "unknown";
+}
+
+/* Loader state: the file name and the error buffer travel together. */
+typedef struct {
+    const char *path;
+    char *err;
+    size_t errlen;
+} loader_t;
+
+__attribute__((format(printf, 3, 4))) static int fail(loader_t *ld, const config_setting_t *s,
+                                                        const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    int line = s ? config_setting_source_line(s) : 0;
+    if (line > 0)
+        snprintf(ld->err, ld->errlen, "%s:%d: %s", ld->path, line, msg);
+    else
+        snprintf(ld->err, ld->errlen, "%s: %s", ld->path, msg);
+    return -1;
+}
+
+char *cfg_expand_env(const char *in, char *missing, size_t missinglen)
+{
+    size_t cap = strlen(in) + 1, len = 0;
+    char *out = malloc(cap);
+    if (!out)
+        return NULL;
+    for (const char *p = in; *p;) {
+        const char *val = NULL;
+        size_t vlen = 0, skip = 1;
+        if (p[0] == '$' && p[1] == '{') {
+            const char *end = strchr(p + 2, '}');
+            if (end) {
+                char name[256];
+                const char *def = NULL;
+                size_t nlen = (size_t)(end - (p + 2));
+                const char *colon = memchr(p + 2, ':', nlen);
+                if (colon && colon[1] == '-') {
+                    def = colon + 2;
+                    nlen = (size_t)(colon - (p + 2));
+                }
+                if (nlen == 0 || nlen >= sizeof name) {
+                    val = p;
+                    vlen = 1;
+                } else {
+                    memcpy(name, p + 2, nlen);
+                    name[nlen] = '\0';
+                    const char *env = getenv(name);
+                    if (env && (env[0] || !def)) {
+                        val = env;
+                        vlen = strlen(env);
+                    } else if (def) {
+                        val = def;
+                        vlen = (size_t)(end - def);
+                    } else {
+                        if (missing)
+                            snprintf(missing, missinglen, "%s", name);
+                        free(out);
+                        return NULL;
+                    }
+                    skip = (size_t)(end - p) + 1;
+                }
+            }
+        }
+        if (!val) {
+            val = p;
+            vlen = 1;
+        }
+        if (len + vlen + 1 > cap) {
+            while (len + vlen + 1 > cap)
+                cap *= 2;
+            char *n = realloc(out, cap);
+            if (!n) {
+                free(out);
+                return NULL;
+            }
+            out = n;
+        }
+        memcpy(out + len, val, vlen);
+        len += vlen;
+        p += skip;
+    }
+    out[len] = '\0';
+    return out;
+}
+
+bool cfg_glob_match(const char *pat, const char *s)
+{
+    /* Iterative matcher with single-star backtracking: linear in practice. */
+    const char *star = NULL, *mark = NULL;
+    while (*s) {
+        if (*pat == '?' || *pat == *s) {
+            pat++;
+            s++;
+        } else if (*pat == '*') {
+            star = pat++;
+            mark = s;
+        } else if (star) {
+            pat = star + 1;
+            s = ++mark;
+        } else {
+            return false;
+        }
+    }
+    while (*pat == '*')
+        pat++;
+    return *pat == '\0';
+}
+
+/* Every child of group must be named in allowed (NULL-terminated). */
+static int check_keys(loader_t *ld, const config_setting_t *group, const char *where,
+                      const char *const *allowed)
+{
+    int n = config_setting_length(group);
+    for (int i = 0; i < n; i++) {
+        config_setting_t *c = config_setting_get_elem(group, (unsigned)i);
+        const char *name = config_setting_name(c);
+        bool ok = false;
+        for (const char *const *a = allowed; *a; a++)
+            if (name && strcmp(name, *a) == 0)
+                ok = true;
+        if (!ok)
+            return fail(ld, c, "unknown key '%s' in %s", name ? name : "?", where);
+    }
+    return 0;
+}
+
+/* Typed getters: absent keys leave *out untouched and return 0. */
+static int get_string(loader_t *ld, const config_setting_t *g, const char *key, char **out)
+{
+    config_setting_t *s = config_setting_get_member(g, key);
+    if (!s)
+        return 0;
+    if (config_setting_type(s) != CONFIG_TYPE_STRING)
+        return fail(ld, s, "'%s' must be a string", key);
+    char missing[256];
+    char *v = cfg_expand_env(config_setting_get_string(s), missing, sizeof missing);
+    if (!v)
+        return fail(ld, s, "'%s': environment variable %s is not set", key, missing);
+    free(*out);
+    *out = v;
+    return 0;
+}
+
+static int get_int(loader_t *ld, const config_setting_t *g, const char *key, long long min,
+                   long long max, long long *out)
+{
+    config_setting_t *s = config_setting_get_member(g, key);
+    if (!s)
+        return 0;
+    int t = config_setting_type(s);
+    if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64)
+        return fail(ld, s, "'%s' must be an integer", key);
+    long long v = config_setting_get_int64(s);
+    if (v < min || v > max)
+        return fail(ld, s, "'%s' must be between %lld and %lld", key, min, max);
+    *out = v;
+    return 0;
+}
+
+static int get_seconds(loader_t *ld, const config_setting_t *g, const char *key, double *out)
+{
+    config_setting_t *s = config_setting_get_member(g, key);
+    if (!s)
+        return 0;
+    int t = config_setting_type(s);
+    double v;
+    if (t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64)
+        v = (double)config_setting_get_int64(s);
+    else if (t == CONFIG_TYPE_FLOAT)
+        v = config_setting_get_float(s);
+    else
+        return fail(ld, s, "'%s' must be a number of seconds", key);
+    if (v <= 0 || v > 86400)
+        return fail(ld, s, "'%s' must be more than 0 and at most 86400 seconds", key);
+    *out = v;
+    return 0;
+}
+
+static int get_bool(loader_t *ld, const config_setting_t *g, const char *key, bool *out)
+{
+    config_setting_t *s = config_setting_get_member(g, key);
+    if (!s)
+        return 0;
+    if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+        return fail(ld, s, "'%s' must be true or false", key);
+    *out = config_setting_get_bool(s);
+    return 0;
+}
+
+/* A list or array of strings, each env-expanded. */
+static int get_strings(loader_t *ld, const config_setting_t *g, const char *key, char ***out,
+                       int *count)
+{
+    config_setting_t *s = config_setting_get_member(g, key);
+    if (!s)
+        return 0;
+    if (!config_setting_is_aggregate(s) || config_setting_is_group(s))
+        return fail(ld, s, "'%s' must be a list of strings", key);
+    int n = config_setting_length(s);
+    char **v = calloc((size_t)n + 1, sizeof *v);
+    if (!v)
+        return fail(ld, s, "out of memory");
+    *out = v;
+    *count = n;
+    for (int i = 0; i < n; i++) {
+        config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        if (config_setting_type(e) != CONFIG_TYPE_STRING)
+            return fail(ld, e, "'%s' must be a list of strings", key);
+        char missing[256];
+        v[i] = cfg_expand_env(config_setting_get_string(e), missing, sizeof missing);
+        if (!v[i])
+            return fail(ld, e, "'%s': environment variable %s is not set", key, missing);
+    }
+    return 0;
+}
+
+static int parse_listen(loader_t *ld, const config_setting_t *s, cfg_t *cfg)
+{
+    const char *l = cfg->listen;
+    const char *colon;
+    char *host;
+    if (l[0] == '[') {
+        const char *close = strchr(l, ']');
+        if (!close || close[1] != ':')
+            return fail(ld, s, "listen '%s' must be host:port", l);
+        host = strndup(l + 1, (size_t)(close - l - 1));
+        colon = close + 1;
+    } else {
+        colon = strrchr(l, ':');
+        if (!colon)
+            return fail(ld, s, "listen '%s' must be host:port", l);
+        host = strndup(l, (size_t)(colon - l));
+    }
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (!host || *end || colon[1] == '\0' || port < 1 || port > 65535) {
+        free(host);
+        return fail(ld, s, "listen '%s': port must be 1-65535", l);
+    }
+    cfg->listen_host = host;
+    cfg->listen_port = strdup(colon + 1);
+    return 0;
+}
+
+static int parse_kinds(loader_t *ld, const config_setting_t *m, unsigned *out)
+{
+    char **names = NULL;
+    int n = 0, rc = get_strings(ld, m, "kinds", &names, &n);
+    unsigned kinds = 0;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        unsigned k = 0;
+        for (unsigned j = 0; j < sizeof kind_names / sizeof kind_names[0]; j++)
+            if (strcmp(names[i], kind_names[j]) == 0)
+                k = 1u << j;
+        if (!k)
+            rc = fail(ld, config_setting_get_member(m, "kinds"),
+                      "unknown kind '%s' (known: chat, completions, embeddings)", names[i]);
+        kinds |= k;
+    }
+    for (int i = 0; names && i < n; i++)
+        free(names[i]);
+    free(names);
+    if (rc == 0 && names)
+        *out = kinds;
+    return rc;
+}
+
+static const char *const top_keys[] = {"listen", "workers", "pidfile", "log", "limits",
+                                       "backends", "models", "api_keys", NULL};
+static const char *const log_keys[] = {"level", "error_log", "access_log", NULL};
+static const char *const limit_keys[] = {"max_body_bytes", "max_connections", "idle_timeout",
+                                         "drain_timeout", NULL};
+static const char *const backend_keys[] = {
+    "name", "type", "url", "api_key", "headers", "pass_client_key", "connect_timeout",
+    "first_byte_timeout", "idle_timeout", "timeout", "chunk_delay_ms", NULL};
+static const char *const model_keys[] = {"name", "backend", "backend_model", "kinds",
+                                         "default", "backend_stream", NULL};
+static const char *const key_keys[] = {"key", "name", "models", NULL};
+
+static int load_backends(loader_t *ld, config_t *lc, cfg_t *cfg)
+{
+    config_setting_t *list = config_lookup(lc, "backends");
+    if (!list)
+        return fail(ld, NULL, "no 'backends' defined");
+    if (!config_setting_is_list(list) && !config_setting_is_array(list))
+        return fail(ld, list, "'backends' must be a list of groups: ( { ... }, ... )");
+    int n = config_setting_length(list);
+    if (n == 0)
+        return fail(ld, list, "'backends' is empty");
+    cfg->backends = calloc((size_t)n, sizeof *cfg->backends);
+    if (!cfg->backends)
+        return fail(ld, list, "out of memory");
+    cfg->nbackends = n;
+    for (int i = 0; i < n; i++) {
+        config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+        cfg_backend_t *b = &cfg->backends[i];
+        char where[32];
+        snprintf(where, sizeof where, "backends[%d]", i);
+        b->connect_timeout = 10;
+        b->first_byte_timeout = 300;
+        b->idle_timeout = 120;
+        b->timeout = 600;
+        if (!config_setting_is_group(g))
+            return fail(ld, g, "%s must be a group { ... }", where);
+        long long delay = 0;
+        if (check_keys(ld, g, where, backend_keys) < 0 || get_string(ld, g, "name", &b->name) < 0 ||
+            get_string(ld, g, "type", &b->type) < 0 || get_string(ld, g, "url", &b->url) < 0 ||
+            get_string(ld, g, "api_key", &b->api_key) < 0 ||
+            get_strings(ld, g, "headers", &b->headers, &b->nheaders) < 0 ||
+            get_bool(ld, g, "pass_client_key", &b->pass_client_key) < 0 ||
+            get_seconds(ld, g, "connect_timeout", &b->connect_timeout) < 0 ||
+            get_seconds(ld, g, "first_byte_timeout", &b->first_byte_timeout) < 0 ||
+            get_seconds(ld, g, "idle_timeout", &b->idle_timeout) < 0 ||
+            get_seconds(ld, g, "timeout", &b->timeout) < 0 ||
+            get_int(ld, g, "chunk_delay_ms", 0, 60000, &delay) < 0)
+            return -1;
+        b->chunk_delay_ms = (int)delay;
+        if (!b->name || !b->name[0])
+            return fail(ld, g, "%s needs a 'name'", where);
+        if (!b->type)
+            return fail(ld, g, "backend '%s' needs a 'type'", b->name);
+        for (int j = 0; j < i; j++)
+            if (strcmp(cfg->backends[j].name, b->name) == 0)
+                return fail(ld, g, "backend name '%s' is used twice", b->name);
+        bool known = false, needs_url = false;
+        for (size_t t = 0; t < sizeof backend_types / sizeof backend_types[0]; t++)
+            if (strcmp(b->type, backend_types[t].name) == 0) {
+                known = true;
+                b->kinds = backend_types[t].kinds;
+                needs_url = backend_types[t].needs_url;
+            }
+        if (!known)
+            return fail(ld, config_setting_get_member(g, "type"),
+                        "backend '%s': unknown type '%s' (known: echo, openai)", b->name, b->type);
+        if (needs_url) {
+            if (!b->url || (strncmp(b->url, "http://", 7) != 0 && strncmp(b->url, "https://", 8) != 0))
+                return fail(ld, g, "backend '%s' needs a 'url' starting with http:// or https://",
+                            b->name);
+            size_t ul = strlen(b->url);
+            while (ul > 0 && b->url[ul - 1] == '/')
+                b->url[--ul] = '\0';
+        }
+        if (b->api_key && !b->api_key[0]) { /* "${KEY:-}" left empty: no key */
+            free(b->api_key);
+            b->api_key = NULL;
+        }
+        for (int h = 0; h < b->nheaders; h++) {
+            const char *colon = strchr(b->headers[h], ':');
+            if (!colon || colon == b->headers[h] || strpbrk(b->headers[h], "\r\n"))
+                return fail(ld, config_setting_get_member(g, "headers"),
+                            "backend '%s': header '%s' must look like \"Name: value\"", b->name,
+                            b->headers[h]);
+        }
+    }
+    return 0;
+}
+
+static int load_models(loader_t *ld, config_t *lc, cfg_t *cfg)
+{
+    config_setting_t *list = config_lookup(lc, "models");
+    if (!list)
+        return fail(ld, NULL, "no 'models' defined");
+    if (!config_setting_is_list(list) && !config_setting_is_array(list))
+        return fail(ld, list, "'models' must be a list of groups: ( { ... }, ... )");
+    int n = config_setting_length(list);
+    cfg->models = calloc((size_t)n + 1, sizeof *cfg->models);
+    if (!cfg->models)
+        return fail(ld, list, "out of memory");
+    cfg->nmodels = n;
+    unsigned defaults = 0;
+    for (int i = 0; i < n; i++) {
+        config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+        cfg_model_t *m = &cfg->models[i];
+        char where[32], *backend = NULL;
+        snprintf(where, sizeof where, "models[%d]", i);
+        m->backend_stream = -1;
+        if (!config_setting_is_group(g))
+            return fail(ld, g, "%s must be a group { ... }", where);
+        bool bs = false;
+        if (check_keys(ld, g, where, model_keys) < 0 || get_string(ld, g, "name", &m->name) < 0 ||
+            get_string(ld, g, "backend_model", &m->backend_model) < 0 ||
+            get_bool(ld, g, "default", &m->is_default) < 0 ||
+            get_bool(ld, g, "backend_stream", &bs) < 0)
+            return -1;
+        if (config_setting_get_member(g, "backend_stream"))
+            m->backend_stream = bs;
+        if (!m->name || !m->name[0])
+            return fail(ld, g, "%s needs a 'name'", where);
+        m->is_glob = strpbrk(m->name, "*?") != NULL;
+        if (get_string(ld, g, "backend", &backend) < 0)
+            return -1;
+        if (!backend) {
+            return fail(ld, g, "model '%s' needs a 'backend'", m->name);
+        }
+        m->backend = -1;
+        for (int b = 0; b < cfg->nbackends; b++)
+            if (strcmp(cfg->backends[b].name, backend) == 0)
+                m->backend = b;
+        if (m->backend < 0) {
+            fail(ld, config_setting_get_member(g, "backend"),
+                 "model '%s': no backend named '%s'", m->name, backend);
+            free(backend);
+            return -1;
+        }
+        free(backend);
+        const cfg_backend_t *be = &cfg->backends[m->backend];
+        m->kinds = be->kinds;
+        if (parse_kinds(ld, g, &m->kinds) < 0)
+            return -1;
+        if (m->kinds & ~be->kinds)
+            return fail(ld, config_setting_get_member(g, "kinds"),
+                        "model '%s': backend '%s' (type %s) cannot serve every kind listed",
+                        m->name, be->name, be->type);
+        if (m->kinds == 0)
+            return fail(ld, g, "model '%s': 'kinds' is empty", m->name);
+        for (int j = 0; j < i; j++)
+            if (strcmp(cfg->models[j].name, m->name) == 0)
+                return fail(ld, g, "model name '%s' is used twice", m->name);
+        if (m->is_default) {
+            if (defaults & m->kinds)
+                return fail(ld, config_setting_get_member(g, "default"),
+                            "model '%s': another model is already the default for %s", m->name,
+                            cfg_kind_name(defaults & m->kinds & -(defaults & m->kinds)));
+            defaults |= m->kinds;
+        }
+    }
+    return 0;
+}
+
+static int load_keys(loader_t *ld, config_t *lc, cfg_t *cfg)
+{
+    config_setting_t *list = config_lookup(lc, "api_keys");
+    if (!list)
+        return 0;
+    if (!config_setting_is_list(list) && !config_setting_is_array(list))
+        return fail(ld, list, "'api_keys' must be a list of groups: ( { ... }, ... )");
+    int n = config_setting_length(list);
+    cfg->keys = calloc((size_t)n + 1, sizeof *cfg->keys);
+    if (!cfg->keys)
+        return fail(ld, list, "out of memory");
+    cfg->nkeys = n;
+    for (int i = 0; i < n; i++) {
+        config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+        cfg_key_t *k = &cfg->keys[i];
+        char where[32];
+        snprintf(where, sizeof where, "api_keys[%d]", i);
+        if (!config_setting_is_group(g))
+            return fail(ld, g, "%s must be a group { ... }", where);
+        if (check_keys(ld, g, where, key_keys) < 0 || get_string(ld, g, "key", &k->key) < 0 ||
+            get_string(ld, g, "name", &k->name) < 0 ||
+            get_strings(ld, g, "models", &k->models, &k->nmodels) < 0)
+            return -1;
+        if (!k->name || !k->name[0])
+            return fail(ld, g, "%s needs a 'name' (it is what the logs show)", where);
+        if (!k->key || strlen(k->key) < 8)
+            return fail(ld, g, "api key '%s': 'key' must be at least 8 characters", k->name);
+        for (int j = 0; j < i; j++)
+            if (strcmp(cfg->keys[j].key, k->key) == 0)
+                return fail(ld, g, "api key '%s' has the same key as '%s'", k->name,
+                            cfg->keys[j].name);
+    }
+    return 0;
+}
+
+static int load_top(loader_t *ld, config_t *lc, cfg_t *cfg)
+{
+    config_setting_t *root = config_root_setting(lc);
+    if (check_keys(ld, root, "the top level", top_keys) < 0)
+        return -1;
+    cfg->listen = strdup("127.0.0.1:8080");
+    cfg->pidfile = strdup("/run/airouter.pid");
+    cfg->error_log = strdup("");
+    cfg->access_log = strdup("");
+    if (!cfg->listen || !cfg->pidfile || !cfg->error_log || !cfg->access_log)
+        return fail(ld, NULL, "out of memory");
+    cfg->workers = 2;
+    cfg->log_level = 1;
+    cfg->max_body_bytes = 10 * 1024 * 1024;
+    cfg->max_connections = 1024;
+    cfg->idle_timeout = 60;
+    cfg->drain_timeout = 30;
+    long long v;
+    if (get_string(ld, root, "listen", &cfg->listen) < 0 ||
+        get_string(ld, root, "pidfile", &cfg->pidfile) < 0)
+        return -1;
+    if (parse_listen(ld, config_setting_get_member(root, "listen"), cfg) < 0)
+        return -1;
+    v = cfg->workers;
+    if (get_int(ld, root, "workers", 1, 256, &v) < 0)
+        return -1;
+    cfg->workers = (int)v;
+    config_setting_t *log = config_setting_get_member(root, "log");
+    if (log) {
+        char *level = NULL;
+        if (!config_setting_is_group(log))
+            return fail(ld, log, "'log' must be a group { ... }");
+        if (check_keys(ld, log, "log", log_keys) < 0 || get_string(ld, log, "level", &level) < 0 ||
+            get_string(ld, log, "error_log", &cfg->error_log) < 0 ||
+            get_string(ld, log, "access_log", &cfg->access_log) < 0)
+            return -1;
+        if (level) {
+            cfg->log_level = log_level_parse(level);
+            free(level);
+            if (cfg->log_level < 0)
+                return fail(ld, config_setting_get_member(log, "level"),
+                            "log level must be debug, info, warn or error");
+        }
+    }
+    config_setting_t *lim = config_setting_get_member(root, "limits");
+    if (lim) {
+        if (!config_setting_is_group(lim))
+            return fail(ld, lim, "'limits' must be a group { ... }");
+        if (check_keys(ld, lim, "limits", limit_keys) < 0)
+            return -1;
+        v = (long long)cfg->max_body_bytes;
+        if (get_int(ld, lim, "max_body_bytes", 1024, 1LL << 34, &v) < 0)
+            return -1;
+        cfg->max_body_bytes = (size_t)v;
+        v = cfg->max_connections;
+        if (get_int(ld, lim, "max_connections", 1, 100000, &v) < 0)
+            return -1;
+        cfg->max_connections = (int)v;
+        v = cfg->idle_timeout;
+        if (get_int(ld, lim, "idle_timeout", 1, 86400, &v) < 0)
+            return -1;
+        cfg->idle_timeout = (int)v;
+        v = cfg->drain_timeout;
+        if (get_int(ld, lim, "drain_timeout", 0, 86400, &v) < 0)
+            return -1;
+        cfg->drain_timeout = (int)v;
+    }
+    return 0;
+}
+
+cfg_t *cfg_load(const char *path, char *err, size_t errlen)
+{
+    loader_t ld = {path, err, errlen};
+    config_t lc;
+    cfg_t *cfg = calloc(1, sizeof *cfg);
+    if (!cfg) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        return NULL;
+    }
+    config_init(&lc);
+    if (!config_read_file(&lc, path)) {
+        if (config_error_type(&lc) == CONFIG_ERR_FILE_IO)
+            snprintf(err, errlen, "%s: cannot read file: %s", path, strerror(errno));
+        else
+            snprintf(err, errlen, "%s:%d: %s", config_error_file(&lc) ? config_error_file(&lc) : path,
+                     config_error_line(&lc), config_error_text(&lc));
+        goto fail;
+    }
+    cfg->path = strdup(path);
+    cfg->loaded_at = (long)time(NULL);
+    if (!cfg->path || load_top(&ld, &lc, cfg) < 0 || load_backends(&ld, &lc, cfg) < 0 ||
+        load_models(&ld, &lc, cfg) < 0 || load_keys(&ld, &lc, cfg) < 0)
+        goto fail;
+    config_destroy(&lc);
+    return cfg;
+fail:
+    config_destroy(&lc);
+    cfg_free(cfg);
+    return NULL;
+}
+
+static void free_strings(char **v, int n)
+{
+    for (int i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+void cfg_free(cfg_t *cfg)
+{
+    if (!cfg)
+        return;
+    for (int i = 0; i < cfg->nbackends; i++) {
+        cfg_backend_t *b = &cfg->backends[i];
+        free(b->name);
+        free(b->type);
+        free(b->url);
+        free(b->api_key);
+        free_strings(b->headers, b->nheaders);
+    }
+    free(cfg->backends);
+    for (int i = 0; i < cfg->nmodels; i++) {
+        free(cfg->models[i].name);
+        free(cfg->models[i].backend_model);
+    }
+    free(cfg->models);
+    for (int i = 0; i < cfg->nkeys; i++) {
+        free(cfg->keys[i].key);
+        free(cfg->keys[i].name);
+        free_strings(cfg->keys[i].models, cfg->nkeys ? cfg->keys[i].nmodels : 0);
+    }
+    free(cfg->keys);
+    free(cfg->path);
+    free(cfg->listen);
+    free(cfg->listen_host);
+    free(cfg->listen_port);
+    free(cfg->pidfile);
+    free(cfg->error_log);
+    free(cfg->access_log);
+    free(cfg);
+}

@@ -1,0 +1,130 @@
+/* airouter command line: start the master, test a config, or signal a running master. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../common/config.h"
+#include "../common/log.h"
+#include "master.h"
+#include "pidfile.h"
+
+#ifndef AIROUTER_VERSION
+#define AIROUTER_VERSION "0.1.0"
+#endif
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: airouter [-c FILE] [-w N] [-p FILE] [-t] [-s SIGNAL] [-V] [-h]\n"
+            "  -c FILE   configuration file (default: etc/airouter.conf if present,\n"
+            "            else /etc/airouter/airouter.conf)\n"
+            "  -w N      number of worker processes (overrides 'workers')\n"
+            "  -p FILE   pidfile (overrides 'pidfile')\n"
+            "  -t        test the configuration and exit\n"
+            "  -s SIGNAL send SIGNAL to the running master: reload, quit, stop, reopen\n"
+            "  -V        print the version and exit\n"
+            "  -h        print this help and exit\n");
+}
+
+static int send_signal(const char *name, const char *pidfile)
+{
+    static const struct {
+        const char *name;
+        int sig;
+    } table[] = {{"reload", SIGHUP}, {"quit", SIGQUIT}, {"stop", SIGTERM}, {"reopen", SIGUSR1}};
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+        if (strcmp(name, table[i].name) != 0)
+            continue;
+        pid_t pid = pidfile_read_live(pidfile);
+        if (pid <= 0) {
+            fprintf(stderr, "airouter: no running master found through pidfile %s\n", pidfile);
+            return 1;
+        }
+        if (kill(pid, table[i].sig) < 0) {
+            fprintf(stderr, "airouter: cannot signal %d: %s\n", (int)pid, strerror(errno));
+            return 1;
+        }
+        return 0;
+    }
+    fprintf(stderr, "airouter: unknown signal '%s' (use reload, quit, stop or reopen)\n", name);
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    const char *conf = NULL, *pidfile = NULL, *sig = NULL;
+    int workers = 0, test_only = 0, opt;
+    while ((opt = getopt(argc, argv, "c:w:p:ts:Vh")) != -1) {
+        switch (opt) {
+        case 'c': conf = optarg; break;
+        case 'p': pidfile = optarg; break;
+        case 't': test_only = 1; break;
+        case 's': sig = optarg; break;
+        case 'w': {
+            char *end;
+            long n = strtol(optarg, &end, 10);
+            if (*end || n < 1 || n > 256) {
+                fprintf(stderr, "airouter: -w needs a number from 1 to 256\n");
+                return 1;
+            }
+            workers = (int)n;
+            break;
+        }
+        case 'V': printf("airouter %s\n", AIROUTER_VERSION); return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 1;
+        }
+    }
+    if (optind < argc) {
+        usage(stderr);
+        return 1;
+    }
+    if (!conf)
+        conf = access("etc/airouter.conf", F_OK) == 0 ? "etc/airouter.conf" : "/etc/airouter/airouter.conf";
+    if (sig && pidfile) /* no need to read the config (it may need variables this shell lacks) */
+        return send_signal(sig, pidfile);
+
+    char err[1024];
+    cfg_t *cfg = cfg_load(conf, err, sizeof err);
+    if (!cfg) {
+        fprintf(stderr, "airouter: %s\n", err);
+        if (test_only)
+            fprintf(stderr, "airouter: configuration %s test failed\n", conf);
+        return 1;
+    }
+    if (test_only) {
+        fprintf(stderr, "airouter: configuration %s is ok\n", conf);
+        cfg_free(cfg);
+        return 0;
+    }
+    if (!pidfile)
+        pidfile = cfg->pidfile;
+    if (sig) {
+        int rc = send_signal(sig, pidfile);
+        cfg_free(cfg);
+        return rc;
+    }
+    if (log_open(cfg->log_level, cfg->error_log, cfg->access_log) < 0) {
+        fprintf(stderr, "airouter: cannot open log file: %s\n", strerror(errno));
+        return 1;
+    }
+    pid_t other = pidfile_read_live(pidfile);
+    if (other > 0) {
+        log_error("pidfile %s belongs to running process %d: is airouter already running?", pidfile,
+                  (int)other);
+        return 1;
+    }
+    int fd = master_bind(cfg);
+    if (fd < 0)
+        return 1;
+    char *pidpath = strdup(pidfile); /* cfg may be replaced by a reload */
+    if (!pidpath || pidfile_write(pidpath) < 0)
+        return 1;
+    int rc = master_run(cfg, fd, workers, pidpath);
+    free(pidpath);
+    return rc;
+}

@@ -1,0 +1,397 @@
+#include "master.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../common/log.h"
+#include "../worker/worker.h"
+#include "pidfile.h"
+
+#define MAX_SLOTS 1024
+#define RETIRE_WAIT_MS 10000      /* longest wait for a new generation before retiring the old */
+#define FAST_STOP_WAIT_MS 5000
+#define STARTUP_GRACE_MS 1000     /* dying sooner than this after start counts as a start-up failure */
+#define BACKOFF_MAX_MS 30000
+
+typedef struct {
+    pid_t pid;
+    unsigned gen;
+    int ready_fd;       /* read end of the worker's ready pipe, -1 once read */
+    bool ready;
+    bool stopping;      /* told to stop: do not replace when it exits */
+    uint64_t started_ms;
+} slot_t;
+
+static volatile sig_atomic_t got_hup, got_ttin, got_ttou, got_quit, got_term, got_usr1, got_chld;
+
+static slot_t slots[MAX_SLOTS];
+static int nslots;
+static cfg_t *cfg;
+static int listen_fd = -1;
+static int old_listen_fd = -1;   /* previous generation's socket, until it is retired */
+static unsigned generation = 1;
+static int desired;
+static int override;
+static unsigned startup_failures;
+static uint64_t next_spawn_ms;
+static bool retire_pending;
+static uint64_t retire_deadline;
+static enum { RUNNING, STOPPING_GRACEFUL, STOPPING_FAST } state = RUNNING;
+static uint64_t stop_deadline;
+
+static void on_signal(int sig)
+{
+    switch (sig) {
+    case SIGHUP: got_hup = 1; break;
+    case SIGTTIN: got_ttin = 1; break;
+    case SIGTTOU: got_ttou = 1; break;
+    case SIGQUIT: got_quit = 1; break;
+    case SIGTERM:
+    case SIGINT: got_term = 1; break;
+    case SIGUSR1: got_usr1 = 1; break;
+    case SIGCHLD: got_chld = 1; break;
+    }
+}
+
+static const int handled_signals[] = {SIGHUP, SIGTTIN, SIGTTOU, SIGQUIT, SIGTERM, SIGINT, SIGUSR1, SIGCHLD};
+#define NHANDLED (int)(sizeof handled_signals / sizeof handled_signals[0])
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int master_bind(const cfg_t *c)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res;
+    int rc = getaddrinfo(c->listen_host[0] ? c->listen_host : NULL, c->listen_port, &hints, &res);
+    if (rc != 0) {
+        log_error("listen %s: %s", c->listen, gai_strerror(rc));
+        return -1;
+    }
+    int fd = -1, err = 0;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0) {
+            err = errno;
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 4096) == 0)
+            break;
+        err = errno;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0)
+        log_error("cannot listen on %s: %s", c->listen, strerror(err));
+    return fd;
+}
+
+static int live_workers(unsigned gen)
+{
+    int n = 0;
+    for (int i = 0; i < nslots; i++)
+        if (slots[i].gen == gen && !slots[i].stopping)
+            n++;
+    return n;
+}
+
+static void spawn_worker(void)
+{
+    if (nslots >= MAX_SLOTS) {
+        log_error("too many worker processes (%d): not starting another", nslots);
+        return;
+    }
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0) {
+        log_error("pipe: %s", strerror(errno));
+        return;
+    }
+    pid_t master = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        log_error("fork: %s", strerror(errno));
+        close(p[0]);
+        close(p[1]);
+        return;
+    }
+    if (pid == 0) {
+        close(p[0]);
+        for (int i = 0; i < nslots; i++)
+            if (slots[i].ready_fd >= 0)
+                close(slots[i].ready_fd);
+        if (old_listen_fd >= 0)
+            close(old_listen_fd);
+        for (int i = 0; i < NHANDLED; i++)
+            signal(handled_signals[i], SIG_DFL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        _exit(worker_run(cfg, listen_fd, p[1], master));
+    }
+    close(p[1]);
+    slots[nslots++] = (slot_t){.pid = pid, .gen = generation, .ready_fd = p[0], .started_ms = now_ms()};
+    log_info("worker %d started (generation %u)", (int)pid, generation);
+}
+
+static void signal_workers(int sig, bool mark_stopping, unsigned below_gen)
+{
+    for (int i = 0; i < nslots; i++) {
+        if (slots[i].gen >= below_gen || (mark_stopping && slots[i].stopping && sig != SIGTERM))
+            continue;
+        kill(slots[i].pid, sig);
+        if (mark_stopping)
+            slots[i].stopping = true;
+    }
+}
+
+static void reap(void)
+{
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        int i;
+        for (i = 0; i < nslots && slots[i].pid != pid; i++)
+            ;
+        if (i == nslots)
+            continue;
+        slot_t s = slots[i];
+        if (s.ready_fd >= 0)
+            close(s.ready_fd);
+        slots[i] = slots[--nslots];
+        if (WIFSIGNALED(status))
+            log_msg(s.stopping ? LOG_INFO : LOG_WARN, "worker %d killed by signal %d", (int)pid, WTERMSIG(status));
+        else
+            log_msg(s.stopping ? LOG_INFO : LOG_WARN, "worker %d exited with status %d", (int)pid,
+                    WEXITSTATUS(status));
+        if (s.stopping || state != RUNNING || s.gen != generation)
+            continue;
+        uint64_t now = now_ms();
+        if (!s.ready || now - s.started_ms < STARTUP_GRACE_MS) {
+            startup_failures++;
+            uint64_t delay = 100u << (startup_failures > 9 ? 9 : startup_failures - 1);
+            if (delay > BACKOFF_MAX_MS)
+                delay = BACKOFF_MAX_MS;
+            next_spawn_ms = now + delay;
+            log_error("worker start-up failing, next attempt in %llu ms", (unsigned long long)delay);
+        } else {
+            next_spawn_ms = now; /* replaced at once */
+        }
+    }
+}
+
+static void reload(void)
+{
+    char err[1024];
+    cfg_t *next = cfg_load(cfg->path, err, sizeof err);
+    if (!next) {
+        log_error("reload: configuration %s; keeping current workers", err);
+        return;
+    }
+    int fd = listen_fd;
+    if (strcmp(next->listen, cfg->listen) != 0) {
+        fd = master_bind(next);
+        if (fd < 0) {
+            log_error("reload: cannot listen on %s; keeping current workers", next->listen);
+            cfg_free(next);
+            return;
+        }
+    }
+    if (log_open(next->log_level, next->error_log, next->access_log) < 0)
+        log_error("reload: cannot open a log file: %s", strerror(errno));
+    if (fd != listen_fd) {
+        if (old_listen_fd >= 0)
+            close(old_listen_fd);
+        old_listen_fd = listen_fd;
+        listen_fd = fd;
+    }
+    cfg_free(cfg);
+    cfg = next;
+    generation++;
+    desired = override ? override : cfg->workers;
+    startup_failures = 0;
+    next_spawn_ms = 0;
+    for (int i = 0; i < desired; i++)
+        spawn_worker();
+    retire_pending = true;
+    retire_deadline = now_ms() + RETIRE_WAIT_MS;
+    log_info("reload: generation %u started", generation);
+}
+
+/* Once the new generation serves (or the wait ran out), drain the old ones. */
+static void retire_old_generations(void)
+{
+    bool all_ready = true;
+    for (int i = 0; i < nslots; i++)
+        if (slots[i].gen == generation && !slots[i].ready)
+            all_ready = false;
+    if (!all_ready && now_ms() < retire_deadline)
+        return;
+    signal_workers(SIGQUIT, true, generation);
+    retire_pending = false;
+    if (old_listen_fd >= 0) {
+        close(old_listen_fd);
+        old_listen_fd = -1;
+    }
+}
+
+static void read_ready_pipes(struct pollfd *fds, int nfds, const int *slot_of)
+{
+    for (int k = 0; k < nfds; k++) {
+        if (!fds[k].revents)
+            continue;
+        slot_t *s = &slots[slot_of[k]];
+        char c;
+        ssize_t r = read(s->ready_fd, &c, 1);
+        if (r < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (r == 1) {
+            s->ready = true;
+            startup_failures = 0;
+        }
+        close(s->ready_fd);
+        s->ready_fd = -1;
+    }
+}
+
+static void begin_stop(bool graceful)
+{
+    state = graceful ? STOPPING_GRACEFUL : STOPPING_FAST;
+    uint64_t wait = graceful ? (uint64_t)cfg->drain_timeout * 1000u + 5000u : FAST_STOP_WAIT_MS;
+    stop_deadline = now_ms() + wait;
+    log_info("%s stop: stopping %d worker(s)", graceful ? "graceful" : "fast", nslots);
+    signal_workers(graceful ? SIGQUIT : SIGTERM, true, UINT32_MAX);
+    if (listen_fd >= 0)
+        close(listen_fd);
+    if (old_listen_fd >= 0)
+        close(old_listen_fd);
+    listen_fd = old_listen_fd = -1;
+}
+
+int master_run(cfg_t *c, int fd, int workers_override, const char *pidfile)
+{
+    cfg = c;
+    listen_fd = fd;
+    override = workers_override;
+    desired = override ? override : cfg->workers;
+
+    sigset_t block, orig;
+    sigemptyset(&block);
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    for (int i = 0; i < NHANDLED; i++) {
+        sigaddset(&block, handled_signals[i]);
+        sigaction(handled_signals[i], &sa, NULL);
+    }
+    signal(SIGPIPE, SIG_IGN);
+    /* Signals are only delivered inside ppoll below: handlers just set flags and the
+     * loop acts on them, with no race between checking and sleeping. */
+    sigprocmask(SIG_BLOCK, &block, &orig);
+    sigset_t waitmask = orig;
+    for (int i = 0; i < NHANDLED; i++)
+        sigdelset(&waitmask, handled_signals[i]);
+
+    log_info("airouter master %d listening on %s with %d worker(s)", (int)getpid(), cfg->listen, desired);
+    for (;;) {
+        if (got_chld) {
+            got_chld = 0;
+            reap();
+        }
+        if (got_term && state != STOPPING_FAST) {
+            got_term = 0;
+            begin_stop(false);
+        }
+        if (got_quit && state == RUNNING) {
+            got_quit = 0;
+            begin_stop(true);
+        }
+        if (got_usr1) {
+            got_usr1 = 0;
+            log_reopen();
+            signal_workers(SIGUSR1, false, UINT32_MAX);
+        }
+        if (state != RUNNING) {
+            if (nslots == 0)
+                break;
+            if (now_ms() >= stop_deadline) {
+                log_warn("workers did not stop in time: killing %d", nslots);
+                signal_workers(SIGKILL, false, UINT32_MAX);
+                stop_deadline = now_ms() + FAST_STOP_WAIT_MS;
+            }
+        } else {
+            if (got_hup) {
+                got_hup = 0;
+                reload();
+            }
+            if (got_ttin) {
+                got_ttin = 0;
+                if (desired < 256)
+                    desired++;
+                log_info("workers: %d", desired);
+            }
+            if (got_ttou) {
+                got_ttou = 0;
+                if (desired > 1) {
+                    desired--;
+                    /* Retire the newest worker of the current generation. */
+                    int pick = -1;
+                    for (int i = 0; i < nslots; i++)
+                        if (slots[i].gen == generation && !slots[i].stopping &&
+                            (pick < 0 || slots[i].started_ms >= slots[pick].started_ms))
+                            pick = i;
+                    if (pick >= 0 && live_workers(generation) > desired) {
+                        kill(slots[pick].pid, SIGQUIT);
+                        slots[pick].stopping = true;
+                    }
+                }
+                log_info("workers: %d", desired);
+            }
+            uint64_t now = now_ms();
+            while (live_workers(generation) < desired && now >= next_spawn_ms && nslots < MAX_SLOTS)
+                spawn_worker();
+            if (retire_pending)
+                retire_old_generations();
+        }
+
+        struct pollfd fds[MAX_SLOTS];
+        int slot_of[MAX_SLOTS], nfds = 0;
+        for (int i = 0; i < nslots; i++)
+            if (slots[i].ready_fd >= 0) {
+                fds[nfds] = (struct pollfd){.fd = slots[i].ready_fd, .events = POLLIN};
+                slot_of[nfds++] = i;
+            }
+        uint64_t now = now_ms(), wake = now + 1000;
+        if (state == RUNNING && live_workers(generation) < desired && next_spawn_ms > now && next_spawn_ms < wake)
+            wake = next_spawn_ms;
+        if (retire_pending && retire_deadline < wake)
+            wake = retire_deadline;
+        if (state != RUNNING && stop_deadline < wake)
+            wake = stop_deadline;
+        uint64_t ms = wake > now ? wake - now : 0;
+        struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+        int n = ppoll(fds, (nfds_t)nfds, &ts, &waitmask);
+        if (n > 0)
+            read_ready_pipes(fds, nfds, slot_of);
+    }
+    log_info("airouter master %d exiting", (int)getpid());
+    pidfile_remove(pidfile);
+    cfg_free(cfg);
+    return 0;
+}

@@ -1,0 +1,474 @@
+/* OpenAI API handlers: validate, route, call the backend, relay or reshape the answer. */
+#include "api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/log.h"
+#include "../common/oai_error.h"
+#include "backend.h"
+#include "oai_shape.h"
+#include "route.h"
+
+/* A stream whose backend says nothing this long gets an SSE comment, so neither the
+ * client nor libmicrohttpd's idle timeout closes it. */
+#define KEEPALIVE_MS 15000
+
+static const char *be_error_name(be_error_t e)
+{
+    switch (e) {
+    case BE_ERR_CONNECT: return "backend_connect";
+    case BE_ERR_TIMEOUT: return "backend_timeout";
+    case BE_ERR_HTTP_4XX: return "backend_4xx";
+    case BE_ERR_HTTP_5XX: return "backend_5xx";
+    case BE_ERR_PROTOCOL: return "backend_protocol";
+    case BE_ERR_CLIENT_GONE: return "client_abort";
+    case BE_ERR_INTERNAL: return "internal";
+    default: return "none";
+    }
+}
+
+static enum MHD_Result respond_be_error(request_t *req, const be_event_t *ev)
+{
+    snprintf(req->error_reason, sizeof req->error_reason, "%s", be_error_name(ev->error));
+    if (ev->error == BE_ERR_CLIENT_GONE)
+        return MHD_NO; /* nobody to answer: close the connection */
+    return http_respond_error(req, ev->status, ev->message, ev->err_type, NULL,
+                              ev->err_code[0] ? ev->err_code : NULL);
+}
+
+static enum MHD_Result respond_json_object(request_t *req, int status, json_object *obj)
+{
+    size_t len;
+    const char *s = shape_json(obj, &len);
+    return http_respond(req, status, "application/json", s, len);
+}
+
+/* ---- streaming relay ---- */
+
+typedef struct {
+    request_t *req;             /* valid while the reader runs */
+    const backend_ops_t *ops;
+    be_call_t *call;            /* owned; NULL once closed */
+    buf_t pending;              /* SSE bytes not yet handed to MHD */
+    size_t off;
+    bool finished;
+    unsigned kind;
+    char *client_model;         /* owned */
+    bool client_wants_usage;
+} relay_t;
+
+static void relay_close_call(relay_t *r)
+{
+    if (r->call) {
+        r->ops->close(r->call);
+        r->call = NULL;
+    }
+}
+
+/* Appends one backend chunk, rewritten for the client. */
+static void relay_chunk(relay_t *r, json_object *chunk)
+{
+    json_object *choices;
+    if (!r->client_wants_usage) {
+        /* We asked the backend for usage on our own account: hide it. */
+        if (json_object_object_get_ex(chunk, "choices", &choices) &&
+            json_object_is_type(choices, json_type_array) && json_object_array_length(choices) == 0 &&
+            json_object_object_get_ex(chunk, "usage", NULL))
+            return;
+    }
+    shape_set_model(chunk, r->client_model);
+    shape_append_sse(&r->pending, chunk);
+}
+
+static void relay_error_event(relay_t *r, const be_event_t *ev)
+{
+    buf_t e = {0};
+    oaierr_format(&e, ev->message, ev->err_type, NULL, ev->err_code[0] ? ev->err_code : NULL);
+    buf_appends(&r->pending, "data: ");
+    buf_append(&r->pending, e.data, e.len);
+    buf_appends(&r->pending, "\n\n");
+    buf_free(&e);
+    snprintf(r->req->error_reason, sizeof r->req->error_reason, "%s", be_error_name(ev->error));
+    log_warn("request %s: stream to model '%s' failed after it started: %s", r->req->id,
+             r->client_model, ev->message);
+}
+
+/* Turns one backend event into bytes in r->pending. Returns -1 if the client left. */
+static int relay_event(relay_t *r, be_event_t *ev)
+{
+    switch (ev->type) {
+    case BE_EV_PENDING:
+        if (client_gone(http_client_fd(r->req)))
+            return -1;
+        buf_appends(&r->pending, ": keep-alive\n\n");
+        break;
+    case BE_EV_CHUNK:
+        relay_chunk(r, ev->obj);
+        break;
+    case BE_EV_RESPONSE:
+        shape_set_model(ev->obj, r->client_model);
+        shape_synthesise(r->kind, ev->obj, r->client_wants_usage, &r->pending);
+        break;
+    case BE_EV_END:
+        buf_appends(&r->pending, "data: [DONE]\n\n");
+        r->finished = true;
+        relay_close_call(r); /* give the backend connection back before the client reads */
+        break;
+    case BE_EV_ERROR:
+        if (ev->error == BE_ERR_CLIENT_GONE) {
+            snprintf(r->req->error_reason, sizeof r->req->error_reason, "client_abort");
+            return -1;
+        }
+        relay_error_event(r, ev);
+        r->finished = true;
+        relay_close_call(r);
+        break;
+    }
+    json_object_put(ev->obj);
+    ev->obj = NULL;
+    return 0;
+}
+
+static ssize_t relay_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+    (void)pos;
+    relay_t *r = cls;
+    while (r->off >= r->pending.len) {
+        buf_reset(&r->pending);
+        r->off = 0;
+        if (r->finished)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        be_event_t ev;
+        r->ops->next(r->call, &ev, KEEPALIVE_MS);
+        if (relay_event(r, &ev) < 0) {
+            json_object_put(ev.obj);
+            relay_close_call(r); /* cancel the backend transfer at once */
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+    }
+    size_t n = r->pending.len - r->off;
+    if (n > max)
+        n = max;
+    memcpy(out, r->pending.data + r->off, n);
+    r->off += n;
+    r->req->bytes_out += n;
+    return (ssize_t)n;
+}
+
+static void relay_free(void *cls)
+{
+    relay_t *r = cls;
+    relay_close_call(r);
+    buf_free(&r->pending);
+    free(r->client_model);
+    free(r);
+}
+
+/* Starts the SSE response; r->pending already holds the first event(s). */
+static enum MHD_Result start_stream(request_t *req, relay_t *r)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, relay_read, r, relay_free);
+    if (!resp) {
+        relay_free(r);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream; charset=utf-8");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+    http_add_common_headers(req, resp);
+    req->status = 200;
+    enum MHD_Result rc = MHD_queue_response(req->conn, 200, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+/* ---- request handling ---- */
+
+/* Parses the body as one JSON object; NULL (and a queued 400) when it is not. */
+static json_object *parse_body(request_t *req, enum MHD_Result *rc)
+{
+    json_object *obj = NULL;
+    if (req->body.len > 0) {
+        json_tokener *tok = json_tokener_new();
+        if (tok) {
+            obj = json_tokener_parse_ex(tok, req->body.data, (int)req->body.len);
+            /* Trailing garbage after the object is malformed too. */
+            size_t used = json_tokener_get_parse_end(tok);
+            while (obj && used < req->body.len && strchr(" \t\r\n", req->body.data[used]))
+                used++;
+            if (json_tokener_get_error(tok) != json_tokener_success || used != req->body.len) {
+                json_object_put(obj);
+                obj = NULL;
+            }
+            json_tokener_free(tok);
+        }
+    }
+    if (!obj) {
+        *rc = http_respond_error(req, 400,
+                                 "We could not parse the JSON body of your request. The body must "
+                                 "be a JSON object (with Content-Type: application/json).",
+                                 "invalid_request_error", NULL, "invalid_json");
+        return NULL;
+    }
+    if (!json_object_is_type(obj, json_type_object)) {
+        json_object_put(obj);
+        *rc = http_respond_error(req, 400, "The request body must be a JSON object.",
+                                 "invalid_request_error", NULL, "invalid_json");
+        return NULL;
+    }
+    return obj;
+}
+
+static enum MHD_Result missing_param(request_t *req, const char *param, const char *what)
+{
+    char msg[200];
+    snprintf(msg, sizeof msg, "Missing required parameter: '%s'%s%s.", param, what ? " " : "",
+             what ? what : "");
+    return http_respond_error(req, 400, msg, "invalid_request_error", param,
+                              "missing_required_parameter");
+}
+
+static bool json_true(json_object *obj, const char *key)
+{
+    json_object *v;
+    return json_object_object_get_ex(obj, key, &v) && json_object_is_type(v, json_type_boolean) &&
+           json_object_get_boolean(v);
+}
+
+/* Sends a non-streaming answer: one response, or a backend stream folded into one. */
+static enum MHD_Result answer_whole(request_t *req, const backend_ops_t *ops, be_call_t *call,
+                                    unsigned kind)
+{
+    shape_agg_t *agg = NULL;
+    json_object *result = NULL;
+    be_event_t ev = {0};
+    enum MHD_Result rc;
+    for (;;) {
+        ops->next(call, &ev, KEEPALIVE_MS);
+        if (ev.type == BE_EV_PENDING) {
+            if (client_gone(http_client_fd(req))) {
+                be_event_error(&ev, BE_ERR_CLIENT_GONE, 499, "client_gone", NULL, "client left");
+                break;
+            }
+            continue;
+        }
+        if (ev.type == BE_EV_CHUNK) {
+            if (!agg)
+                agg = shape_agg_new(kind);
+            if (agg)
+                shape_agg_add(agg, ev.obj);
+            json_object_put(ev.obj);
+            continue;
+        }
+        if (ev.type == BE_EV_RESPONSE) {
+            result = ev.obj;
+            break;
+        }
+        break; /* END or ERROR */
+    }
+    ops->close(call);
+    if (ev.type == BE_EV_ERROR) {
+        shape_agg_free(agg);
+        return respond_be_error(req, &ev);
+    }
+    if (!result && agg)
+        result = shape_agg_finish(agg);
+    shape_agg_free(agg);
+    if (!result) {
+        snprintf(req->error_reason, sizeof req->error_reason, "backend_protocol");
+        return http_respond_error(req, 502, "The backend returned an empty answer.", "server_error",
+                                  NULL, "backend_error");
+    }
+    shape_set_model(result, req->model_asked);
+    rc = respond_json_object(req, 200, result);
+    json_object_put(result);
+    return rc;
+}
+
+/* Sends a streaming answer. Waits for the first event so that an early failure
+ * still gets a proper HTTP status instead of an error inside a 200 stream. */
+static enum MHD_Result answer_stream(request_t *req, const backend_ops_t *ops, be_call_t *call,
+                                     unsigned kind, bool client_wants_usage)
+{
+    be_event_t ev = {0};
+    for (;;) {
+        ops->next(call, &ev, KEEPALIVE_MS);
+        if (ev.type != BE_EV_PENDING)
+            break;
+        if (client_gone(http_client_fd(req))) {
+            be_event_error(&ev, BE_ERR_CLIENT_GONE, 499, "client_gone", NULL, "client left");
+            break;
+        }
+    }
+    if (ev.type == BE_EV_ERROR) {
+        ops->close(call);
+        return respond_be_error(req, &ev);
+    }
+    relay_t *r = calloc(1, sizeof *r);
+    if (!r || !(r->client_model = strdup(req->model_asked))) {
+        free(r);
+        json_object_put(ev.obj);
+        ops->close(call);
+        return MHD_NO;
+    }
+    r->req = req;
+    r->ops = ops;
+    r->call = call;
+    r->kind = kind;
+    r->client_wants_usage = client_wants_usage;
+    req->first_byte_us = http_now_us();
+    relay_event(r, &ev);
+    if (ev.type == BE_EV_RESPONSE) { /* synthesised stream: the whole answer is here */
+        buf_appends(&r->pending, "data: [DONE]\n\n");
+        r->finished = true;
+        relay_close_call(r);
+    }
+    return start_stream(req, r);
+}
+
+static enum MHD_Result handle_inference(request_t *req, unsigned kind, const char *required,
+                                        const char *required_what)
+{
+    enum MHD_Result rc = MHD_YES;
+    json_object *body = parse_body(req, &rc), *v;
+    if (!body)
+        return rc;
+    if (!json_object_object_get_ex(body, "model", &v) || !json_object_is_type(v, json_type_string) ||
+        !json_object_get_string_len(v)) {
+        rc = missing_param(req, "model", "(a model name string)");
+        goto out;
+    }
+    req->model_asked = strdup(json_object_get_string(v));
+    if (!json_object_object_get_ex(body, required, &v) || !v) {
+        rc = missing_param(req, required, required_what);
+        goto out;
+    }
+    route_t route;
+    route_status_t rs = route_resolve(http_cfg, req->key, req->model_asked, kind, &route);
+    if (rs != ROUTE_OK) {
+        char msg[400];
+        if (rs == ROUTE_WRONG_KIND) {
+            snprintf(msg, sizeof msg, "The model '%.200s' does not serve %s requests.",
+                     req->model_asked, cfg_kind_name(kind));
+            rc = http_respond_error(req, 400, msg, "invalid_request_error", "model",
+                                    "unsupported_kind");
+        } else {
+            snprintf(msg, sizeof msg,
+                     "The model '%.200s' does not exist or you do not have access to it.",
+                     req->model_asked);
+            rc = http_respond_error(req, 404, msg, "invalid_request_error", "model",
+                                    "model_not_found");
+        }
+        goto out;
+    }
+    req->model_routed = route.model->name;
+    req->backend_name = route.backend->name;
+    const backend_ops_t *ops = backend_lookup(route.backend->type);
+    if (!ops) {
+        rc = http_respond_error(req, 500, "The model's backend is not available in this build.",
+                                "server_error", NULL, NULL);
+        goto out;
+    }
+
+    bool client_stream = kind != KIND_EMBEDDINGS && json_true(body, "stream");
+    bool client_usage = false;
+    if (client_stream && json_object_object_get_ex(body, "stream_options", &v))
+        client_usage = json_true(v, "include_usage");
+    bool backend_stream = kind == KIND_EMBEDDINGS ? false
+                          : route.model->backend_stream >= 0 ? route.model->backend_stream
+                                                             : client_stream;
+    req->stream = client_stream;
+
+    json_object_object_add(body, "model", json_object_new_string(route.backend_model));
+    if (kind != KIND_EMBEDDINGS && backend_stream != client_stream) {
+        json_object_object_add(body, "stream", json_object_new_boolean(backend_stream));
+        if (!backend_stream)
+            json_object_object_del(body, "stream_options");
+    }
+    be_request_t breq = {
+        .kind = kind,
+        .backend = route.backend,
+        .backend_model = route.backend_model,
+        .client_model = req->model_asked,
+        .body = body,
+        .stream = backend_stream,
+        /* Folding a stream into one answer needs its usage even if the client did not ask. */
+        .want_usage = backend_stream && (client_usage || !client_stream),
+        .client_key = req->client_key,
+        .request_id = req->id,
+        .client_fd = http_client_fd(req),
+    };
+    be_event_t ev = {0};
+    be_call_t *call = ops->open(&breq, &ev);
+    if (!call) {
+        rc = respond_be_error(req, &ev);
+        goto out;
+    }
+    rc = client_stream ? answer_stream(req, ops, call, kind, client_usage)
+                       : answer_whole(req, ops, call, kind);
+out:
+    json_object_put(body);
+    return rc;
+}
+
+enum MHD_Result api_chat_completions(request_t *req)
+{
+    return handle_inference(req, KIND_CHAT, "messages", "(the conversation so far)");
+}
+
+enum MHD_Result api_completions(request_t *req)
+{
+    return handle_inference(req, KIND_COMPLETIONS, "prompt", NULL);
+}
+
+enum MHD_Result api_embeddings(request_t *req)
+{
+    return handle_inference(req, KIND_EMBEDDINGS, "input", NULL);
+}
+
+static json_object *model_object(const char *id)
+{
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "id", json_object_new_string(id));
+    json_object_object_add(o, "object", json_object_new_string("model"));
+    json_object_object_add(o, "created", json_object_new_int64(http_cfg->loaded_at));
+    json_object_object_add(o, "owned_by", json_object_new_string("airouter"));
+    return o;
+}
+
+enum MHD_Result api_models_list(request_t *req)
+{
+    json_object *list = json_object_new_object(), *data = json_object_new_array();
+    json_object_object_add(list, "object", json_object_new_string("list"));
+    for (int i = 0; i < http_cfg->nmodels; i++) {
+        const cfg_model_t *m = &http_cfg->models[i];
+        if (!m->is_glob && route_key_allows(req->key, m->name))
+            json_object_array_add(data, model_object(m->name));
+    }
+    json_object_object_add(list, "data", data);
+    enum MHD_Result rc = respond_json_object(req, 200, list);
+    json_object_put(list);
+    return rc;
+}
+
+enum MHD_Result api_model_get(request_t *req)
+{
+    const char *id = req->url + strlen("/v1/models/");
+    /* A name is listed if it would route by itself: exactly or through a glob. */
+    for (int i = 0; i < http_cfg->nmodels; i++) {
+        const cfg_model_t *m = &http_cfg->models[i];
+        bool match = m->is_glob ? cfg_glob_match(m->name, id) : strcmp(m->name, id) == 0;
+        if (match && (route_key_allows(req->key, id) || route_key_allows(req->key, m->name))) {
+            json_object *o = model_object(id);
+            enum MHD_Result rc = respond_json_object(req, 200, o);
+            json_object_put(o);
+            return rc;
+        }
+    }
+    char msg[300];
+    snprintf(msg, sizeof msg, "The model '%.200s' does not exist or you do not have access to it.", id);
+    return http_respond_error(req, 404, msg, "invalid_request_error", "model", "model_not_found");
+}

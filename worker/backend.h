@@ -1,0 +1,86 @@
+/* The interface every backend type implements. The HTTP layer only talks to this:
+ * open a call, pull events until END or ERROR, close (which cancels if unfinished).
+ * Backends speak OpenAI shapes to the HTTP layer: a whole response object, or a
+ * sequence of OpenAI stream chunks. */
+#ifndef AIROUTER_BACKEND_H
+#define AIROUTER_BACKEND_H
+#include <json-c/json.h>
+#include <stdbool.h>
+
+#include "../common/config.h"
+
+typedef struct be_call be_call_t;
+
+typedef struct {
+    unsigned kind;                 /* KIND_CHAT, ... */
+    const cfg_backend_t *backend;
+    const char *backend_model;     /* name the backend knows the model by */
+    const char *client_model;      /* name the client asked for (errors say this one) */
+    json_object *body;             /* the client's request (borrowed); model already rewritten */
+    bool stream;                   /* call the backend in streaming mode */
+    bool want_usage;               /* a streaming call should report usage */
+    const char *client_key;        /* the key the client presented (for pass_client_key) */
+    const char *request_id;
+    int client_fd;                 /* watched so a departed client cancels the call */
+} be_request_t;
+
+typedef enum {
+    BE_EV_PENDING,   /* nothing within the wait: the caller may send a keep-alive */
+    BE_EV_RESPONSE,  /* a whole (non-streaming) response object in ev->obj */
+    BE_EV_CHUNK,     /* one stream chunk in ev->obj */
+    BE_EV_END,       /* the stream finished normally */
+    BE_EV_ERROR,     /* failure: see the error fields */
+} be_event_type_t;
+
+/* Why a call failed; the HTTP layer maps it to a status and logs it. */
+typedef enum {
+    BE_ERR_NONE,
+    BE_ERR_CONNECT,     /* backend unreachable */
+    BE_ERR_TIMEOUT,     /* connect, first-byte, idle or total timeout */
+    BE_ERR_HTTP_4XX,    /* backend rejected the request: status passed through */
+    BE_ERR_HTTP_5XX,
+    BE_ERR_PROTOCOL,    /* unparseable or truncated answer */
+    BE_ERR_CLIENT_GONE, /* the client disconnected; nothing more to send */
+    BE_ERR_INTERNAL,
+} be_error_t;
+
+typedef struct {
+    be_event_type_t type;
+    json_object *obj;          /* RESPONSE/CHUNK: owned by the receiver (json_object_put) */
+    be_error_t error;          /* ERROR */
+    int status;                /* ERROR: HTTP status for the client */
+    char message[512];         /* ERROR: client-safe message (no backend details) */
+    char err_type[48];         /* ERROR: OpenAI error type */
+    char err_code[48];         /* ERROR: OpenAI error code, "" = null */
+} be_event_t;
+
+typedef struct {
+    const char *type;
+    /* Once per worker after fork; may be NULL. */
+    int (*worker_init)(void);
+    void (*worker_cleanup)(void);
+    /* Starts a call. Returns NULL and fills ev (ERROR) on immediate failure. */
+    be_call_t *(*open)(const be_request_t *req, be_event_t *ev);
+    /* Blocks up to wait_ms for the next event (PENDING when nothing came). */
+    void (*next)(be_call_t *call, be_event_t *ev, int wait_ms);
+    /* Ends the call, cancelling the transfer if it is unfinished. */
+    void (*close)(be_call_t *call);
+} backend_ops_t;
+
+/* The backend module for a config type name, or NULL. */
+const backend_ops_t *backend_lookup(const char *type);
+int backends_worker_init(void);
+void backends_worker_cleanup(void);
+
+/* Fills ev as an ERROR event. */
+void be_event_error(be_event_t *ev, be_error_t err, int status, const char *type,
+                    const char *code, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+/* Replaces every occurrence of needle in msg (NUL-terminated, size bytes) with repl,
+ * so backend-side names never reach a client. */
+void be_sanitise(char *msg, size_t size, const char *needle, const char *repl);
+
+/* True if the client on fd has closed its end (polls, never blocks). */
+bool client_gone(int fd);
+
+#endif

@@ -1,0 +1,391 @@
+#include "http.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../common/log.h"
+#include "../common/oai_error.h"
+#include "api.h"
+#include "route.h"
+
+const cfg_t *http_cfg;
+volatile int http_draining;
+static struct MHD_Daemon *daemon_handle;
+static unsigned active_requests;
+
+/* Bodies above the limit are read and dropped up to this much more, so the client
+ * can read the 413; beyond that the connection is simply closed. */
+#define DISCARD_SLACK (1024 * 1024)
+
+static enum MHD_Result handle_health(request_t *req)
+{
+    static const char body[] = "{\"status\":\"ok\"}";
+    return http_respond(req, 200, "application/json", body, sizeof body - 1);
+}
+
+static enum MHD_Result handle_ready(request_t *req)
+{
+    if (http_draining)
+        return http_respond_error(req, 503, "airouter is shutting down", "server_error", NULL,
+                                  "service_unavailable");
+    static const char body[] = "{\"status\":\"ready\"}";
+    return http_respond(req, 200, "application/json", body, sizeof body - 1);
+}
+
+typedef struct {
+    const char *path;
+    bool prefix;           /* path is a prefix (with something after it) */
+    bool post;             /* POST with a body; otherwise GET/HEAD */
+    bool needs_key;
+    enum MHD_Result (*handler)(request_t *req);
+} endpoint_t;
+
+static const endpoint_t endpoints[] = {
+    {"/health", false, false, false, handle_health},
+    {"/ready", false, false, false, handle_ready},
+    {"/v1/chat/completions", false, true, true, api_chat_completions},
+    {"/v1/completions", false, true, true, api_completions},
+    {"/v1/embeddings", false, true, true, api_embeddings},
+    {"/v1/models", false, false, true, api_models_list},
+    {"/v1/models/", true, false, true, api_model_get},
+};
+#define NENDPOINTS ((int)(sizeof endpoints / sizeof endpoints[0]))
+
+uint64_t http_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+int http_client_fd(request_t *req)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    return ci ? ci->connect_fd : -1;
+}
+
+void http_add_common_headers(request_t *req, struct MHD_Response *resp)
+{
+    MHD_add_response_header(resp, "X-Request-Id", req->id);
+    if (http_draining)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+}
+
+enum MHD_Result http_respond(request_t *req, int status, const char *content_type,
+                             const char *body, size_t len)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    http_add_common_headers(req, resp);
+    if (status == 405) {
+        const endpoint_t *ep = req->endpoint >= 0 ? &endpoints[req->endpoint] : NULL;
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, ep && ep->post ? "POST" : "GET, HEAD");
+    }
+    if (status == 401)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    req->status = status;
+    req->bytes_out = len;
+    enum MHD_Result rc = MHD_queue_response(req->conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+enum MHD_Result http_respond_error(request_t *req, int status, const char *message,
+                                   const char *type, const char *param, const char *code)
+{
+    buf_t b = {0};
+    if (oaierr_format(&b, message, type, param, code) < 0) {
+        buf_free(&b);
+        return MHD_NO;
+    }
+    if (!req->error_reason[0])
+        snprintf(req->error_reason, sizeof req->error_reason, "%s", code ? code : type);
+    enum MHD_Result rc = http_respond(req, status, "application/json", b.data, b.len);
+    buf_free(&b);
+    return rc;
+}
+
+/* A client-supplied request id is kept if it is short and printable. */
+static void set_request_id(request_t *req, struct MHD_Connection *conn)
+{
+    const char *given = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
+    if (given) {
+        size_t n = strlen(given);
+        bool ok = n > 0 && n < sizeof req->id;
+        for (size_t i = 0; ok && i < n; i++)
+            ok = given[i] > 0x20 && given[i] < 0x7f && given[i] != '"' && given[i] != '\\';
+        if (ok) {
+            memcpy(req->id, given, n + 1);
+            return;
+        }
+    }
+    unsigned char rnd[16];
+    if (getrandom(rnd, sizeof rnd, GRND_NONBLOCK) != (ssize_t)sizeof rnd) {
+        uint64_t t = http_now_us();
+        for (size_t i = 0; i < sizeof rnd; i++)
+            rnd[i] = (unsigned char)((t >> (i % 8 * 8)) ^ (uint64_t)random());
+    }
+    for (size_t i = 0; i < sizeof rnd; i++)
+        snprintf(req->id + 2 * i, 3, "%02x", rnd[i]);
+}
+
+static int find_endpoint(const char *url, bool *method_ok, const char *method)
+{
+    for (int i = 0; i < NENDPOINTS; i++) {
+        const endpoint_t *ep = &endpoints[i];
+        size_t n = strlen(ep->path);
+        bool match = ep->prefix ? strncmp(url, ep->path, n) == 0 && url[n]
+                                : strcmp(url, ep->path) == 0;
+        if (!match)
+            continue;
+        *method_ok = ep->post ? strcmp(method, "POST") == 0
+                              : (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0);
+        return i;
+    }
+    return -1;
+}
+
+/* The key from "Authorization: Bearer K" or "x-api-key: K". */
+static const char *presented_key(struct MHD_Connection *conn)
+{
+    const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    if (auth && strncasecmp(auth, "Bearer ", 7) == 0) {
+        auth += 7;
+        while (*auth == ' ')
+            auth++;
+        return auth;
+    }
+    return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "x-api-key");
+}
+
+/* First call for a request: route it, check the method, key and announced size.
+ * Returns MHD_YES with a queued response when the request is already answered. */
+static enum MHD_Result begin_request(request_t *req, bool *answered)
+{
+    struct MHD_Connection *conn = req->conn;
+    bool method_ok = false;
+    *answered = true;
+    req->endpoint = find_endpoint(req->url, &method_ok, req->method);
+    if (req->endpoint < 0) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "Invalid URL (%.16s %.200s)", req->method, req->url);
+        return http_respond_error(req, 404, msg, "invalid_request_error", NULL, "unknown_url");
+    }
+    const endpoint_t *ep = &endpoints[req->endpoint];
+    if (!method_ok) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "Method %.16s is not allowed for %.200s; use %s", req->method,
+                 req->url, ep->post ? "POST" : "GET");
+        return http_respond_error(req, 405, msg, "invalid_request_error", NULL,
+                                  "method_not_allowed");
+    }
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl && strtoull(cl, NULL, 10) > http_cfg->max_body_bytes) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "Request body too large: the limit is %zu bytes",
+                 http_cfg->max_body_bytes);
+        return http_respond_error(req, 413, msg, "invalid_request_error", NULL,
+                                  "request_too_large");
+    }
+    if (ep->needs_key && http_cfg->nkeys > 0) {
+        const char *k = presented_key(conn);
+        req->key = route_authenticate(http_cfg, k);
+        if (!req->key)
+            return http_respond_error(
+                req, 401,
+                k && *k ? "Incorrect API key provided."
+                        : "You didn't provide an API key. Send it as 'Authorization: Bearer KEY' "
+                          "or 'x-api-key: KEY'.",
+                "invalid_request_error", NULL, "invalid_api_key");
+        req->client_key = strdup(k);
+    } else if (ep->needs_key) {
+        const char *k = presented_key(conn);
+        if (k)
+            req->client_key = strdup(k);
+    }
+    *answered = false;
+    return MHD_YES;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    (void)cls;
+    (void)version;
+    request_t *req = *con_cls;
+    if (!req) {
+        req = calloc(1, sizeof *req);
+        if (!req)
+            return MHD_NO;
+        *con_cls = req;
+        req->start_us = http_now_us();
+        req->conn = conn;
+        req->url = url;
+        req->method = method;
+        req->endpoint = -1;
+        __atomic_add_fetch(&active_requests, 1, __ATOMIC_SEQ_CST);
+        set_request_id(req, conn);
+        bool answered;
+        enum MHD_Result rc = begin_request(req, &answered);
+        return answered ? rc : MHD_YES;
+    }
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        req->body_seen += n;
+        if (req->body_seen > http_cfg->max_body_bytes) {
+            req->too_large = true;
+            buf_free(&req->body);
+            return req->body_seen > http_cfg->max_body_bytes + DISCARD_SLACK ? MHD_NO : MHD_YES;
+        }
+        return buf_append(&req->body, upload_data, n) < 0 ? MHD_NO : MHD_YES;
+    }
+    if (req->too_large) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "Request body too large: the limit is %zu bytes",
+                 http_cfg->max_body_bytes);
+        return http_respond_error(req, 413, msg, "invalid_request_error", NULL,
+                                  "request_too_large");
+    }
+    return endpoints[req->endpoint].handler(req);
+}
+
+static void access_log(request_t *req)
+{
+    if (!log_access_enabled())
+        return;
+    buf_t b = {0};
+    char ts[40];
+    log_timestamp(ts, sizeof ts);
+    uint64_t now = http_now_us();
+    buf_printf(&b, "{\"time\":\"%s\",\"request_id\":", ts);
+    buf_append_json_string(&b, req->id);
+    buf_appends(&b, ",\"method\":");
+    buf_append_json_string(&b, req->method ? req->method : "");
+    buf_appends(&b, ",\"path\":");
+    buf_append_json_string(&b, req->url ? req->url : "");
+    buf_printf(&b, ",\"status\":%d,\"bytes\":%llu,\"duration_ms\":%.3f,\"worker\":%d", req->status,
+               (unsigned long long)req->bytes_out, (double)(now - req->start_us) / 1000.0,
+               (int)getpid());
+    buf_appends(&b, ",\"key\":");
+    if (req->key)
+        buf_append_json_string(&b, req->key->name);
+    else
+        buf_appends(&b, "null");
+    buf_appends(&b, ",\"model\":");
+    if (req->model_asked)
+        buf_append_json_string(&b, req->model_asked);
+    else
+        buf_appends(&b, "null");
+    buf_appends(&b, ",\"model_routed\":");
+    if (req->model_routed)
+        buf_append_json_string(&b, req->model_routed);
+    else
+        buf_appends(&b, "null");
+    buf_appends(&b, ",\"backend\":");
+    if (req->backend_name)
+        buf_append_json_string(&b, req->backend_name);
+    else
+        buf_appends(&b, "null");
+    buf_printf(&b, ",\"stream\":%s", req->stream ? "true" : "false");
+    if (req->first_byte_us)
+        buf_printf(&b, ",\"ttfb_ms\":%.3f", (double)(req->first_byte_us - req->start_us) / 1000.0);
+    if (req->error_reason[0]) {
+        buf_appends(&b, ",\"error\":");
+        buf_append_json_string(&b, req->error_reason);
+    }
+    buf_appends(&b, "}");
+    if (b.data)
+        log_access_line(b.data, b.len);
+    buf_free(&b);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    request_t *req = *con_cls;
+    if (!req)
+        return;
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && !req->error_reason[0])
+        snprintf(req->error_reason, sizeof req->error_reason, "%s",
+                 toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT ? "client_abort"
+                 : toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? "client_timeout"
+                 : toe == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN ? "shutdown"
+                                                                   : "connection_error");
+    if (!req->status)
+        req->status = 499; /* closed before any response: nginx's convention */
+    access_log(req);
+    buf_free(&req->body);
+    free(req->client_key);
+    free(req->model_asked);
+    free(req);
+    *con_cls = NULL;
+    __atomic_sub_fetch(&active_requests, 1, __ATOMIC_SEQ_CST);
+}
+
+unsigned http_active_requests(void) { return __atomic_load_n(&active_requests, __ATOMIC_SEQ_CST); }
+
+static void mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    log_debug("http: %s", msg);
+}
+
+int http_start(const cfg_t *cfg, int listen_fd)
+{
+    http_cfg = cfg;
+    daemon_handle = MHD_start_daemon(
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+            MHD_USE_ITC | MHD_USE_ERROR_LOG,
+        0, NULL, NULL, on_request, NULL, MHD_OPTION_LISTEN_SOCKET, listen_fd,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->idle_timeout,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
+        MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512 * 1024),
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL, MHD_OPTION_END);
+    if (!daemon_handle) {
+        log_error("cannot start the HTTP server on %s", cfg->listen);
+        return -1;
+    }
+    return 0;
+}
+
+void http_drain_and_stop(void)
+{
+    if (!daemon_handle)
+        return;
+    http_draining = 1;
+    /* Quiesce first: without it, stopping would shut down the shared listen socket. */
+    MHD_quiesce_daemon(daemon_handle);
+    uint64_t deadline = http_now_us() + (uint64_t)http_cfg->drain_timeout * 1000000u;
+    while (http_active_requests() > 0 && http_now_us() < deadline) {
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (http_active_requests() > 0)
+        log_warn("drain timeout: closing %u in-flight request(s)", http_active_requests());
+    MHD_stop_daemon(daemon_handle);
+    daemon_handle = NULL;
+}

@@ -1,0 +1,52 @@
+/* The worker's HTTP server (libmicrohttpd, thread per connection) and the
+ * per-request state shared with the API handlers. */
+#ifndef AIROUTER_HTTP_H
+#define AIROUTER_HTTP_H
+#include <microhttpd.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../common/buf.h"
+#include "../common/config.h"
+
+typedef struct request {
+    char id[72];                 /* X-Request-Id */
+    uint64_t start_us;
+    uint64_t first_byte_us;      /* streams: when the first event went out */
+    const char *method;          /* MHD's; valid for the connection's life */
+    const char *url;
+    int endpoint;                /* index in the endpoint table, -1 none */
+    buf_t body;                  /* owned: request body */
+    size_t body_seen;            /* bytes received, including discarded ones */
+    bool too_large;
+    int status;
+    uint64_t bytes_out;
+    const cfg_key_t *key;        /* authenticated key, NULL if the API is open */
+    char *client_key;            /* owned: the presented key (for pass_client_key) */
+    char *model_asked;           /* owned */
+    const char *model_routed;    /* borrowed from config */
+    const char *backend_name;    /* borrowed from config */
+    bool stream;
+    char error_reason[32];       /* for the access log */
+    struct MHD_Connection *conn;
+} request_t;
+
+extern const cfg_t *http_cfg;     /* the worker's config (never changes in a worker) */
+extern volatile int http_draining;
+
+int http_start(const cfg_t *cfg, int listen_fd);
+/* Stops accepting, waits for in-flight requests up to the drain timeout, stops. */
+void http_drain_and_stop(void);
+unsigned http_active_requests(void);
+
+uint64_t http_now_us(void);
+/* Sends a complete response; takes ownership of nothing (body is copied). */
+enum MHD_Result http_respond(request_t *req, int status, const char *content_type,
+                             const char *body, size_t len);
+enum MHD_Result http_respond_error(request_t *req, int status, const char *message,
+                                   const char *type, const char *param, const char *code);
+/* Adds the headers every response carries (request id, connection close when draining). */
+void http_add_common_headers(request_t *req, struct MHD_Response *resp);
+int http_client_fd(request_t *req);
+
+#endif

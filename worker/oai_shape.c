@@ -1,0 +1,326 @@
+#include "oai_shape.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/config.h"
+
+#define JSON_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+
+void shape_set_model(json_object *obj, const char *model)
+{
+    if (json_object_is_type(obj, json_type_object) && json_object_object_get_ex(obj, "model", NULL))
+        json_object_object_add(obj, "model", json_object_new_string(model));
+}
+
+const char *shape_json(json_object *obj, size_t *len)
+{
+    return json_object_to_json_string_length(obj, JSON_FLAGS, len);
+}
+
+int shape_append_sse(buf_t *out, json_object *obj)
+{
+    size_t n;
+    const char *s = shape_json(obj, &n);
+    if (buf_append(out, "data: ", 6) < 0 || buf_append(out, s, n) < 0 ||
+        buf_append(out, "\n\n", 2) < 0)
+        return -1;
+    return 0;
+}
+
+/* ---- aggregation ---- */
+
+typedef struct {
+    char *id;
+    char *type;
+    char *name;
+    buf_t arguments;
+} agg_tool_t;
+
+typedef struct {
+    bool used;
+    char *role;
+    buf_t content;      /* chat content or completion text */
+    bool has_content;
+    json_object *finish_reason; /* owned reference */
+    agg_tool_t *tools;
+    int ntools;
+} agg_choice_t;
+
+struct shape_agg {
+    unsigned kind;
+    json_object *first;  /* first chunk (id, created, model, system_fingerprint) */
+    json_object *usage;
+    agg_choice_t *choices;
+    int nchoices;
+};
+
+shape_agg_t *shape_agg_new(unsigned kind)
+{
+    shape_agg_t *a = calloc(1, sizeof *a);
+    if (a)
+        a->kind = kind;
+    return a;
+}
+
+static agg_choice_t *agg_choice(shape_agg_t *a, int index)
+{
+    if (index < 0 || index > 1024)
+        return NULL;
+    if (index >= a->nchoices) {
+        agg_choice_t *n = realloc(a->choices, (size_t)(index + 1) * sizeof *n);
+        if (!n)
+            return NULL;
+        memset(n + a->nchoices, 0, (size_t)(index + 1 - a->nchoices) * sizeof *n);
+        a->choices = n;
+        a->nchoices = index + 1;
+    }
+    a->choices[index].used = true;
+    return &a->choices[index];
+}
+
+static void set_str(char **dst, json_object *v)
+{
+    if (v && json_object_is_type(v, json_type_string)) {
+        free(*dst);
+        *dst = strdup(json_object_get_string(v));
+    }
+}
+
+static void agg_tool_delta(agg_choice_t *c, json_object *tc)
+{
+    json_object *v, *fn;
+    int index = json_object_object_get_ex(tc, "index", &v) ? json_object_get_int(v) : c->ntools;
+    if (index < 0 || index > 256)
+        return;
+    if (index >= c->ntools) {
+        agg_tool_t *n = realloc(c->tools, (size_t)(index + 1) * sizeof *n);
+        if (!n)
+            return;
+        memset(n + c->ntools, 0, (size_t)(index + 1 - c->ntools) * sizeof *n);
+        c->tools = n;
+        c->ntools = index + 1;
+    }
+    agg_tool_t *t = &c->tools[index];
+    if (json_object_object_get_ex(tc, "id", &v))
+        set_str(&t->id, v);
+    if (json_object_object_get_ex(tc, "type", &v))
+        set_str(&t->type, v);
+    if (json_object_object_get_ex(tc, "function", &fn)) {
+        if (json_object_object_get_ex(fn, "name", &v))
+            set_str(&t->name, v);
+        if (json_object_object_get_ex(fn, "arguments", &v) && json_object_is_type(v, json_type_string))
+            buf_appends(&t->arguments, json_object_get_string(v));
+    }
+}
+
+void shape_agg_add(shape_agg_t *a, json_object *chunk)
+{
+    json_object *choices, *v;
+    if (!a->first)
+        a->first = json_object_get(chunk);
+    if (json_object_object_get_ex(chunk, "usage", &v) && json_object_is_type(v, json_type_object)) {
+        json_object_put(a->usage);
+        a->usage = json_object_get(v);
+    }
+    if (!json_object_object_get_ex(chunk, "choices", &choices) ||
+        !json_object_is_type(choices, json_type_array))
+        return;
+    size_t n = json_object_array_length(choices);
+    for (size_t i = 0; i < n; i++) {
+        json_object *ch = json_object_array_get_idx(choices, i), *delta, *text;
+        int index = json_object_object_get_ex(ch, "index", &v) ? json_object_get_int(v) : (int)i;
+        agg_choice_t *c = agg_choice(a, index);
+        if (!c)
+            continue;
+        if (json_object_object_get_ex(ch, "finish_reason", &v) && v) {
+            json_object_put(c->finish_reason);
+            c->finish_reason = json_object_get(v);
+        }
+        if (a->kind != KIND_CHAT) {
+            if (json_object_object_get_ex(ch, "text", &text) && json_object_is_type(text, json_type_string)) {
+                buf_appends(&c->content, json_object_get_string(text));
+                c->has_content = true;
+            }
+            continue;
+        }
+        if (!json_object_object_get_ex(ch, "delta", &delta))
+            continue;
+        if (json_object_object_get_ex(delta, "role", &v))
+            set_str(&c->role, v);
+        if (json_object_object_get_ex(delta, "content", &v) && json_object_is_type(v, json_type_string)) {
+            buf_appends(&c->content, json_object_get_string(v));
+            c->has_content = true;
+        }
+        if (json_object_object_get_ex(delta, "tool_calls", &v) && json_object_is_type(v, json_type_array))
+            for (size_t t = 0; t < json_object_array_length(v); t++)
+                agg_tool_delta(c, json_object_array_get_idx(v, t));
+    }
+}
+
+static void copy_field(json_object *dst, json_object *src, const char *key)
+{
+    json_object *v;
+    if (src && json_object_object_get_ex(src, key, &v))
+        json_object_object_add(dst, key, json_object_get(v));
+}
+
+json_object *shape_agg_finish(shape_agg_t *a)
+{
+    json_object *o = json_object_new_object();
+    copy_field(o, a->first, "id");
+    json_object_object_add(o, "object",
+                           json_object_new_string(a->kind == KIND_CHAT ? "chat.completion" : "text_completion"));
+    copy_field(o, a->first, "created");
+    copy_field(o, a->first, "model");
+    copy_field(o, a->first, "system_fingerprint");
+    json_object *arr = json_object_new_array();
+    for (int i = 0; i < a->nchoices; i++) {
+        agg_choice_t *c = &a->choices[i];
+        if (!c->used)
+            continue;
+        json_object *ch = json_object_new_object();
+        json_object_object_add(ch, "index", json_object_new_int(i));
+        if (a->kind == KIND_CHAT) {
+            json_object *m = json_object_new_object();
+            json_object_object_add(m, "role", json_object_new_string(c->role ? c->role : "assistant"));
+            json_object_object_add(m, "content",
+                                   c->has_content ? json_object_new_string(c->content.data ? c->content.data : "") : NULL);
+            if (c->ntools) {
+                json_object *tools = json_object_new_array();
+                for (int t = 0; t < c->ntools; t++) {
+                    json_object *tc = json_object_new_object(), *fn = json_object_new_object();
+                    json_object_object_add(tc, "id", json_object_new_string(c->tools[t].id ? c->tools[t].id : ""));
+                    json_object_object_add(tc, "type", json_object_new_string(c->tools[t].type ? c->tools[t].type : "function"));
+                    json_object_object_add(fn, "name", json_object_new_string(c->tools[t].name ? c->tools[t].name : ""));
+                    json_object_object_add(fn, "arguments",
+                                           json_object_new_string(c->tools[t].arguments.data ? c->tools[t].arguments.data : ""));
+                    json_object_object_add(tc, "function", fn);
+                    json_object_array_add(tools, tc);
+                }
+                json_object_object_add(m, "tool_calls", tools);
+            }
+            json_object_object_add(ch, "message", m);
+        } else {
+            json_object_object_add(ch, "text", json_object_new_string(c->content.data ? c->content.data : ""));
+        }
+        json_object_object_add(ch, "logprobs", NULL);
+        json_object_object_add(ch, "finish_reason", json_object_get(c->finish_reason));
+        json_object_array_add(arr, ch);
+    }
+    json_object_object_add(o, "choices", arr);
+    if (a->usage)
+        json_object_object_add(o, "usage", json_object_get(a->usage));
+    return o;
+}
+
+void shape_agg_free(shape_agg_t *a)
+{
+    if (!a)
+        return;
+    for (int i = 0; i < a->nchoices; i++) {
+        agg_choice_t *c = &a->choices[i];
+        free(c->role);
+        buf_free(&c->content);
+        json_object_put(c->finish_reason);
+        for (int t = 0; t < c->ntools; t++) {
+            free(c->tools[t].id);
+            free(c->tools[t].type);
+            free(c->tools[t].name);
+            buf_free(&c->tools[t].arguments);
+        }
+        free(c->tools);
+    }
+    free(a->choices);
+    json_object_put(a->first);
+    json_object_put(a->usage);
+    free(a);
+}
+
+/* ---- synthesis ---- */
+
+static json_object *chunk_envelope(unsigned kind, json_object *completion)
+{
+    json_object *o = json_object_new_object();
+    copy_field(o, completion, "id");
+    json_object_object_add(o, "object",
+                           json_object_new_string(kind == KIND_CHAT ? "chat.completion.chunk" : "text_completion"));
+    copy_field(o, completion, "created");
+    copy_field(o, completion, "model");
+    copy_field(o, completion, "system_fingerprint");
+    return o;
+}
+
+static int emit(buf_t *out, json_object *chunk, json_object *choice)
+{
+    json_object *arr = json_object_new_array();
+    if (choice)
+        json_object_array_add(arr, choice);
+    json_object_object_add(chunk, "choices", arr);
+    int rc = shape_append_sse(out, chunk);
+    json_object_put(chunk);
+    return rc;
+}
+
+int shape_synthesise(unsigned kind, json_object *completion, bool include_usage, buf_t *out)
+{
+    json_object *choices, *v;
+    if (!json_object_object_get_ex(completion, "choices", &choices) ||
+        !json_object_is_type(choices, json_type_array))
+        return -1;
+    size_t n = json_object_array_length(choices);
+    for (size_t i = 0; i < n; i++) {
+        json_object *ch = json_object_array_get_idx(choices, i), *msg, *index;
+        if (!json_object_object_get_ex(ch, "index", &index))
+            index = NULL;
+        json_object *body = json_object_new_object();
+        json_object_object_add(body, "index", index ? json_object_get(index) : json_object_new_int((int)i));
+        if (kind == KIND_CHAT) {
+            json_object *delta = json_object_new_object();
+            if (json_object_object_get_ex(ch, "message", &msg)) {
+                json_object_object_foreach(msg, key, val)
+                {
+                    if (strcmp(key, "tool_calls") == 0 && json_object_is_type(val, json_type_array)) {
+                        /* Stream deltas carry an index on every tool call. */
+                        json_object *tools = json_object_new_array();
+                        for (size_t t = 0; t < json_object_array_length(val); t++) {
+                            json_object *tc = json_object_array_get_idx(val, t), *copy = NULL;
+                            json_object_deep_copy(tc, &copy, NULL);
+                            if (copy) {
+                                json_object_object_add(copy, "index", json_object_new_int((int)t));
+                                json_object_array_add(tools, copy);
+                            }
+                        }
+                        json_object_object_add(delta, key, tools);
+                    } else {
+                        json_object_object_add(delta, key, json_object_get(val));
+                    }
+                }
+            }
+            json_object_object_add(body, "delta", delta);
+        } else {
+            copy_field(body, ch, "text");
+        }
+        json_object_object_add(body, "logprobs", NULL);
+        json_object_object_add(body, "finish_reason", NULL);
+        if (emit(out, chunk_envelope(kind, completion), body) < 0)
+            return -1;
+        json_object *fin = json_object_new_object();
+        json_object_object_add(fin, "index", index ? json_object_get(index) : json_object_new_int((int)i));
+        if (kind == KIND_CHAT)
+            json_object_object_add(fin, "delta", json_object_new_object());
+        else
+            json_object_object_add(fin, "text", json_object_new_string(""));
+        json_object_object_add(fin, "logprobs", NULL);
+        copy_field(fin, ch, "finish_reason");
+        if (emit(out, chunk_envelope(kind, completion), fin) < 0)
+            return -1;
+    }
+    if (include_usage && json_object_object_get_ex(completion, "usage", &v)) {
+        json_object *u = chunk_envelope(kind, completion);
+        json_object_object_add(u, "usage", json_object_get(v));
+        if (emit(out, u, NULL) < 0)
+            return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,29 @@
+/* Reshaping OpenAI responses: the client-facing model name, aggregating a stream
+ * into one completion, and synthesising a stream from one completion. */
+#ifndef AIROUTER_OAI_SHAPE_H
+#define AIROUTER_OAI_SHAPE_H
+#include <json-c/json.h>
+#include <stdbool.h>
+
+#include "../common/buf.h"
+
+/* Sets obj.model to model when obj has a model field. */
+void shape_set_model(json_object *obj, const char *model);
+/* Serialises obj compactly. The string belongs to obj. */
+const char *shape_json(json_object *obj, size_t *len);
+/* Appends "data: <obj>\n\n". */
+int shape_append_sse(buf_t *out, json_object *obj);
+
+typedef struct shape_agg shape_agg_t;
+shape_agg_t *shape_agg_new(unsigned kind);
+/* Folds one stream chunk in (does not take ownership). */
+void shape_agg_add(shape_agg_t *agg, json_object *chunk);
+/* Builds the completion object (caller owns it). */
+json_object *shape_agg_finish(shape_agg_t *agg);
+void shape_agg_free(shape_agg_t *agg);
+
+/* Appends the SSE chunks equivalent to a whole completion (without [DONE]).
+ * include_usage adds OpenAI's usage-only last chunk. */
+int shape_synthesise(unsigned kind, json_object *completion, bool include_usage, buf_t *out);
+
+#endif

@@ -1,0 +1,65 @@
+#include "worker.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../common/log.h"
+#include "backend.h"
+#include "http.h"
+
+int worker_run(const cfg_t *cfg, int listen_fd, int ready_fd, pid_t master_pid)
+{
+    /* Die with the master: no orphans serving an old config. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != master_pid)
+        return 1;
+
+    /* Every thread (MHD's included) inherits this mask; the main thread takes the
+     * signals synchronously below, so no handler runs in a request thread. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGQUIT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    srandom((unsigned)(time(NULL) ^ getpid()));
+
+    if (backends_worker_init() < 0 || http_start(cfg, listen_fd) < 0) {
+        log_error("worker start-up failed");
+        return 2;
+    }
+    char one = '1';
+    if (write(ready_fd, &one, 1) < 0)
+        log_warn("cannot tell the master this worker is ready: %s", strerror(errno));
+    close(ready_fd);
+
+    for (;;) {
+        struct timespec tick = {1, 0};
+        int sig = sigtimedwait(&set, NULL, &tick);
+        if (sig < 0) {
+            if (getppid() != master_pid) {
+                log_warn("master is gone: worker exiting");
+                _exit(0);
+            }
+            continue;
+        }
+        if (sig == SIGUSR1) {
+            log_reopen();
+        } else if (sig == SIGQUIT) {
+            log_debug("graceful stop: draining %u request(s)", http_active_requests());
+            http_drain_and_stop();
+            backends_worker_cleanup();
+            return 0;
+        } else if (sig == SIGTERM || sig == SIGINT) {
+            _exit(0); /* fast stop: in-flight requests are cut */
+        }
+    }
+}

@@ -1,0 +1,12 @@
+/* A worker process: serves HTTP on the inherited listen socket until told to stop. */
+#ifndef AIROUTER_WORKER_H
+#define AIROUTER_WORKER_H
+#include <sys/types.h>
+
+#include "../common/config.h"
+
+/* Runs in the child after fork. ready_fd gets one byte once the worker serves
+ * (then is closed). Returns the process exit status. */
+int worker_run(const cfg_t *cfg, int listen_fd, int ready_fd, pid_t master_pid);
+
+#endif
