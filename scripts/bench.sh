@@ -16,7 +16,7 @@
 #   BENCH_SLOW_DELAY_MS [5]    a second mock paced at this many ms per chunk: TTFC through it shows
 #   BENCH_SLOW_N [200]         whether the relay forwards the first chunk at once ("0" = skip)
 #   BENCH_PORT_BASE [18600]    first loopback port tried     BENCH_KEEP [0] keep the temp dir
-#   AIROUTER_BIN [<repo>/airouter]   BENCHMOCK [<repo>/scripts/benchmock]   TTFB [<repo>/scripts/ttfb]
+#   AIROUTER_BIN [<repo>/airouter]  BENCHMOCK [<repo>/build/bench/benchmock]  TTFB [<repo>/build/bench/ttfb]
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -34,8 +34,8 @@ SLOW_DELAY=${BENCH_SLOW_DELAY_MS:-5}
 SLOW_N=${BENCH_SLOW_N:-200}
 PORT_BASE=${BENCH_PORT_BASE:-18600}
 AIROUTER_BIN=${AIROUTER_BIN:-$ROOT/airouter}
-BENCHMOCK=${BENCHMOCK:-$ROOT/scripts/benchmock}
-TTFB=${TTFB:-$ROOT/scripts/ttfb}
+BENCHMOCK=${BENCHMOCK:-$ROOT/build/bench/benchmock}
+TTFB=${TTFB:-$ROOT/build/bench/ttfb}
 CFLAGS_HELPERS="-O2 -Wall -Wextra -Werror -pthread"
 
 say() { printf '%s\n' "$*" >&2; }
@@ -57,6 +57,7 @@ NGINX=$(command -v nginx)
 build_helper() { # bin src
     if [ ! -x "$1" ] || [ "$2" -nt "$1" ]; then
         say "bench: building $1"
+        mkdir -p "$(dirname "$1")"
         # shellcheck disable=SC2086
         ${CC:-cc} $CFLAGS_HELPERS -o "$1" "$2" || die "cannot build $1"
     fi

@@ -48,6 +48,9 @@
 //   slow-first-byte[-MS]  sleeps MS (default 3000) before sending anything (headers included)
 //   slow-stream[-NxMS]    streams N chunks (default 50) MS apart (default 100): "w0 w1 ... "
 //                         (non-stream: answers after N*MS with the same text)
+//   stall-N-MS       streams N events, then goes silent for MS before the rest (idle-timeout tests)
+//   error-html       404 with an HTML body (a proxy's page naming the backend URL), not JSON
+//   garbage          200 application/json whose body is not JSON (naming the backend URL)
 //   hang             never answers (keeps the socket open until the client closes it)
 //   stream-then-die  sends the headers and 2 chunks, then destroys the socket
 //                    (non-stream: headers and half a JSON body, then destroys the socket)
@@ -150,6 +153,9 @@ function knobs(model) {
   let r;
   if ((r = /slow-first-byte(?:-(\d+))?/.exec(m))) k.slowFirstByte = r[1] ? Number(r[1]) : 3000;
   if ((r = /slow-stream(?:-(\d+)x(\d+))?/.exec(m))) k.slowStream = { n: r[1] ? Number(r[1]) : 50, ms: r[2] ? Number(r[2]) : 100 };
+  if ((r = /stall-(\d+)-(\d+)/.exec(m))) k.stall = { n: Number(r[1]), ms: Number(r[2]) };
+  if (m.includes('error-html')) k.error = 'html';
+  if (m.includes('garbage')) k.garbage = true;
   if (m.includes('hang')) k.hang = true;
   if (m.includes('stream-then-die')) k.die = true;
   if (m.includes('tool-call')) k.tool = true;
@@ -305,6 +311,12 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
     const host = req.headers.host || `127.0.0.1:${server.address().port}`;
     if (k.error) {
       switch (k.error) {
+        case 'html': {
+          const page = `<html><head><title>404 Not Found</title></head><body><h1>Not Found</h1><p>No route for ${p} on http://${host} (model ${model})</p><hr>nginx</body></html>\n`;
+          rec.status = 404; rec.response = page;
+          res.writeHead(404, { 'Content-Type': 'text/html', 'Content-Length': Buffer.byteLength(page) });
+          return res.end(page);
+        }
         case 400:
           return sendJson(res, rec, 400, errorBody(`Invalid value for 'temperature': model '${model}' does not support temperature=7.`, 'invalid_request_error', 'temperature', 'invalid_value'));
         case 'leaky400':
@@ -321,6 +333,12 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
       }
     }
 
+    if (k.garbage) {
+      const junk = `this is not JSON from http://${host} (${model})`;
+      rec.status = 200; rec.response = junk;
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(junk) });
+      return res.end(junk);
+    }
     if (kind === 'embeddings') return embeddings(res, rec, body, model);
     return generate(req, res, rec, body, model, kind, k);
   }
@@ -424,6 +442,7 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
         return;
       }
       if (delay) await sleep(delay);
+      if (k.stall && i === k.stall.n) await sleep(k.stall.ms);
       if (gone(res)) return;
       sendEvent(res, rec, seq[i]);
     }

@@ -11,9 +11,14 @@
 #include "oai_shape.h"
 #include "route.h"
 
-/* A stream whose backend says nothing this long gets an SSE comment, so neither the
- * client nor libmicrohttpd's idle timeout closes it. */
-#define KEEPALIVE_MS 15000
+/* A stream whose backend says nothing for a while gets an SSE comment, so neither the
+ * client nor libmicrohttpd's idle timeout (which counts time spent waiting in the
+ * content reader) closes it: every 15 s, or half the idle timeout if that is shorter. */
+static int keepalive_ms(void)
+{
+    int half = http_cfg->idle_timeout * 500;
+    return half < 15000 ? half : 15000;
+}
 
 static const char *be_error_name(be_error_t e)
 {
@@ -141,7 +146,7 @@ static ssize_t relay_read(void *cls, uint64_t pos, char *out, size_t max)
         if (r->finished)
             return MHD_CONTENT_READER_END_OF_STREAM;
         be_event_t ev;
-        r->ops->next(r->call, &ev, KEEPALIVE_MS);
+        r->ops->next(r->call, &ev, keepalive_ms());
         if (relay_event(r, &ev) < 0) {
             json_object_put(ev.obj);
             relay_close_call(r); /* cancel the backend transfer at once */
@@ -247,7 +252,7 @@ static enum MHD_Result answer_whole(request_t *req, const backend_ops_t *ops, be
     be_event_t ev = {0};
     enum MHD_Result rc;
     for (;;) {
-        ops->next(call, &ev, KEEPALIVE_MS);
+        ops->next(call, &ev, keepalive_ms());
         if (ev.type == BE_EV_PENDING) {
             if (client_gone(http_client_fd(req))) {
                 be_event_error(&ev, BE_ERR_CLIENT_GONE, 499, "client_gone", NULL, "client left");
@@ -295,7 +300,7 @@ static enum MHD_Result answer_stream(request_t *req, const backend_ops_t *ops, b
 {
     be_event_t ev = {0};
     for (;;) {
-        ops->next(call, &ev, KEEPALIVE_MS);
+        ops->next(call, &ev, keepalive_ms());
         if (ev.type != BE_EV_PENDING)
             break;
         if (client_gone(http_client_fd(req))) {

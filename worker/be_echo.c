@@ -22,6 +22,7 @@ struct be_call {
     int nwords;
     int next_word;
     int stage;         /* 0: role chunk, 1: words, 2: finish chunk, 3: usage, 4: end */
+    long long due_ms;  /* when the next word may go out (chunk_delay_ms); 0 = not scheduled */
     int prompt_tokens;
 };
 
@@ -197,30 +198,47 @@ static json_object *chunk(const be_call_t *c, json_object *ch)
     return o;
 }
 
-/* Waits the configured per-chunk delay, watching the client. */
-static bool wait_delay(be_call_t *c, be_event_t *ev)
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits out the per-chunk delay, watching the client, but never longer than wait_ms:
+ * returns false with ev set (PENDING, or ERROR when the client left) if not yet due. */
+static bool wait_delay(be_call_t *c, be_event_t *ev, int wait_ms)
 {
     if (c->delay_ms <= 0)
         return true;
-    struct pollfd p = {.fd = c->client_fd, .events = POLLRDHUP};
-    if (poll(&p, c->client_fd >= 0 ? 1 : 0, c->delay_ms) > 0 &&
-        (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
-        be_event_error(ev, BE_ERR_CLIENT_GONE, 499, "client_gone", NULL, "client disconnected");
-        return false;
+    if (!c->due_ms)
+        c->due_ms = mono_ms() + c->delay_ms;
+    long long left = c->due_ms - mono_ms();
+    if (left > 0) {
+        struct pollfd p = {.fd = c->client_fd, .events = POLLRDHUP};
+        if (poll(&p, c->client_fd >= 0 ? 1 : 0, (int)(left < wait_ms ? left : wait_ms)) > 0 &&
+            (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+            be_event_error(ev, BE_ERR_CLIENT_GONE, 499, "client_gone", NULL, "client disconnected");
+            return false;
+        }
+        if (c->due_ms > mono_ms()) {
+            ev->type = BE_EV_PENDING;
+            return false;
+        }
     }
+    c->due_ms = 0;
     return true;
 }
 
 static void echo_next(be_call_t *c, be_event_t *ev, int wait_ms)
 {
-    (void)wait_ms;
     memset(ev, 0, sizeof *ev);
     if (!c->stream) {
         if (c->stage > 0) {
             ev->type = BE_EV_END;
             return;
         }
-        if (!wait_delay(c, ev))
+        if (!wait_delay(c, ev, wait_ms))
             return;
         buf_t all = {0};
         for (int i = 0; i < c->nwords; i++)
@@ -248,7 +266,7 @@ static void echo_next(be_call_t *c, be_event_t *ev, int wait_ms)
         __attribute__((fallthrough));
     case 1:
         if (c->next_word < c->nwords) {
-            if (!wait_delay(c, ev))
+            if (!wait_delay(c, ev, wait_ms))
                 return;
             ev->obj = chunk(c, choice(c, NULL, c->words[c->next_word++], NULL, false));
             return;

@@ -20,7 +20,7 @@ const KEY_B = 'sk-team-b-fedcba9876543210';
 const CLIENT_KEY = 'sk-client-abc-555';
 const B = {
   primary: 'bk-primary-7f3a', nokey: 'bk-nokey-2c4d', passkey: 'bk-passkey-5e6f',
-  impatient: 'bk-impatient-8a9b', dead: 'bk-dead-0c1d',
+  impatient: 'bk-impatient-8a9b', dead: 'bk-dead-0c1d', idle: 'bk-idle-3e4f',
 };
 
 let mock; let open; let keyed; let deadPort;
@@ -54,6 +54,10 @@ const OPEN_MODELS = [
   ['passkey-model', B.passkey, 'upstream-passkey-m21'],
   ['dead-model', B.dead, 'upstream-dead-m22'],
   ['echo-model', 'echo', null],
+  ['stall-model', B.idle, 'upstream-stall-2-3000-m24'],
+  ['slow-first-long', B.primary, 'upstream-slow-first-byte-4000-m25'],
+  ['err-html', B.primary, 'upstream-error-html-m26'],
+  ['garbage-model', B.primary, 'upstream-garbage-m27'],
 ];
 const backendModelOf = (name) => OPEN_MODELS.find((m) => m[0] === name)[2];
 const isGlob = (n) => /[*?[]/.test(n);
@@ -72,6 +76,7 @@ backends = (
   { name = "${B.nokey}"; type = "openai"; url = "${mockUrl}"; },
   { name = "${B.passkey}"; type = "openai"; url = "${mockUrl}"; pass_client_key = true; },
   { name = "${B.impatient}"; type = "openai"; url = "${mockUrl}"; api_key = "\${BK_KEY}"; connect_timeout = 2.0; first_byte_timeout = 0.5; idle_timeout = 5.0; },
+  { name = "${B.idle}"; type = "openai"; url = "${mockUrl}"; first_byte_timeout = 5.0; idle_timeout = 1.0; },
   { name = "${B.dead}"; type = "openai"; url = "http://127.0.0.1:${deadPort}/v1"; connect_timeout = 1.0; },
   { name = "echo"; type = "echo"; }
 );
@@ -664,6 +669,24 @@ test('errors: backend 5xx -> 502 backend_error; unreachable -> 502 backend_unava
   assert.equal(e.code, 'backend_error');
 });
 
+test('errors: backend answers that are not OpenAI JSON (HTML 404, garbage 200) become sanitised OpenAI errors', T, async () => {
+  let r = await raw(open, 'POST', '/v1/chat/completions', { json: chatBody('err-html', 'x') });
+  assert.equal(r.status, 404, r.text);
+  assert.match(r.headers.get('content-type') || '', /application\/json/);
+  assert.ok(r.json && r.json.error && typeof r.json.error.message === 'string', `OpenAI-style error: ${r.text}`);
+  assertNoLeak(r.text, 'HTML 404 passthrough');
+  assert.ok(!r.text.includes('<html'), 'no backend HTML page relayed');
+
+  r = await raw(open, 'POST', '/v1/chat/completions', { json: chatBody('garbage-model', 'x') });
+  assert.equal(r.status, 502, r.text);
+  assert.ok(r.json && r.json.error && typeof r.json.error.message === 'string', `OpenAI-style error: ${r.text}`);
+  assertNoLeak(r.text, 'garbage 200');
+});
+
+test('errors: missing input for embeddings -> 400 missing_required_parameter', T, async () => {
+  assertError(await raw(open, 'POST', '/v1/embeddings', { json: { model: 'embed-model' } }), 400, 'missing_required_parameter', { param: 'input' });
+});
+
 test('errors: first-byte timeout -> 504 backend_timeout, backend connection closed', T, async () => {
   let t0 = Date.now();
   assertError(await raw(open, 'POST', '/v1/chat/completions', { json: chatBody('slow-first', 'x') }), 504, 'backend_timeout');
@@ -699,6 +722,21 @@ test('errors: backend dies after the stream started -> final SSE error event, no
   assert.ok(got >= 1);
   assert.ok(err, 'SDK iteration threw');
   assert.ok(err instanceof OpenAI.APIError, `APIError, got ${err && err.constructor.name}: ${err && err.message}`);
+});
+
+test('errors: backend goes silent mid-stream (idle timeout) -> final SSE error event, backend connection closed', T, async () => {
+  const t0 = Date.now();
+  const r = await rawStream(open, '/v1/chat/completions', { ...chatBody('stall-model', 'a b c d'), stream: true });
+  const took = Date.now() - t0;
+  assert.equal(r.status, 200);
+  assert.ok(took < 2900, `ended by the 1 s idle timeout, not by the backend (took ${took} ms)`);
+  assert.equal(r.events[0].choices[0].delta.role, 'assistant');
+  const last = r.events.at(-1);
+  assert.ok(last && last.error, `last event is an error event: ${r.raw}`);
+  assert.equal(last.error.code, 'backend_timeout');
+  assert.ok(!r.events.includes('[DONE]'));
+  assertNoLeak(r.raw, 'idle timeout stream');
+  await mock.waitClosed(lastReqFor('upstream-stall-2-3000-m24'), 2000);
 });
 
 // ---------------------------------------------------------------- stream mixing
@@ -810,6 +848,39 @@ test('stream: client abort mid-stream closes the backend connection within ~1 s'
   assert.equal(ok.choices[0].message.content, expectedChat('still alive').text);
 });
 
+test('client abort before the backend answered (stream and not) closes the backend connection within ~1 s', T, async () => {
+  for (const stream of [false, true]) {
+    const ac = new AbortController();
+    const p = fetch(`${open.base}/v1/chat/completions`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, signal: ac.signal,
+      body: JSON.stringify({ ...chatBody('slow-first-long', `early abort ${stream}`), stream }),
+    }).then((r) => r.text());
+    const rec = await mock.waitFor((x) => x.model === 'upstream-slow-first-byte-4000-m25' && x.body.messages[1].content === `early abort ${stream}`, 3000);
+    await h.sleep(300);
+    const abortAt = Date.now();
+    ac.abort();
+    await assert.rejects(p);
+    await mock.waitClosed(rec, 3000);
+    const lag = rec.socketClosedAt - abortAt;
+    assert.ok(lag <= 1500, `stream=${stream}: backend connection closed ${lag} ms after the client left`);
+    assert.equal(rec.aborted, true);
+  }
+});
+
+test('stream: a long stream (thousands of events) is relayed exactly', T, async () => {
+  const text = Array.from({ length: 6000 }, (_, i) => `w${i}`).join(' ');
+  const r = await rawStream(open, '/v1/chat/completions', { ...chatBody('chat-exact', text), stream: true });
+  assert.equal(r.status, 200);
+  assert.ok(r.cleanEnd);
+  const rec = lastReqFor('upstream-exact-m1');
+  assert.equal(r.events.at(-1), '[DONE]');
+  const got = r.events.slice(0, -1);
+  assert.equal(got.length, rec.response.length);
+  got.forEach((ev, i) => { if (ev.model !== 'chat-exact' || JSON.stringify({ ...rec.response[i], model: 'chat-exact' }) !== JSON.stringify(ev)) assert.deepEqual(ev, { ...rec.response[i], model: 'chat-exact' }, `event ${i}`); });
+  const nonStream = await client(open).chat.completions.create(chatBody('chat-exact', text));
+  assert.equal(nonStream.choices[0].message.content, expectedChat(text).text);
+});
+
 test('stream: 20 concurrent streams all complete with their own content', T, async () => {
   const c = client(open);
   const N = 20;
@@ -854,5 +925,13 @@ test('no response, header or error ever contained a backend URL, name, key or ba
   for (const t of traffic) {
     assertNoLeak(t.body, `${t.where} -> ${t.status} body`);
     assertNoLeak(JSON.stringify(t.headers), `${t.where} -> ${t.status} headers`);
+  }
+});
+
+test('no worker crashed and no sanitizer report during the run', T, async () => {
+  for (const [name, r] of [['open', open], ['keyed', keyed]]) {
+    const log = r.log;
+    assert.ok(!/AddressSanitizer|LeakSanitizer|runtime error:|UndefinedBehaviorSanitizer/.test(log), `${name} router: sanitizer report:\n${log.slice(-4000)}`);
+    assert.ok(!/killed by signal|exited with status/.test(log), `${name} router: a worker died:\n${log.split('\n').filter((l) => /killed by signal|exited with status/.test(l)).join('\n')}`);
   }
 });
