@@ -585,7 +585,8 @@ static void conn_close(struct worker *w, struct conn *c)
     conn_free(w, c);
 }
 
-static void on_readable(struct worker *w, struct conn *c)
+/* Returns -1 if the connection must be closed (the caller closes it). */
+static int on_readable(struct worker *w, struct conn *c)
 {
     for (;;) {
         buf_reserve(&c->in, 16384);
@@ -600,11 +601,11 @@ static void on_readable(struct worker *w, struct conn *c)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             break;
-        conn_close(w, c); /* EOF or error */
-        return;
+        return -1; /* EOF or error */
     }
     if (conn_process(w, c) < 0 || conn_flush(w, c) < 0)
-        conn_close(w, c);
+        return -1;
+    return 0;
 }
 
 static void on_accept(struct worker *w)
@@ -648,14 +649,12 @@ static int make_listener(void)
     return fd;
 }
 
-/* drop every event of this batch that refers to a connection just freed */
+/* drop every event of this batch that refers to a connection just freed (pointers compared only) */
 static void forget(struct epoll_event *evs, int n, const struct conn *c)
 {
-    for (int j = 0; j < n; j++) {
-        struct tag *t = evs[j].data.ptr;
-        if (t && t->type != TAG_LISTEN && t->c == c)
+    for (int j = 0; j < n; j++)
+        if (evs[j].data.ptr == &c->tag || evs[j].data.ptr == &c->ttag)
             evs[j].data.ptr = NULL;
-    }
 }
 
 static void *worker_main(void *arg)
@@ -676,14 +675,14 @@ static void *worker_main(void *arg)
                 struct conn *c = t->c;
                 on_timer(w, c);
                 if (conn_flush(w, c) < 0) {
-                    conn_close(w, c);
-                    /* the same connection may appear later in this batch */
+                    /* the same connection may appear elsewhere in this batch */
                     forget(evs, n, c);
+                    conn_close(w, c);
                 } else if (!c->sc && c->in.len) {
                     /* pipelined request waiting behind the stream */
                     if (conn_process(w, c) < 0 || conn_flush(w, c) < 0) {
-                        conn_close(w, c);
                         forget(evs, n, c);
+                        conn_close(w, c);
                     }
                 }
             }
@@ -697,18 +696,15 @@ static void *worker_main(void *arg)
                 continue;
             }
             struct conn *c = t->c;
-            if (evs[i].events & (EPOLLERR | EPOLLHUP)) {
+            int dead = (evs[i].events & (EPOLLERR | EPOLLHUP)) != 0;
+            if (!dead && (evs[i].events & EPOLLOUT))
+                dead = conn_flush(w, c) < 0;
+            if (!dead && (evs[i].events & (EPOLLIN | EPOLLRDHUP)))
+                dead = on_readable(w, c) < 0;
+            if (dead) {
+                forget(evs, n, c);
                 conn_close(w, c);
-                continue;
             }
-            if (evs[i].events & EPOLLOUT) {
-                if (conn_flush(w, c) < 0) {
-                    conn_close(w, c);
-                    continue;
-                }
-            }
-            if (evs[i].events & (EPOLLIN | EPOLLRDHUP))
-                on_readable(w, c);
         }
     }
     return NULL;

@@ -10,7 +10,7 @@ AIROUTER_BIN="$PWD/airouter" node --test --test-concurrency=1 "${tests[@]}"
 
 echo "== e2e: ASan+UBSan build =="
 logdir=$(mktemp -d /tmp/airouter-asan.XXXXXX)
-export ASAN_OPTIONS="log_path=$logdir/asan:detect_leaks=0:abort_on_error=0"
+export ASAN_OPTIONS="log_path=$logdir/asan:detect_leaks=1:abort_on_error=0"
 export UBSAN_OPTIONS="log_path=$logdir/ubsan:print_stacktrace=1"
 AIROUTER_BIN="$PWD/airouter-asan" node --test --test-concurrency=1 "${tests[@]}"
 if compgen -G "$logdir/*" >/dev/null; then

@@ -334,6 +334,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < g_conns; i++)
         pthread_join(th[i], NULL);
 
+    free(th);
     long n = atomic_load(&g_done);
     qsort(g_ttfc, (size_t)n, sizeof *g_ttfc, cmp);
     qsort(g_total, (size_t)n, sizeof *g_total, cmp);

@@ -20,6 +20,13 @@ const cfg_t *http_cfg;
 volatile int http_draining;
 static struct MHD_Daemon *daemon_handle;
 static unsigned active_requests;
+/* Connections accepted that have not begun a request yet. A drain waits for them
+ * too: closing one would drop a request its client has already sent. */
+static unsigned fresh_connections;
+
+typedef struct {
+    bool started_request;
+} conn_state_t;
 
 /* Bodies above the limit are read and dropped up to this much more, so the client
  * can read the 413; beyond that the connection is simply closed. */
@@ -238,6 +245,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->method = method;
         req->endpoint = -1;
         __atomic_add_fetch(&active_requests, 1, __ATOMIC_SEQ_CST);
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        conn_state_t *cs = ci ? ci->socket_context : NULL;
+        if (cs && !cs->started_request) {
+            cs->started_request = true;
+            __atomic_sub_fetch(&fresh_connections, 1, __ATOMIC_SEQ_CST);
+        }
         set_request_id(req, conn);
         bool answered;
         enum MHD_Result rc = begin_request(req, &answered);
@@ -339,6 +353,24 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     __atomic_sub_fetch(&active_requests, 1, __ATOMIC_SEQ_CST);
 }
 
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    (void)cls;
+    (void)conn;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        *socket_context = calloc(1, sizeof(conn_state_t));
+        if (*socket_context)
+            __atomic_add_fetch(&fresh_connections, 1, __ATOMIC_SEQ_CST);
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        conn_state_t *cs = *socket_context;
+        if (cs && !cs->started_request)
+            __atomic_sub_fetch(&fresh_connections, 1, __ATOMIC_SEQ_CST);
+        free(cs);
+        *socket_context = NULL;
+    }
+}
+
 unsigned http_active_requests(void) { return __atomic_load_n(&active_requests, __ATOMIC_SEQ_CST); }
 
 static void mhd_logger(void *cls, const char *fmt, va_list ap)
@@ -362,6 +394,7 @@ int http_start(const cfg_t *cfg, int listen_fd)
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->idle_timeout,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
         MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512 * 1024),
         MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL, MHD_OPTION_END);
@@ -377,10 +410,15 @@ void http_drain_and_stop(void)
     if (!daemon_handle)
         return;
     http_draining = 1;
-    /* Quiesce first: without it, stopping would shut down the shared listen socket. */
-    MHD_quiesce_daemon(daemon_handle);
+    /* Quiesce first: without it, stopping would shut down the shared listen socket.
+     * Our copy of the socket is then closed so that, once the master and every
+     * worker have let go of it, new connections are refused instead of queued. */
+    MHD_socket lfd = MHD_quiesce_daemon(daemon_handle);
+    if (lfd != MHD_INVALID_SOCKET)
+        close(lfd);
     uint64_t deadline = http_now_us() + (uint64_t)http_cfg->drain_timeout * 1000000u;
-    while (http_active_requests() > 0 && http_now_us() < deadline) {
+    while ((http_active_requests() > 0 || __atomic_load_n(&fresh_connections, __ATOMIC_SEQ_CST) > 0) &&
+           http_now_us() < deadline) {
         struct timespec ts = {0, 20 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }

@@ -58,6 +58,7 @@ const OPEN_MODELS = [
   ['slow-first-long', B.primary, 'upstream-slow-first-byte-4000-m25'],
   ['err-html', B.primary, 'upstream-error-html-m26'],
   ['garbage-model', B.primary, 'upstream-garbage-m27'],
+  ['agg-slow', B.primary, 'upstream-slow-stream-40x100-m28', 'backend_stream = true;'],
 ];
 const backendModelOf = (name) => OPEN_MODELS.find((m) => m[0] === name)[2];
 const isGlob = (n) => /[*?[]/.test(n);
@@ -848,22 +849,28 @@ test('stream: client abort mid-stream closes the backend connection within ~1 s'
   assert.equal(ok.choices[0].message.content, expectedChat('still alive').text);
 });
 
-test('client abort before the backend answered (stream and not) closes the backend connection within ~1 s', T, async () => {
-  for (const stream of [false, true]) {
+test('client abort before the answer (backend silent; or aggregating a backend stream) closes the backend connection within ~1 s', T, async () => {
+  const cases = [
+    ['slow-first-long', 'upstream-slow-first-byte-4000-m25', false],
+    ['slow-first-long', 'upstream-slow-first-byte-4000-m25', true],
+    ['agg-slow', 'upstream-slow-stream-40x100-m28', false], // backend_stream = true, non-streaming client
+  ];
+  for (const [model, bm, stream] of cases) {
+    const what = `early abort ${model} stream=${stream}`;
     const ac = new AbortController();
     const p = fetch(`${open.base}/v1/chat/completions`, {
       method: 'POST', headers: { 'content-type': 'application/json' }, signal: ac.signal,
-      body: JSON.stringify({ ...chatBody('slow-first-long', `early abort ${stream}`), stream }),
+      body: JSON.stringify({ ...chatBody(model, what), stream }),
     }).then((r) => r.text());
-    const rec = await mock.waitFor((x) => x.model === 'upstream-slow-first-byte-4000-m25' && x.body.messages[1].content === `early abort ${stream}`, 3000);
-    await h.sleep(300);
+    const rec = await mock.waitFor((x) => x.model === bm && x.body.messages[1].content === what, 3000);
+    await h.sleep(500);
     const abortAt = Date.now();
     ac.abort();
     await assert.rejects(p);
     await mock.waitClosed(rec, 3000);
     const lag = rec.socketClosedAt - abortAt;
-    assert.ok(lag <= 1500, `stream=${stream}: backend connection closed ${lag} ms after the client left`);
-    assert.equal(rec.aborted, true);
+    assert.ok(lag <= 1500, `${what}: backend connection closed ${lag} ms after the client left`);
+    assert.equal(rec.aborted, true, `${what}: the backend had not finished`);
   }
 });
 
@@ -926,6 +933,38 @@ test('no response, header or error ever contained a backend URL, name, key or ba
     assertNoLeak(t.body, `${t.where} -> ${t.status} body`);
     assertNoLeak(JSON.stringify(t.headers), `${t.where} -> ${t.status} headers`);
   }
+});
+
+test('logs: keys are never logged (the key name is), no backend secret in the log', T, async () => {
+  assert.ok(keyed.log.includes('team-a'), 'the access log names the key (team-a)');
+  for (const [name, r] of [['open', open], ['keyed', keyed]]) {
+    for (const secret of [KEY_A, KEY_B, CLIENT_KEY, BACKEND_KEY]) {
+      assert.ok(!r.log.includes(secret), `${name} router log contains the secret ${secret}`);
+    }
+  }
+});
+
+test('config: two defaults for one kind is a config error (-t fails)', T, async () => {
+  const { spawnSync } = require('node:child_process');
+  const fs = require('node:fs');
+  const path = require('node:path');
+  const dir = h.tmpDir();
+  const f = path.join(dir, 'two-defaults.conf');
+  fs.writeFileSync(f, `listen = "127.0.0.1:1";
+backends = ( { name = "e"; type = "echo"; } );
+models = ( { name = "a"; backend = "e"; default = true; kinds = ["chat"]; },
+           { name = "b"; backend = "e"; default = true; kinds = ["chat"]; } );
+`);
+  const r = spawnSync(h.BIN, ['-t', '-c', f], { encoding: 'utf8', timeout: 10000 });
+  assert.equal(r.status, 1, `exit status (stderr: ${r.stderr})`);
+  assert.match(r.stderr, /test failed/);
+  fs.writeFileSync(f, `listen = "127.0.0.1:1";
+backends = ( { name = "e"; type = "echo"; } );
+models = ( { name = "a"; backend = "e"; default = true; kinds = ["chat"]; },
+           { name = "b"; backend = "e"; default = true; kinds = ["completions"]; } );
+`);
+  const ok = spawnSync(h.BIN, ['-t', '-c', f], { encoding: 'utf8', timeout: 10000 });
+  assert.equal(ok.status, 0, `one default per kind is fine (stderr: ${ok.stderr})`);
 });
 
 test('no worker crashed and no sanitizer report during the run', T, async () => {

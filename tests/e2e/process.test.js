@@ -162,7 +162,8 @@ function runBin(args, { timeout = 10000, cwd = REPO, env = {} } = {}) {
 test('workers are forked as configured, and -w overrides the config', { timeout: 40000 }, async () => {
   await withRouter(echoConfig({ workers: 3 }), {}, async (h) => {
     const w = await waitWorkers(h, 3, 'workers = 3');
-    for (const p of w) assert.ok(h.log.includes(`worker ${p} started (generation`), `log names worker ${p} started`);
+    await waitFor(() => w.every((p) => h.log.includes(`worker ${p} started (generation 1)`)),
+      { timeout: 3000, what: `log "worker PID started (generation 1)" for ${w}` });
     checkEcho(await chat(h.base, 'three workers'), 'three workers');
   });
   await withRouter(echoConfig({ workers: 3 }), { args: ['-w', '2'] }, async (h) => {
@@ -296,8 +297,10 @@ test('QUIT lets an in-flight slow stream finish, refuses new connections, exits 
         h.signal('SIGQUIT');
         quitAt = Date.now();
         // While the stream is still being relayed, new connections must be refused.
-        refusedCheck = waitFor(async () => (await tryConnect(h.port, 500)) === 'refused',
+        let lastTry = null;
+        refusedCheck = waitFor(async () => (lastTry = await tryConnect(h.port, 500)) === 'refused',
           { timeout: 1200, interval: 50, what: 'new connection refused after QUIT' })
+          .catch(() => { throw new Error(`new connection not refused within 1.2 s of QUIT, while the stream is in flight (last attempt: ${lastTry})`); })
           .then(() => { refused = Date.now(); }, (e) => { refused = e; });
       }
     }
@@ -307,10 +310,10 @@ test('QUIT lets an in-flight slow stream finish, refuses new connections, exits 
     assert.equal(text.trim(), msg);
     assert.equal(finish, 'stop');
     assert.ok(streamEnd - quitAt >= 1000, `stream kept going after QUIT (${streamEnd - quitAt} ms)`);
-    assert.ok(!(refused instanceof Error), refused instanceof Error ? refused.message : '');
-    assert.ok(refused <= streamEnd + 50, 'new connections were refused while the stream was still in flight');
     const ex = await Promise.race([h.exited, sleep(12000).then(() => 'timeout')]);
     assert.deepEqual(ex, { code: 0, signal: null }, 'master exits with code 0 after QUIT');
+    assert.ok(!(refused instanceof Error), refused instanceof Error ? refused.message : '');
+    assert.ok(refused <= streamEnd + 50, 'new connections were refused while the stream was still in flight');
     assert.equal(await tryConnect(h.port), 'refused');
   });
 });
