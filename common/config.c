@@ -123,12 +123,12 @@ bool cfg_glob_match(const char *pat, const char *s)
     /* Iterative matcher with single-star backtracking: linear in practice. */
     const char *star = NULL, *mark = NULL;
     while (*s) {
-        if (*pat == '?' || *pat == *s) {
-            pat++;
-            s++;
-        } else if (*pat == '*') {
+        if (*pat == '*') { /* before the literal test: a name may contain '*' itself */
             star = pat++;
             mark = s;
+        } else if (*pat == '?' || *pat == *s) {
+            pat++;
+            s++;
         } else if (star) {
             pat = star + 1;
             s = ++mark;
@@ -398,6 +398,8 @@ static int load_models(loader_t *ld, config_t *lc, cfg_t *cfg)
     if (!config_setting_is_list(list) && !config_setting_is_array(list))
         return fail(ld, list, "'models' must be a list of groups: ( { ... }, ... )");
     int n = config_setting_length(list);
+    if (n == 0)
+        return fail(ld, list, "'models' is empty: nothing could be routed");
     cfg->models = calloc((size_t)n + 1, sizeof *cfg->models);
     if (!cfg->models)
         return fail(ld, list, "out of memory");
@@ -531,8 +533,10 @@ static int load_top(loader_t *ld, config_t *lc, cfg_t *cfg)
             return fail(ld, log, "'log' must be a group { ... }");
         if (check_keys(ld, log, "log", log_keys) < 0 || get_string(ld, log, "level", &level) < 0 ||
             get_string(ld, log, "error_log", &cfg->error_log) < 0 ||
-            get_string(ld, log, "access_log", &cfg->access_log) < 0)
+            get_string(ld, log, "access_log", &cfg->access_log) < 0) {
+            free(level);
             return -1;
+        }
         if (level) {
             cfg->log_level = log_level_parse(level);
             free(level);

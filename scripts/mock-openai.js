@@ -51,6 +51,14 @@
 //   stall-N-MS       streams N events, then goes silent for MS before the rest (idle-timeout tests)
 //   error-html       404 with an HTML body (a proxy's page naming the backend URL), not JSON
 //   garbage          200 application/json whose body is not JSON (naming the backend URL)
+//   sse-crlf         SSE lines end with \r\n (events end with \r\n\r\n)
+//   sse-nospace      "data:{...}" without the space after the colon
+//   sse-comments     a ": ping" comment event before every event
+//   fragmented       every SSE event (or the non-stream JSON body, sent chunked without
+//                    Content-Length) written in 7-byte pieces a few ms apart (splits UTF-8 sequences)
+//   dated            the answer's model is the requested name + "-2024-08-06" (as OpenAI does)
+//   stream-error-event  streams 2 events, then data: {"error":{...}} naming the model and backend
+//                    URL, then ends the stream (no [DONE])
 //   hang             never answers (keeps the socket open until the client closes it)
 //   stream-then-die  sends the headers and 2 chunks, then destroys the socket
 //                    (non-stream: headers and half a JSON body, then destroys the socket)
@@ -157,6 +165,12 @@ function knobs(model) {
   if (m.includes('error-html')) k.error = 'html';
   if (m.includes('garbage')) k.garbage = true;
   if (m.includes('hang')) k.hang = true;
+  if (m.includes('sse-crlf')) k.crlf = true;
+  if (m.includes('sse-nospace')) k.nospace = true;
+  if (m.includes('sse-comments')) k.comments = true;
+  if (m.includes('fragmented')) k.fragmented = true;
+  if (m.includes('dated')) k.dated = true;
+  if (m.includes('stream-error-event')) k.streamError = true;
   if (m.includes('stream-then-die')) k.die = true;
   if (m.includes('tool-call')) k.tool = true;
   if ((r = /delay-(\d+)/.exec(m))) k.delay = Number(r[1]);
@@ -260,12 +274,26 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
     // Headers go out with the first chunk (like uvicorn/OpenAI), or now if flushHeaders is called.
   }
 
-  function sendEvent(res, rec, obj) {
+  // Writes one SSE event (obj, or the string '[DONE]') in the wire variant the knobs select.
+  async function sendEvent(res, rec, obj, k = {}) {
     if (res.destroyed || res.writableEnded) return false;
-    rec.response.push(obj);
-    rec.chunksSent++;
-    res.write(`data: ${JSON.stringify(obj)}\n\n`);
+    if (obj !== '[DONE]') { rec.response.push(obj); rec.chunksSent++; }
+    const eol = k.crlf ? '\r\n' : '\n';
+    let text = `${k.nospace ? 'data:' : 'data: '}${obj === '[DONE]' ? obj : JSON.stringify(obj)}${eol}${eol}`;
+    if (k.comments) text = `: ping${eol}${eol}${text}`;
+    if (k.fragmented) await writeFragmented(res, Buffer.from(text));
+    else res.write(text);
     return true;
+  }
+
+  // Writes buf in 7-byte pieces (splitting UTF-8 sequences), a few ms apart, so each is its own
+  // TCP segment.
+  async function writeFragmented(res, buf) {
+    for (let i = 0; i < buf.length; i += 7) {
+      if (gone(res)) return;
+      res.write(buf.subarray(i, i + 7));
+      await sleep(1);
+    }
   }
 
   function gone(res) { return res.destroyed || res.socket === null || (res.socket && res.socket.destroyed); }
@@ -399,6 +427,13 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
           usage: r.usage,
         };
       }
+      if (k.dated) obj.model = `${model}-2024-08-06`;
+      if (k.fragmented) {
+        rec.status = 200; rec.response = obj;
+        res.writeHead(200, { 'Content-Type': 'application/json' }); // chunked, no Content-Length
+        await writeFragmented(res, Buffer.from(JSON.stringify(obj)));
+        return res.end();
+      }
       if (k.die) {
         const s = JSON.stringify(obj);
         rec.status = 200;
@@ -412,9 +447,10 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
     }
 
     startSse(res, rec);
+    const rmodel = k.dated ? `${model}-2024-08-06` : model;
     const base = chat
-      ? { id, object: 'chat.completion.chunk', created: CREATED, model, system_fingerprint: fp }
-      : { id, object: 'text_completion', created: CREATED, model, system_fingerprint: fp };
+      ? { id, object: 'chat.completion.chunk', created: CREATED, model: rmodel, system_fingerprint: fp }
+      : { id, object: 'text_completion', created: CREATED, model: rmodel, system_fingerprint: fp };
     const withUsage = (o) => (includeUsage ? { ...o, usage: null } : o);
     const seq = [];
     if (chat) {
@@ -441,13 +477,20 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
         res.destroy();
         return;
       }
+      if (k.streamError && i === 2) {
+        // Like OpenAI (and vLLM) reporting a failure inside a started stream; then the stream ends.
+        const host = res.req.headers.host;
+        await sendEvent(res, rec, errorBody(`The model ${model} on http://${host}/v1 failed while generating.`, 'server_error', null, 'internal_error'), k);
+        return res.end();
+      }
       if (delay) await sleep(delay);
       if (k.stall && i === k.stall.n) await sleep(k.stall.ms);
       if (gone(res)) return;
-      sendEvent(res, rec, seq[i]);
+      await sendEvent(res, rec, seq[i], k);
     }
     if (gone(res)) return;
-    res.end('data: [DONE]\n\n');
+    await sendEvent(res, rec, '[DONE]', k);
+    res.end();
   }
 
   await new Promise((resolve, reject) => {

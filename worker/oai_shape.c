@@ -277,7 +277,7 @@ int shape_synthesise(unsigned kind, json_object *completion, bool include_usage,
         json_object_object_add(body, "index", index ? json_object_get(index) : json_object_new_int((int)i));
         if (kind == KIND_CHAT) {
             json_object *delta = json_object_new_object();
-            if (json_object_object_get_ex(ch, "message", &msg)) {
+            if (json_object_object_get_ex(ch, "message", &msg) && json_object_is_type(msg, json_type_object)) {
                 json_object_object_foreach(msg, key, val)
                 {
                     if (strcmp(key, "tool_calls") == 0 && json_object_is_type(val, json_type_array)) {

@@ -13,10 +13,14 @@ bool route_key_allows(const cfg_key_t *key, const char *name)
 }
 
 static route_status_t finish(const cfg_t *cfg, const cfg_key_t *key, const cfg_model_t *m,
-                             const char *name, route_t *out)
+                             const char *name, bool via_default, route_t *out)
 {
-    /* A key limited to some models must not learn that others exist: same 404. */
-    if (!route_key_allows(key, name) && !route_key_allows(key, m->name))
+    /* A key limited to some models must not learn that others exist: same 404.
+     * A glob entry is allowed by the requested name or by the glob itself; the
+     * default only if the key may use the default model. */
+    bool allowed = via_default ? route_key_allows(key, m->name)
+                               : route_key_allows(key, name) || (m->is_glob && route_key_allows(key, m->name));
+    if (!allowed)
         return ROUTE_NOT_FOUND;
     out->model = m;
     out->backend = &cfg->backends[m->backend];
@@ -33,14 +37,14 @@ route_status_t route_resolve(const cfg_t *cfg, const cfg_key_t *key, const char 
         if (!m->is_glob && strcmp(m->name, name) == 0) {
             if (!(m->kinds & kind))
                 return route_key_allows(key, m->name) ? ROUTE_WRONG_KIND : ROUTE_NOT_FOUND;
-            return finish(cfg, key, m, name, out);
+            return finish(cfg, key, m, name, false, out);
         }
     }
     for (int i = 0; i < cfg->nmodels; i++) {
         const cfg_model_t *m = &cfg->models[i];
         if (m->is_glob && cfg_glob_match(m->name, name)) {
             if (m->kinds & kind)
-                return finish(cfg, key, m, name, out);
+                return finish(cfg, key, m, name, false, out);
             wrong_kind = true;
         }
     }
@@ -49,7 +53,7 @@ route_status_t route_resolve(const cfg_t *cfg, const cfg_key_t *key, const char 
     for (int i = 0; i < cfg->nmodels; i++) {
         const cfg_model_t *m = &cfg->models[i];
         if (m->is_default && (m->kinds & kind))
-            return finish(cfg, key, m, name, out);
+            return finish(cfg, key, m, name, true, out);
     }
     return ROUTE_NOT_FOUND;
 }

@@ -59,6 +59,15 @@ const OPEN_MODELS = [
   ['err-html', B.primary, 'upstream-error-html-m26'],
   ['garbage-model', B.primary, 'upstream-garbage-m27'],
   ['agg-slow', B.primary, 'upstream-slow-stream-40x100-m28', 'backend_stream = true;'],
+  ['sse-crlf', B.primary, 'upstream-sse-crlf-m29'],
+  ['sse-nospace', B.primary, 'upstream-sse-nospace-m30'],
+  ['sse-comments', B.primary, 'upstream-sse-comments-m31'],
+  ['fragmented', B.primary, 'upstream-fragmented-m32'],
+  ['dated-model', B.primary, 'upstream-dated-m33'],
+  ['stream-err', B.primary, 'upstream-stream-error-event-m34'],
+  ['agg-tools', B.primary, 'upstream-tool-call-m35', 'backend_stream = true;'],
+  ['synth-tools', B.primary, 'upstream-tool-call-m36', 'backend_stream = false;'],
+  ['meta-llama/Llama-3.1-8B-Instruct', B.primary, null],
 ];
 const backendModelOf = (name) => OPEN_MODELS.find((m) => m[0] === name)[2];
 const isGlob = (n) => /[*?[]/.test(n);
@@ -184,6 +193,7 @@ async function readSse(res) {
 function parseSse(text) {
   const events = [];
   const comments = [];
+  text = text.replace(/\r\n?/g, '\n'); // any SSE line ending
   for (const block of text.split('\n\n')) {
     if (!block.trim()) continue;
     const data = [];
@@ -412,6 +422,19 @@ test('routing: glob, default and pass-through (exact and glob) rewrite the model
   }
 });
 
+test('routing: a model name with a slash (Hugging Face style) routes, passes through and can be retrieved', T, async () => {
+  const name = 'meta-llama/Llama-3.1-8B-Instruct';
+  const c = client(open);
+  const r = await c.chat.completions.create(chatBody(name, 'slash name'));
+  assert.equal(r.model, name);
+  assert.equal(mock.last().model, name);
+  const m = await c.models.retrieve(name);
+  assert.equal(m.id, name);
+  const enc = await raw(open, 'GET', `/v1/models/${encodeURIComponent(name)}`);
+  assert.equal(enc.status, 200, `percent-encoded id: ${enc.text}`);
+  assert.equal(enc.json.id, name);
+});
+
 test('routing: completions default model', T, async () => {
   const c = client(open);
   const r = await c.completions.create({ model: 'some-unknown-text-model', prompt: 'default completion' });
@@ -613,6 +636,34 @@ test('errors: routing and request errors (404 unknown_url, 405, 400 invalid_json
   assert.equal(mock.requests.length, before);
 });
 
+test('errors: error bodies are valid UTF-8 JSON whatever the model name or path (quotes, controls, long multibyte, bad bytes)', T, async () => {
+  const names = ['we"ird\\name\n\u0001<x>', 'é'.repeat(150), `a${'é'.repeat(300)}`, `ab${'🌍'.repeat(200)}`, 'x'.repeat(5000)];
+  const reqs = [];
+  for (const model of names) {
+    reqs.push([`embeddings model ${JSON.stringify(model.slice(0, 12))}... (${model.length} chars)`, open, 'POST', '/v1/embeddings', { model, input: 'x' }, {}]);
+    reqs.push([`keyed chat model ${JSON.stringify(model.slice(0, 12))}... (${model.length} chars)`, keyed, 'POST', '/v1/chat/completions', chatBody(model, 'x'), { Authorization: `Bearer ${KEY_B}` }]);
+  }
+  reqs.push(['unknown path, long multibyte', open, 'GET', `/v1/${encodeURIComponent(`a${'é'.repeat(150)}`)}`, undefined, {}]);
+  reqs.push(['unknown path, invalid UTF-8 bytes', open, 'GET', '/v1/%FF%FEabc', undefined, {}]);
+  const bad = [];
+  for (const [what, router, method, path, body, headers] of reqs) {
+    const init = { method, headers: { 'content-type': 'application/json', ...headers }, signal: AbortSignal.timeout(10000) };
+    if (body) init.body = JSON.stringify(body);
+    const res = await fetch(`${router.base}${path}`, init);
+    const buf = Buffer.from(await res.arrayBuffer());
+    let text;
+    try { text = new TextDecoder('utf-8', { fatal: true }).decode(buf); } catch {
+      bad.push(`${what}: the ${res.status} error body is not valid UTF-8: ${buf.toString('latin1').slice(0, 50)}...${buf.subarray(-40).toString('latin1')}`);
+      continue;
+    }
+    let j;
+    try { j = JSON.parse(text); } catch { bad.push(`${what}: not JSON: ${text.slice(0, 100)}`); continue; }
+    if (![400, 404].includes(res.status)) bad.push(`${what}: status ${res.status}`);
+    if (!(j.error && typeof j.error.message === 'string')) bad.push(`${what}: not an OpenAI-style error: ${text.slice(0, 100)}`);
+  }
+  assert.deepEqual(bad, []);
+});
+
 test('errors: body too large -> 413 request_too_large (Content-Length and chunked)', T, async () => {
   const big = JSON.stringify(chatBody('chat-exact', 'x'.repeat(200000)));
   const before = mock.requests.length;
@@ -627,6 +678,17 @@ test('errors: body too large -> 413 request_too_large (Content-Length and chunke
   });
   assertError(r, 413, 'request_too_large');
   assert.equal(mock.requests.length, before, 'oversized requests never reach the backend');
+  // Over keep-alive (undici): the refused body must not be read as the next request.
+  for (let i = 0; i < 3; i++) {
+    let status;
+    try {
+      const res = await fetch(`${open.base}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: big, signal: AbortSignal.timeout(10000) });
+      status = res.status; await res.text();
+    } catch (e) { status = `network error ${e.cause && e.cause.code}`; }
+    assert.equal(status, 413);
+    const ok = await raw(open, 'POST', '/v1/chat/completions', { json: chatBody('chat-exact', `after 413 ${i}`) });
+    assert.equal(ok.status, 200, ok.text);
+  }
   // Just under the limit still works.
   const fits = JSON.stringify(chatBody('chat-exact', 'y'.repeat(60000)));
   const ok = await raw(open, 'POST', '/v1/chat/completions', { body: fits, headers: { 'content-type': 'application/json' } });
@@ -740,6 +802,19 @@ test('errors: backend goes silent mid-stream (idle timeout) -> final SSE error e
   await mock.waitClosed(lastReqFor('upstream-stall-2-3000-m24'), 2000);
 });
 
+test('errors: an error event inside the backend stream is relayed sanitised, and the stream ends', T, async () => {
+  const r = await rawStream(open, '/v1/chat/completions', { ...chatBody('stream-err', 'a b c d e'), stream: true });
+  assert.equal(r.status, 200);
+  assert.ok(r.cleanEnd);
+  const last = r.events.at(-1);
+  assert.ok(last && last.error, `last event is an error event: ${r.raw}`);
+  assert.equal(typeof last.error.message, 'string');
+  assert.ok(!r.events.includes('[DONE]'), 'no [DONE] after an error');
+  assert.equal(r.events.filter((x) => x.error).length, 1, 'exactly one error event');
+  assertNoLeak(r.raw, 'backend error event');
+  for (const ev of r.events.slice(0, -1)) assert.equal(ev.model, 'stream-err');
+});
+
 // ---------------------------------------------------------------- stream mixing
 
 test('backend_stream=true with a non-streaming client: aggregated completion (content, finish_reason, usage)', T, async () => {
@@ -814,7 +889,80 @@ test('backend_stream=false with a streaming client: synthesised chunks, [DONE], 
   assert.ok(cs.events.slice(0, -1).every((ev) => ev.model === 'synth-model' && ev.object === 'text_completion'));
 });
 
+test('backend_stream forced: tool calls survive aggregation and synthesis', T, async () => {
+  const c = client(open);
+  const r = await c.chat.completions.create(chatBody('agg-tools', 'weather?'));
+  assert.equal(lastReqFor('upstream-tool-call-m35').body.stream, true);
+  assert.equal(r.model, 'agg-tools');
+  assert.equal(r.choices[0].finish_reason, 'tool_calls');
+  const tc = r.choices[0].message.tool_calls;
+  assert.ok(Array.isArray(tc) && tc.length === 1, `aggregated message has the tool call: ${JSON.stringify(r.choices[0].message)}`);
+  assert.equal(tc[0].id, 'call_mock1');
+  assert.equal(tc[0].type, 'function');
+  assert.equal(tc[0].function.name, 'get_weather');
+  assert.equal(tc[0].function.arguments, TOOL_ARGS);
+
+  const stream = await c.chat.completions.create({ ...chatBody('synth-tools', 'weather?'), stream: true });
+  assert.notEqual(lastReqFor('upstream-tool-call-m36').body.stream, true);
+  let args = ''; let name; let finish;
+  for await (const ch of stream) {
+    assert.equal(ch.model, 'synth-tools');
+    const ch0 = ch.choices[0];
+    if (!ch0) continue;
+    for (const t of ch0.delta.tool_calls || []) {
+      if (t.function && t.function.name) name = t.function.name;
+      if (t.function && t.function.arguments) args += t.function.arguments;
+    }
+    if (ch0.finish_reason) finish = ch0.finish_reason;
+  }
+  assert.equal(name, 'get_weather');
+  assert.equal(args, TOOL_ARGS);
+  assert.equal(finish, 'tool_calls');
+});
+
 // ---------------------------------------------------------------- relay behaviour
+
+test('stream: backend SSE variants (CRLF, "data:" without space, comments, 7-byte fragments) relayed exactly', T, async () => {
+  const text = 'héllo wörld 🌍 ünïcode ✓ — 日本語 fin';
+  for (const model of ['sse-crlf', 'sse-nospace', 'sse-comments', 'fragmented']) {
+    const r = await rawStream(open, '/v1/chat/completions', { ...chatBody(model, text), stream: true, stream_options: { include_usage: true } });
+    assert.equal(r.status, 200, model);
+    assert.ok(r.cleanEnd, model);
+    const rec = lastReqFor(backendModelOf(model));
+    assert.equal(r.events.at(-1), '[DONE]', `${model}: [DONE] last`);
+    const got = r.events.slice(0, -1);
+    assert.equal(got.length, rec.response.length, `${model}: same number of events`);
+    got.forEach((ev, i) => assert.deepEqual(ev, { ...rec.response[i], model }, `${model}: event ${i}`));
+    // And what the SDK makes of it.
+    const stream = await client(open).chat.completions.create({ ...chatBody(model, text), stream: true });
+    let content = '';
+    for await (const ch of stream) { assert.equal(ch.model, model); if (ch.choices[0]) content += ch.choices[0].delta.content || ''; }
+    assert.equal(content, expectedChat(text).text, `${model}: SDK content`);
+  }
+  // Non-stream body sent chunked in fragments.
+  const r = await client(open).chat.completions.create(chatBody('fragmented', text));
+  assert.equal(r.choices[0].message.content, expectedChat(text).text);
+  assert.equal(r.model, 'fragmented');
+});
+
+test('model rewriting: a backend answering with another model name (dated snapshot) is still rewritten', T, async () => {
+  const c = client(open);
+  const r = await c.chat.completions.create(chatBody('dated-model', 'snapshot'));
+  assert.equal(r.model, 'dated-model');
+  const stream = await c.chat.completions.create({ ...chatBody('dated-model', 'snapshot'), stream: true, stream_options: { include_usage: true } });
+  for await (const ch of stream) assert.equal(ch.model, 'dated-model');
+});
+
+test('embeddings: a large answer (40 x 3072 floats, ~2.5 MB) is relayed exactly, float and base64', T, async () => {
+  const inputs = Array.from({ length: 40 }, (_, i) => `large embedding input ${i}`);
+  const f = await raw(open, 'POST', '/v1/embeddings', { json: { model: 'embed-model', input: inputs, encoding_format: 'float', dimensions: 3072 } });
+  assert.equal(f.status, 200, f.text.slice(0, 300));
+  assert.equal(f.json.data.length, 40);
+  f.json.data.forEach((d, i) => assert.deepEqual(d.embedding, embed(inputs[i], 3072), `input ${i}`));
+  const b = await client(open).embeddings.create({ model: 'embed-model', input: inputs, dimensions: 3072 });
+  b.data.forEach((d, i) => assert.deepEqual(Array.from(d.embedding), embed(inputs[i], 3072), `base64 input ${i}`));
+});
+
 
 test('stream: chunks are relayed as they arrive (no buffering)', T, async () => {
   const stream = await client(open).chat.completions.create({ ...chatBody('trickle', 'x'), stream: true });
@@ -886,6 +1034,23 @@ test('stream: a long stream (thousands of events) is relayed exactly', T, async 
   got.forEach((ev, i) => { if (ev.model !== 'chat-exact' || JSON.stringify({ ...rec.response[i], model: 'chat-exact' }) !== JSON.stringify(ev)) assert.deepEqual(ev, { ...rec.response[i], model: 'chat-exact' }, `event ${i}`); });
   const nonStream = await client(open).chat.completions.create(chatBody('chat-exact', text));
   assert.equal(nonStream.choices[0].message.content, expectedChat(text).text);
+});
+
+test('stream: 10 clients aborting at once all get their backend connections closed', T, async () => {
+  const c = new OpenAI({ baseURL: `${open.base}/v1`, apiKey: CLIENT_KEY, maxRetries: 0, timeout: 20000 });
+  const tag = `mass abort ${Date.now()}`;
+  const streams = await Promise.all(Array.from({ length: 10 }, (_, i) => c.chat.completions.create({ ...chatBody('slow-stream', `${tag} ${i}`), stream: true })));
+  await Promise.all(streams.map(async (s) => { let n = 0; for await (const ch of s) { if (ch.choices[0] && ch.choices[0].delta.content && ++n === 2) break; } }));
+  const abortAt = Date.now();
+  const recs = mock.requests.filter((r) => r.model === 'upstream-slow-stream-40x100-m15' && String(r.body.messages[1].content).startsWith(tag));
+  assert.equal(recs.length, 10);
+  await Promise.all(recs.map((r) => mock.waitClosed(r, 3000)));
+  for (const r of recs) {
+    assert.ok(r.socketClosedAt - abortAt <= 1500, `closed ${r.socketClosedAt - abortAt} ms after the abort`);
+    assert.equal(r.aborted, true);
+  }
+  const ok = await client(open).chat.completions.create(chatBody('chat-exact', 'after mass abort'));
+  assert.equal(ok.choices[0].message.content, expectedChat('after mass abort').text);
 });
 
 test('stream: 20 concurrent streams all complete with their own content', T, async () => {

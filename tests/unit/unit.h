@@ -26,13 +26,14 @@ bool unit_check_int(long long got, long long want, const char *file, int line,
  * from a signal (a crash counts as a failure without taking the runner down). */
 int unit_run_child(unit_fn fn);
 
+/* The function is unit_test_<name>, so a test may share a name with the code under test. */
 #define TEST(name)                                                                \
-    static void name(void);                                                       \
+    static void unit_test_##name(void);                                           \
     __attribute__((constructor)) static void unit_reg_##name(void)                \
     {                                                                             \
-        unit_register(#name, name);                                               \
+        unit_register(#name, unit_test_##name);                                   \
     }                                                                             \
-    static void name(void)
+    static void unit_test_##name(void)
 
 #define CHECK(cond) unit_check(!!(cond), __FILE__, __LINE__, "CHECK(%s)", #cond)
 #define CHECK_MSG(cond, ...) unit_check(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
