@@ -41,6 +41,7 @@
 //   error-400        400 {"error":{message mentioning the model name, type invalid_request_error,
 //                    param "temperature", code "invalid_value"}}
 //   error-400-leaky  same, but the message also names the backend URL (http://HOST/v1/...) it was sent to
+//   error-400-long   400 whose message quotes the last user message (long, non-ASCII input -> long message)
 //   error-404        404 model_not_found in OpenAI's words (message names the model)
 //   error-429        429 rate_limit_exceeded (type "requests"), Retry-After header
 //   error-500        500 server_error (message names the model and the backend URL)
@@ -153,6 +154,7 @@ function knobs(model) {
   const m = String(model || '');
   const k = {};
   if (m.includes('error-400-leaky')) k.error = 'leaky400';
+  else if (m.includes('error-400-long')) k.error = 'long400';
   else if (m.includes('error-400')) k.error = 400;
   else if (m.includes('error-404')) k.error = 404;
   else if (m.includes('error-429')) k.error = 429;
@@ -347,6 +349,11 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
         }
         case 400:
           return sendJson(res, rec, 400, errorBody(`Invalid value for 'temperature': model '${model}' does not support temperature=7.`, 'invalid_request_error', 'temperature', 'invalid_value'));
+        case 'long400': {
+          // Like a validation error that quotes the input: long, and not ASCII.
+          const input = lastUserText(body.messages) || promptText(body.prompt);
+          return sendJson(res, rec, 400, errorBody(`1 validation error for model ${model}: messages.1.content: input is not allowed here: '${input}'`, 'invalid_request_error', 'messages', 'invalid_value'));
+        }
         case 'leaky400':
           return sendJson(res, rec, 400, errorBody(`Invalid request to http://${host}${p} for model '${model}': 'temperature' is invalid.`, 'invalid_request_error', 'temperature', 'invalid_value'));
         case 404:

@@ -68,6 +68,7 @@ const OPEN_MODELS = [
   ['agg-tools', B.primary, 'upstream-tool-call-m35', 'backend_stream = true;'],
   ['synth-tools', B.primary, 'upstream-tool-call-m36', 'backend_stream = false;'],
   ['meta-llama/Llama-3.1-8B-Instruct', B.primary, null],
+  ['err-long', B.primary, 'upstream-error-400-long-m37'],
 ];
 const backendModelOf = (name) => OPEN_MODELS.find((m) => m[0] === name)[2];
 const isGlob = (n) => /[*?[]/.test(n);
@@ -707,6 +708,21 @@ test('errors: backend 4xx passed through with status, type and code, sanitised o
   r = await raw(open, 'POST', '/v1/chat/completions', { json: chatBody('err-429', 'x') });
   e = assertError(r, 429, 'rate_limit_exceeded', { type: 'requests' });
   assert.match(e.message, /err-429/);
+
+  // A long backend message with multibyte text: passed on (perhaps shortened) as valid UTF-8 JSON.
+  for (const text of [`a${'é'.repeat(700)}`, `${'日本語'.repeat(300)}`, `ab${'🌍'.repeat(400)}`]) {
+    const res = await fetch(`${open.base}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(chatBody('err-long', text)), signal: AbortSignal.timeout(10000) });
+    assert.equal(res.status, 400);
+    const buf = Buffer.from(await res.arrayBuffer());
+    let body;
+    try { body = new TextDecoder('utf-8', { fatal: true }).decode(buf); } catch {
+      assert.fail(`long backend 400 message (${text.slice(0, 3)}...): the error body is not valid UTF-8: ...${buf.subarray(-120).toString('latin1')}`);
+    }
+    const j = JSON.parse(body);
+    assert.equal(j.error.code, 'invalid_value');
+    assert.match(j.error.message, /^1 validation error for model err-long: /);
+    assertNoLeak(body, 'long backend 400');
+  }
 
   // The backend names its own URL in the message: the client must not see it.
   r = await raw(open, 'POST', '/v1/chat/completions', { json: chatBody('err-leaky', 'x') });
