@@ -60,8 +60,14 @@ test: deps
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory e2e
 
+BENCH_TOOLS := build/bench/benchmock build/bench/ttfb
+
+build/bench/%: scripts/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -Wextra -Werror -pthread -o $@ $<
+
 bench: deps
-	@$(MAKE) --no-print-directory airouter
+	@$(MAKE) --no-print-directory airouter $(BENCH_TOOLS)
 	scripts/bench.sh
 
 clean:

@@ -74,13 +74,41 @@ void buf_free(buf_t *b)
     b->len = b->cap = 0;
 }
 
+/* Length of the valid UTF-8 sequence at p (1-4), or 0 if it is not one. */
+static size_t utf8_sequence(const unsigned char *p)
+{
+    if (p[0] < 0x80)
+        return 1;
+    size_t n;
+    unsigned min;
+    unsigned cp;
+    if ((p[0] & 0xe0) == 0xc0) {
+        n = 2, min = 0x80, cp = p[0] & 0x1f;
+    } else if ((p[0] & 0xf0) == 0xe0) {
+        n = 3, min = 0x800, cp = p[0] & 0x0f;
+    } else if ((p[0] & 0xf8) == 0xf0) {
+        n = 4, min = 0x10000, cp = p[0] & 0x07;
+    } else {
+        return 0;
+    }
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80) /* also stops at the terminating NUL */
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
 int buf_append_json_string(buf_t *b, const char *s)
 {
     if (buf_append(b, "\"", 1) < 0)
         return -1;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
         char esc[8];
         const char *out = NULL;
+        size_t n = 1;
         switch (*p) {
         case '"': out = "\\\""; break;
         case '\\': out = "\\\\"; break;
@@ -91,11 +119,20 @@ int buf_append_json_string(buf_t *b, const char *s)
             if (*p < 0x20) {
                 snprintf(esc, sizeof esc, "\\u%04x", *p);
                 out = esc;
+            } else if (*p >= 0x80) {
+                /* Invalid or truncated UTF-8 (a message cut to fit a buffer, raw bytes
+                 * from a URL) becomes U+FFFD, so the output is always valid JSON. */
+                n = utf8_sequence(p);
+                if (n == 0) {
+                    out = "\\ufffd";
+                    n = 1;
+                }
             }
         }
-        int rc = out ? buf_appends(b, out) : buf_append(b, p, 1);
+        int rc = out ? buf_appends(b, out) : buf_append(b, p, n);
         if (rc < 0)
             return -1;
+        p += n;
     }
     return buf_append(b, "\"", 1);
 }

@@ -39,7 +39,8 @@ static enum MHD_Result respond_be_error(request_t *req, const be_event_t *ev)
     snprintf(req->error_reason, sizeof req->error_reason, "%s", be_error_name(ev->error));
     if (ev->error == BE_ERR_CLIENT_GONE)
         return MHD_NO; /* nobody to answer: close the connection */
-    return http_respond_error(req, ev->status, ev->message, ev->err_type, NULL,
+    return http_respond_error(req, ev->status, ev->message, ev->err_type,
+                              ev->err_param[0] ? ev->err_param : NULL,
                               ev->err_code[0] ? ev->err_code : NULL);
 }
 
@@ -90,7 +91,8 @@ static void relay_chunk(relay_t *r, json_object *chunk)
 static void relay_error_event(relay_t *r, const be_event_t *ev)
 {
     buf_t e = {0};
-    oaierr_format(&e, ev->message, ev->err_type, NULL, ev->err_code[0] ? ev->err_code : NULL);
+    oaierr_format(&e, ev->message, ev->err_type, ev->err_param[0] ? ev->err_param : NULL,
+                  ev->err_code[0] ? ev->err_code : NULL);
     buf_appends(&r->pending, "data: ");
     buf_append(&r->pending, e.data, e.len);
     buf_appends(&r->pending, "\n\n");
@@ -151,6 +153,18 @@ static ssize_t relay_read(void *cls, uint64_t pos, char *out, size_t max)
             json_object_put(ev.obj);
             relay_close_call(r); /* cancel the backend transfer at once */
             return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+        /* Events that have already arrived go out in the same write; nothing waits
+         * for more to come, so no event is delayed. */
+        while (!r->finished && r->pending.len < max / 2) {
+            r->ops->next(r->call, &ev, 0);
+            if (ev.type == BE_EV_PENDING)
+                break;
+            if (relay_event(r, &ev) < 0) {
+                json_object_put(ev.obj);
+                relay_close_call(r);
+                return MHD_CONTENT_READER_END_WITH_ERROR;
+            }
         }
     }
     size_t n = r->pending.len - r->off;

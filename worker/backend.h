@@ -52,6 +52,7 @@ typedef struct {
     char message[512];         /* ERROR: client-safe message (no backend details) */
     char err_type[48];         /* ERROR: OpenAI error type */
     char err_code[48];         /* ERROR: OpenAI error code, "" = null */
+    char err_param[64];        /* ERROR: the offending parameter, "" = null */
 } be_event_t;
 
 typedef struct {

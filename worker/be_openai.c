@@ -187,6 +187,8 @@ static void read_backend_error(be_call_t *c, json_object *err_obj, be_event_t *e
         snprintf(ev->err_type, sizeof ev->err_type, "%s", json_object_get_string(v));
     if (json_object_object_get_ex(e, "code", &v) && json_object_is_type(v, json_type_string))
         snprintf(ev->err_code, sizeof ev->err_code, "%s", json_object_get_string(v));
+    if (json_object_object_get_ex(e, "param", &v) && json_object_is_type(v, json_type_string))
+        snprintf(ev->err_param, sizeof ev->err_param, "%s", json_object_get_string(v));
     /* The client must see its own model name, never the backend's or its address. */
     be_sanitise(ev->message, sizeof ev->message, c->backend_model, c->client_model);
     be_sanitise(ev->message, sizeof ev->message, c->be->url, "the backend");

@@ -124,3 +124,22 @@ TEST(buf_json_string_escapes)
     CHECK_STR(b.data, "{\"k\":\"v\"}");
     buf_free(&b);
 }
+
+TEST(buf_json_string_keeps_utf8_and_replaces_invalid_bytes)
+{
+    buf_t b = {0};
+    buf_append_json_string(&b, "caf\xc3\xa9 \xf0\x9f\x8c\x8d");
+    CHECK_STR(b.data, "\"caf\xc3\xa9 \xf0\x9f\x8c\x8d\"");
+    buf_reset(&b);
+    /* A 4-byte character cut after 2 bytes, a lone continuation byte, raw 0xFF. */
+    buf_append_json_string(&b, "a\xf0\x9f");
+    CHECK_STR(b.data, "\"a\\ufffd\\ufffd\"");
+    buf_reset(&b);
+    buf_append_json_string(&b, "\x80x\xff");
+    CHECK_STR(b.data, "\"\\ufffdx\\ufffd\"");
+    buf_reset(&b);
+    /* Overlong encoding and a UTF-16 surrogate are not valid UTF-8 either. */
+    buf_append_json_string(&b, "\xc0\xaf\xed\xa0\x80");
+    CHECK_STR(b.data, "\"\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\"");
+    buf_free(&b);
+}
