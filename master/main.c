@@ -108,23 +108,30 @@ int main(int argc, char **argv)
         cfg_free(cfg);
         return rc;
     }
+    int fd = -1;
+    char *pidpath = strdup(pidfile); /* cfg may be replaced by a reload */
+    if (!pidpath)
+        goto fail;
     if (log_open(cfg->log_level, cfg->error_log, cfg->access_log) < 0) {
         fprintf(stderr, "airouter: cannot open log file: %s\n", strerror(errno));
-        return 1;
+        goto fail;
     }
-    pid_t other = pidfile_read_live(pidfile);
+    pid_t other = pidfile_read_live(pidpath);
     if (other > 0) {
-        log_error("pidfile %s belongs to running process %d: is airouter already running?", pidfile,
+        log_error("pidfile %s belongs to running process %d: is airouter already running?", pidpath,
                   (int)other);
-        return 1;
+        goto fail;
     }
-    int fd = master_bind(cfg);
-    if (fd < 0)
-        return 1;
-    char *pidpath = strdup(pidfile); /* cfg may be replaced by a reload */
-    if (!pidpath || pidfile_write(pidpath) < 0)
-        return 1;
+    fd = master_bind(cfg);
+    if (fd < 0 || pidfile_write(pidpath) < 0)
+        goto fail;
     int rc = master_run(cfg, fd, workers, pidpath);
     free(pidpath);
     return rc;
+fail:
+    if (fd >= 0)
+        close(fd);
+    free(pidpath);
+    cfg_free(cfg);
+    return 1;
 }
