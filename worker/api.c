@@ -209,22 +209,7 @@ static enum MHD_Result start_stream(request_t *req, relay_t *r)
 /* Parses the body as one JSON object; NULL (and a queued 400) when it is not. */
 static json_object *parse_body(request_t *req, enum MHD_Result *rc)
 {
-    json_object *obj = NULL;
-    if (req->body.len > 0) {
-        json_tokener *tok = json_tokener_new();
-        if (tok) {
-            obj = json_tokener_parse_ex(tok, req->body.data, (int)req->body.len);
-            /* Trailing garbage after the object is malformed too. */
-            size_t used = json_tokener_get_parse_end(tok);
-            while (obj && used < req->body.len && strchr(" \t\r\n", req->body.data[used]))
-                used++;
-            if (json_tokener_get_error(tok) != json_tokener_success || used != req->body.len) {
-                json_object_put(obj);
-                obj = NULL;
-            }
-            json_tokener_free(tok);
-        }
-    }
+    json_object *obj = req->body.len > 0 ? shape_parse(req->body.data, req->body.len) : NULL;
     if (!obj) {
         *rc = http_respond_error(req, 400,
                                  "We could not parse the JSON body of your request. The body must "

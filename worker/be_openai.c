@@ -15,6 +15,7 @@
 #include "../common/buf.h"
 #include "../common/log.h"
 #include "backend.h"
+#include "oai_shape.h"
 
 /* Non-streaming answers and error bodies larger than this are refused. */
 #define MAX_RESPONSE_BYTES (64u * 1024 * 1024)
@@ -203,7 +204,7 @@ static void sse_dispatch(be_call_t *c)
         buf_reset(&c->data);
         return;
     }
-    json_object *obj = json_tokener_parse(c->data.data);
+    json_object *obj = shape_parse(c->data.data, c->data.len);
     buf_reset(&c->data);
     if (!obj || !json_object_is_type(obj, json_type_object)) {
         json_object_put(obj);
@@ -438,7 +439,7 @@ static void finish_event(be_call_t *c, be_event_t *ev)
         return;
     }
     if (c->status >= 400) {
-        json_object *err = json_tokener_parse(c->resp.data ? c->resp.data : "");
+        json_object *err = shape_parse(c->resp.data ? c->resp.data : "", c->resp.len);
         if (c->status >= 500) {
             be_event_error(ev, BE_ERR_HTTP_5XX, 502, "server_error", "backend_error",
                            "The model's backend failed (HTTP %ld).", c->status);
@@ -475,7 +476,7 @@ static void finish_event(be_call_t *c, be_event_t *ev)
         ev->type = BE_EV_END;
         return;
     }
-    json_object *obj = json_tokener_parse(c->resp.data ? c->resp.data : "");
+    json_object *obj = shape_parse(c->resp.data ? c->resp.data : "", c->resp.len);
     if (!obj || !json_object_is_type(obj, json_type_object)) {
         json_object_put(obj);
         be_event_error(ev, BE_ERR_PROTOCOL, 502, "server_error", "backend_error",

@@ -1,11 +1,48 @@
 #include "oai_shape.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../common/config.h"
 
 #define JSON_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+
+static pthread_key_t tokener_key;
+static pthread_once_t tokener_once = PTHREAD_ONCE_INIT;
+
+static void tokener_free(void *tok) { json_tokener_free(tok); }
+static void tokener_key_init(void) { pthread_key_create(&tokener_key, tokener_free); }
+
+json_object *shape_parse(const char *data, size_t len)
+{
+    pthread_once(&tokener_once, tokener_key_init);
+    json_tokener *tok = pthread_getspecific(tokener_key);
+    if (!tok) {
+        tok = json_tokener_new();
+        if (!tok || pthread_setspecific(tokener_key, tok) != 0) {
+            json_tokener_free(tok);
+            return NULL;
+        }
+    } else {
+        json_tokener_reset(tok);
+    }
+    if (len > 0x7fffffff)
+        return NULL;
+    json_object *obj = json_tokener_parse_ex(tok, data, (int)len);
+    if (json_tokener_get_error(tok) != json_tokener_success) {
+        json_object_put(obj);
+        return NULL;
+    }
+    size_t used = json_tokener_get_parse_end(tok);
+    while (used < len && strchr(" \t\r\n", data[used]))
+        used++;
+    if (used != len) { /* trailing garbage */
+        json_object_put(obj);
+        return NULL;
+    }
+    return obj;
+}
 
 void shape_set_model(json_object *obj, const char *model)
 {

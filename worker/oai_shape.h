@@ -7,6 +7,10 @@
 
 #include "../common/buf.h"
 
+/* Parses exactly one JSON value from data (surrounding whitespace allowed); NULL if the
+ * text is not that. Reuses a per-thread parser: allocating one per call is costly. */
+json_object *shape_parse(const char *data, size_t len);
+
 /* Sets obj.model to model when obj has a model field. */
 void shape_set_model(json_object *obj, const char *model);
 /* Serialises obj compactly. The string belongs to obj. */
