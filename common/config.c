@@ -249,9 +249,9 @@ static int get_strings(loader_t *ld, const config_setting_t *g, const char *key,
     return 0;
 }
 
-static int parse_listen(loader_t *ld, const config_setting_t *s, cfg_t *cfg)
+static int parse_listen(loader_t *ld, const config_setting_t *s, const char *l, char **out_host,
+                        char **out_port)
 {
-    const char *l = cfg->listen;
     const char *colon;
     char *host;
     if (l[0] == '[') {
@@ -272,8 +272,8 @@ static int parse_listen(loader_t *ld, const config_setting_t *s, cfg_t *cfg)
         free(host);
         return fail(ld, s, "listen '%s': port must be 1-65535", l);
     }
-    cfg->listen_host = host;
-    cfg->listen_port = strdup(colon + 1);
+    *out_host = host;
+    *out_port = strdup(colon + 1);
     return 0;
 }
 
@@ -301,13 +301,16 @@ static int parse_kinds(loader_t *ld, const config_setting_t *m, unsigned *out)
 }
 
 static const char *const top_keys[] = {"listen", "workers", "pidfile", "log", "limits",
-                                       "backends", "models", "api_keys", NULL};
+                                       "backends", "models", "api_keys", "metrics", "tracing", NULL};
+static const char *const metrics_keys[] = {"token", "listen", NULL};
+static const char *const tracing_keys[] = {"otlp_endpoint", "service_name", "queue_size", "batch_size",
+                                           "flush_interval_ms", NULL};
 static const char *const log_keys[] = {"level", "error_log", "access_log", NULL};
 static const char *const limit_keys[] = {"max_body_bytes", "max_connections", "idle_timeout",
                                          "drain_timeout", NULL};
 static const char *const backend_keys[] = {
     "name", "type", "url", "api_key", "headers", "pass_client_key", "connect_timeout",
-    "first_byte_timeout", "idle_timeout", "timeout", "chunk_delay_ms", NULL};
+    "first_byte_timeout", "idle_timeout", "timeout", "chunk_delay_ms", "stream_usage", NULL};
 static const char *const model_keys[] = {"name", "backend", "backend_model", "kinds",
                                          "default", "backend_stream", NULL};
 static const char *const key_keys[] = {"key", "name", "models", NULL};
@@ -335,6 +338,7 @@ static int load_backends(loader_t *ld, config_t *lc, cfg_t *cfg)
         b->first_byte_timeout = 300;
         b->idle_timeout = 120;
         b->timeout = 600;
+        b->stream_usage = true;
         if (!config_setting_is_group(g))
             return fail(ld, g, "%s must be a group { ... }", where);
         long long delay = 0;
@@ -347,6 +351,7 @@ static int load_backends(loader_t *ld, config_t *lc, cfg_t *cfg)
             get_seconds(ld, g, "first_byte_timeout", &b->first_byte_timeout) < 0 ||
             get_seconds(ld, g, "idle_timeout", &b->idle_timeout) < 0 ||
             get_seconds(ld, g, "timeout", &b->timeout) < 0 ||
+            get_bool(ld, g, "stream_usage", &b->stream_usage) < 0 ||
             get_int(ld, g, "chunk_delay_ms", 0, 60000, &delay) < 0)
             return -1;
         b->chunk_delay_ms = (int)delay;
@@ -520,7 +525,8 @@ static int load_top(loader_t *ld, config_t *lc, cfg_t *cfg)
     if (get_string(ld, root, "listen", &cfg->listen) < 0 ||
         get_string(ld, root, "pidfile", &cfg->pidfile) < 0)
         return -1;
-    if (parse_listen(ld, config_setting_get_member(root, "listen"), cfg) < 0)
+    if (parse_listen(ld, config_setting_get_member(root, "listen"), cfg->listen, &cfg->listen_host,
+                     &cfg->listen_port) < 0)
         return -1;
     v = cfg->workers;
     if (get_int(ld, root, "workers", 1, 256, &v) < 0)
@@ -543,6 +549,58 @@ static int load_top(loader_t *ld, config_t *lc, cfg_t *cfg)
             if (cfg->log_level < 0)
                 return fail(ld, config_setting_get_member(log, "level"),
                             "log level must be debug, info, warn or error");
+        }
+    }
+    config_setting_t *met = config_setting_get_member(root, "metrics");
+    if (met) {
+        if (!config_setting_is_group(met))
+            return fail(ld, met, "'metrics' must be a group { ... }");
+        if (check_keys(ld, met, "metrics", metrics_keys) < 0 ||
+            get_string(ld, met, "token", &cfg->metrics_token) < 0 ||
+            get_string(ld, met, "listen", &cfg->metrics_listen) < 0)
+            return -1;
+        if (cfg->metrics_token && !cfg->metrics_token[0]) {
+            free(cfg->metrics_token);
+            cfg->metrics_token = NULL;
+        }
+        if (cfg->metrics_listen &&
+            (parse_listen(ld, config_setting_get_member(met, "listen"), cfg->metrics_listen,
+                          &cfg->metrics_listen_host, &cfg->metrics_listen_port) < 0))
+            return -1;
+        if (cfg->metrics_listen && strcmp(cfg->metrics_listen, cfg->listen) == 0)
+            return fail(ld, config_setting_get_member(met, "listen"),
+                        "metrics.listen must differ from listen (leave it out to serve /metrics there)");
+    }
+    cfg->service_name = strdup("airouter");
+    cfg->trace_queue_size = 2048;
+    cfg->trace_batch_size = 256;
+    cfg->trace_flush_interval_ms = 1000;
+    config_setting_t *tr = config_setting_get_member(root, "tracing");
+    if (tr) {
+        if (!config_setting_is_group(tr))
+            return fail(ld, tr, "'tracing' must be a group { ... }");
+        long long q = cfg->trace_queue_size, bs = cfg->trace_batch_size, fi = cfg->trace_flush_interval_ms;
+        if (check_keys(ld, tr, "tracing", tracing_keys) < 0 ||
+            get_string(ld, tr, "otlp_endpoint", &cfg->otlp_endpoint) < 0 ||
+            get_string(ld, tr, "service_name", &cfg->service_name) < 0 ||
+            get_int(ld, tr, "queue_size", 1, 1000000, &q) < 0 ||
+            get_int(ld, tr, "batch_size", 1, 10000, &bs) < 0 ||
+            get_int(ld, tr, "flush_interval_ms", 10, 3600000, &fi) < 0)
+            return -1;
+        cfg->trace_queue_size = (int)q;
+        cfg->trace_batch_size = (int)bs;
+        cfg->trace_flush_interval_ms = (int)fi;
+        if (cfg->otlp_endpoint && !cfg->otlp_endpoint[0]) {
+            free(cfg->otlp_endpoint);
+            cfg->otlp_endpoint = NULL;
+        }
+        if (cfg->otlp_endpoint) {
+            if (strncmp(cfg->otlp_endpoint, "http://", 7) != 0 && strncmp(cfg->otlp_endpoint, "https://", 8) != 0)
+                return fail(ld, config_setting_get_member(tr, "otlp_endpoint"),
+                            "tracing.otlp_endpoint must start with http:// or https://");
+            size_t el = strlen(cfg->otlp_endpoint);
+            while (el > 0 && cfg->otlp_endpoint[el - 1] == '/')
+                cfg->otlp_endpoint[--el] = '\0';
         }
     }
     config_setting_t *lim = config_setting_get_member(root, "limits");
@@ -640,5 +698,11 @@ void cfg_free(cfg_t *cfg)
     free(cfg->pidfile);
     free(cfg->error_log);
     free(cfg->access_log);
+    free(cfg->metrics_token);
+    free(cfg->metrics_listen);
+    free(cfg->metrics_listen_host);
+    free(cfg->metrics_listen_port);
+    free(cfg->otlp_endpoint);
+    free(cfg->service_name);
     free(cfg);
 }

@@ -28,6 +28,8 @@ typedef struct {
     double idle_timeout;
     double timeout;         /* whole non-streaming call */
     int chunk_delay_ms;     /* echo only */
+    bool stream_usage;      /* ask streaming calls for usage (token metrics) */
+    int metric_slot;        /* index in the shared metrics (assigned by the master) */
 } cfg_backend_t;
 
 typedef struct {
@@ -38,6 +40,7 @@ typedef struct {
     unsigned kinds;         /* kinds served (explicit or the backend's) */
     bool is_default;
     int backend_stream;     /* -1: as the client asks; 0/1: forced */
+    int metric_slot;        /* index in the shared metrics (assigned by the master) */
 } cfg_model_t;
 
 typedef struct {
@@ -66,6 +69,14 @@ typedef struct {
     cfg_model_t *models;
     int nmodels;
     long loaded_at;         /* unix time of loading: the "created" of listed models */
+    char *metrics_token;    /* NULL: /metrics is open */
+    char *metrics_listen;   /* NULL: /metrics on the main listener */
+    char *metrics_listen_host, *metrics_listen_port;
+    char *otlp_endpoint;    /* NULL: tracing off */
+    char *service_name;
+    int trace_queue_size;
+    int trace_batch_size;
+    int trace_flush_interval_ms;
     cfg_key_t *keys;
     int nkeys;
 } cfg_t;

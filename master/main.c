@@ -9,6 +9,7 @@
 
 #include "../common/config.h"
 #include "../common/log.h"
+#include "../common/metrics.h"
 #include "master.h"
 #include "pidfile.h"
 
@@ -108,7 +109,7 @@ int main(int argc, char **argv)
         cfg_free(cfg);
         return rc;
     }
-    int fd = -1;
+    int fd = -1, mfd = -1;
     char *pidpath = strdup(pidfile); /* cfg may be replaced by a reload */
     if (!pidpath)
         goto fail;
@@ -122,15 +123,22 @@ int main(int argc, char **argv)
                   (int)other);
         goto fail;
     }
-    fd = master_bind(cfg);
-    if (fd < 0 || pidfile_write(pidpath) < 0)
+    fd = master_bind(cfg->listen, cfg->listen_host, cfg->listen_port);
+    if (fd < 0)
         goto fail;
-    int rc = master_run(cfg, fd, workers, pidpath);
+    if (cfg->metrics_listen &&
+        (mfd = master_bind(cfg->metrics_listen, cfg->metrics_listen_host, cfg->metrics_listen_port)) < 0)
+        goto fail;
+    if (met_init() < 0 || pidfile_write(pidpath) < 0)
+        goto fail;
+    int rc = master_run(cfg, fd, mfd, workers, pidpath);
     free(pidpath);
     return rc;
 fail:
     if (fd >= 0)
         close(fd);
+    if (mfd >= 0)
+        close(mfd);
     free(pidpath);
     cfg_free(cfg);
     return 1;

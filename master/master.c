@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "../common/log.h"
+#include "../common/metrics.h"
 #include "../worker/worker.h"
 #include "pidfile.h"
 
@@ -31,6 +32,7 @@ typedef struct {
     int ready_fd;       /* read end of the worker's ready pipe, -1 once read */
     bool ready;
     bool stopping;      /* told to stop: do not replace when it exits */
+    int met_slot;       /* its in-flight gauge in the shared metrics */
     uint64_t started_ms;
 } slot_t;
 
@@ -41,6 +43,8 @@ static int nslots;
 static cfg_t *cfg;
 static int listen_fd = -1;
 static int old_listen_fd = -1;   /* previous generation's socket, until it is retired */
+static int metrics_fd = -1;      /* separate /metrics socket, or -1 */
+static bool met_slot_used[MET_WORKERS];
 static unsigned generation = 1;
 static int desired;
 static int override;
@@ -75,12 +79,12 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-int master_bind(const cfg_t *c)
+int master_bind(const char *listen_spec, const char *host, const char *port)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res;
-    int rc = getaddrinfo(c->listen_host[0] ? c->listen_host : NULL, c->listen_port, &hints, &res);
+    int rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
     if (rc != 0) {
-        log_error("listen %s: %s", c->listen, gai_strerror(rc));
+        log_error("listen %s: %s", listen_spec, gai_strerror(rc));
         return -1;
     }
     int fd = -1, err = 0;
@@ -100,7 +104,7 @@ int master_bind(const cfg_t *c)
     }
     freeaddrinfo(res);
     if (fd < 0)
-        log_error("cannot listen on %s: %s", c->listen, strerror(err));
+        log_error("cannot listen on %s: %s", listen_spec, strerror(err));
     return fd;
 }
 
@@ -119,6 +123,9 @@ static void spawn_worker(void)
         log_error("too many worker processes (%d): not starting another", nslots);
         return;
     }
+    int met_slot = 0;
+    while (met_slot < MET_WORKERS - 1 && met_slot_used[met_slot])
+        met_slot++;
     int p[2];
     if (pipe2(p, O_CLOEXEC) < 0) {
         log_error("pipe: %s", strerror(errno));
@@ -144,10 +151,14 @@ static void spawn_worker(void)
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
-        _exit(worker_run(cfg, listen_fd, p[1], master));
+        met_set_worker_slot(met_slot);
+        _exit(worker_run(cfg, listen_fd, metrics_fd, p[1], master));
     }
     close(p[1]);
-    slots[nslots++] = (slot_t){.pid = pid, .gen = generation, .ready_fd = p[0], .started_ms = now_ms()};
+    met_slot_used[met_slot] = true;
+    slots[nslots++] = (slot_t){.pid = pid, .gen = generation, .ready_fd = p[0], .started_ms = now_ms(),
+                               .met_slot = met_slot};
+    met_set_workers(nslots);
     log_info("worker %d started (generation %u)", (int)pid, generation);
 }
 
@@ -176,6 +187,9 @@ static void reap(void)
         if (s.ready_fd >= 0)
             close(s.ready_fd);
         slots[i] = slots[--nslots];
+        met_clear_worker(s.met_slot); /* a killed worker's requests are no longer in flight */
+        met_slot_used[s.met_slot] = false;
+        met_set_workers(nslots);
         if (WIFSIGNALED(status))
             log_msg(s.stopping ? LOG_INFO : LOG_WARN, "worker %d killed by signal %d", (int)pid, WTERMSIG(status));
         else
@@ -183,6 +197,7 @@ static void reap(void)
                     WEXITSTATUS(status));
         if (s.stopping || state != RUNNING || s.gen != generation)
             continue;
+        met_worker_restarted();
         uint64_t now = now_ms();
         if (!s.ready || now - s.started_ms < STARTUP_GRACE_MS) {
             startup_failures++;
@@ -203,17 +218,26 @@ static void reload(void)
     cfg_t *next = cfg_load(cfg->path, err, sizeof err);
     if (!next) {
         log_error("reload: configuration %s; keeping current workers", err);
+        met_reload(false);
         return;
     }
     int fd = listen_fd;
     if (strcmp(next->listen, cfg->listen) != 0) {
-        fd = master_bind(next);
+        fd = master_bind(next->listen, next->listen_host, next->listen_port);
         if (fd < 0) {
             log_error("reload: cannot listen on %s; keeping current workers", next->listen);
             cfg_free(next);
+            met_reload(false);
             return;
         }
     }
+    if ((next->metrics_listen == NULL) != (cfg->metrics_listen == NULL) ||
+        (next->metrics_listen && strcmp(next->metrics_listen, cfg->metrics_listen) != 0))
+        log_warn("reload: a change of metrics.listen takes effect at the next restart");
+    /* The workers serve /metrics on the socket bound at start, whatever the new file says. */
+    free(next->metrics_listen);
+    next->metrics_listen = cfg->metrics_listen ? strdup(cfg->metrics_listen) : NULL;
+    met_assign_slots(next);
     if (log_open(next->log_level, next->error_log, next->access_log) < 0)
         log_error("reload: cannot open a log file: %s", strerror(errno));
     if (fd != listen_fd) {
@@ -225,6 +249,8 @@ static void reload(void)
     cfg_free(cfg);
     cfg = next;
     generation++;
+    met_reload(true);
+    met_set_generation(generation);
     desired = override ? override : cfg->workers;
     startup_failures = 0;
     next_spawn_ms = 0;
@@ -282,13 +308,18 @@ static void begin_stop(bool graceful)
         close(listen_fd);
     if (old_listen_fd >= 0)
         close(old_listen_fd);
-    listen_fd = old_listen_fd = -1;
+    if (metrics_fd >= 0)
+        close(metrics_fd);
+    listen_fd = old_listen_fd = metrics_fd = -1;
 }
 
-int master_run(cfg_t *c, int fd, int workers_override, const char *pidfile)
+int master_run(cfg_t *c, int fd, int mfd, int workers_override, const char *pidfile)
 {
     cfg = c;
     listen_fd = fd;
+    metrics_fd = mfd;
+    met_assign_slots(cfg);
+    met_set_generation(generation);
     override = workers_override;
     desired = override ? override : cfg->workers;
 

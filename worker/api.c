@@ -6,10 +6,12 @@
 #include <string.h>
 
 #include "../common/log.h"
+#include "../common/metrics.h"
 #include "../common/oai_error.h"
 #include "backend.h"
 #include "oai_shape.h"
 #include "route.h"
+#include "trace.h"
 
 /* A stream whose backend says nothing for a while gets an SSE comment, so neither the
  * client nor libmicrohttpd's idle timeout (which counts time spent waiting in the
@@ -34,9 +36,43 @@ static const char *be_error_name(be_error_t e)
     }
 }
 
+/* Counts a failed backend call under its reason (a departed client is not one). */
+static void count_backend_error(const request_t *req, be_error_t err)
+{
+    static const int reason[] = {
+        [BE_ERR_CONNECT] = MET_ERR_CONNECT, [BE_ERR_TIMEOUT] = MET_ERR_TIMEOUT,
+        [BE_ERR_HTTP_4XX] = MET_ERR_4XX,    [BE_ERR_HTTP_5XX] = MET_ERR_5XX,
+        [BE_ERR_PROTOCOL] = MET_ERR_PROTOCOL,
+    };
+    if (err == BE_ERR_CONNECT || err == BE_ERR_TIMEOUT || err == BE_ERR_HTTP_4XX ||
+        err == BE_ERR_HTTP_5XX || err == BE_ERR_PROTOCOL)
+        met_backend_error(req->backend_slot, (enum met_reason)reason[err]);
+}
+
+/* Remembers the token counts of a response or chunk that carries usage. */
+static void note_usage(request_t *req, json_object *obj)
+{
+    json_object *u, *v;
+    if (!json_object_object_get_ex(obj, "usage", &u) || !json_object_is_type(u, json_type_object))
+        return;
+    if (json_object_object_get_ex(u, "prompt_tokens", &v) && json_object_is_type(v, json_type_int))
+        req->tokens_in = json_object_get_int64(v);
+    if (json_object_object_get_ex(u, "completion_tokens", &v) && json_object_is_type(v, json_type_int))
+        req->tokens_out = json_object_get_int64(v);
+    else if (req->tokens_in >= 0 && req->kind == KIND_EMBEDDINGS)
+        req->tokens_out = 0;
+}
+
+static void backend_call_ended(request_t *req)
+{
+    if (req && !req->backend_end_ns)
+        req->backend_end_ns = http_unix_ns();
+}
+
 static enum MHD_Result respond_be_error(request_t *req, const be_event_t *ev)
 {
     snprintf(req->error_reason, sizeof req->error_reason, "%s", be_error_name(ev->error));
+    count_backend_error(req, ev->error);
     if (ev->error == BE_ERR_CLIENT_GONE)
         return MHD_NO; /* nobody to answer: close the connection */
     return http_respond_error(req, ev->status, ev->message, ev->err_type,
@@ -70,6 +106,7 @@ static void relay_close_call(relay_t *r)
     if (r->call) {
         r->ops->close(r->call);
         r->call = NULL;
+        backend_call_ended(r->req);
     }
 }
 
@@ -77,6 +114,11 @@ static void relay_close_call(relay_t *r)
 static void relay_chunk(relay_t *r, json_object *chunk)
 {
     json_object *choices;
+    uint64_t now = http_now_us();
+    if (r->req->last_event_us)
+        met_observe(MET_H_GAP, r->req->model_slot, now - r->req->last_event_us);
+    r->req->last_event_us = now;
+    note_usage(r->req, chunk);
     if (!r->client_wants_usage) {
         /* We asked the backend for usage on our own account: hide it. */
         if (json_object_object_get_ex(chunk, "choices", &choices) &&
@@ -98,6 +140,7 @@ static void relay_error_event(relay_t *r, const be_event_t *ev)
     buf_appends(&r->pending, "\n\n");
     buf_free(&e);
     snprintf(r->req->error_reason, sizeof r->req->error_reason, "%s", be_error_name(ev->error));
+    count_backend_error(r->req, ev->error);
     log_warn("request %s: stream to model '%s' failed after it started: %s", r->req->id,
              r->client_model, ev->message);
 }
@@ -115,6 +158,7 @@ static int relay_event(relay_t *r, be_event_t *ev)
         relay_chunk(r, ev->obj);
         break;
     case BE_EV_RESPONSE:
+        note_usage(r->req, ev->obj);
         shape_set_model(ev->obj, r->client_model);
         shape_synthesise(r->kind, ev->obj, r->client_wants_usage, &r->pending);
         break;
@@ -179,6 +223,7 @@ static ssize_t relay_read(void *cls, uint64_t pos, char *out, size_t max)
 static void relay_free(void *cls)
 {
     relay_t *r = cls;
+    r->req = NULL; /* the request may already be gone when the response is destroyed */
     relay_close_call(r);
     buf_free(&r->pending);
     free(r->client_model);
@@ -274,6 +319,7 @@ static enum MHD_Result answer_whole(request_t *req, const backend_ops_t *ops, be
         break; /* END or ERROR */
     }
     ops->close(call);
+    backend_call_ended(req);
     if (ev.type == BE_EV_ERROR) {
         shape_agg_free(agg);
         return respond_be_error(req, &ev);
@@ -281,6 +327,8 @@ static enum MHD_Result answer_whole(request_t *req, const backend_ops_t *ops, be
     if (!result && agg)
         result = shape_agg_finish(agg);
     shape_agg_free(agg);
+    if (result)
+        note_usage(req, result);
     if (!result) {
         snprintf(req->error_reason, sizeof req->error_reason, "backend_protocol");
         return http_respond_error(req, 502, "The backend returned an empty answer.", "server_error",
@@ -309,6 +357,7 @@ static enum MHD_Result answer_stream(request_t *req, const backend_ops_t *ops, b
     }
     if (ev.type == BE_EV_ERROR) {
         ops->close(call);
+        backend_call_ended(req);
         return respond_be_error(req, &ev);
     }
     relay_t *r = calloc(1, sizeof *r);
@@ -316,6 +365,7 @@ static enum MHD_Result answer_stream(request_t *req, const backend_ops_t *ops, b
         free(r);
         json_object_put(ev.obj);
         ops->close(call);
+        backend_call_ended(req);
         return MHD_NO;
     }
     r->req = req;
@@ -325,6 +375,7 @@ static enum MHD_Result answer_stream(request_t *req, const backend_ops_t *ops, b
     r->client_wants_usage = client_wants_usage;
     req->first_byte_us = http_now_us();
     relay_event(r, &ev);
+    req->last_event_us = req->first_byte_us; /* gaps are counted from the first event */
     if (ev.type == BE_EV_RESPONSE) { /* synthesised stream: the whole answer is here */
         buf_appends(&r->pending, "data: [DONE]\n\n");
         r->finished = true;
@@ -337,6 +388,9 @@ static enum MHD_Result handle_inference(request_t *req, unsigned kind, const cha
                                         const char *required_what)
 {
     enum MHD_Result rc = MHD_YES;
+    req->kind = kind;
+    met_in_flight(1); /* undone when the request completes */
+    trace_begin(req);
     json_object *body = parse_body(req, &rc), *v;
     if (!body)
         return rc;
@@ -370,6 +424,10 @@ static enum MHD_Result handle_inference(request_t *req, unsigned kind, const cha
     }
     req->model_routed = route.model->name;
     req->backend_name = route.backend->name;
+    req->model_slot = route.model->metric_slot;
+    req->backend_slot = route.backend->metric_slot;
+    req->backend = route.backend;
+    req->backend_model = route.backend_model;
     const backend_ops_t *ops = backend_lookup(route.backend->type);
     if (!ops) {
         rc = http_respond_error(req, 500, "The model's backend is not available in this build.",
@@ -392,6 +450,8 @@ static enum MHD_Result handle_inference(request_t *req, unsigned kind, const cha
         if (!backend_stream)
             json_object_object_del(body, "stream_options");
     }
+    char traceparent[64];
+    trace_backend_header(req, traceparent, sizeof traceparent);
     be_request_t breq = {
         .kind = kind,
         .backend = route.backend,
@@ -400,14 +460,17 @@ static enum MHD_Result handle_inference(request_t *req, unsigned kind, const cha
         .body = body,
         .stream = backend_stream,
         /* Folding a stream into one answer needs its usage even if the client did not ask. */
-        .want_usage = backend_stream && (client_usage || !client_stream),
+        .want_usage = backend_stream && (client_usage || !client_stream || route.backend->stream_usage),
         .client_key = req->client_key,
         .request_id = req->id,
         .client_fd = http_client_fd(req),
+        .traceparent = traceparent,
     };
     be_event_t ev = {0};
+    req->backend_start_ns = http_unix_ns();
     be_call_t *call = ops->open(&breq, &ev);
     if (!call) {
+        backend_call_ended(req);
         rc = respond_be_error(req, &ev);
         goto out;
     }

@@ -21,6 +21,7 @@ typedef struct {
     bool want_usage;               /* a streaming call should report usage */
     const char *client_key;        /* the key the client presented (for pass_client_key) */
     const char *request_id;
+    const char *traceparent;       /* W3C trace context for the backend, "" for none */
     int client_fd;                 /* watched so a departed client cancels the call */
 } be_request_t;
 

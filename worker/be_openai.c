@@ -360,6 +360,10 @@ static be_call_t *openai_open(const be_request_t *req, be_event_t *ev)
     h = curl_slist_append(h, "Expect:");
     snprintf(line, sizeof line, "X-Request-Id: %s", req->request_id);
     h = curl_slist_append(h, line);
+    if (req->traceparent && req->traceparent[0]) {
+        snprintf(line, sizeof line, "traceparent: %s", req->traceparent);
+        h = curl_slist_append(h, line);
+    }
     const char *key = be->api_key ? be->api_key : be->pass_client_key ? req->client_key : NULL;
     if (key && *key && !strpbrk(key, "\r\n")) {
         snprintf(line, sizeof line, "Authorization: Bearer %s", key);

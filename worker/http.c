@@ -12,13 +12,16 @@
 #include <unistd.h>
 
 #include "../common/log.h"
+#include "../common/metrics.h"
 #include "../common/oai_error.h"
 #include "api.h"
 #include "route.h"
+#include "trace.h"
 
 const cfg_t *http_cfg;
 volatile int http_draining;
 static struct MHD_Daemon *daemon_handle;
+static struct MHD_Daemon *metrics_daemon;  /* separate /metrics listener, if configured */
 static unsigned active_requests;
 /* Connections accepted that have not begun a request yet. A drain waits for them
  * too: closing one would drop a request its client has already sent. */
@@ -47,6 +50,34 @@ static enum MHD_Result handle_ready(request_t *req)
     return http_respond(req, 200, "application/json", body, sizeof body - 1);
 }
 
+static enum MHD_Result handle_metrics(request_t *req)
+{
+    if (http_cfg->metrics_token) {
+        const char *auth = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Authorization");
+        bool ok = auth && strncasecmp(auth, "Bearer ", 7) == 0;
+        if (ok) {
+            /* constant-time compare, as for API keys */
+            const char *given = auth + 7, *want = http_cfg->metrics_token;
+            size_t lg = strlen(given), lw = strlen(want);
+            unsigned char diff = (unsigned char)(lg != lw);
+            for (size_t i = 0; i < lw; i++)
+                diff |= (unsigned char)(want[i] ^ given[i < lg ? i : 0]);
+            ok = diff == 0;
+        }
+        if (!ok)
+            return http_respond_error(req, 401, "/metrics needs 'Authorization: Bearer TOKEN' (metrics.token).",
+                                      "invalid_request_error", NULL, "invalid_api_key");
+    }
+    buf_t b = {0};
+    if (met_render(&b, AIROUTER_VERSION) < 0) {
+        buf_free(&b);
+        return http_respond_error(req, 500, "metrics are not available", "server_error", NULL, NULL);
+    }
+    enum MHD_Result rc = http_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
+    buf_free(&b);
+    return rc;
+}
+
 typedef struct {
     const char *path;
     bool prefix;           /* path is a prefix (with something after it) */
@@ -63,8 +94,18 @@ static const endpoint_t endpoints[] = {
     {"/v1/embeddings", false, true, true, api_embeddings},
     {"/v1/models", false, false, true, api_models_list},
     {"/v1/models/", true, false, true, api_model_get},
+    {"/metrics", false, false, false, handle_metrics},
 };
+#define ENDPOINT_HEALTH 0
+#define ENDPOINT_METRICS (NENDPOINTS - 1)
 #define NENDPOINTS ((int)(sizeof endpoints / sizeof endpoints[0]))
+
+uint64_t http_unix_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 uint64_t http_now_us(void)
 {
@@ -179,12 +220,18 @@ static const char *presented_key(struct MHD_Connection *conn)
 
 /* First call for a request: route it, check the method, key and announced size.
  * Returns MHD_YES with a queued response when the request is already answered. */
-static enum MHD_Result begin_request(request_t *req, bool *answered)
+static enum MHD_Result begin_request(request_t *req, bool on_metrics_port, bool *answered)
 {
     struct MHD_Connection *conn = req->conn;
     bool method_ok = false;
     *answered = true;
     req->endpoint = find_endpoint(req->url, &method_ok, req->method);
+    /* With a separate metrics listener, each port serves only its own paths. */
+    if (req->endpoint >= 0 && (metrics_daemon || on_metrics_port)) {
+        bool metrics_path = req->endpoint == ENDPOINT_METRICS;
+        if (on_metrics_port ? !(metrics_path || req->endpoint == ENDPOINT_HEALTH) : metrics_path)
+            req->endpoint = -1;
+    }
     if (req->endpoint < 0) {
         char msg[300];
         snprintf(msg, sizeof msg, "Invalid URL (%.16s %.200s)", req->method, req->url);
@@ -231,7 +278,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   const char *upload_data, size_t *upload_data_size,
                                   void **con_cls)
 {
-    (void)cls;
     (void)version;
     request_t *req = *con_cls;
     if (!req) {
@@ -244,6 +290,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->url = url;
         req->method = method;
         req->endpoint = -1;
+        req->tokens_in = req->tokens_out = -1;
+        req->start_unix_ns = http_unix_ns();
         __atomic_add_fetch(&active_requests, 1, __ATOMIC_SEQ_CST);
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
@@ -254,7 +302,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         set_request_id(req, conn);
         bool answered;
-        enum MHD_Result rc = begin_request(req, &answered);
+        enum MHD_Result rc = begin_request(req, cls != NULL, &answered);
         return answered ? rc : MHD_YES;
     }
     if (*upload_data_size) {
@@ -318,6 +366,17 @@ static void access_log(request_t *req)
     buf_printf(&b, ",\"stream\":%s", req->stream ? "true" : "false");
     if (req->first_byte_us)
         buf_printf(&b, ",\"ttfb_ms\":%.3f", (double)(req->first_byte_us - req->start_us) / 1000.0);
+    if (req->tokens_in >= 0)
+        buf_printf(&b, ",\"tokens_in\":%lld", req->tokens_in);
+    else
+        buf_appends(&b, ",\"tokens_in\":null");
+    if (req->tokens_out >= 0)
+        buf_printf(&b, ",\"tokens_out\":%lld", req->tokens_out);
+    else
+        buf_appends(&b, ",\"tokens_out\":null");
+    buf_printf(&b, ",\"retries\":0,\"client_abort\":%s", req->client_abort ? "true" : "false");
+    if (req->trace_id[0])
+        buf_printf(&b, ",\"trace_id\":\"%s\"", req->trace_id);
     if (req->error_reason[0]) {
         buf_appends(&b, ",\"error\":");
         buf_append_json_string(&b, req->error_reason);
@@ -344,6 +403,22 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                                                                    : "connection_error");
     if (!req->status)
         req->status = 499; /* closed before any response: nginx's convention */
+    if (toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT || strcmp(req->error_reason, "client_abort") == 0)
+        req->client_abort = true;
+    if (req->kind) {
+        uint64_t now = http_now_us();
+        met_in_flight(-1);
+        met_request(req->model_slot, req->backend_slot, req->kind, req->client_abort ? 499 : req->status);
+        met_observe(MET_H_DURATION, req->model_slot, now - req->start_us);
+        if (req->first_byte_us)
+            met_observe(MET_H_TTFT, req->model_slot, req->first_byte_us - req->start_us);
+        if (req->tokens_in > 0 || req->tokens_out > 0)
+            met_tokens(req->model_slot, req->tokens_in > 0 ? (uint64_t)req->tokens_in : 0,
+                       req->tokens_out > 0 ? (uint64_t)req->tokens_out : 0);
+        if (req->client_abort)
+            met_client_abort(req->model_slot);
+        trace_request_done(req);
+    }
     access_log(req);
     buf_free(&req->body);
     free(req->client_key);
@@ -384,13 +459,12 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
     log_debug("http: %s", msg);
 }
 
-int http_start(const cfg_t *cfg, int listen_fd)
+static struct MHD_Daemon *start_daemon(int fd, void *cls, const cfg_t *cfg)
 {
-    http_cfg = cfg;
-    daemon_handle = MHD_start_daemon(
+    return MHD_start_daemon(
         MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
             MHD_USE_ITC | MHD_USE_ERROR_LOG,
-        0, NULL, NULL, on_request, NULL, MHD_OPTION_LISTEN_SOCKET, listen_fd,
+        0, NULL, NULL, on_request, cls, MHD_OPTION_LISTEN_SOCKET, fd,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->idle_timeout,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
@@ -398,6 +472,20 @@ int http_start(const cfg_t *cfg, int listen_fd)
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
         MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512 * 1024),
         MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL, MHD_OPTION_END);
+}
+
+int http_start(const cfg_t *cfg, int listen_fd, int metrics_fd)
+{
+    http_cfg = cfg;
+    if (metrics_fd >= 0) {
+        static int metrics_marker;
+        metrics_daemon = start_daemon(metrics_fd, &metrics_marker, cfg);
+        if (!metrics_daemon) {
+            log_error("cannot start the metrics listener on %s", cfg->metrics_listen);
+            return -1;
+        }
+    }
+    daemon_handle = start_daemon(listen_fd, NULL, cfg);
     if (!daemon_handle) {
         log_error("cannot start the HTTP server on %s", cfg->listen);
         return -1;
@@ -426,4 +514,11 @@ void http_drain_and_stop(void)
         log_warn("drain timeout: closing %u in-flight request(s)", http_active_requests());
     MHD_stop_daemon(daemon_handle);
     daemon_handle = NULL;
+    if (metrics_daemon) {
+        MHD_socket mfd = MHD_quiesce_daemon(metrics_daemon);
+        if (mfd != MHD_INVALID_SOCKET)
+            close(mfd);
+        MHD_stop_daemon(metrics_daemon);
+        metrics_daemon = NULL;
+    }
 }

@@ -27,6 +27,22 @@ typedef struct request {
     const char *model_routed;    /* borrowed from config */
     const char *backend_name;    /* borrowed from config */
     bool stream;
+    unsigned kind;               /* KIND_* for API requests, 0 otherwise */
+    int model_slot;              /* metrics slots: 0 = "other" / "none" */
+    int backend_slot;
+    long long tokens_in;         /* from the backend's usage; -1 unknown */
+    long long tokens_out;
+    bool client_abort;
+    uint64_t last_event_us;      /* streams: when the previous event went out */
+    /* tracing */
+    char trace_id[33];
+    char parent_span_id[17];     /* the client's span, "" if none */
+    char span_id[17];
+    char backend_span_id[17];
+    uint64_t start_unix_ns;
+    uint64_t backend_start_ns, backend_end_ns;
+    const char *backend_model;   /* borrowed from config or model_asked */
+    const cfg_backend_t *backend;/* routed backend, NULL before routing */
     char error_reason[32];       /* for the access log */
     struct MHD_Connection *conn;
 } request_t;
@@ -34,12 +50,14 @@ typedef struct request {
 extern const cfg_t *http_cfg;     /* the worker's config (never changes in a worker) */
 extern volatile int http_draining;
 
-int http_start(const cfg_t *cfg, int listen_fd);
+/* metrics_fd: a separate socket that serves only /metrics and /health, or -1. */
+int http_start(const cfg_t *cfg, int listen_fd, int metrics_fd);
 /* Stops accepting, waits for in-flight requests up to the drain timeout, stops. */
 void http_drain_and_stop(void);
 unsigned http_active_requests(void);
 
 uint64_t http_now_us(void);
+uint64_t http_unix_ns(void);
 /* Sends a complete response; takes ownership of nothing (body is copied). */
 enum MHD_Result http_respond(request_t *req, int status, const char *content_type,
                              const char *body, size_t len);

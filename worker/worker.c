@@ -11,8 +11,9 @@
 #include "../common/log.h"
 #include "backend.h"
 #include "http.h"
+#include "trace.h"
 
-int worker_run(const cfg_t *cfg, int listen_fd, int ready_fd, pid_t master_pid)
+int worker_run(const cfg_t *cfg, int listen_fd, int metrics_fd, int ready_fd, pid_t master_pid)
 {
     /* Die with the master: no orphans serving an old config. */
     prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -32,7 +33,7 @@ int worker_run(const cfg_t *cfg, int listen_fd, int ready_fd, pid_t master_pid)
     signal(SIGPIPE, SIG_IGN);
     srandom((unsigned)(time(NULL) ^ getpid()));
 
-    if (backends_worker_init() < 0 || http_start(cfg, listen_fd) < 0) {
+    if (backends_worker_init() < 0 || trace_start(cfg) < 0 || http_start(cfg, listen_fd, metrics_fd) < 0) {
         log_error("worker start-up failed");
         return 2;
     }
@@ -56,6 +57,7 @@ int worker_run(const cfg_t *cfg, int listen_fd, int ready_fd, pid_t master_pid)
         } else if (sig == SIGQUIT) {
             log_debug("graceful stop: draining %u request(s)", http_active_requests());
             http_drain_and_stop();
+            trace_stop(); /* after the drain: the last requests' spans are queued */
             backends_worker_cleanup();
             return 0;
         } else if (sig == SIGTERM || sig == SIGINT) {

@@ -5,8 +5,8 @@
 
 #include "../common/config.h"
 
-/* Runs in the child after fork. ready_fd gets one byte once the worker serves
+/* Runs in the child after fork. metrics_fd: separate /metrics socket or -1. ready_fd gets one byte once the worker serves
  * (then is closed). Returns the process exit status. */
-int worker_run(const cfg_t *cfg, int listen_fd, int ready_fd, pid_t master_pid);
+int worker_run(const cfg_t *cfg, int listen_fd, int metrics_fd, int ready_fd, pid_t master_pid);
 
 #endif

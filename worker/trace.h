@@ -1,0 +1,23 @@
+/* OpenTelemetry traces: one SERVER span per API request and a CLIENT child span for
+ * its backend call, exported as OTLP/JSON over HTTP by a per-worker thread with a
+ * bounded queue, so a slow or dead collector never delays a request. */
+#ifndef AIROUTER_TRACE_H
+#define AIROUTER_TRACE_H
+#include <stdbool.h>
+
+#include "../common/config.h"
+#include "http.h"
+
+/* Starts the exporter thread when tracing is configured. */
+int trace_start(const cfg_t *cfg);
+/* Exports what is queued (bounded wait) and stops the thread. */
+void trace_stop(void);
+
+/* Sets the request's trace and span ids, continuing a valid client traceparent. */
+void trace_begin(request_t *req);
+/* The traceparent to send to the backend (out: at least 56 bytes); "" if none. */
+void trace_backend_header(const request_t *req, char *out, size_t size);
+/* Queues the request's spans (no-op when tracing is off). */
+void trace_request_done(const request_t *req);
+
+#endif
