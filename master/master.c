@@ -207,6 +207,7 @@ static void reap(void)
             next_spawn_ms = now + delay;
             log_error("worker start-up failing, next attempt in %llu ms", (unsigned long long)delay);
         } else {
+            startup_failures = 0;
             next_spawn_ms = now; /* replaced at once */
         }
     }
@@ -288,10 +289,8 @@ static void read_ready_pipes(struct pollfd *fds, int nfds, const int *slot_of)
         ssize_t r = read(s->ready_fd, &c, 1);
         if (r < 0 && (errno == EINTR || errno == EAGAIN))
             continue;
-        if (r == 1) {
+        if (r == 1)
             s->ready = true;
-            startup_failures = 0;
-        }
         close(s->ready_fd);
         s->ready_fd = -1;
     }
@@ -395,6 +394,10 @@ int master_run(cfg_t *c, int fd, int mfd, int workers_override, const char *pidf
                 log_info("workers: %d", desired);
             }
             uint64_t now = now_ms();
+            /* The back-off ends once a worker has stayed up past the start-up grace. */
+            for (int i = 0; startup_failures && i < nslots; i++)
+                if (slots[i].gen == generation && slots[i].ready && now - slots[i].started_ms >= STARTUP_GRACE_MS)
+                    startup_failures = 0;
             while (live_workers(generation) < desired && now >= next_spawn_ms && nslots < MAX_SLOTS)
                 spawn_worker();
             if (retire_pending)

@@ -544,3 +544,26 @@ test('X-Request-Id is echoed when given and generated otherwise', { timeout: 300
     assert.notEqual(nf.headers['x-request-id'], idB);
   });
 });
+
+test('a worker that keeps dying at start-up is respawned with growing back-off', { timeout: 40000 }, async () => {
+  await withRouter(echoConfig({ workers: 1 }), {}, async (h) => {
+    // A worker that dies within a second of starting counts as a start-up failure:
+    // kill each replacement as soon as it appears, four times.
+    let [victim] = await waitWorkers(h, 1, 'start', { settle: 1200 });
+    const killedAt = [];
+    for (let i = 0; i < 4; i++) {
+      process.kill(victim, 'SIGKILL');
+      killedAt.push(Date.now());
+      const next = await waitFor(() => { const w = h.workers(); return w.length === 1 && w[0] !== victim ? w[0] : null; },
+        { timeout: 5000, interval: 10, what: `replacement ${i + 1}` });
+      victim = next;
+    }
+    // The first death after a full second of life is replaced at once; the next three
+    // are start-up failures with delays of 100, 200 and 400 ms.
+    for (const ms of [100, 200, 400])
+      assert.ok(h.log.includes(`worker start-up failing, next attempt in ${ms} ms`), `log announces a ${ms} ms back-off\n${masterLog(h.log)}`);
+    const w = await waitWorkers(h, 1, 'the last replacement stays', { settle: 1500 });
+    assert.equal(w[0], victim);
+    checkEcho(await chat(h.base, 'recovered after back-off'), 'recovered after back-off');
+  });
+});
