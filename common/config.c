@@ -301,7 +301,13 @@ static int parse_kinds(loader_t *ld, const config_setting_t *m, unsigned *out)
 }
 
 static const char *const top_keys[] = {"listen", "workers", "pidfile", "log", "limits",
-                                       "backends", "models", "api_keys", "metrics", "tracing", NULL};
+                                       "backends", "models", "api_keys", "metrics", "tracing",
+                                       "retry", "circuit_breaker", "hide_unavailable_models", NULL};
+static const char *const retry_keys[] = {"attempts", "retry_on", "backoff_ms", "max_backoff_ms", "deadline",
+                                         "attempts_header", NULL};
+static const char *const circuit_keys[] = {"failures", "cooldown", NULL};
+static const char *const target_keys[] = {"backend", "backend_model", "weight", NULL};
+static const char *const health_keys[] = {"path", "interval", "timeout", NULL};
 static const char *const metrics_keys[] = {"token", "listen", NULL};
 static const char *const tracing_keys[] = {"otlp_endpoint", "service_name", "queue_size", "batch_size",
                                            "flush_interval_ms", NULL};
@@ -310,10 +316,10 @@ static const char *const limit_keys[] = {"max_body_bytes", "max_connections", "i
                                          "drain_timeout", NULL};
 static const char *const backend_keys[] = {
     "name", "type", "url", "api_key", "headers", "pass_client_key", "connect_timeout",
-    "first_byte_timeout", "idle_timeout", "timeout", "chunk_delay_ms", "stream_usage", NULL};
-static const char *const model_keys[] = {"name", "backend", "backend_model", "kinds",
-                                         "default", "backend_stream", NULL};
-static const char *const key_keys[] = {"key", "name", "models", NULL};
+    "first_byte_timeout", "idle_timeout", "timeout", "chunk_delay_ms", "stream_usage", "health_check", NULL};
+static const char *const model_keys[] = {"name", "backend", "backend_model", "kinds", "default",
+                                         "backend_stream", "targets", "strategy", "fallbacks", NULL};
+static const char *const key_keys[] = {"key", "name", "models", "rpm", "tpm", "max_concurrent", NULL};
 
 static int load_backends(loader_t *ld, config_t *lc, cfg_t *cfg)
 {
@@ -380,6 +386,23 @@ static int load_backends(loader_t *ld, config_t *lc, cfg_t *cfg)
             while (ul > 0 && b->url[ul - 1] == '/')
                 b->url[--ul] = '\0';
         }
+        config_setting_t *hc = config_setting_get_member(g, "health_check");
+        if (hc) {
+            char hwhere[96];
+            snprintf(hwhere, sizeof hwhere, "backend '%s' health_check", b->name);
+            b->health_interval = 10;
+            b->health_timeout = 2;
+            if (!config_setting_is_group(hc))
+                return fail(ld, hc, "%s must be a group { path = \"/models\"; interval = 10; }", hwhere);
+            if (check_keys(ld, hc, hwhere, health_keys) < 0 || get_string(ld, hc, "path", &b->health_path) < 0 ||
+                get_seconds(ld, hc, "interval", &b->health_interval) < 0 ||
+                get_seconds(ld, hc, "timeout", &b->health_timeout) < 0)
+                return -1;
+            if (!b->health_path)
+                b->health_path = strdup("/models");
+            if (!b->health_path || b->health_path[0] != '/')
+                return fail(ld, hc, "%s: 'path' must start with /", hwhere);
+        }
         if (b->api_key && !b->api_key[0]) { /* "${KEY:-}" left empty: no key */
             free(b->api_key);
             b->api_key = NULL;
@@ -391,6 +414,113 @@ static int load_backends(loader_t *ld, config_t *lc, cfg_t *cfg)
                             "backend '%s': header '%s' must look like \"Name: value\"", b->name,
                             b->headers[h]);
         }
+    }
+    return 0;
+}
+
+static int find_backend(const cfg_t *cfg, const char *name)
+{
+    for (int b = 0; b < cfg->nbackends; b++)
+        if (strcmp(cfg->backends[b].name, name) == 0)
+            return b;
+    return -1;
+}
+
+/* Reads one target ("backend", "backend_model", "weight") from group g. */
+static int load_target(loader_t *ld, const config_setting_t *g, const cfg_t *cfg, const char *model,
+                       cfg_target_t *t)
+{
+    char *backend = NULL;
+    long long weight = 1;
+    if (get_string(ld, g, "backend", &backend) < 0 || get_string(ld, g, "backend_model", &t->backend_model) < 0 ||
+        get_int(ld, g, "weight", 1, 1000, &weight) < 0) {
+        free(backend);
+        return -1;
+    }
+    t->weight = (int)weight;
+    if (!backend)
+        return fail(ld, g, "model '%s' needs a 'backend' (or a 'targets' list)", model);
+    t->backend = find_backend(cfg, backend);
+    if (t->backend < 0) {
+        fail(ld, config_setting_get_member(g, "backend"), "model '%s': no backend named '%s'", model, backend);
+        free(backend);
+        return -1;
+    }
+    free(backend);
+    return 0;
+}
+
+/* A model is served by "backend" (+ "backend_model") or by a "targets" list. */
+static int load_targets(loader_t *ld, const config_setting_t *g, const cfg_t *cfg, cfg_model_t *m)
+{
+    config_setting_t *list = config_setting_get_member(g, "targets");
+    if (list && (config_setting_get_member(g, "backend") || config_setting_get_member(g, "backend_model")))
+        return fail(ld, list, "model '%s': use either 'backend' or 'targets', not both", m->name);
+    if (!list) {
+        m->targets = calloc(1, sizeof *m->targets);
+        if (!m->targets)
+            return fail(ld, g, "out of memory");
+        m->ntargets = 1;
+        if (load_target(ld, g, cfg, m->name, &m->targets[0]) < 0)
+            return -1;
+    } else {
+        if (!config_setting_is_list(list) || config_setting_length(list) == 0)
+            return fail(ld, list, "model '%s': 'targets' must be a non-empty list of groups ( { backend = ...; }, ... )",
+                        m->name);
+        int n = config_setting_length(list);
+        m->targets = calloc((size_t)n, sizeof *m->targets);
+        if (!m->targets)
+            return fail(ld, list, "out of memory");
+        m->ntargets = n;
+        for (int i = 0; i < n; i++) {
+            config_setting_t *tg = config_setting_get_elem(list, (unsigned)i);
+            char where[160];
+            snprintf(where, sizeof where, "model '%s' targets[%d]", m->name, i);
+            if (!config_setting_is_group(tg))
+                return fail(ld, tg, "%s must be a group { backend = ...; }", where);
+            if (check_keys(ld, tg, where, target_keys) < 0 || load_target(ld, tg, cfg, m->name, &m->targets[i]) < 0)
+                return -1;
+        }
+    }
+    m->backend = m->targets[0].backend;
+    if (m->targets[0].backend_model && !(m->backend_model = strdup(m->targets[0].backend_model)))
+        return fail(ld, g, "out of memory");
+    return 0;
+}
+
+/* Fallbacks name other models; resolved once every model is known. */
+static int load_fallbacks(loader_t *ld, const config_setting_t *list, cfg_t *cfg)
+{
+    for (int i = 0; i < cfg->nmodels; i++) {
+        config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+        cfg_model_t *m = &cfg->models[i];
+        char **names = NULL;
+        int n = 0, rc = get_strings(ld, g, "fallbacks", &names, &n);
+        if (rc == 0 && n > 0 && !(m->fallbacks = calloc((size_t)n, sizeof *m->fallbacks)))
+            rc = fail(ld, g, "out of memory");
+        for (int f = 0; rc == 0 && f < n; f++) {
+            int idx = -1;
+            for (int j = 0; j < cfg->nmodels; j++)
+                if (!cfg->models[j].is_glob && strcmp(cfg->models[j].name, names[f]) == 0)
+                    idx = j;
+            if (idx < 0)
+                rc = fail(ld, config_setting_get_member(g, "fallbacks"),
+                          "model '%s': fallback '%s' is not a configured model name (globs cannot be fallbacks)",
+                          m->name, names[f]);
+            else if (idx == i)
+                rc = fail(ld, config_setting_get_member(g, "fallbacks"), "model '%s' cannot be its own fallback",
+                          m->name);
+            else if ((cfg->models[idx].kinds & m->kinds) != m->kinds)
+                rc = fail(ld, config_setting_get_member(g, "fallbacks"),
+                          "model '%s': fallback '%s' does not serve every kind this model serves", m->name, names[f]);
+            else
+                m->fallbacks[m->nfallbacks++] = idx;
+        }
+        for (int f = 0; names && f < n; f++)
+            free(names[f]);
+        free(names);
+        if (rc < 0)
+            return -1;
     }
     return 0;
 }
@@ -413,14 +543,13 @@ static int load_models(loader_t *ld, config_t *lc, cfg_t *cfg)
     for (int i = 0; i < n; i++) {
         config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
         cfg_model_t *m = &cfg->models[i];
-        char where[32], *backend = NULL;
+        char where[32];
         snprintf(where, sizeof where, "models[%d]", i);
         m->backend_stream = -1;
         if (!config_setting_is_group(g))
             return fail(ld, g, "%s must be a group { ... }", where);
         bool bs = false;
         if (check_keys(ld, g, where, model_keys) < 0 || get_string(ld, g, "name", &m->name) < 0 ||
-            get_string(ld, g, "backend_model", &m->backend_model) < 0 ||
             get_bool(ld, g, "default", &m->is_default) < 0 ||
             get_bool(ld, g, "backend_stream", &bs) < 0)
             return -1;
@@ -429,32 +558,38 @@ static int load_models(loader_t *ld, config_t *lc, cfg_t *cfg)
         if (!m->name || !m->name[0])
             return fail(ld, g, "%s needs a 'name'", where);
         m->is_glob = strpbrk(m->name, "*?") != NULL;
-        if (get_string(ld, g, "backend", &backend) < 0)
+        if (load_targets(ld, g, cfg, m) < 0)
             return -1;
-        if (!backend) {
-            return fail(ld, g, "model '%s' needs a 'backend'", m->name);
-        }
-        m->backend = -1;
-        for (int b = 0; b < cfg->nbackends; b++)
-            if (strcmp(cfg->backends[b].name, backend) == 0)
-                m->backend = b;
-        if (m->backend < 0) {
-            fail(ld, config_setting_get_member(g, "backend"),
-                 "model '%s': no backend named '%s'", m->name, backend);
-            free(backend);
-            return -1;
-        }
-        free(backend);
-        const cfg_backend_t *be = &cfg->backends[m->backend];
-        m->kinds = be->kinds;
+        unsigned served = KIND_ALL;
+        for (int t = 0; t < m->ntargets; t++)
+            served &= cfg->backends[m->targets[t].backend].kinds;
+        m->kinds = served;
         if (parse_kinds(ld, g, &m->kinds) < 0)
             return -1;
-        if (m->kinds & ~be->kinds)
-            return fail(ld, config_setting_get_member(g, "kinds"),
-                        "model '%s': backend '%s' (type %s) cannot serve every kind listed",
-                        m->name, be->name, be->type);
+        for (int t = 0; t < m->ntargets; t++) {
+            const cfg_backend_t *be = &cfg->backends[m->targets[t].backend];
+            if (m->kinds & ~be->kinds)
+                return fail(ld, config_setting_get_member(g, "kinds"),
+                            "model '%s': backend '%s' (type %s) cannot serve every kind listed", m->name,
+                            be->name, be->type);
+        }
         if (m->kinds == 0)
-            return fail(ld, g, "model '%s': 'kinds' is empty", m->name);
+            return fail(ld, g, config_setting_get_member(g, "kinds") ? "model '%s': 'kinds' is empty"
+                                                                     : "model '%s': no kind is served by every target",
+                        m->name);
+        char *strategy = NULL;
+        if (get_string(ld, g, "strategy", &strategy) < 0)
+            return -1;
+        if (strategy) {
+            m->strategy = strcmp(strategy, "weighted") == 0       ? STRATEGY_WEIGHTED
+                          : strcmp(strategy, "least_inflight") == 0 ? STRATEGY_LEAST_INFLIGHT
+                          : strcmp(strategy, "ordered") == 0        ? STRATEGY_ORDERED
+                                                                    : -1;
+            free(strategy);
+            if (m->strategy < 0)
+                return fail(ld, config_setting_get_member(g, "strategy"),
+                            "model '%s': strategy must be weighted, least_inflight or ordered", m->name);
+        }
         for (int j = 0; j < i; j++)
             if (strcmp(cfg->models[j].name, m->name) == 0)
                 return fail(ld, g, "model name '%s' is used twice", m->name);
@@ -466,7 +601,7 @@ static int load_models(loader_t *ld, config_t *lc, cfg_t *cfg)
             defaults |= m->kinds;
         }
     }
-    return 0;
+    return load_fallbacks(ld, list, cfg);
 }
 
 static int load_keys(loader_t *ld, config_t *lc, cfg_t *cfg)
@@ -488,10 +623,16 @@ static int load_keys(loader_t *ld, config_t *lc, cfg_t *cfg)
         snprintf(where, sizeof where, "api_keys[%d]", i);
         if (!config_setting_is_group(g))
             return fail(ld, g, "%s must be a group { ... }", where);
+        long long rpm = 0, tpm = 0, conc = 0;
         if (check_keys(ld, g, where, key_keys) < 0 || get_string(ld, g, "key", &k->key) < 0 ||
             get_string(ld, g, "name", &k->name) < 0 ||
-            get_strings(ld, g, "models", &k->models, &k->nmodels) < 0)
+            get_strings(ld, g, "models", &k->models, &k->nmodels) < 0 ||
+            get_int(ld, g, "rpm", 0, 100000000, &rpm) < 0 || get_int(ld, g, "tpm", 0, 1000000000000LL, &tpm) < 0 ||
+            get_int(ld, g, "max_concurrent", 0, 1000000, &conc) < 0)
             return -1;
+        k->rpm = (long)rpm;
+        k->tpm = (long)tpm;
+        k->max_concurrent = (int)conc;
         if (!k->name || !k->name[0])
             return fail(ld, g, "%s needs a 'name' (it is what the logs show)", where);
         if (!k->key || strlen(k->key) < 8)
@@ -603,6 +744,61 @@ static int load_top(loader_t *ld, config_t *lc, cfg_t *cfg)
                 cfg->otlp_endpoint[--el] = '\0';
         }
     }
+    cfg->retry = (cfg_retry_t){.attempts = 3,
+                               .retry_on = RETRY_ON_CONNECT | RETRY_ON_TIMEOUT | RETRY_ON_5XX | RETRY_ON_429,
+                               .backoff_ms = 100, .max_backoff_ms = 2000, .deadline = 120};
+    config_setting_t *rt = config_setting_get_member(root, "retry");
+    if (rt) {
+        long long at = cfg->retry.attempts, bo = cfg->retry.backoff_ms, mb = cfg->retry.max_backoff_ms;
+        char **on = NULL;
+        int non = 0;
+        if (!config_setting_is_group(rt))
+            return fail(ld, rt, "'retry' must be a group { ... }");
+        int rc = check_keys(ld, rt, "retry", retry_keys) < 0 || get_int(ld, rt, "attempts", 1, 20, &at) < 0 ||
+                         get_int(ld, rt, "backoff_ms", 0, 60000, &bo) < 0 ||
+                         get_int(ld, rt, "max_backoff_ms", 0, 600000, &mb) < 0 ||
+                         get_seconds(ld, rt, "deadline", &cfg->retry.deadline) < 0 ||
+                         get_bool(ld, rt, "attempts_header", &cfg->retry.attempts_header) < 0 ||
+                         get_strings(ld, rt, "retry_on", &on, &non) < 0
+                     ? -1
+                     : 0;
+        if (rc == 0 && on) {
+            cfg->retry.retry_on = 0;
+            for (int i = 0; rc == 0 && i < non; i++) {
+                unsigned bit = strcmp(on[i], "connect") == 0   ? RETRY_ON_CONNECT
+                               : strcmp(on[i], "timeout") == 0 ? RETRY_ON_TIMEOUT
+                               : strcmp(on[i], "5xx") == 0     ? RETRY_ON_5XX
+                               : strcmp(on[i], "429") == 0     ? RETRY_ON_429
+                                                               : 0;
+                if (!bit)
+                    rc = fail(ld, config_setting_get_member(rt, "retry_on"),
+                              "retry_on: unknown condition '%s' (known: connect, timeout, 5xx, 429)", on[i]);
+                cfg->retry.retry_on |= bit;
+            }
+        }
+        for (int i = 0; on && i < non; i++)
+            free(on[i]);
+        free(on);
+        if (rc < 0)
+            return -1;
+        cfg->retry.attempts = (int)at;
+        cfg->retry.backoff_ms = (int)bo;
+        cfg->retry.max_backoff_ms = (int)(mb < bo ? bo : mb);
+    }
+    cfg->circuit_failures = 5;
+    cfg->circuit_cooldown = 30;
+    config_setting_t *cb = config_setting_get_member(root, "circuit_breaker");
+    if (cb) {
+        long long f = cfg->circuit_failures;
+        if (!config_setting_is_group(cb))
+            return fail(ld, cb, "'circuit_breaker' must be a group { ... }");
+        if (check_keys(ld, cb, "circuit_breaker", circuit_keys) < 0 || get_int(ld, cb, "failures", 1, 1000, &f) < 0 ||
+            get_seconds(ld, cb, "cooldown", &cfg->circuit_cooldown) < 0)
+            return -1;
+        cfg->circuit_failures = (int)f;
+    }
+    if (get_bool(ld, root, "hide_unavailable_models", &cfg->hide_unavailable_models) < 0)
+        return -1;
     config_setting_t *lim = config_setting_get_member(root, "limits");
     if (lim) {
         if (!config_setting_is_group(lim))
@@ -677,12 +873,17 @@ void cfg_free(cfg_t *cfg)
         free(b->type);
         free(b->url);
         free(b->api_key);
+        free(b->health_path);
         free_strings(b->headers, b->nheaders);
     }
     free(cfg->backends);
     for (int i = 0; i < cfg->nmodels; i++) {
         free(cfg->models[i].name);
         free(cfg->models[i].backend_model);
+        for (int t = 0; t < cfg->models[i].ntargets; t++)
+            free(cfg->models[i].targets[t].backend_model);
+        free(cfg->models[i].targets);
+        free(cfg->models[i].fallbacks);
     }
     free(cfg->models);
     for (int i = 0; i < cfg->nkeys; i++) {

@@ -29,15 +29,34 @@ typedef struct {
     double timeout;         /* whole non-streaming call */
     int chunk_delay_ms;     /* echo only */
     bool stream_usage;      /* ask streaming calls for usage (token metrics) */
+    char *health_path;      /* active health check: GET {url}{path}; NULL: none */
+    double health_interval; /* seconds between checks */
+    double health_timeout;
     int metric_slot;        /* index in the shared metrics (assigned by the master) */
 } cfg_backend_t;
+
+/* Load-balancing strategies for a model with several targets. */
+enum { STRATEGY_WEIGHTED, STRATEGY_LEAST_INFLIGHT, STRATEGY_ORDERED };
+
+/* One place a model can be served: a backend and the model name it knows. */
+typedef struct {
+    int backend;            /* index into cfg_t.backends */
+    char *backend_model;    /* NULL: pass the requested name through */
+    int weight;             /* weighted round-robin share (1..1000) */
+    int state_slot;         /* index in the shared target state (assigned by the master) */
+} cfg_target_t;
 
 typedef struct {
     char *name;             /* client-facing; may be a glob */
     bool is_glob;
-    int backend;            /* index into cfg_t.backends */
-    char *backend_model;    /* NULL: pass the requested name through */
-    unsigned kinds;         /* kinds served (explicit or the backend's) */
+    int backend;            /* the first target's backend (index into cfg_t.backends) */
+    char *backend_model;    /* the first target's backend model; NULL: pass through */
+    cfg_target_t *targets;  /* at least one; targets[0] matches backend/backend_model */
+    int ntargets;
+    int strategy;           /* STRATEGY_* */
+    int *fallbacks;         /* model indexes tried when no target is available */
+    int nfallbacks;
+    unsigned kinds;         /* kinds served (explicit, or what every target's backend serves) */
     bool is_default;
     int backend_stream;     /* -1: as the client asks; 0/1: forced */
     int metric_slot;        /* index in the shared metrics (assigned by the master) */
@@ -48,7 +67,22 @@ typedef struct {
     char *name;
     char **models;          /* globs; NULL/0: every model */
     int nmodels;
+    long rpm;               /* requests per minute, 0: unlimited */
+    long tpm;               /* tokens per minute (from usage), 0: unlimited */
+    int max_concurrent;     /* requests in flight, 0: unlimited */
+    int state_slot;         /* index in the shared key state (assigned by the master) */
 } cfg_key_t;
+
+/* Retries and failover (top-level "retry" group). */
+typedef struct {
+    int attempts;           /* total tries per request, across targets and fallbacks */
+    unsigned retry_on;      /* RETRY_ON_* bits */
+    int backoff_ms;         /* first back-off; doubles per attempt, with jitter */
+    int max_backoff_ms;
+    double deadline;        /* seconds from the request's start after which no new try starts */
+    bool attempts_header;   /* send x-airouter-attempts */
+} cfg_retry_t;
+enum { RETRY_ON_CONNECT = 1, RETRY_ON_TIMEOUT = 2, RETRY_ON_5XX = 4, RETRY_ON_429 = 8 };
 
 typedef struct {
     char *path;
@@ -79,6 +113,10 @@ typedef struct {
     int trace_flush_interval_ms;
     cfg_key_t *keys;
     int nkeys;
+    cfg_retry_t retry;
+    int circuit_failures;   /* consecutive failures that open a target's circuit */
+    double circuit_cooldown;/* seconds a circuit stays open before one probe */
+    bool hide_unavailable_models; /* /v1/models omits models with no available target */
 } cfg_t;
 
 /* Loads and validates path. On failure returns NULL and writes "FILE:LINE: reason"

@@ -23,7 +23,6 @@ const BK_KEY = 'sk-backend-SECRET-obs-4242';
 const KEY_A = 'sk-client-SECRET-team-a-7777';
 const METRICS_TOKEN = 'mt-SECRET-metrics-31337';
 const BUCKETS = ['0.005', '0.01', '0.025', '0.05', '0.1', '0.25', '0.5', '1', '2.5', '5', '10', '30', '60', '120', '300', '+Inf'];
-const HISTOGRAMS = ['airouter_request_duration_seconds', 'airouter_time_to_first_token_seconds', 'airouter_stream_chunk_gap_seconds'];
 
 let mock; let deadPort; let R;
 const routers = new Set();
@@ -256,24 +255,18 @@ function getRaw(base, urlPath, headers = {}) {
   });
 }
 
+// GET /metrics -> parsed and checked exposition. Always on a fresh connection: a pooled keep-alive
+// connection may belong to a worker that a reload or a kill has just retired (its FIN not yet seen
+// by the client), and any worker must be able to answer anyway.
 async function metrics(r, { base, headers = {} } = {}) {
-  const res = await fetch(`${base || r.base}/metrics`, { headers, signal: AbortSignal.timeout(5000) });
-  const text = await res.text();
-  assert.equal(res.status, 200, `GET /metrics: ${res.status} ${text.slice(0, 200)}`);
-  const p = parseProm(text);
-  checkExposition(p);
-  p.text = text;
-  return p;
-}
-
-async function metricsFresh(r, opts = {}) {
-  const res = await getRaw(opts.base || r.base, '/metrics', opts.headers || {});
+  const res = await getRaw(base || r.base, '/metrics', headers);
   assert.equal(res.status, 200, `GET /metrics: ${res.status} ${res.body.slice(0, 200)}`);
   const p = parseProm(res.body);
   checkExposition(p);
   p.text = res.body;
   return p;
 }
+const metricsFresh = metrics;
 
 // Waits until fn(metrics) is truthy; returns the metrics then.
 async function waitMetrics(r, fn, what, { timeout = 5000, ...opts } = {}) {
@@ -417,12 +410,30 @@ test('/metrics: exact counts after a known sequence, summed over 2 workers, iden
     // Every worker answers with the same totals.
     const want = {};
     for (const s of p.samples) want[seriesKey(s.name, s.labels)] = s.value;
-    for (let i = 0; i < 12; i++) {
-      const q = await metricsFresh(r);
+    // Fresh connections spread over the workers; the access log tells which worker answered each
+    // fetch, so keep going (up to 60) until both have answered at least twice.
+    const workers = r.workers();
+    assert.equal(workers.length, 2);
+    const answeredBy = () => {
+      const by = {};
+      for (const l of accessLines(r)) if (l.path === '/metrics' && String(l.request_id).startsWith('mfetch-')) by[l.worker] = (by[l.worker] || 0) + 1;
+      return by;
+    };
+    for (let i = 0; i < 60; i++) {
+      const res = await getRaw(r.base, '/metrics', { 'x-request-id': `mfetch-${i}` });
+      assert.equal(res.status, 200);
+      const q = parseProm(res.body);
       const got = {};
       for (const s of q.samples) got[seriesKey(s.name, s.labels)] = s.value;
       assert.deepEqual(got, want, `/metrics fetch ${i} on a fresh connection gives the same totals`);
+      if (i >= 9) {
+        await h.sleep(20);
+        const by = answeredBy();
+        if (workers.every((w) => (by[w] || 0) >= 2)) break;
+      }
     }
+    const by = answeredBy();
+    assert.ok(workers.every((w) => (by[w] || 0) >= 1), `both workers answered /metrics (answers by worker: ${JSON.stringify(by)})`);
   } finally { await stopRouter(r); }
 });
 
@@ -526,6 +537,24 @@ test('tokens_total from usage: non-stream, stream without include_usage (hidden 
   const p3 = await waitMetrics(R, (m) => done(m) === done(p0) + 3, 'stream with usage counted');
   assert.equal(tok(p3, 'prompt') - tok(p2, 'prompt'), usageOf(t3).prompt_tokens);
   assert.equal(tok(p3, 'completion') - tok(p2, 'completion'), usageOf(t3).completion_tokens);
+});
+
+test('stream_usage = false: the backend is not asked for usage, the client still gets it when it asks', T, async () => {
+  const r = await router(routerConfig({ models: [M.chatOk], bkExtra: 'stream_usage = false;' }));
+  try {
+    const t1 = 'no usage asked here';
+    const before = mock.requests.length;
+    const chunks = await streamAll(r, 'chat-ok', t1);
+    assert.ok(chunks.every((ch) => !ch.usage), 'no usage chunk');
+    const b1 = mock.requests.slice(before).find((q) => q.body && q.body.messages && q.body.messages[0].content === t1);
+    assert.ok(!(b1.body.stream_options && b1.body.stream_options.include_usage), `backend not asked for usage: ${JSON.stringify(b1.body.stream_options)}`);
+    const t2 = 'usage asked by the client';
+    const c2 = await streamAll(r, 'chat-ok', t2, { body: { stream_options: { include_usage: true } } });
+    assert.equal(c2.filter((ch) => ch.usage).length, 1, 'the client that asked gets its usage chunk');
+    const p = await waitMetrics(r, (m) => val(m, 'airouter_requests_total', { model: 'chat-ok' }) === 2, 'both counted');
+    assert.equal(val(p, 'airouter_tokens_total', { model: 'chat-ok', type: 'prompt' }), usageOf(t2).prompt_tokens, 'only the stream with usage counted');
+    assert.equal(val(p, 'airouter_tokens_total', { model: 'chat-ok', type: 'completion' }), usageOf(t2).completion_tokens);
+  } finally { await stopRouter(r); }
 });
 
 test('kinds: completions and embeddings are counted under their kind, embeddings prompt tokens counted', T, async () => {
@@ -640,6 +669,9 @@ test('metrics.listen: /metrics (and /health) on the separate address, 404 on the
     const hl = await fetch(`${mbase}/health`);
     assert.equal(hl.status, 200, '/health on the metrics port');
     await hl.text();
+    const api = await fetch(`${mbase}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'chat-ok', messages: msgs('x') }) });
+    await api.text();
+    assert.equal(api.status, 404, 'the API is not served on the metrics address');
     await chat(r, 'chat-ok', 'counted via main');
     const p = await waitMetrics(r, (m) => val(m, 'airouter_requests_total', { model: 'chat-ok', status_class: '2xx' }) === 1, 'counted', { base: mbase });
     assert.equal(val(p, 'airouter_workers'), 2);
@@ -693,8 +725,10 @@ test('HUP keeps counters (generation 1 -> 2, reloads ok); broken config counts f
     r.signal('SIGHUP');
     const p3 = await waitMetrics(r, (m) => val(m, 'airouter_config_generation') === 3, 'generation 3', { timeout: 15000 });
     await h.waitFor(() => r.workers().length === 2 && r.workers().every((w) => !old.includes(w)), { timeout: 15000, what: 'old workers replaced' });
-    assert.equal(val(p3, 'airouter_config_reloads_total', { result: 'ok' }), 2);
     const p3b = await metrics(r);
+    assert.equal(val(p3b, 'airouter_config_reloads_total', { result: 'ok' }), 2);
+    assert.equal(val(p3b, 'airouter_config_reloads_total', { result: 'failed' }), 1);
+    assert.equal(val(p3, 'airouter_config_generation'), 3);
     const s3 = apiState(p3b);
     for (const [k, v] of Object.entries(s2)) {
       if (k.includes('"chat-ok"')) assert.equal(s3[k], v, `kept model's ${k} unchanged`);
@@ -762,9 +796,10 @@ test('access log: tokens_in/out, retries, client_abort, stream, model_routed...;
     const er = await accessLine(r, ids.err);
     const nf = await accessLine(r, ids.nf);
     await accessLine(r, ids.bad);
+    const missing = [];
     for (const [what, l] of Object.entries({ ok, st, er, nf })) {
       for (const k of ['tokens_in', 'tokens_out', 'retries', 'client_abort', 'model', 'model_routed', 'backend', 'stream', 'ttfb_ms', 'error']) {
-        assert.ok(k in l, `${what} line has "${k}": ${JSON.stringify(l)}`);
+        if (!(k in l)) missing.push(`${what}.${k}`);
       }
       assert.equal(l.retries, 0, `${what}: retries 0`);
       assert.equal(l.client_abort, false, `${what}: client_abort false`);
@@ -778,17 +813,20 @@ test('access log: tokens_in/out, retries, client_abort, stream, model_routed...;
     assert.equal(st.tokens_out, u2.completion_tokens);
     assert.equal(ok.stream, false); assert.equal(st.stream, true);
     assert.equal(ok.model, 'chat-ok'); assert.equal(ok.backend, 'bk-mock'); assert.equal(ok.key, 'team-a');
-    assert.equal(ok.error, null); assert.equal(st.error, null);
-    assert.equal(typeof ok.ttfb_ms, 'number'); assert.equal(typeof st.ttfb_ms, 'number');
-    assert.equal(er.status, 502); assert.ok(er.error, `error reason on a failed request: ${JSON.stringify(er)}`);
+    assert.equal(er.status, 502);
     assert.equal(er.tokens_in, null); assert.equal(er.tokens_out, null);
     assert.equal(nf.status, 404); assert.equal(nf.model, 'nope-model', 'model = the model asked');
-    assert.ok(nf.error, 'error reason for 404');
 
     const all = fs.readFileSync(path.join(r.dir, 'access.log'), 'utf8') + r.log;
     for (const secret of [KEY_A, BK_KEY, PROMPT, 'SECRET']) {
       assert.ok(!all.includes(secret), `logs never contain ${secret}`);
     }
+    // Field presence last, so that everything above is checked even when a field is missing.
+    assert.deepEqual(missing, [], `access log lines lack fields: ${JSON.stringify({ ok, er })}`);
+    assert.equal(typeof ok.ttfb_ms, 'number', 'ttfb_ms of a non-stream answer'); assert.equal(typeof st.ttfb_ms, 'number', 'ttfb_ms of a stream');
+    assert.equal(ok.error, null, 'error null on success'); assert.equal(st.error, null);
+    assert.ok(typeof er.error === 'string' && er.error.length > 0, `error reason on a failed request: ${JSON.stringify(er)}`);
+    assert.ok(typeof nf.error === 'string' && nf.error.length > 0, `error reason for 404: ${JSON.stringify(nf)}`);
   } finally { await stopRouter(r); }
 });
 
@@ -828,10 +866,16 @@ function checkSpanBasics(s) {
 }
 
 let otlpMain; let RT;
+async function mainTracingRouter() {
+  if (!RT) {
+    otlpMain = await collector();
+    RT = await router(tracingConfig(otlpMain.url, { tracing: 'flush_interval_ms = 100;' }));
+  }
+  return RT;
+}
 
 test('traces: SERVER + CLIENT spans with GenAI attributes; backend gets the traceparent of the CLIENT span', T, async () => {
-  otlpMain = await collector();
-  RT = await router(tracingConfig(otlpMain.url, { tracing: 'flush_interval_ms = 100;' }));
+  await mainTracingRouter();
   const id = rid('tr-ok');
   const text = 'trace me please';
   const before = mock.requests.length;
@@ -887,6 +931,7 @@ test('traces: SERVER + CLIENT spans with GenAI attributes; backend gets the trac
 });
 
 test('traces: stream usage, completions/embeddings/echo span names, errors marked', T, async () => {
+  await mainTracingRouter();
   const c = client(RT);
   const ids = { st: rid('tr-st'), cm: rid('tr-cm'), em: rid('tr-em'), echo: rid('tr-echo'), err: rid('tr-err'), nf: rid('tr-nf') };
   const stText = 'stream trace words here';
@@ -936,6 +981,7 @@ test('traces: stream usage, completions/embeddings/echo span names, errors marke
 });
 
 test('traces: a client traceparent is continued; an invalid one starts a new trace', T, async () => {
+  await mainTracingRouter();
   const trace = hex(32); const parent = hex(16);
   const id = rid('tr-tp');
   const before = mock.requests.length;
@@ -961,13 +1007,15 @@ test('traces: a client traceparent is continued; an invalid one starts a new tra
 });
 
 test('traces: exported_total matches what the collector got, nothing dropped', T, async () => {
+  await mainTracingRouter();
   await h.sleep(500);
   const p = await waitMetrics(RT, (m) => val(m, 'airouter_trace_spans_exported_total') === otlpMain.spans.length,
     `exported_total == ${otlpMain.spans.length} spans received`, { timeout: 8000 });
   assert.equal(val(p, 'airouter_trace_spans_dropped_total'), 0);
-  assert.ok(otlpMain.spans.length >= 20);
+  assert.ok(otlpMain.spans.length >= 10, `spans received: ${otlpMain.spans.length}`);
   assert.deepEqual(otlpMain.rejected.map((q) => q.error), []);
   await stopRouter(RT);
+  RT = null;
 });
 
 async function timedRequests(r, n, what) {

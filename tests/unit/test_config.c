@@ -280,7 +280,7 @@ static const struct {
     {"bad_backend_noname.conf", "conf/bad_backend_noname.conf:3: backends[1] needs a 'name'"},
     {"bad_model_backend.conf",
      "conf/bad_model_backend.conf:5: model 'gpt': no backend named 'openai'"},
-    {"bad_model_nobackend.conf", "conf/bad_model_nobackend.conf:3: model 'echo' needs a 'backend'"},
+    {"bad_model_nobackend.conf", "conf/bad_model_nobackend.conf:3: model 'echo' needs a 'backend' (or a 'targets' list)"},
     {"bad_dup_backend.conf", "conf/bad_dup_backend.conf:4: backend name 'e' is used twice"},
     {"bad_dup_model.conf", "conf/bad_dup_model.conf:5: model name 'echo' is used twice"},
     {"bad_two_defaults.conf",
