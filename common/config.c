@@ -744,7 +744,7 @@ static int load_top(loader_t *ld, config_t *lc, cfg_t *cfg)
                 cfg->otlp_endpoint[--el] = '\0';
         }
     }
-    cfg->retry = (cfg_retry_t){.attempts = 3,
+    cfg->retry = (cfg_retry_t){.attempts = 2,
                                .retry_on = RETRY_ON_CONNECT | RETRY_ON_TIMEOUT | RETRY_ON_5XX | RETRY_ON_429,
                                .backoff_ms = 100, .max_backoff_ms = 2000, .deadline = 120};
     config_setting_t *rt = config_setting_get_member(root, "retry");

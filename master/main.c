@@ -10,6 +10,7 @@
 #include "../common/config.h"
 #include "../common/log.h"
 #include "../common/metrics.h"
+#include "../common/state.h"
 #include "master.h"
 #include "pidfile.h"
 
@@ -129,7 +130,7 @@ int main(int argc, char **argv)
     if (cfg->metrics_listen &&
         (mfd = master_bind(cfg->metrics_listen, cfg->metrics_listen_host, cfg->metrics_listen_port)) < 0)
         goto fail;
-    if (met_init() < 0 || pidfile_write(pidpath) < 0)
+    if (met_init() < 0 || st_init() < 0 || pidfile_write(pidpath) < 0)
         goto fail;
     int rc = master_run(cfg, fd, mfd, workers, pidpath);
     free(pidpath);

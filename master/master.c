@@ -17,6 +17,7 @@
 
 #include "../common/log.h"
 #include "../common/metrics.h"
+#include "../common/state.h"
 #include "../worker/worker.h"
 #include "pidfile.h"
 
@@ -152,6 +153,7 @@ static void spawn_worker(void)
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
         met_set_worker_slot(met_slot);
+        st_set_worker_slot(met_slot);
         _exit(worker_run(cfg, listen_fd, metrics_fd, p[1], master));
     }
     close(p[1]);
@@ -188,6 +190,7 @@ static void reap(void)
             close(s.ready_fd);
         slots[i] = slots[--nslots];
         met_clear_worker(s.met_slot); /* a killed worker's requests are no longer in flight */
+        st_clear_worker(s.met_slot);
         met_slot_used[s.met_slot] = false;
         met_set_workers(nslots);
         if (WIFSIGNALED(status))
@@ -239,6 +242,7 @@ static void reload(void)
     free(next->metrics_listen);
     next->metrics_listen = cfg->metrics_listen ? strdup(cfg->metrics_listen) : NULL;
     met_assign_slots(next);
+    st_assign_slots(next);
     if (log_open(next->log_level, next->error_log, next->access_log) < 0)
         log_error("reload: cannot open a log file: %s", strerror(errno));
     if (fd != listen_fd) {
@@ -318,6 +322,7 @@ int master_run(cfg_t *c, int fd, int mfd, int workers_override, const char *pidf
     listen_fd = fd;
     metrics_fd = mfd;
     met_assign_slots(cfg);
+    st_assign_slots(cfg);
     met_set_generation(generation);
     override = workers_override;
     desired = override ? override : cfg->workers;

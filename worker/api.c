@@ -1,15 +1,18 @@
 /* OpenAI API handlers: validate, route, call the backend, relay or reshape the answer. */
 #include "api.h"
 
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../common/log.h"
 #include "../common/metrics.h"
+#include "../common/state.h"
 #include "../common/oai_error.h"
 #include "backend.h"
 #include "oai_shape.h"
+#include "balance.h"
 #include "route.h"
 #include "trace.h"
 
@@ -63,16 +66,9 @@ static void note_usage(request_t *req, json_object *obj)
         req->tokens_out = 0;
 }
 
-static void backend_call_ended(request_t *req)
-{
-    if (req && !req->backend_end_ns)
-        req->backend_end_ns = http_unix_ns();
-}
-
 static enum MHD_Result respond_be_error(request_t *req, const be_event_t *ev)
 {
     snprintf(req->error_reason, sizeof req->error_reason, "%s", be_error_name(ev->error));
-    count_backend_error(req, ev->error);
     if (ev->error == BE_ERR_CLIENT_GONE)
         return MHD_NO; /* nobody to answer: close the connection */
     return http_respond_error(req, ev->status, ev->message, ev->err_type,
@@ -99,6 +95,8 @@ typedef struct {
     unsigned kind;
     char *client_model;         /* owned */
     bool client_wants_usage;
+    int target_slot;            /* its in-flight count is held until the call closes */
+    int try_index;              /* for the trace */
 } relay_t;
 
 static void relay_close_call(relay_t *r)
@@ -106,7 +104,9 @@ static void relay_close_call(relay_t *r)
     if (r->call) {
         r->ops->close(r->call);
         r->call = NULL;
-        backend_call_ended(r->req);
+        st_target_in_flight(r->target_slot, -1);
+        trace_try_end(r->req, r->try_index, r->req && strncmp(r->req->error_reason, "backend", 7) == 0
+                                                ? r->req->error_reason : "");
     }
 }
 
@@ -287,101 +287,315 @@ static bool json_true(json_object *obj, const char *key)
            json_object_get_boolean(v);
 }
 
-/* Sends a non-streaming answer: one response, or a backend stream folded into one. */
-static enum MHD_Result answer_whole(request_t *req, const backend_ops_t *ops, be_call_t *call,
-                                    unsigned kind)
+/* One try against one target. Either the answer (or a final error) has been queued
+ * (TRY_ANSWERED), or the try failed before anything reached the client (TRY_FAILED,
+ * with the failure in *ev) and the caller may try elsewhere. */
+typedef enum { TRY_ANSWERED, TRY_FAILED } try_result_t;
+
+typedef struct {
+    json_object *body;           /* the client's request; model and stream set per try */
+    json_object *stream_options; /* the client's, kept to restore per try (owned ref) */
+    unsigned kind;
+    bool client_stream;
+    bool client_usage;
+} job_t;
+
+/* Pulls a non-streaming answer: one response, or a backend stream folded into one.
+ * Returns the response, or NULL with *ev holding the error. */
+static json_object *collect_whole(request_t *req, const backend_ops_t *ops, be_call_t *call, unsigned kind,
+                                  be_event_t *ev)
 {
     shape_agg_t *agg = NULL;
     json_object *result = NULL;
-    be_event_t ev = {0};
-    enum MHD_Result rc;
     for (;;) {
-        ops->next(call, &ev, keepalive_ms());
-        if (ev.type == BE_EV_PENDING) {
+        ops->next(call, ev, keepalive_ms());
+        if (ev->type == BE_EV_PENDING) {
             if (client_gone(http_client_fd(req))) {
-                be_event_error(&ev, BE_ERR_CLIENT_GONE, 499, "client_gone", NULL, "client left");
+                be_event_error(ev, BE_ERR_CLIENT_GONE, 499, "client_gone", NULL, "client left");
                 break;
             }
             continue;
         }
-        if (ev.type == BE_EV_CHUNK) {
+        if (ev->type == BE_EV_CHUNK) {
             if (!agg)
                 agg = shape_agg_new(kind);
             if (agg)
-                shape_agg_add(agg, ev.obj);
-            json_object_put(ev.obj);
+                shape_agg_add(agg, ev->obj);
+            json_object_put(ev->obj);
+            ev->obj = NULL;
             continue;
         }
-        if (ev.type == BE_EV_RESPONSE) {
-            result = ev.obj;
-            break;
-        }
-        break; /* END or ERROR */
+        if (ev->type == BE_EV_RESPONSE)
+            result = ev->obj;
+        break; /* RESPONSE, END or ERROR */
     }
-    ops->close(call);
-    backend_call_ended(req);
-    if (ev.type == BE_EV_ERROR) {
-        shape_agg_free(agg);
-        return respond_be_error(req, &ev);
-    }
-    if (!result && agg)
+    if (ev->type != BE_EV_ERROR && !result && agg)
         result = shape_agg_finish(agg);
     shape_agg_free(agg);
-    if (result)
-        note_usage(req, result);
-    if (!result) {
-        snprintf(req->error_reason, sizeof req->error_reason, "backend_protocol");
-        return http_respond_error(req, 502, "The backend returned an empty answer.", "server_error",
-                                  NULL, "backend_error");
-    }
-    shape_set_model(result, req->model_asked);
-    rc = respond_json_object(req, 200, result);
-    json_object_put(result);
-    return rc;
+    if (ev->type != BE_EV_ERROR && !result)
+        be_event_error(ev, BE_ERR_PROTOCOL, 502, "server_error", "backend_error",
+                       "The model's backend returned an empty answer.");
+    return ev->type == BE_EV_ERROR ? NULL : result;
 }
 
-/* Sends a streaming answer. Waits for the first event so that an early failure
- * still gets a proper HTTP status instead of an error inside a 200 stream. */
-static enum MHD_Result answer_stream(request_t *req, const backend_ops_t *ops, be_call_t *call,
-                                     unsigned kind, bool client_wants_usage)
+static try_result_t try_target(request_t *req, const job_t *job, const cfg_model_t *m, const cfg_target_t *t,
+                               be_event_t *ev, enum MHD_Result *rc)
 {
-    be_event_t ev = {0};
+    const cfg_backend_t *be = &http_cfg->backends[t->backend];
+    const backend_ops_t *ops = backend_lookup(be->type);
+    const char *backend_model = t->backend_model ? t->backend_model : req->model_asked;
+    req->backend_name = be->name;
+    req->backend_slot = be->metric_slot;
+    req->backend = be;
+    req->backend_model = backend_model;
+    req->attempts++;
+    if (!ops) {
+        be_event_error(ev, BE_ERR_INTERNAL, 500, "server_error", NULL,
+                       "The model's backend is not available in this build.");
+        return TRY_FAILED;
+    }
+    bool backend_stream = job->kind == KIND_EMBEDDINGS ? false
+                          : m->backend_stream >= 0      ? m->backend_stream
+                                                        : job->client_stream;
+    json_object *body = job->body;
+    json_object_object_add(body, "model", json_object_new_string(backend_model));
+    if (job->kind != KIND_EMBEDDINGS) {
+        if (backend_stream != job->client_stream || json_object_object_get_ex(body, "stream", NULL))
+            json_object_object_add(body, "stream", json_object_new_boolean(backend_stream));
+        if (!backend_stream)
+            json_object_object_del(body, "stream_options");
+        else if (job->stream_options)
+            json_object_object_add(body, "stream_options", json_object_get(job->stream_options));
+    }
+    int try_index = trace_try_begin(req, be, backend_model);
+    char traceparent[64];
+    trace_backend_header(req, try_index, traceparent, sizeof traceparent);
+    be_request_t breq = {
+        .kind = job->kind,
+        .backend = be,
+        .backend_model = backend_model,
+        .client_model = req->model_asked,
+        .body = body,
+        .stream = backend_stream,
+        /* Folding a stream into one answer needs its usage even if the client did not ask. */
+        .want_usage = backend_stream && (job->client_usage || !job->client_stream || be->stream_usage),
+        .client_key = req->client_key,
+        .request_id = req->id,
+        .client_fd = http_client_fd(req),
+        .traceparent = traceparent,
+    };
+    st_target_in_flight(t->state_slot, 1);
+    be_call_t *call = ops->open(&breq, ev);
+    if (!call) {
+        st_target_in_flight(t->state_slot, -1);
+        trace_try_end(req, try_index, be_error_name(ev->error));
+        return TRY_FAILED;
+    }
+
+    if (!job->client_stream) {
+        json_object *result = collect_whole(req, ops, call, job->kind, ev);
+        ops->close(call);
+        st_target_in_flight(t->state_slot, -1);
+        trace_try_end(req, try_index, result ? "" : be_error_name(ev->error));
+        if (!result)
+            return TRY_FAILED;
+        note_usage(req, result);
+        shape_set_model(result, req->model_asked);
+        *rc = respond_json_object(req, 200, result);
+        json_object_put(result);
+        return TRY_ANSWERED;
+    }
+
+    /* Streaming: wait for the first event, so that an early failure can still be
+     * retried or answered with a proper status instead of an error inside a 200. */
     for (;;) {
-        ops->next(call, &ev, keepalive_ms());
-        if (ev.type != BE_EV_PENDING)
+        ops->next(call, ev, keepalive_ms());
+        if (ev->type != BE_EV_PENDING)
             break;
         if (client_gone(http_client_fd(req))) {
-            be_event_error(&ev, BE_ERR_CLIENT_GONE, 499, "client_gone", NULL, "client left");
+            be_event_error(ev, BE_ERR_CLIENT_GONE, 499, "client_gone", NULL, "client left");
             break;
         }
     }
-    if (ev.type == BE_EV_ERROR) {
+    if (ev->type == BE_EV_ERROR) {
         ops->close(call);
-        backend_call_ended(req);
-        return respond_be_error(req, &ev);
+        st_target_in_flight(t->state_slot, -1);
+        trace_try_end(req, try_index, be_error_name(ev->error));
+        return TRY_FAILED;
     }
     relay_t *r = calloc(1, sizeof *r);
     if (!r || !(r->client_model = strdup(req->model_asked))) {
         free(r);
-        json_object_put(ev.obj);
+        json_object_put(ev->obj);
         ops->close(call);
-        backend_call_ended(req);
-        return MHD_NO;
+        st_target_in_flight(t->state_slot, -1);
+        trace_try_end(req, try_index, "internal");
+        *rc = MHD_NO;
+        return TRY_ANSWERED;
     }
     r->req = req;
     r->ops = ops;
     r->call = call;
-    r->kind = kind;
-    r->client_wants_usage = client_wants_usage;
+    r->kind = job->kind;
+    r->client_wants_usage = job->client_usage;
+    r->target_slot = t->state_slot;
+    r->try_index = try_index;
     req->first_byte_us = http_now_us();
-    relay_event(r, &ev);
+    be_event_t first = *ev;
+    relay_event(r, &first);
     req->last_event_us = req->first_byte_us; /* gaps are counted from the first event */
-    if (ev.type == BE_EV_RESPONSE) { /* synthesised stream: the whole answer is here */
+    if (ev->type == BE_EV_RESPONSE) { /* synthesised stream: the whole answer is here */
         buf_appends(&r->pending, "data: [DONE]\n\n");
         r->finished = true;
         relay_close_call(r);
     }
-    return start_stream(req, r);
+    *rc = start_stream(req, r);
+    return TRY_ANSWERED;
+}
+
+/* Whether a failed try may be retried elsewhere under the retry policy. */
+static bool retryable(const be_event_t *ev)
+{
+    unsigned on = http_cfg->retry.retry_on;
+    switch (ev->error) {
+    case BE_ERR_CONNECT: return on & RETRY_ON_CONNECT;
+    case BE_ERR_TIMEOUT: return on & RETRY_ON_TIMEOUT;
+    case BE_ERR_HTTP_5XX:
+    case BE_ERR_PROTOCOL: return on & RETRY_ON_5XX;
+    case BE_ERR_HTTP_4XX: return ev->status == 429 && (on & RETRY_ON_429);
+    default: return false;
+    }
+}
+
+/* Records a try's outcome in the target's shared circuit state. */
+static void account_try(const cfg_target_t *t, const be_event_t *ev, bool answered, uint64_t now)
+{
+    if (answered) {
+        /* An answer (even a 4xx the client caused) shows the target works. */
+        st_target_success(t->state_slot);
+        return;
+    }
+    switch (ev->error) {
+    case BE_ERR_CONNECT:
+    case BE_ERR_TIMEOUT:
+    case BE_ERR_HTTP_5XX:
+    case BE_ERR_PROTOCOL:
+        if (st_target_failure(t->state_slot, http_cfg->circuit_failures, http_cfg->circuit_cooldown, now))
+            log_warn("target %s/%s: circuit open for %.0f s after %d consecutive failures",
+                     http_cfg->backends[t->backend].name, t->backend_model ? t->backend_model : "*",
+                     http_cfg->circuit_cooldown, http_cfg->circuit_failures);
+        break;
+    case BE_ERR_HTTP_4XX:
+        if (ev->status == 429) /* rate-limited: keep it out for as long as it asks */
+            st_target_block(t->state_slot, now + (uint64_t)(ev->retry_after_s > 0 ? ev->retry_after_s : 1) * 1000);
+        else
+            st_target_success(t->state_slot);
+        break;
+    default:
+        break;
+    }
+}
+
+/* Sleeps up to ms, returning false early if the client leaves. */
+static bool wait_for_client(request_t *req, uint64_t ms)
+{
+    int fd = http_client_fd(req);
+    uint64_t end = st_now_ms() + ms;
+    for (;;) {
+        uint64_t now = st_now_ms();
+        if (now >= end)
+            return true;
+        struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+        if (poll(&p, fd >= 0 ? 1 : 0, (int)(end - now)) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+            return false;
+    }
+}
+
+/* Tries the model's targets, then its fallbacks, under the retry policy, until one
+ * answers. Nothing is retried once a byte of the answer has reached the client. */
+static enum MHD_Result dispatch(request_t *req, const job_t *job, const cfg_model_t *model)
+{
+    const cfg_retry_t *rp = &http_cfg->retry;
+    const cfg_model_t *chain[17];
+    int nchain = 0;
+    chain[nchain++] = model;
+    for (int f = 0; f < model->nfallbacks && nchain < 17; f++)
+        chain[nchain++] = &http_cfg->models[model->fallbacks[f]];
+    uint64_t deadline = req->start_us / 1000 + (uint64_t)(rp->deadline * 1000);
+    int tried[32], ntried = 0;
+    be_event_t last = {0};
+    bool failed_before = false;
+    enum MHD_Result rc = MHD_YES;
+
+    for (;;) {
+        uint64_t now = st_now_ms();
+        const cfg_model_t *m = NULL;
+        int ti = -1;
+        for (int c = 0; c < nchain && ti < 0; c++) {
+            ti = balance_pick(http_cfg, chain[c], tried, ntried, now);
+            m = chain[c];
+        }
+        if (ti < 0) {
+            /* Nothing usable now: wait for the soonest target to come back if the
+             * deadline and the attempt budget allow, else answer. */
+            uint64_t soonest = 0;
+            for (int c = 0; c < nchain; c++) {
+                uint64_t at = balance_next_free(http_cfg, chain[c], now);
+                if (at && (!soonest || at < soonest))
+                    soonest = at;
+            }
+            /* Only a backend's own Retry-After is waited out; an open circuit or a failed
+             * health check is answered at once (with a Retry-After for the client). */
+            if (failed_before && last.status == 429 && soonest && soonest < deadline &&
+                req->attempts < rp->attempts) {
+                if (!wait_for_client(req, soonest - now + 1))
+                    return MHD_NO;
+                continue;
+            }
+            if (failed_before) {
+                req->retry_after_s = last.retry_after_s;
+                return respond_be_error(req, &last);
+            }
+            uint64_t wait_s = soonest > now ? (soonest - now + 999) / 1000 : 1;
+            req->retry_after_s = (int)(wait_s > 3600 ? 3600 : wait_s);
+            char msg[300];
+            snprintf(msg, sizeof msg, "No backend is available for the model '%.200s' right now; try again later.",
+                     req->model_asked);
+            snprintf(req->error_reason, sizeof req->error_reason, "no_available_target");
+            return http_respond_error(req, 503, msg, "server_error", NULL, "model_unavailable");
+        }
+        if (m != model)
+            req->model_slot = m->metric_slot, req->model_routed = m->name;
+        const cfg_target_t *t = &m->targets[ti];
+        be_event_t ev = {0};
+        try_result_t res = try_target(req, job, m, t, &ev, &rc);
+        now = st_now_ms();
+        account_try(t, &ev, res == TRY_ANSWERED, now);
+        if (res == TRY_ANSWERED)
+            return rc;
+        count_backend_error(req, ev.error);
+        last = ev;
+        failed_before = true;
+        if (ntried < 32)
+            tried[ntried++] = t->state_slot;
+        if (!retryable(&ev) || req->attempts >= rp->attempts || now >= deadline) {
+            req->retry_after_s = ev.retry_after_s;
+            return respond_be_error(req, &ev);
+        }
+        /* Exponential back-off with jitter (half to all of the step), within the deadline. */
+        uint64_t step = (uint64_t)rp->backoff_ms << (req->attempts - 1 < 16 ? req->attempts - 1 : 16);
+        if (step > (uint64_t)rp->max_backoff_ms)
+            step = (uint64_t)rp->max_backoff_ms;
+        uint64_t wait = step / 2 + (step ? (uint64_t)random() % (step / 2 + 1) : 0);
+        if (now + wait >= deadline) {
+            req->retry_after_s = ev.retry_after_s;
+            return respond_be_error(req, &ev);
+        }
+        log_info("request %s: try %d on backend '%s' failed (%s); retrying in %llu ms", req->id, req->attempts,
+                 http_cfg->backends[t->backend].name, be_error_name(ev.error), (unsigned long long)wait);
+        if (wait && !wait_for_client(req, wait))
+            return MHD_NO;
+    }
 }
 
 static enum MHD_Result handle_inference(request_t *req, unsigned kind, const char *required,
@@ -394,6 +608,7 @@ static enum MHD_Result handle_inference(request_t *req, unsigned kind, const cha
     json_object *body = parse_body(req, &rc), *v;
     if (!body)
         return rc;
+    job_t job = {.body = body, .kind = kind};
     if (!json_object_object_get_ex(body, "model", &v) || !json_object_is_type(v, json_type_string) ||
         !json_object_get_string_len(v)) {
         rc = missing_param(req, "model", "(a model name string)");
@@ -423,60 +638,16 @@ static enum MHD_Result handle_inference(request_t *req, unsigned kind, const cha
         goto out;
     }
     req->model_routed = route.model->name;
-    req->backend_name = route.backend->name;
     req->model_slot = route.model->metric_slot;
-    req->backend_slot = route.backend->metric_slot;
-    req->backend = route.backend;
-    req->backend_model = route.backend_model;
-    const backend_ops_t *ops = backend_lookup(route.backend->type);
-    if (!ops) {
-        rc = http_respond_error(req, 500, "The model's backend is not available in this build.",
-                                "server_error", NULL, NULL);
-        goto out;
+    job.client_stream = kind != KIND_EMBEDDINGS && json_true(body, "stream");
+    if (job.client_stream && json_object_object_get_ex(body, "stream_options", &v)) {
+        job.client_usage = json_true(v, "include_usage");
+        job.stream_options = json_object_get(v);
     }
-
-    bool client_stream = kind != KIND_EMBEDDINGS && json_true(body, "stream");
-    bool client_usage = false;
-    if (client_stream && json_object_object_get_ex(body, "stream_options", &v))
-        client_usage = json_true(v, "include_usage");
-    bool backend_stream = kind == KIND_EMBEDDINGS ? false
-                          : route.model->backend_stream >= 0 ? route.model->backend_stream
-                                                             : client_stream;
-    req->stream = client_stream;
-
-    json_object_object_add(body, "model", json_object_new_string(route.backend_model));
-    if (kind != KIND_EMBEDDINGS && backend_stream != client_stream) {
-        json_object_object_add(body, "stream", json_object_new_boolean(backend_stream));
-        if (!backend_stream)
-            json_object_object_del(body, "stream_options");
-    }
-    char traceparent[64];
-    trace_backend_header(req, traceparent, sizeof traceparent);
-    be_request_t breq = {
-        .kind = kind,
-        .backend = route.backend,
-        .backend_model = route.backend_model,
-        .client_model = req->model_asked,
-        .body = body,
-        .stream = backend_stream,
-        /* Folding a stream into one answer needs its usage even if the client did not ask. */
-        .want_usage = backend_stream && (client_usage || !client_stream || route.backend->stream_usage),
-        .client_key = req->client_key,
-        .request_id = req->id,
-        .client_fd = http_client_fd(req),
-        .traceparent = traceparent,
-    };
-    be_event_t ev = {0};
-    req->backend_start_ns = http_unix_ns();
-    be_call_t *call = ops->open(&breq, &ev);
-    if (!call) {
-        backend_call_ended(req);
-        rc = respond_be_error(req, &ev);
-        goto out;
-    }
-    rc = client_stream ? answer_stream(req, ops, call, kind, client_usage)
-                       : answer_whole(req, ops, call, kind);
+    req->stream = job.client_stream;
+    rc = dispatch(req, &job, route.model);
 out:
+    json_object_put(job.stream_options);
     json_object_put(body);
     return rc;
 }
@@ -510,10 +681,14 @@ enum MHD_Result api_models_list(request_t *req)
 {
     json_object *list = json_object_new_object(), *data = json_object_new_array();
     json_object_object_add(list, "object", json_object_new_string("list"));
+    uint64_t now = st_now_ms();
     for (int i = 0; i < http_cfg->nmodels; i++) {
         const cfg_model_t *m = &http_cfg->models[i];
-        if (!m->is_glob && route_key_allows(req->key, m->name))
-            json_object_array_add(data, model_object(m->name));
+        if (m->is_glob || !route_key_allows(req->key, m->name))
+            continue;
+        if (http_cfg->hide_unavailable_models && !balance_model_available(http_cfg, m, now))
+            continue;
+        json_object_array_add(data, model_object(m->name));
     }
     json_object_object_add(list, "data", data);
     enum MHD_Result rc = respond_json_object(req, 200, list);

@@ -43,6 +43,7 @@ void be_event_error(be_event_t *ev, be_error_t err, int status, const char *type
     ev->error = err;
     ev->status = status;
     ev->err_param[0] = '\0';
+    ev->retry_after_s = 0;
     snprintf(ev->err_type, sizeof ev->err_type, "%s", type);
     snprintf(ev->err_code, sizeof ev->err_code, "%s", code ? code : "");
     va_list ap;

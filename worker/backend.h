@@ -54,6 +54,7 @@ typedef struct {
     char err_type[48];         /* ERROR: OpenAI error type */
     char err_code[48];         /* ERROR: OpenAI error code, "" = null */
     char err_param[64];        /* ERROR: the offending parameter, "" = null */
+    int retry_after_s;         /* ERROR: the backend's Retry-After (429/503), 0 = none */
 } be_event_t;
 
 typedef struct {

@@ -59,6 +59,7 @@ struct be_call {
     bool stream_failed;
     be_event_t failure;         /* set when stream_failed */
     uint64_t start_us, last_data_us;
+    int retry_after_s;          /* from a Retry-After header */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -264,6 +265,20 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
     be_call_t *c = ud;
     size_t len = size * n;
+    if (len > 12 && len < 200 && strncasecmp(p, "retry-after:", 12) == 0) {
+        char v[200];
+        snprintf(v, sizeof v, "%.*s", (int)(len - 12), p + 12);
+        char *end;
+        long secs = strtol(v, &end, 10);
+        if (end != v && secs >= 0) {
+            c->retry_after_s = (int)(secs > 86400 ? 86400 : secs);
+        } else { /* an HTTP date */
+            time_t when = curl_getdate(v, NULL);
+            time_t now = time(NULL);
+            if (when > now)
+                c->retry_after_s = (int)(when - now > 86400 ? 86400 : when - now);
+        }
+    }
     if (len <= 2 && (p[0] == '\r' || p[0] == '\n')) {
         long code = 0;
         curl_easy_getinfo(c->pair->easy, CURLINFO_RESPONSE_CODE, &code);
@@ -457,6 +472,8 @@ static void finish_event(be_call_t *c, be_event_t *ev)
             if (err)
                 read_backend_error(c, err, ev);
         }
+        if (c->status == 429 || c->status == 503)
+            ev->retry_after_s = c->retry_after_s;
         log_info("backend '%s' answered HTTP %ld", c->be->name, c->status);
         json_object_put(err);
         return;

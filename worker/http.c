@@ -13,8 +13,10 @@
 
 #include "../common/log.h"
 #include "../common/metrics.h"
+#include "../common/state.h"
 #include "../common/oai_error.h"
 #include "api.h"
+#include "balance.h"
 #include "route.h"
 #include "trace.h"
 
@@ -26,6 +28,11 @@ static unsigned active_requests;
 /* Connections accepted that have not begun a request yet. A drain waits for them
  * too: closing one would drop a request its client has already sent. */
 static unsigned fresh_connections;
+/* Open client connections; beyond limits.max_connections new ones get a fast 503. */
+static unsigned open_connections;
+/* libmicrohttpd's own cap sits above ours, so that it still accepts (and we answer)
+ * connections over the limit instead of dropping them. */
+#define OVERLOAD_SLACK 256
 
 typedef struct {
     bool started_request;
@@ -46,6 +53,13 @@ static enum MHD_Result handle_ready(request_t *req)
     if (http_draining)
         return http_respond_error(req, 503, "airouter is shutting down", "server_error", NULL,
                                   "service_unavailable");
+    bool any = false;
+    uint64_t now = st_now_ms();
+    for (int i = 0; i < http_cfg->nmodels && !any; i++)
+        any = balance_model_available(http_cfg, &http_cfg->models[i], now);
+    if (!any)
+        return http_respond_error(req, 503, "No backend target is healthy.", "server_error", NULL,
+                                  "no_healthy_target");
     static const char body[] = "{\"status\":\"ready\"}";
     return http_respond(req, 200, "application/json", body, sizeof body - 1);
 }
@@ -123,9 +137,37 @@ int http_client_fd(request_t *req)
 
 void http_add_common_headers(request_t *req, struct MHD_Response *resp)
 {
+    char v[32];
     MHD_add_response_header(resp, "X-Request-Id", req->id);
-    if (http_draining)
+    if (http_draining || req->overloaded)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    if (req->retry_after_s > 0) {
+        snprintf(v, sizeof v, "%d", req->retry_after_s);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, v);
+    }
+    if (http_cfg->retry.attempts_header && req->attempts > 0) {
+        snprintf(v, sizeof v, "%d", req->attempts);
+        MHD_add_response_header(resp, "x-airouter-attempts", v);
+    }
+    if (req->ratelimit_headers) {
+        /* The same headers OpenAI sends, so clients that read them keep working. */
+        if (req->rl_limit_requests) {
+            snprintf(v, sizeof v, "%ld", req->rl_limit_requests);
+            MHD_add_response_header(resp, "x-ratelimit-limit-requests", v);
+            snprintf(v, sizeof v, "%ld", req->rl_remaining_requests);
+            MHD_add_response_header(resp, "x-ratelimit-remaining-requests", v);
+            snprintf(v, sizeof v, "%ds", req->rl_reset_requests_s);
+            MHD_add_response_header(resp, "x-ratelimit-reset-requests", v);
+        }
+        if (req->rl_limit_tokens) {
+            snprintf(v, sizeof v, "%ld", req->rl_limit_tokens);
+            MHD_add_response_header(resp, "x-ratelimit-limit-tokens", v);
+            snprintf(v, sizeof v, "%ld", req->rl_remaining_tokens);
+            MHD_add_response_header(resp, "x-ratelimit-remaining-tokens", v);
+            snprintf(v, sizeof v, "%ds", req->rl_reset_tokens_s);
+            MHD_add_response_header(resp, "x-ratelimit-reset-tokens", v);
+        }
+    }
 }
 
 enum MHD_Result http_respond(request_t *req, int status, const char *content_type,
@@ -218,6 +260,44 @@ static const char *presented_key(struct MHD_Connection *conn)
     return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "x-api-key");
 }
 
+/* Applies the key's per-minute and concurrency limits. Returns -1 with a queued 429. */
+static int admit_key(request_t *req, enum MHD_Result *rc)
+{
+    const cfg_key_t *k = req->key;
+    if (!k->rpm && !k->tpm && !k->max_concurrent)
+        return 0;
+    st_key_usage_t u;
+    int retry_after;
+    char which = st_key_admit(k, st_now_ms(), &retry_after, &u);
+    req->ratelimit_headers = k->rpm || k->tpm;
+    req->rl_limit_requests = u.limit_requests;
+    req->rl_remaining_requests = u.remaining_requests;
+    req->rl_limit_tokens = u.limit_tokens;
+    req->rl_remaining_tokens = u.remaining_tokens;
+    req->rl_reset_requests_s = u.reset_requests_s;
+    req->rl_reset_tokens_s = u.reset_tokens_s;
+    if (!which) {
+        req->holds_key_slot = k->max_concurrent > 0;
+        return 0;
+    }
+    char msg[300];
+    if (which == 'r')
+        snprintf(msg, sizeof msg,
+                 "Rate limit reached for requests per minute (RPM) on key '%.100s': limit %ld. Please try again in %ds.",
+                 k->name, k->rpm, retry_after);
+    else if (which == 't')
+        snprintf(msg, sizeof msg,
+                 "Rate limit reached for tokens per minute (TPM) on key '%.100s': limit %ld. Please try again in %ds.",
+                 k->name, k->tpm, retry_after);
+    else
+        snprintf(msg, sizeof msg, "Too many concurrent requests on key '%.100s': limit %d. Please try again shortly.",
+                 k->name, k->max_concurrent);
+    req->retry_after_s = retry_after;
+    snprintf(req->error_reason, sizeof req->error_reason, "rate_limited");
+    *rc = http_respond_error(req, 429, msg, which == 't' ? "tokens" : "requests", NULL, "rate_limit_exceeded");
+    return -1;
+}
+
 /* First call for a request: route it, check the method, key and announced size.
  * Returns MHD_YES with a queued response when the request is already answered. */
 static enum MHD_Result begin_request(request_t *req, bool on_metrics_port, bool *answered)
@@ -238,6 +318,13 @@ static enum MHD_Result begin_request(request_t *req, bool on_metrics_port, bool 
         return http_respond_error(req, 404, msg, "invalid_request_error", NULL, "unknown_url");
     }
     const endpoint_t *ep = &endpoints[req->endpoint];
+    if (__atomic_load_n(&open_connections, __ATOMIC_RELAXED) > (unsigned)http_cfg->max_connections &&
+        req->endpoint != ENDPOINT_HEALTH && req->endpoint != ENDPOINT_METRICS) {
+        req->overloaded = true;
+        req->retry_after_s = 1;
+        return http_respond_error(req, 503, "airouter is at its connection limit; try again shortly.",
+                                  "server_error", NULL, "server_overloaded");
+    }
     if (!method_ok) {
         char msg[300];
         snprintf(msg, sizeof msg, "Method %.16s is not allowed for %.200s; use %s", req->method,
@@ -264,6 +351,11 @@ static enum MHD_Result begin_request(request_t *req, bool on_metrics_port, bool 
                           "or 'x-api-key: KEY'.",
                 "invalid_request_error", NULL, "invalid_api_key");
         req->client_key = strdup(k);
+        if (ep->post) {
+            enum MHD_Result rc;
+            if (admit_key(req, &rc) < 0)
+                return rc;
+        }
     } else if (ep->needs_key) {
         const char *k = presented_key(conn);
         if (k)
@@ -419,6 +511,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
             met_client_abort(req->model_slot);
         trace_request_done(req);
     }
+    if (req->key && (req->tokens_in > 0 || req->tokens_out > 0))
+        st_key_tokens(req->key, (uint64_t)(req->tokens_in > 0 ? req->tokens_in : 0) +
+                                    (uint64_t)(req->tokens_out > 0 ? req->tokens_out : 0), st_now_ms());
+    if (req->holds_key_slot)
+        st_key_release(req->key);
     access_log(req);
     buf_free(&req->body);
     free(req->client_key);
@@ -434,10 +531,12 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     (void)cls;
     (void)conn;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        __atomic_add_fetch(&open_connections, 1, __ATOMIC_RELAXED);
         *socket_context = calloc(1, sizeof(conn_state_t));
         if (*socket_context)
             __atomic_add_fetch(&fresh_connections, 1, __ATOMIC_SEQ_CST);
     } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        __atomic_sub_fetch(&open_connections, 1, __ATOMIC_RELAXED);
         conn_state_t *cs = *socket_context;
         if (cs && !cs->started_request)
             __atomic_sub_fetch(&fresh_connections, 1, __ATOMIC_SEQ_CST);
@@ -465,7 +564,7 @@ static struct MHD_Daemon *start_daemon(int fd, void *cls, const cfg_t *cfg)
         MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
             MHD_USE_ITC | MHD_USE_ERROR_LOG,
         0, NULL, NULL, on_request, cls, MHD_OPTION_LISTEN_SOCKET, fd,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections + OVERLOAD_SLACK,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->idle_timeout,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,

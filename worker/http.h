@@ -38,11 +38,25 @@ typedef struct request {
     char trace_id[33];
     char parent_span_id[17];     /* the client's span, "" if none */
     char span_id[17];
-    char backend_span_id[17];
     uint64_t start_unix_ns;
-    uint64_t backend_start_ns, backend_end_ns;
-    const char *backend_model;   /* borrowed from config or model_asked */
-    const cfg_backend_t *backend;/* routed backend, NULL before routing */
+    /* one entry per backend try (the last one answered or failed for good) */
+    struct {
+        const cfg_backend_t *backend;
+        const char *backend_model;
+        uint64_t start_ns, end_ns;
+        char span_id[17];
+        char error[24];
+    } tries[8];
+    int ntries;                  /* tries recorded (at most 8) */
+    int attempts;                /* tries made */
+    const char *backend_model;   /* of the last try: borrowed from config or model_asked */
+    const cfg_backend_t *backend;/* of the last try, NULL before routing */
+    int retry_after_s;           /* Retry-After header on the answer, 0 = none */
+    bool ratelimit_headers;      /* send x-ratelimit-* (key with limits) */
+    long rl_limit_requests, rl_remaining_requests, rl_limit_tokens, rl_remaining_tokens;
+    int rl_reset_requests_s, rl_reset_tokens_s;
+    bool holds_key_slot;         /* a concurrency slot of req->key to give back */
+    bool overloaded;             /* over the connection limit: answer 503 and close */
     char error_reason[32];       /* for the access log */
     struct MHD_Connection *conn;
 } request_t;

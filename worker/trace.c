@@ -64,14 +64,35 @@ void trace_begin(request_t *req)
         random_hex(req->trace_id, 16);
     }
     random_hex(req->span_id, 8);
-    random_hex(req->backend_span_id, 8);
 }
 
-void trace_backend_header(const request_t *req, char *out, size_t size)
+int trace_try_begin(request_t *req, const cfg_backend_t *backend, const char *backend_model)
+{
+    if (req->ntries >= (int)(sizeof req->tries / sizeof req->tries[0]))
+        return -1;
+    int i = req->ntries++;
+    req->tries[i].backend = backend;
+    req->tries[i].backend_model = backend_model;
+    req->tries[i].start_ns = http_unix_ns();
+    req->tries[i].end_ns = 0;
+    req->tries[i].error[0] = '\0';
+    random_hex(req->tries[i].span_id, 8);
+    return i;
+}
+
+void trace_try_end(request_t *req, int i, const char *error)
+{
+    if (!req || i < 0 || i >= req->ntries || req->tries[i].end_ns)
+        return;
+    req->tries[i].end_ns = http_unix_ns();
+    snprintf(req->tries[i].error, sizeof req->tries[i].error, "%s", error ? error : "");
+}
+
+void trace_backend_header(const request_t *req, int i, char *out, size_t size)
 {
     out[0] = '\0';
-    if (enabled)
-        snprintf(out, size, "00-%s-%s-01", req->trace_id, req->backend_span_id);
+    if (enabled && i >= 0)
+        snprintf(out, size, "00-%s-%s-01", req->trace_id, req->tries[i].span_id);
     else if (req->parent_span_id[0]) /* not tracing: pass the client's context on unchanged */
         snprintf(out, size, "00-%s-%s-01", req->trace_id, req->parent_span_id);
 }
@@ -183,36 +204,44 @@ void trace_request_done(const request_t *req)
     attr_str(&b, &first, "gen_ai.request.model", req->model_asked);
     if (req->error_reason[0])
         attr_str(&b, &first, "error.type", req->error_reason);
+    if (req->attempts > 1)
+        attr_int(&b, &first, "airouter.attempts", req->attempts);
     span_close(&b, failed, failed ? req->error_reason : NULL);
     int nspans = 1;
 
-    if (req->backend && req->backend_start_ns) {
+    for (int i = 0; i < req->ntries; i++) {
+        const cfg_backend_t *be = req->tries[i].backend;
+        bool last = i == req->ntries - 1;
         nspans++;
         buf_appends(&b, ",");
         snprintf(name, sizeof name, "%s %.80s", operation(req->kind), req->model_asked ? req->model_asked : "");
-        span_open(&b, req->trace_id, req->backend_span_id, req->span_id, name, 3, req->backend_start_ns,
-                  req->backend_end_ns ? req->backend_end_ns : end_ns);
+        span_open(&b, req->trace_id, req->tries[i].span_id, req->span_id, name, 3, req->tries[i].start_ns,
+                  req->tries[i].end_ns ? req->tries[i].end_ns : end_ns);
         first = true;
         attr_str(&b, &first, "gen_ai.operation.name", operation(req->kind));
-        attr_str(&b, &first, "gen_ai.system", req->backend->type);
+        attr_str(&b, &first, "gen_ai.system", be->type);
         attr_str(&b, &first, "gen_ai.request.model", req->model_asked);
-        attr_str(&b, &first, "gen_ai.response.model", req->backend_model);
-        if (req->tokens_in >= 0)
+        attr_str(&b, &first, "gen_ai.response.model", req->tries[i].backend_model);
+        if (last && req->tokens_in >= 0)
             attr_int(&b, &first, "gen_ai.usage.input_tokens", req->tokens_in);
-        if (req->tokens_out >= 0)
+        if (last && req->tokens_out >= 0)
             attr_int(&b, &first, "gen_ai.usage.output_tokens", req->tokens_out);
-        attr_str(&b, &first, "airouter.backend", req->backend->name);
-        if (req->backend->url) {
+        attr_str(&b, &first, "airouter.backend", be->name);
+        attr_int(&b, &first, "airouter.attempt", i + 1);
+        if (be->url) {
             char host[256] = "";
             int port;
-            url_host_port(req->backend->url, host, sizeof host, &port);
+            url_host_port(be->url, host, sizeof host, &port);
             attr_str(&b, &first, "server.address", host);
             attr_int(&b, &first, "server.port", port);
         }
-        bool be_failed = strncmp(req->error_reason, "backend", 7) == 0;
-        if (be_failed)
-            attr_str(&b, &first, "error.type", req->error_reason);
-        span_close(&b, be_failed, be_failed ? req->error_reason : NULL);
+        /* The last try may also fail after the answer started (a broken stream). */
+        const char *err = req->tries[i].error[0] ? req->tries[i].error
+                          : last && strncmp(req->error_reason, "backend", 7) == 0 ? req->error_reason
+                                                                                   : NULL;
+        if (err)
+            attr_str(&b, &first, "error.type", err);
+        span_close(&b, err != NULL, err);
     }
     if (b.data)
         enqueue(b.data, nspans); /* ownership passes to the queue */

@@ -15,8 +15,13 @@ void trace_stop(void);
 
 /* Sets the request's trace and span ids, continuing a valid client traceparent. */
 void trace_begin(request_t *req);
-/* The traceparent to send to the backend (out: at least 56 bytes); "" if none. */
-void trace_backend_header(const request_t *req, char *out, size_t size);
+/* Starts recording a backend try (its span id, start time). Returns its index, -1 if
+ * no more are recorded. */
+int trace_try_begin(request_t *req, const cfg_backend_t *backend, const char *backend_model);
+/* Ends the try (error: "" when it succeeded). */
+void trace_try_end(request_t *req, int index, const char *error);
+/* The traceparent to send to the backend for try index (out: at least 56 bytes); "" if none. */
+void trace_backend_header(const request_t *req, int index, char *out, size_t size);
 /* Queues the request's spans (no-op when tracing is off). */
 void trace_request_done(const request_t *req);
 

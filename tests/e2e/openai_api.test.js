@@ -81,6 +81,10 @@ listen = "127.0.0.1:@PORT@";
 workers = 2;
 log = { level = "info"; };
 limits = { max_body_bytes = 65536; drain_timeout = 5; };
+# These tests check translation and errors of one backend call: no retries, no circuit
+# breaking (tests/e2e/resilience.test.js covers those).
+retry = { attempts = 1; };
+circuit_breaker = { failures = 1000; };
 backends = (
   { name = "${B.primary}"; type = "openai"; url = "${mockUrl}"; api_key = "\${BK_KEY}";
     headers = ( "X-Org: acme" ); connect_timeout = 2.0; first_byte_timeout = 10.0; idle_timeout = 10.0; timeout = 60.0; },
@@ -104,6 +108,8 @@ listen = "127.0.0.1:@PORT@";
 workers = 2;
 log = { level = "info"; };
 limits = { drain_timeout = 5; };
+retry = { attempts = 1; };
+circuit_breaker = { failures = 1000; };
 backends = ( { name = "${B.primary}"; type = "openai"; url = "${mockUrl}"; } );
 models = (
 ${KEYED_MODELS.map(([n, bm]) => `  { name = "${n}"; backend = "${B.primary}"; backend_model = "${bm}"; }`).join(',\n')}

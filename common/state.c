@@ -1,0 +1,312 @@
+#include "state.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "log.h"
+#include "metrics.h"
+
+typedef struct {
+    char name[192];             /* "backend\x1fbackend_model" */
+    uint32_t failures;          /* consecutive */
+    uint64_t open_until;        /* ms; 0 = circuit closed */
+    uint64_t probe_since;       /* ms; 0 = no half-open probe running */
+    uint64_t blocked_until;     /* ms; Retry-After */
+    int64_t in_flight;
+} st_target_t;
+
+typedef struct {
+    char name[128];
+    uint64_t requests;          /* minute << 32 | count */
+    uint64_t tokens;            /* minute << 40 | count */
+    int64_t concurrent;
+} st_key_t;
+
+typedef struct {
+    st_target_t targets[ST_TARGETS];
+    int ntargets;
+    st_key_t keys[ST_KEYS];
+    int nkeys;
+    uint64_t round_robin[MET_MODELS];
+    uint8_t backend_unhealthy[ST_BACKENDS];
+    /* What each worker holds, so the master can give it back when the worker dies. */
+    int32_t worker_targets[MET_WORKERS][ST_TARGETS];
+    int32_t worker_keys[MET_WORKERS][ST_KEYS];
+    pid_t health_leader;
+    uint64_t health_heartbeat;
+} st_shm_t;
+
+static st_shm_t *shm;
+static int self;
+
+#define LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define ADD(p, v) __atomic_add_fetch((p), (v), __ATOMIC_ACQ_REL)
+#define CAS(p, oldp, v) __atomic_compare_exchange_n((p), (oldp), (v), false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)
+
+int st_init(void)
+{
+    void *p = mmap(NULL, sizeof(st_shm_t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        log_error("cannot map shared memory for target and key state");
+        return -1;
+    }
+    shm = p;
+    return 0;
+}
+
+uint64_t st_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* system-wide: comparable between processes */
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void st_set_worker_slot(int worker_slot) { self = worker_slot >= 0 && worker_slot < MET_WORKERS ? worker_slot : 0; }
+
+static int slot_for(char *names, size_t stride, int *n, int max, const char *name)
+{
+    for (int i = 0; i < *n; i++)
+        if (strncmp(names + (size_t)i * stride, name, 127) == 0)
+            return i;
+    if (*n >= max) {
+        log_warn("shared state full: '%s' shares slot 0", name);
+        return 0;
+    }
+    snprintf(names + (size_t)*n * stride, 128, "%s", name);
+    int slot = *n;
+    STORE(n, slot + 1);
+    return slot;
+}
+
+void st_assign_slots(cfg_t *cfg)
+{
+    if (!shm)
+        return;
+    for (int i = 0; i < cfg->nmodels; i++)
+        for (int t = 0; t < cfg->models[i].ntargets; t++) {
+            cfg_target_t *tg = &cfg->models[i].targets[t];
+            char name[128];
+            /* A pass-through target differs per requested name, but shares one circuit. */
+            snprintf(name, sizeof name, "%s\x1f%s", cfg->backends[tg->backend].name,
+                     tg->backend_model ? tg->backend_model : "*");
+            tg->state_slot = slot_for(shm->targets[0].name, sizeof shm->targets[0], &shm->ntargets, ST_TARGETS, name);
+        }
+    for (int i = 0; i < cfg->nkeys; i++)
+        cfg->keys[i].state_slot = slot_for(shm->keys[0].name, sizeof shm->keys[0], &shm->nkeys, ST_KEYS,
+                                           cfg->keys[i].name);
+}
+
+void st_clear_worker(int w)
+{
+    if (!shm || w < 0 || w >= MET_WORKERS)
+        return;
+    for (int t = 0; t < ST_TARGETS; t++) {
+        int32_t v = __atomic_exchange_n(&shm->worker_targets[w][t], 0, __ATOMIC_ACQ_REL);
+        if (v)
+            ADD(&shm->targets[t].in_flight, -v);
+    }
+    for (int k = 0; k < ST_KEYS; k++) {
+        int32_t v = __atomic_exchange_n(&shm->worker_keys[w][k], 0, __ATOMIC_ACQ_REL);
+        if (v)
+            ADD(&shm->keys[k].concurrent, -v);
+    }
+}
+
+static bool ok_target(int slot) { return shm && slot >= 0 && slot < ST_TARGETS; }
+
+bool st_target_usable(int slot, uint64_t now, bool take_probe, bool *probe)
+{
+    *probe = false;
+    if (!ok_target(slot))
+        return true;
+    st_target_t *t = &shm->targets[slot];
+    if (LOAD(&t->blocked_until) > now)
+        return false;
+    uint64_t open_until = LOAD(&t->open_until);
+    if (!open_until)
+        return true;
+    if (now < open_until)
+        return false;
+    /* Half-open: one probe at a time. A probe whose worker vanished is given up
+     * after another cooldown-sized wait (open_until moves on with each failure). */
+    uint64_t since = LOAD(&t->probe_since);
+    if (since && now - since < 120000)
+        return false;
+    if (!take_probe)
+        return true;
+    if (!CAS(&t->probe_since, &since, now))
+        return false;
+    *probe = true;
+    return true;
+}
+
+void st_target_success(int slot)
+{
+    if (!ok_target(slot))
+        return;
+    st_target_t *t = &shm->targets[slot];
+    STORE(&t->failures, 0);
+    STORE(&t->open_until, 0);
+    STORE(&t->probe_since, 0);
+}
+
+bool st_target_failure(int slot, int threshold, double cooldown_s, uint64_t now)
+{
+    if (!ok_target(slot))
+        return false;
+    st_target_t *t = &shm->targets[slot];
+    uint32_t f = ADD(&t->failures, 1);
+    bool was_probe = LOAD(&t->probe_since) != 0;
+    if ((int)f >= threshold || was_probe) {
+        STORE(&t->open_until, now + (uint64_t)(cooldown_s * 1000));
+        STORE(&t->probe_since, 0);
+        return true;
+    }
+    return false;
+}
+
+void st_target_block(int slot, uint64_t until)
+{
+    if (!ok_target(slot))
+        return;
+    uint64_t cur = LOAD(&shm->targets[slot].blocked_until);
+    while (cur < until && !CAS(&shm->targets[slot].blocked_until, &cur, until))
+        ;
+}
+
+uint64_t st_target_free_at(int slot)
+{
+    if (!ok_target(slot))
+        return 0;
+    uint64_t a = LOAD(&shm->targets[slot].open_until), b = LOAD(&shm->targets[slot].blocked_until);
+    return a > b ? a : b;
+}
+
+void st_target_in_flight(int slot, int delta)
+{
+    if (!ok_target(slot))
+        return;
+    ADD(&shm->worker_targets[self][slot], delta);
+    ADD(&shm->targets[slot].in_flight, delta);
+}
+
+int64_t st_target_load(int slot) { return ok_target(slot) ? LOAD(&shm->targets[slot].in_flight) : 0; }
+
+uint64_t st_round_robin(int model_slot)
+{
+    if (!shm || model_slot < 0 || model_slot >= MET_MODELS)
+        return 0;
+    return __atomic_fetch_add(&shm->round_robin[model_slot], 1, __ATOMIC_RELAXED);
+}
+
+void st_backend_health(int b, bool healthy)
+{
+    if (shm && b >= 0 && b < ST_BACKENDS)
+        STORE(&shm->backend_unhealthy[b], healthy ? 0 : 1);
+}
+
+bool st_backend_healthy(int b)
+{
+    return !(shm && b >= 0 && b < ST_BACKENDS && LOAD(&shm->backend_unhealthy[b]));
+}
+
+bool st_health_lease(pid_t me, uint64_t now, uint64_t ttl_ms)
+{
+    if (!shm)
+        return false;
+    pid_t leader = LOAD(&shm->health_leader);
+    if (leader == me) {
+        STORE(&shm->health_heartbeat, now);
+        return true;
+    }
+    if (leader && now - LOAD(&shm->health_heartbeat) < ttl_ms)
+        return false;
+    if (!CAS(&shm->health_leader, &leader, me))
+        return false;
+    STORE(&shm->health_heartbeat, now);
+    return true;
+}
+
+/* ---- per-key limits ---- */
+
+#define TOKEN_BITS 40
+#define TOKEN_MASK ((1ull << TOKEN_BITS) - 1)
+
+static bool ok_key(const cfg_key_t *k) { return shm && k && k->state_slot >= 0 && k->state_slot < ST_KEYS; }
+
+char st_key_admit(const cfg_key_t *k, uint64_t now, int *retry_after_s, st_key_usage_t *u)
+{
+    memset(u, 0, sizeof *u);
+    *retry_after_s = 0;
+    if (!ok_key(k))
+        return 0;
+    st_key_t *s = &shm->keys[k->state_slot];
+    uint64_t minute = now / 60000, secs_left = 60 - (now / 1000) % 60;
+    u->reset_requests_s = u->reset_tokens_s = (int)secs_left;
+    if (k->tpm) {
+        uint64_t v = LOAD(&s->tokens);
+        uint64_t used = (v >> TOKEN_BITS) == (minute & 0xffffff) ? v & TOKEN_MASK : 0;
+        u->limit_tokens = k->tpm;
+        u->remaining_tokens = used >= (uint64_t)k->tpm ? 0 : k->tpm - (long)used;
+        if (used >= (uint64_t)k->tpm) {
+            *retry_after_s = (int)secs_left;
+            return 't';
+        }
+    }
+    if (k->rpm) {
+        uint64_t old = LOAD(&s->requests), next;
+        for (;;) {
+            uint64_t count = (old >> 32) == (minute & 0xffffffff) ? old & 0xffffffff : 0;
+            if (count >= (uint64_t)k->rpm) {
+                u->limit_requests = k->rpm;
+                *retry_after_s = (int)secs_left;
+                return 'r';
+            }
+            next = (minute << 32) | (count + 1);
+            if (CAS(&s->requests, &old, next))
+                break;
+        }
+        u->limit_requests = k->rpm;
+        u->remaining_requests = k->rpm - (long)(next & 0xffffffff);
+    }
+    if (k->max_concurrent) {
+        int64_t cur = LOAD(&s->concurrent);
+        for (;;) {
+            if (cur >= k->max_concurrent) {
+                *retry_after_s = 1;
+                /* The request slot taken above is not given back: it was asked for. */
+                return 'c';
+            }
+            if (CAS(&s->concurrent, &cur, cur + 1))
+                break;
+        }
+        ADD(&shm->worker_keys[self][k->state_slot], 1);
+    }
+    return 0;
+}
+
+void st_key_release(const cfg_key_t *k)
+{
+    if (!ok_key(k) || !k->max_concurrent)
+        return;
+    ADD(&shm->keys[k->state_slot].concurrent, -1);
+    ADD(&shm->worker_keys[self][k->state_slot], -1);
+}
+
+void st_key_tokens(const cfg_key_t *k, uint64_t tokens, uint64_t now)
+{
+    if (!ok_key(k) || !k->tpm || !tokens)
+        return;
+    st_key_t *s = &shm->keys[k->state_slot];
+    uint64_t minute = (now / 60000) & 0xffffff, old = LOAD(&s->tokens), next;
+    do {
+        uint64_t used = (old >> TOKEN_BITS) == minute ? old & TOKEN_MASK : 0;
+        uint64_t sum = used + tokens;
+        if (sum > TOKEN_MASK)
+            sum = TOKEN_MASK;
+        next = (minute << TOKEN_BITS) | sum;
+    } while (!CAS(&s->tokens, &old, next));
+}

@@ -1,0 +1,60 @@
+/* Resilience state shared by every process (one anonymous shared mapping made by the
+ * master before forking): target circuits, Retry-After blocks, in-flight counts,
+ * round-robin positions, backend health, and per-key rate and concurrency limits.
+ * Every update is a lock-free atomic operation; counts a dead worker held are given
+ * back by the master when it reaps that worker. */
+#ifndef AIROUTER_STATE_H
+#define AIROUTER_STATE_H
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "config.h"
+
+#define ST_TARGETS 512
+#define ST_KEYS 256
+#define ST_BACKENDS 64
+
+int st_init(void);
+/* Master: gives targets and keys their slots, keeping those of names seen before. */
+void st_assign_slots(cfg_t *cfg);
+/* Master: a worker is gone; give back what it held. */
+void st_clear_worker(int worker_slot);
+void st_set_worker_slot(int worker_slot);
+
+uint64_t st_now_ms(void);
+
+/* Circuit breaker. st_target_usable says whether a target may get a request now;
+ * when its circuit is half-open it lets exactly one caller through (*probe set). */
+bool st_target_usable(int slot, uint64_t now, bool take_probe, bool *probe);
+void st_target_success(int slot);
+/* Counts a failure; returns true if it opened the circuit. */
+bool st_target_failure(int slot, int threshold, double cooldown_s, uint64_t now);
+/* Keeps a target out until the given time (a 429's Retry-After). */
+void st_target_block(int slot, uint64_t until);
+/* When an open circuit or block lets the target back in (0 if usable). */
+uint64_t st_target_free_at(int slot);
+
+void st_target_in_flight(int slot, int delta);
+int64_t st_target_load(int slot);
+uint64_t st_round_robin(int model_slot);
+
+/* Active health checks: unhealthy backends get no requests. */
+void st_backend_health(int backend_slot, bool healthy);
+bool st_backend_healthy(int backend_slot);
+/* Only the lease holder runs health checks; a holder that stops renewing is replaced. */
+bool st_health_lease(pid_t self, uint64_t now, uint64_t ttl_ms);
+
+/* Per-key limits. st_key_admit checks requests per minute, tokens per minute and
+ * concurrency in that order and takes a request and a concurrency slot if admitted.
+ * On refusal it returns which limit ('r', 't', 'c') and *retry_after_s. */
+typedef struct {
+    long limit_requests, remaining_requests;
+    long limit_tokens, remaining_tokens;
+    int reset_requests_s, reset_tokens_s;
+} st_key_usage_t;
+char st_key_admit(const cfg_key_t *key, uint64_t now, int *retry_after_s, st_key_usage_t *usage);
+void st_key_release(const cfg_key_t *key);
+void st_key_tokens(const cfg_key_t *key, uint64_t tokens, uint64_t now);
+
+#endif

@@ -1,0 +1,19 @@
+/* Choosing a target for one try: skips targets whose circuit is open, that are
+ * blocked by a Retry-After or whose backend fails its health check, then applies
+ * the model's strategy (weighted round-robin, least in-flight, ordered). */
+#ifndef AIROUTER_BALANCE_H
+#define AIROUTER_BALANCE_H
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../common/config.h"
+
+/* Returns a target index of m, or -1 when none is usable now. Targets whose state
+ * slots are in avoid[] are only chosen when nothing else is usable. */
+int balance_pick(const cfg_t *cfg, const cfg_model_t *m, const int *avoid, int navoid, uint64_t now);
+/* Whether any target of m could take a request now (for /ready and /v1/models). */
+bool balance_model_available(const cfg_t *cfg, const cfg_model_t *m, uint64_t now);
+/* The earliest time a target of m becomes usable again (0: one is usable now). */
+uint64_t balance_next_free(const cfg_t *cfg, const cfg_model_t *m, uint64_t now);
+
+#endif
