@@ -531,10 +531,12 @@ static enum MHD_Result dispatch(request_t *req, const job_t *job, const cfg_mode
         uint64_t now = st_now_ms();
         const cfg_model_t *m = NULL;
         int ti = -1;
-        for (int c = 0; c < nchain && ti < 0; c++) {
-            ti = balance_pick(http_cfg, chain[c], tried, ntried, now);
-            m = chain[c];
-        }
+        /* Untried targets first, across the model and its fallbacks; then tried ones again. */
+        for (int pass = 0; pass < 2 && ti < 0; pass++)
+            for (int c = 0; c < nchain && ti < 0; c++) {
+                ti = balance_pick(http_cfg, chain[c], tried, ntried, pass == 1, now);
+                m = chain[c];
+            }
         if (ti < 0) {
             /* Nothing usable now: wait for the soonest target to come back if the
              * deadline and the attempt budget allow, else answer. */

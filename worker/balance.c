@@ -63,13 +63,12 @@ static int pick_among(const cfg_t *cfg, const cfg_model_t *m, const int *avoid, 
     }
 }
 
-int balance_pick(const cfg_t *cfg, const cfg_model_t *m, const int *avoid, int navoid, uint64_t now)
+int balance_pick(const cfg_t *cfg, const cfg_model_t *m, const int *avoid, int navoid, bool allow_avoided,
+                 uint64_t now)
 {
     unsigned long long lost = 0; /* targets whose half-open probe another request took */
-    for (int round = 0; round < 2 * m->ntargets + 2; round++) {
-        int i = pick_among(cfg, m, avoid, navoid, now, false, lost);
-        if (i < 0)
-            i = pick_among(cfg, m, avoid, navoid, now, true, lost);
+    for (int round = 0; round < m->ntargets + 1; round++) {
+        int i = pick_among(cfg, m, avoid, navoid, now, allow_avoided, lost);
         if (i < 0)
             return -1;
         bool probe;

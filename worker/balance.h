@@ -9,8 +9,9 @@
 #include "../common/config.h"
 
 /* Returns a target index of m, or -1 when none is usable now. Targets whose state
- * slots are in avoid[] are only chosen when nothing else is usable. */
-int balance_pick(const cfg_t *cfg, const cfg_model_t *m, const int *avoid, int navoid, uint64_t now);
+ * slots are in avoid[] (already tried) are skipped unless allow_avoided. */
+int balance_pick(const cfg_t *cfg, const cfg_model_t *m, const int *avoid, int navoid, bool allow_avoided,
+                 uint64_t now);
 /* Whether any target of m could take a request now (for /ready and /v1/models). */
 bool balance_model_available(const cfg_t *cfg, const cfg_model_t *m, uint64_t now);
 /* The earliest time a target of m becomes usable again (0: one is usable now). */
