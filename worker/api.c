@@ -401,6 +401,7 @@ static try_result_t try_target(request_t *req, const job_t *job, const cfg_model
             return TRY_FAILED;
         note_usage(req, result);
         shape_set_model(result, req->model_asked);
+        req->first_byte_us = http_now_us(); /* the access log's ttfb_ms: the answer is ready */
         *rc = respond_json_object(req, 200, result);
         json_object_put(result);
         return TRY_ANSWERED;

@@ -458,6 +458,8 @@ static void access_log(request_t *req)
     buf_printf(&b, ",\"stream\":%s", req->stream ? "true" : "false");
     if (req->first_byte_us)
         buf_printf(&b, ",\"ttfb_ms\":%.3f", (double)(req->first_byte_us - req->start_us) / 1000.0);
+    else
+        buf_appends(&b, ",\"ttfb_ms\":null");
     if (req->tokens_in >= 0)
         buf_printf(&b, ",\"tokens_in\":%lld", req->tokens_in);
     else
@@ -466,13 +468,15 @@ static void access_log(request_t *req)
         buf_printf(&b, ",\"tokens_out\":%lld", req->tokens_out);
     else
         buf_appends(&b, ",\"tokens_out\":null");
-    buf_printf(&b, ",\"retries\":0,\"client_abort\":%s", req->client_abort ? "true" : "false");
+    buf_printf(&b, ",\"retries\":%d,\"client_abort\":%s", req->attempts > 1 ? req->attempts - 1 : 0,
+               req->client_abort ? "true" : "false");
     if (req->trace_id[0])
         buf_printf(&b, ",\"trace_id\":\"%s\"", req->trace_id);
-    if (req->error_reason[0]) {
-        buf_appends(&b, ",\"error\":");
+    buf_appends(&b, ",\"error\":");
+    if (req->error_reason[0])
         buf_append_json_string(&b, req->error_reason);
-    }
+    else
+        buf_appends(&b, "null");
     buf_appends(&b, "}");
     if (b.data)
         log_access_line(b.data, b.len);
@@ -502,7 +506,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         met_in_flight(-1);
         met_request(req->model_slot, req->backend_slot, req->kind, req->client_abort ? 499 : req->status);
         met_observe(MET_H_DURATION, req->model_slot, now - req->start_us);
-        if (req->first_byte_us)
+        if (req->first_byte_us && req->stream)
             met_observe(MET_H_TTFT, req->model_slot, req->first_byte_us - req->start_us);
         if (req->tokens_in > 0 || req->tokens_out > 0)
             met_tokens(req->model_slot, req->tokens_in > 0 ? (uint64_t)req->tokens_in : 0,

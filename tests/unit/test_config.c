@@ -311,6 +311,19 @@ static const struct {
      "conf/bad_key_noname.conf:4: api_keys[0] needs a 'name' (it is what the logs show)"},
     {"bad_dup_key.conf", "conf/bad_dup_key.conf:5: api key 'b' has the same key as 'a'"},
     {"does_not_exist.conf", "conf/does_not_exist.conf: cannot read file: No such file or directory"},
+    {"bad_targets_and_backend.conf",
+     "conf/bad_targets_and_backend.conf:3: model 'm': use either 'backend' or 'targets', not both"},
+    {"bad_target_weight.conf", "conf/bad_target_weight.conf:4: 'weight' must be between 1 and 1000"},
+    {"bad_strategy.conf",
+     "conf/bad_strategy.conf:3: model 'm': strategy must be weighted, least_inflight or ordered"},
+    {"bad_fallback_unknown.conf",
+     "conf/bad_fallback_unknown.conf:3: model 'm': fallback 'nope' is not a configured model name (globs "
+     "cannot be fallbacks)"},
+    {"bad_fallback_kinds.conf",
+     "conf/bad_fallback_kinds.conf:3: model 'm': fallback 'n' does not serve every kind this model serves"},
+    {"bad_retry_on.conf",
+     "conf/bad_retry_on.conf:3: retry_on: unknown condition '4xx' (known: connect, timeout, 5xx, 429)"},
+    {"bad_target_key.conf", "conf/bad_target_key.conf:2: unknown key 'model' in model 'm' targets[0]"},
 };
 
 static void load_bad(const char *file, const char *want)
@@ -401,4 +414,51 @@ static void load_good_then_leak_check(void)
 TEST(config_good_files_do_not_leak)
 {
     CHECK_INT(unit_run_child(load_good_then_leak_check), 0);
+}
+
+TEST(config_resilience_keys)
+{
+    char err[1024] = "";
+    cfg_t *c = cfg_load("conf/good_resilience.conf", err, sizeof err);
+    CHECK_MSG(c != NULL, "good_resilience.conf: %s", err);
+    if (!c)
+        return;
+    const cfg_model_t *m = &c->models[0];
+    CHECK_INT(m->ntargets, 2);
+    CHECK_INT(m->targets[0].weight, 3);
+    CHECK_INT(m->targets[1].weight, 1);
+    CHECK_STR(m->targets[0].backend_model, "x");
+    CHECK(m->targets[1].backend_model == NULL);
+    CHECK_INT(m->backend, 0); /* the shorthand fields mirror the first target */
+    CHECK_STR(m->backend_model, "x");
+    CHECK_INT(m->strategy, STRATEGY_LEAST_INFLIGHT);
+    CHECK_INT(m->nfallbacks, 1);
+    CHECK_INT(m->fallbacks[0], 1);
+    CHECK_INT((int)m->kinds, (int)(KIND_CHAT | KIND_COMPLETIONS)); /* what both targets serve */
+    CHECK_INT(c->retry.attempts, 4);
+    CHECK_INT((int)c->retry.retry_on, RETRY_ON_5XX);
+    CHECK_INT(c->retry.backoff_ms, 50);
+    CHECK_INT(c->retry.max_backoff_ms, 400);
+    CHECK(c->retry.deadline == 30);
+    CHECK(c->retry.attempts_header);
+    CHECK_INT(c->circuit_failures, 3);
+    CHECK(c->circuit_cooldown == 2.5);
+    CHECK(c->hide_unavailable_models);
+    CHECK_INT((int)c->keys[0].rpm, 10);
+    CHECK_INT((int)c->keys[0].tpm, 5000);
+    CHECK_INT(c->keys[0].max_concurrent, 2);
+    cfg_free(c);
+
+    /* Defaults when the groups are absent. */
+    c = cfg_load("conf/good_minimal.conf", err, sizeof err);
+    CHECK_MSG(c != NULL, "good_minimal.conf: %s", err);
+    if (!c)
+        return;
+    CHECK_INT(c->retry.attempts, 2);
+    CHECK_INT((int)c->retry.retry_on, RETRY_ON_CONNECT | RETRY_ON_TIMEOUT | RETRY_ON_5XX | RETRY_ON_429);
+    CHECK_INT(c->circuit_failures, 5);
+    CHECK_INT(c->models[0].ntargets, 1);
+    CHECK_INT(c->models[0].strategy, STRATEGY_WEIGHTED);
+    CHECK(!c->hide_unavailable_models);
+    cfg_free(c);
 }
