@@ -43,7 +43,8 @@
 //   error-400-leaky  same, but the message also names the backend URL (http://HOST/v1/...) it was sent to
 //   error-400-long   400 whose message quotes the last user message (long, non-ASCII input -> long message)
 //   error-404        404 model_not_found in OpenAI's words (message names the model)
-//   error-429        429 rate_limit_exceeded (type "requests"), Retry-After header
+//   error-429        429 rate_limit_exceeded (type "requests"), Retry-After header (m.retryAfter, default
+//                    "1"; a model name containing retry-after-S sends S instead)
 //   error-500        500 server_error (message names the model and the backend URL)
 //   error-503        503 overloaded
 //   slow-first-byte[-MS]  sleeps MS (default 3000) before sending anything (headers included)
@@ -66,7 +67,20 @@
 //   tool-call        answers with a get_weather tool call; streamed, the arguments are split
 //                    across several chunks; finish_reason "tool_calls"
 //   delay-MS         waits MS before each streamed chunk (and before a non-stream answer)
+//   retry-after-S    with error-429: the Retry-After header is S
 // Anything else: a normal answer.
+//
+// Per-mock switches (properties of the handle, changeable at any time; fault injection that does not
+// depend on the model name):
+//   m.failNext = N      the next N inference requests (POST chat/completions/embeddings) are answered
+//                       with m.failStatus instead of their normal answer (Infinity: all of them); each
+//                       failed request decrements it
+//   m.failStatus = 500  500 (server_error), 502, 503 (overloaded) or 429 (rate_limit_exceeded with
+//                       Retry-After: m.retryAfter)
+//   m.retryAfter = '1'  Retry-After value sent with every 429 (null: no header)
+//   m.latencyMs = 0     extra wait before answering any inference request (forced failures included)
+//   m.modelsStatus = 200  status of GET /v1/models and /v1/models/{id} (health checks): non-2xx ->
+//                       an error body with that status
 const http = require('node:http');
 const crypto = require('node:crypto');
 
@@ -176,6 +190,7 @@ function knobs(model) {
   if (m.includes('stream-then-die')) k.die = true;
   if (m.includes('tool-call')) k.tool = true;
   if ((r = /delay-(\d+)/.exec(m))) k.delay = Number(r[1]);
+  if ((r = /retry-after-(\d+)/.exec(m))) k.retryAfter = r[1];
   return k;
 }
 
@@ -300,12 +315,19 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
 
   function gone(res) { return res.destroyed || res.socket === null || (res.socket && res.socket.destroyed); }
 
+  // Per-mock switches (see the header).
+  const ctl = { failNext: 0, failStatus: 500, retryAfter: '1', latencyMs: 0, modelsStatus: 200 };
+  function retryAfterHeader(value) { return value === null || value === undefined ? {} : { 'Retry-After': String(value) }; }
+
   async function handle(req, res, rec) {
     const url = new URL(req.url, 'http://x');
     const p = url.pathname.replace(/\/+$/, '');
     const route = `${req.method} ${p}`;
     if (p === '/v1/models' || p.startsWith('/v1/models/')) {
       if (req.method !== 'GET') return sendJson(res, rec, 405, errorBody('Method not allowed', 'invalid_request_error'));
+      if (ctl.modelsStatus < 200 || ctl.modelsStatus > 299) {
+        return sendJson(res, rec, ctl.modelsStatus, errorBody(`The server is not healthy (status ${ctl.modelsStatus}).`, 'server_error'));
+      }
       const ids = ['mock-chat', 'mock-text', 'mock-embed'];
       if (p === '/v1/models') {
         return sendJson(res, rec, 200, { object: 'list', data: ids.map((id) => ({ id, object: 'model', created: CREATED, owned_by: 'mock' })) });
@@ -335,6 +357,17 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
       return sendJson(res, rec, 400, errorBody("The 'stream_options' parameter is only allowed when 'stream' is enabled.", 'invalid_request_error', 'stream_options', 'invalid_value'));
     }
 
+    if (ctl.latencyMs > 0) { await sleep(ctl.latencyMs); if (gone(res)) return; }
+    if (ctl.failNext > 0) {
+      ctl.failNext--;
+      const st = ctl.failStatus;
+      rec.forcedFailure = st;
+      if (st === 429) {
+        return sendJson(res, rec, 429, errorBody(`Rate limit reached for ${model} on requests per min (RPM): Limit 3, Used 3, Requested 1.`, 'requests', null, 'rate_limit_exceeded'), retryAfterHeader(ctl.retryAfter));
+      }
+      if (st === 503) return sendJson(res, rec, 503, errorBody(`The engine is currently overloaded (model ${model}), please try again later.`, 'server_error', null, 'overloaded'));
+      return sendJson(res, rec, st, errorBody(`The server had an error while processing your request (model ${model}).`, 'server_error'));
+    }
     if (k.hang) return; // never answer; the socket stays until the client closes it
     if (k.slowFirstByte) { await sleep(k.slowFirstByte); if (gone(res)) return; }
 
@@ -359,7 +392,7 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
         case 404:
           return sendJson(res, rec, 404, errorBody(`The model \`${model}\` does not exist or you do not have access to it.`, 'invalid_request_error', null, 'model_not_found'));
         case 429:
-          return sendJson(res, rec, 429, errorBody(`Rate limit reached for ${model} on requests per min (RPM): Limit 3, Used 3, Requested 1.`, 'requests', null, 'rate_limit_exceeded'), { 'Retry-After': '1' });
+          return sendJson(res, rec, 429, errorBody(`Rate limit reached for ${model} on requests per min (RPM): Limit 3, Used 3, Requested 1.`, 'requests', null, 'rate_limit_exceeded'), retryAfterHeader(k.retryAfter ?? ctl.retryAfter));
         case 500:
           return sendJson(res, rec, 500, errorBody(`The server had an error while processing your request to http://${host}${p} (model ${model}).`, 'server_error'));
         case 503:
@@ -517,6 +550,11 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
     connections,
     events,
     get closedCount() { return closedCount; },
+    get failNext() { return ctl.failNext; }, set failNext(v) { ctl.failNext = v; },
+    get failStatus() { return ctl.failStatus; }, set failStatus(v) { ctl.failStatus = v; },
+    get retryAfter() { return ctl.retryAfter; }, set retryAfter(v) { ctl.retryAfter = v; },
+    get latencyMs() { return ctl.latencyMs; }, set latencyMs(v) { ctl.latencyMs = v; },
+    get modelsStatus() { return ctl.modelsStatus; }, set modelsStatus(v) { ctl.modelsStatus = v; },
     get openCount() { return sockets.size; },
     reset() { requests.length = 0; events.length = 0; },
     last(pred = () => true) { for (let i = requests.length - 1; i >= 0; i--) if (pred(requests[i])) return requests[i]; return undefined; },

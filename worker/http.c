@@ -68,16 +68,7 @@ static enum MHD_Result handle_metrics(request_t *req)
 {
     if (http_cfg->metrics_token) {
         const char *auth = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Authorization");
-        bool ok = auth && strncasecmp(auth, "Bearer ", 7) == 0;
-        if (ok) {
-            /* constant-time compare, as for API keys */
-            const char *given = auth + 7, *want = http_cfg->metrics_token;
-            size_t lg = strlen(given), lw = strlen(want);
-            unsigned char diff = (unsigned char)(lg != lw);
-            for (size_t i = 0; i < lw; i++)
-                diff |= (unsigned char)(want[i] ^ given[i < lg ? i : 0]);
-            ok = diff == 0;
-        }
+        bool ok = auth && strncasecmp(auth, "Bearer ", 7) == 0 && route_secret_equal(auth + 7, http_cfg->metrics_token);
         if (!ok)
             return http_respond_error(req, 401, "/metrics needs 'Authorization: Bearer TOKEN' (metrics.token).",
                                       "invalid_request_error", NULL, "invalid_api_key");
@@ -135,6 +126,21 @@ int http_client_fd(request_t *req)
     return ci ? ci->connect_fd : -1;
 }
 
+static void add_ratelimit_headers(struct MHD_Response *resp, const char *what, long limit, long remaining,
+                                  int reset_s)
+{
+    char name[48], v[32];
+    snprintf(name, sizeof name, "x-ratelimit-limit-%s", what);
+    snprintf(v, sizeof v, "%ld", limit);
+    MHD_add_response_header(resp, name, v);
+    snprintf(name, sizeof name, "x-ratelimit-remaining-%s", what);
+    snprintf(v, sizeof v, "%ld", remaining);
+    MHD_add_response_header(resp, name, v);
+    snprintf(name, sizeof name, "x-ratelimit-reset-%s", what);
+    snprintf(v, sizeof v, "%ds", reset_s);
+    MHD_add_response_header(resp, name, v);
+}
+
 void http_add_common_headers(request_t *req, struct MHD_Response *resp)
 {
     char v[32];
@@ -151,22 +157,12 @@ void http_add_common_headers(request_t *req, struct MHD_Response *resp)
     }
     if (req->ratelimit_headers) {
         /* The same headers OpenAI sends, so clients that read them keep working. */
-        if (req->rl_limit_requests) {
-            snprintf(v, sizeof v, "%ld", req->rl_limit_requests);
-            MHD_add_response_header(resp, "x-ratelimit-limit-requests", v);
-            snprintf(v, sizeof v, "%ld", req->rl_remaining_requests);
-            MHD_add_response_header(resp, "x-ratelimit-remaining-requests", v);
-            snprintf(v, sizeof v, "%ds", req->rl_reset_requests_s);
-            MHD_add_response_header(resp, "x-ratelimit-reset-requests", v);
-        }
-        if (req->rl_limit_tokens) {
-            snprintf(v, sizeof v, "%ld", req->rl_limit_tokens);
-            MHD_add_response_header(resp, "x-ratelimit-limit-tokens", v);
-            snprintf(v, sizeof v, "%ld", req->rl_remaining_tokens);
-            MHD_add_response_header(resp, "x-ratelimit-remaining-tokens", v);
-            snprintf(v, sizeof v, "%ds", req->rl_reset_tokens_s);
-            MHD_add_response_header(resp, "x-ratelimit-reset-tokens", v);
-        }
+        if (req->rl_limit_requests)
+            add_ratelimit_headers(resp, "requests", req->rl_limit_requests, req->rl_remaining_requests,
+                                  req->rl_reset_requests_s);
+        if (req->rl_limit_tokens)
+            add_ratelimit_headers(resp, "tokens", req->rl_limit_tokens, req->rl_remaining_tokens,
+                                  req->rl_reset_tokens_s);
     }
 }
 

@@ -58,8 +58,7 @@ route_status_t route_resolve(const cfg_t *cfg, const cfg_key_t *key, const char 
     return ROUTE_NOT_FOUND;
 }
 
-/* Compares without an early exit, so timing does not reveal how much matched. */
-static bool secret_equal(const char *a, const char *b)
+bool route_secret_equal(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
     unsigned char diff = (unsigned char)(la != lb);
@@ -74,7 +73,7 @@ const cfg_key_t *route_authenticate(const cfg_t *cfg, const char *presented)
     if (!presented || !presented[0])
         return NULL;
     for (int i = 0; i < cfg->nkeys; i++)
-        if (secret_equal(presented, cfg->keys[i].key) && !found)
+        if (route_secret_equal(presented, cfg->keys[i].key) && !found)
             found = &cfg->keys[i];
     return found;
 }

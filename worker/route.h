@@ -21,6 +21,9 @@ route_status_t route_resolve(const cfg_t *cfg, const cfg_key_t *key, const char 
                              unsigned kind, route_t *out);
 /* The key whose secret equals presented (constant-time compare), or NULL. */
 const cfg_key_t *route_authenticate(const cfg_t *cfg, const char *presented);
+/* Compares a presented secret without an early exit, so timing does not reveal how
+ * much of it matched. */
+bool route_secret_equal(const char *presented, const char *secret);
 /* Whether key may use the client-facing model name. */
 bool route_key_allows(const cfg_key_t *key, const char *name);
 
