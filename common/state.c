@@ -94,6 +94,10 @@ void st_assign_slots(cfg_t *cfg)
                      tg->backend_model ? tg->backend_model : "*");
             tg->state_slot = slot_for(shm->targets[0].name, sizeof shm->targets[0], &shm->ntargets, ST_TARGETS, name);
         }
+    /* A backend without health checks is never held out by an old verdict. */
+    for (int i = 0; i < cfg->nbackends; i++)
+        if (!cfg->backends[i].health_path || !cfg->backends[i].url)
+            st_backend_health(cfg->backends[i].metric_slot, true);
     for (int i = 0; i < cfg->nkeys; i++)
         cfg->keys[i].state_slot = slot_for(shm->keys[0].name, sizeof shm->keys[0], &shm->nkeys, ST_KEYS,
                                            cfg->keys[i].name);
@@ -130,8 +134,8 @@ bool st_target_usable(int slot, uint64_t now, bool take_probe, bool *probe)
         return true;
     if (now < open_until)
         return false;
-    /* Half-open: one probe at a time. A probe whose worker vanished is given up
-     * after another cooldown-sized wait (open_until moves on with each failure). */
+    /* Half-open: one probe at a time. A probe whose worker vanished (so it never
+     * reported) is given up after two minutes. */
     uint64_t since = LOAD(&t->probe_since);
     if (since && now - since < 120000)
         return false;

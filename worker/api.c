@@ -338,12 +338,13 @@ static json_object *collect_whole(request_t *req, const backend_ops_t *ops, be_c
     return ev->type == BE_EV_ERROR ? NULL : result;
 }
 
-static try_result_t try_target(request_t *req, const job_t *job, const cfg_model_t *m, const cfg_target_t *t,
-                               be_event_t *ev, enum MHD_Result *rc)
+static try_result_t try_target(request_t *req, const job_t *job, const cfg_model_t *m, bool is_fallback,
+                               const cfg_target_t *t, be_event_t *ev, enum MHD_Result *rc)
 {
     const cfg_backend_t *be = &http_cfg->backends[t->backend];
     const backend_ops_t *ops = backend_lookup(be->type);
-    const char *backend_model = t->backend_model ? t->backend_model : req->model_asked;
+    /* Pass-through targets get the name asked for; a fallback model's, its own name. */
+    const char *backend_model = t->backend_model ? t->backend_model : is_fallback ? m->name : req->model_asked;
     req->backend_name = be->name;
     req->backend_slot = be->metric_slot;
     req->backend = be;
@@ -571,7 +572,7 @@ static enum MHD_Result dispatch(request_t *req, const job_t *job, const cfg_mode
             req->model_slot = m->metric_slot, req->model_routed = m->name;
         const cfg_target_t *t = &m->targets[ti];
         be_event_t ev = {0};
-        try_result_t res = try_target(req, job, m, t, &ev, &rc);
+        try_result_t res = try_target(req, job, m, m != model, t, &ev, &rc);
         now = st_now_ms();
         account_try(t, &ev, res == TRY_ANSWERED, now);
         if (res == TRY_ANSWERED)
