@@ -20,7 +20,16 @@ static const struct {
     {"openai", KIND_ALL, true},
 };
 
-static const char *kind_names[] = {"chat", "completions", "embeddings"};
+static const char *kind_names[KIND_COUNT] = {"chat",   "completions", "embeddings",  "speech",   "transcriptions",
+                                             "translations", "images", "moderations", "responses"};
+
+int cfg_kind_index(unsigned kind)
+{
+    for (int i = 0; i < KIND_COUNT; i++)
+        if (kind == 1u << i)
+            return i;
+    return 0;
+}
 
 const char *cfg_kind_name(unsigned kind)
 {
@@ -289,7 +298,9 @@ static int parse_kinds(loader_t *ld, const config_setting_t *m, unsigned *out)
                 k = 1u << j;
         if (!k)
             rc = fail(ld, config_setting_get_member(m, "kinds"),
-                      "unknown kind '%s' (known: chat, completions, embeddings)", names[i]);
+                      "unknown kind '%s' (known: chat, completions, embeddings, speech, transcriptions, "
+                      "translations, images, moderations, responses)",
+                      names[i]);
         kinds |= k;
     }
     for (int i = 0; names && i < n; i++)
@@ -302,7 +313,8 @@ static int parse_kinds(loader_t *ld, const config_setting_t *m, unsigned *out)
 
 static const char *const top_keys[] = {"listen", "workers", "pidfile", "log", "limits",
                                        "backends", "models", "api_keys", "metrics", "tracing",
-                                       "retry", "circuit_breaker", "hide_unavailable_models", NULL};
+                                       "retry", "circuit_breaker", "hide_unavailable_models", "passthrough", NULL};
+static const char *const passthrough_keys[] = {"prefix", "backend", NULL};
 static const char *const retry_keys[] = {"attempts", "retry_on", "backoff_ms", "max_backoff_ms", "deadline",
                                          "attempts_header", NULL};
 static const char *const circuit_keys[] = {"failures", "cooldown", NULL};
@@ -645,6 +657,46 @@ static int load_keys(loader_t *ld, config_t *lc, cfg_t *cfg)
     return 0;
 }
 
+static int load_passthrough(loader_t *ld, config_t *lc, cfg_t *cfg)
+{
+    config_setting_t *list = config_lookup(lc, "passthrough");
+    if (!list)
+        return 0;
+    if (!config_setting_is_list(list))
+        return fail(ld, list, "'passthrough' must be a list of groups: ( { prefix = ...; backend = ...; } )");
+    int n = config_setting_length(list);
+    cfg->passthrough = calloc((size_t)n + 1, sizeof *cfg->passthrough);
+    if (!cfg->passthrough)
+        return fail(ld, list, "out of memory");
+    cfg->npassthrough = n;
+    for (int i = 0; i < n; i++) {
+        config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+        cfg_passthrough_t *p = &cfg->passthrough[i];
+        char where[32], *backend = NULL;
+        snprintf(where, sizeof where, "passthrough[%d]", i);
+        if (!config_setting_is_group(g))
+            return fail(ld, g, "%s must be a group { prefix = ...; backend = ...; }", where);
+        if (check_keys(ld, g, where, passthrough_keys) < 0 || get_string(ld, g, "prefix", &p->prefix) < 0 ||
+            get_string(ld, g, "backend", &backend) < 0) {
+            free(backend);
+            return -1;
+        }
+        if (!p->prefix || strncmp(p->prefix, "/v1/", 4) != 0 || strlen(p->prefix) < 5) {
+            free(backend);
+            return fail(ld, g, "%s: 'prefix' must be a path under /v1/, like \"/v1/files\"", where);
+        }
+        p->backend = backend ? find_backend(cfg, backend) : -1;
+        if (p->backend < 0 || !cfg->backends[p->backend].url) {
+            fail(ld, g, "%s: 'backend' must name an HTTP backend (type openai)%s%s", where, backend ? ", not " : "",
+                 backend ? backend : "");
+            free(backend);
+            return -1;
+        }
+        free(backend);
+    }
+    return 0;
+}
+
 static int load_top(loader_t *ld, config_t *lc, cfg_t *cfg)
 {
     config_setting_t *root = config_root_setting(lc);
@@ -846,7 +898,7 @@ cfg_t *cfg_load(const char *path, char *err, size_t errlen)
     cfg->path = strdup(path);
     cfg->loaded_at = (long)time(NULL);
     if (!cfg->path || load_top(&ld, &lc, cfg) < 0 || load_backends(&ld, &lc, cfg) < 0 ||
-        load_models(&ld, &lc, cfg) < 0 || load_keys(&ld, &lc, cfg) < 0)
+        load_models(&ld, &lc, cfg) < 0 || load_keys(&ld, &lc, cfg) < 0 || load_passthrough(&ld, &lc, cfg) < 0)
         goto fail;
     config_destroy(&lc);
     return cfg;
@@ -886,6 +938,9 @@ void cfg_free(cfg_t *cfg)
         free(cfg->models[i].fallbacks);
     }
     free(cfg->models);
+    for (int i = 0; i < cfg->npassthrough; i++)
+        free(cfg->passthrough[i].prefix);
+    free(cfg->passthrough);
     for (int i = 0; i < cfg->nkeys; i++) {
         free(cfg->keys[i].key);
         free(cfg->keys[i].name);

@@ -10,9 +10,18 @@ enum {
     KIND_CHAT = 1u << 0,
     KIND_COMPLETIONS = 1u << 1,
     KIND_EMBEDDINGS = 1u << 2,
-    KIND_ALL = (1u << 3) - 1,
+    KIND_SPEECH = 1u << 3,          /* /v1/audio/speech */
+    KIND_TRANSCRIPTIONS = 1u << 4,  /* /v1/audio/transcriptions */
+    KIND_TRANSLATIONS = 1u << 5,    /* /v1/audio/translations */
+    KIND_IMAGES = 1u << 6,          /* /v1/images/generations, edits, variations */
+    KIND_MODERATIONS = 1u << 7,     /* /v1/moderations */
+    KIND_RESPONSES = 1u << 8,       /* /v1/responses */
+    KIND_COUNT = 9,
+    KIND_ALL = (1u << KIND_COUNT) - 1,
 };
 const char *cfg_kind_name(unsigned kind);
+/* 0..KIND_COUNT-1 for a single kind bit. */
+int cfg_kind_index(unsigned kind);
 
 typedef struct {
     char *name;
@@ -73,6 +82,12 @@ typedef struct {
     int state_slot;         /* index in the shared key state (assigned by the master) */
 } cfg_key_t;
 
+/* A path prefix forwarded unchanged (but for auth) to one backend. */
+typedef struct {
+    char *prefix;           /* e.g. "/v1/files" */
+    int backend;
+} cfg_passthrough_t;
+
 /* Retries and failover (top-level "retry" group). */
 typedef struct {
     int attempts;           /* total tries per request, across targets and fallbacks */
@@ -113,6 +128,8 @@ typedef struct {
     int trace_flush_interval_ms;
     cfg_key_t *keys;
     int nkeys;
+    cfg_passthrough_t *passthrough;
+    int npassthrough;
     cfg_retry_t retry;
     int circuit_failures;   /* consecutive failures that open a target's circuit */
     double circuit_cooldown;/* seconds a circuit stays open before one probe */

@@ -21,7 +21,7 @@ typedef struct {
     int nmodels;
     char backend_names[MET_BACKENDS][64];
     int nbackends;
-    uint64_t requests[MET_MODELS][MET_BACKENDS][3][MET_NCLASSES];
+    uint64_t requests[MET_MODELS][MET_BACKENDS][KIND_COUNT][MET_NCLASSES];
     met_hist_t hists[MET_NHISTS][MET_MODELS];
     uint64_t tokens[MET_MODELS][2];
     uint64_t backend_errors[MET_BACKENDS][MET_NREASONS];
@@ -96,17 +96,12 @@ void met_in_flight(int delta)
         ADD(&shm->in_flight[self_slot], delta);
 }
 
-static int kind_index(unsigned kind)
-{
-    return kind == KIND_CHAT ? 0 : kind == KIND_COMPLETIONS ? 1 : 2;
-}
-
 void met_request(int model, int backend, unsigned kind, int status)
 {
     if (!ok_model(model) || !ok_backend(backend))
         return;
     int cls = status >= 500 ? MET_5XX : status >= 400 ? MET_4XX : MET_2XX;
-    ADD(&shm->requests[model][backend][kind_index(kind)][cls], 1);
+    ADD(&shm->requests[model][backend][cfg_kind_index(kind)][cls], 1);
 }
 
 void met_observe(enum met_hist_kind h, int model, uint64_t micros)
@@ -225,7 +220,6 @@ static void render_hist(buf_t *out, enum met_hist_kind h, const char *name, cons
 
 int met_render(buf_t *out, const char *version)
 {
-    static const char *const kinds[] = {"chat", "completions", "embeddings"};
     static const char *const classes[] = {"2xx", "4xx", "5xx"};
     static const char *const reasons[] = {"connect", "timeout", "5xx", "4xx", "protocol"};
     if (!shm)
@@ -240,7 +234,7 @@ int met_render(buf_t *out, const char *version)
     help(out, "airouter_requests_total", "counter", "API requests by model, backend, kind and status class.");
     for (int m = 0; m < nmodels; m++)
         for (int b = 0; b < nbackends; b++)
-            for (int k = 0; k < 3; k++)
+            for (int k = 0; k < KIND_COUNT; k++)
                 for (int c = 0; c < MET_NCLASSES; c++) {
                     uint64_t v = LOAD(&shm->requests[m][b][k][c]);
                     if (!v)
@@ -249,7 +243,7 @@ int met_render(buf_t *out, const char *version)
                     label(out, "model", shm->model_names[m]);
                     buf_appends(out, ",");
                     label(out, "backend", shm->backend_names[b]);
-                    buf_printf(out, ",kind=\"%s\",status_class=\"%s\"} %llu\n", kinds[k], classes[c],
+                    buf_printf(out, ",kind=\"%s\",status_class=\"%s\"} %llu\n", cfg_kind_name(1u << k), classes[c],
                                (unsigned long long)v);
                 }
 

@@ -256,7 +256,8 @@ static const struct {
     {"bad_type_headers.conf", "conf/bad_type_headers.conf:3: 'headers' must be a list of strings"},
     {"bad_type_kinds.conf", "conf/bad_type_kinds.conf:4: 'kinds' must be a list of strings"},
     {"bad_unknown_kind.conf",
-     "conf/bad_unknown_kind.conf:4: unknown kind 'images' (known: chat, completions, embeddings)"},
+     "conf/bad_unknown_kind.conf:4: unknown kind 'pictures' (known: chat, completions, embeddings, speech, "
+     "transcriptions, translations, images, moderations, responses)"},
     {"bad_empty_kinds.conf", "conf/bad_empty_kinds.conf:3: model 'm': 'kinds' is empty"},
     {"bad_type_log.conf", "conf/bad_type_log.conf:3: 'log' must be a group { ... }"},
     {"bad_log_level.conf", "conf/bad_log_level.conf:4: log level must be debug, info, warn or error"},
