@@ -68,6 +68,8 @@
 //                    across several chunks; finish_reason "tool_calls"
 //   delay-MS         waits MS before each streamed chunk (and before a non-stream answer)
 //   retry-after-S    with error-429: the Retry-After header is S
+//   slow-body-MS     non-stream: sends the headers (with Content-Length) and the first half of the JSON
+//                    body at once, the rest MS later (total-time tests)
 // Anything else: a normal answer.
 //
 // Per-mock switches (properties of the handle, changeable at any time; fault injection that does not
@@ -191,6 +193,7 @@ function knobs(model) {
   if (m.includes('tool-call')) k.tool = true;
   if ((r = /delay-(\d+)/.exec(m))) k.delay = Number(r[1]);
   if ((r = /retry-after-(\d+)/.exec(m))) k.retryAfter = r[1];
+  if ((r = /slow-body-(\d+)/.exec(m))) k.slowBody = Number(r[1]);
   return k;
 }
 
@@ -468,6 +471,15 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
         };
       }
       if (k.dated) obj.model = `${model}-2024-08-06`;
+      if (k.slowBody) {
+        const b = Buffer.from(JSON.stringify(obj));
+        rec.status = 200; rec.response = obj;
+        res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': b.length });
+        res.write(b.subarray(0, b.length >> 1));
+        await sleep(k.slowBody);
+        if (gone(res)) return;
+        return res.end(b.subarray(b.length >> 1));
+      }
       if (k.fragmented) {
         rec.status = 200; rec.response = obj;
         res.writeHead(200, { 'Content-Type': 'application/json' }); // chunked, no Content-Length

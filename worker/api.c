@@ -176,6 +176,9 @@ static int relay_event(relay_t *r, be_event_t *ev)
         r->finished = true;
         relay_close_call(r);
         break;
+    case BE_EV_HEADERS:
+    case BE_EV_DATA:
+        break; /* byte-relay events: not produced by JSON calls */
     }
     json_object_put(ev->obj);
     ev->obj = NULL;

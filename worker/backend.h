@@ -6,6 +6,7 @@
 #define AIROUTER_BACKEND_H
 #include <json-c/json.h>
 #include <stdbool.h>
+#include <sys/uio.h>
 
 #include "../common/config.h"
 
@@ -25,12 +26,34 @@ typedef struct {
     int client_fd;                 /* watched so a departed client cancels the call */
 } be_request_t;
 
+/* A request relayed as bytes (audio, images, moderations, responses, passthrough):
+ * the HTTP layer keeps the body, the backend sends its segments without copying. */
+typedef struct {
+    const cfg_backend_t *backend;
+    const char *method;            /* GET, POST, DELETE, ... */
+    const char *path;              /* appended to the backend URL (which ends in /v1) */
+    const char *query;             /* without '?', or NULL */
+    const char *content_type;      /* of the body, or NULL */
+    const struct iovec *body;      /* segments, sent in order; must outlive the call */
+    int nbody;
+    const char *const *extra_headers; /* NULL-terminated "Name: value" lines, or NULL */
+    const char *backend_model;     /* errors: this name is replaced by client_model */
+    const char *client_model;
+    bool sanitise_errors;          /* false: error answers are relayed as they are */
+    const char *client_key;
+    const char *request_id;
+    const char *traceparent;
+    int client_fd;
+} be_raw_request_t;
+
 typedef enum {
     BE_EV_PENDING,   /* nothing within the wait: the caller may send a keep-alive */
     BE_EV_RESPONSE,  /* a whole (non-streaming) response object in ev->obj */
     BE_EV_CHUNK,     /* one stream chunk in ev->obj */
     BE_EV_END,       /* the stream finished normally */
     BE_EV_ERROR,     /* failure: see the error fields */
+    BE_EV_HEADERS,   /* byte relay: the backend's status and content type */
+    BE_EV_DATA,      /* byte relay: ev->data/ev->len, valid until the next call */
 } be_event_type_t;
 
 /* Why a call failed; the HTTP layer maps it to a status and logs it. */
@@ -55,6 +78,9 @@ typedef struct {
     char err_code[48];         /* ERROR: OpenAI error code, "" = null */
     char err_param[64];        /* ERROR: the offending parameter, "" = null */
     int retry_after_s;         /* ERROR: the backend's Retry-After (429/503), 0 = none */
+    const char *data;          /* DATA */
+    size_t len;
+    char content_type[128];    /* HEADERS */
 } be_event_t;
 
 typedef struct {
@@ -68,6 +94,10 @@ typedef struct {
     void (*next)(be_call_t *call, be_event_t *ev, int wait_ms);
     /* Ends the call, cancelling the transfer if it is unfinished. */
     void (*close)(be_call_t *call);
+    /* Byte relay, for backend types that serve more than chat, completions and
+     * embeddings (NULL: they do not). Closed with close(). */
+    be_call_t *(*open_raw)(const be_raw_request_t *req, be_event_t *ev);
+    void (*next_raw)(be_call_t *call, be_event_t *ev, int wait_ms);
 } backend_ops_t;
 
 /* The backend module for a config type name, or NULL. */

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 
 #include "../common/buf.h"
@@ -60,6 +61,17 @@ struct be_call {
     be_event_t failure;         /* set when stream_failed */
     uint64_t start_us, last_data_us;
     int retry_after_s;          /* from a Retry-After header */
+    bool headers_seen;          /* got_headers as of the last pump: a change ends a wait */
+    /* byte relay */
+    bool raw;
+    bool raw_errors_as_is;      /* passthrough: error answers are relayed like any other */
+    bool headers_reported;
+    char content_type[128];
+    buf_t rawbuf;               /* bytes received, not yet handed out */
+    buf_t rawout;               /* bytes handed out by the last event */
+    const struct iovec *segs;   /* request body segments (the caller's) */
+    int nsegs, seg;
+    size_t seg_off;
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -288,6 +300,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
             c->last_data_us = now_us();
             const char *ct = NULL;
             curl_easy_getinfo(c->pair->easy, CURLINFO_CONTENT_TYPE, &ct);
+            snprintf(c->content_type, sizeof c->content_type, "%s", ct ? ct : "application/octet-stream");
             c->is_sse = c->stream && code == 200 && ct && strncasecmp(ct, "text/event-stream", 17) == 0;
         }
     }
@@ -299,6 +312,8 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
     be_call_t *c = ud;
     size_t len = size * n;
     c->last_data_us = now_us();
+    if (c->raw && (c->status < 400 || c->raw_errors_as_is))
+        return buf_append(&c->rawbuf, p, len) < 0 ? 0 : len;
     if (c->is_sse) {
         sse_feed(c, p, len);
         return len;
@@ -330,6 +345,8 @@ static void call_free(be_call_t *c)
     free(c->backend_model);
     free(c->client_model);
     buf_free(&c->resp);
+    buf_free(&c->rawbuf);
+    buf_free(&c->rawout);
     buf_free(&c->line);
     buf_free(&c->data);
     for (int i = 0; i < c->qlen; i++)
@@ -528,11 +545,65 @@ static bool check_client(be_call_t *c, bool readable)
     return client_gone(c->client_fd);
 }
 
+/* Drives the transfer once: checks the timeouts, runs curl, waits for the backend
+ * or the client (never past wait_end). Returns true with ev set when the caller
+ * must return it (timeout, nothing within the wait, client gone). */
+static bool pump(be_call_t *c, be_event_t *ev, uint64_t wait_end)
+{
+    const cfg_backend_t *be = c->be;
+    uint64_t now = now_us(), limit;
+    const char *what;
+    if (!c->got_headers) {
+        limit = c->start_us + (uint64_t)(be->first_byte_timeout * 1e6);
+        what = "first byte";
+    } else if (c->is_sse || c->raw) {
+        limit = c->last_data_us + (uint64_t)(be->idle_timeout * 1e6);
+        what = "idle";
+    } else {
+        limit = c->start_us + (uint64_t)(be->timeout * 1e6);
+        what = "total";
+    }
+    if (now >= limit) {
+        log_warn("backend '%s': %s timeout", be->name, what);
+        be_event_error(ev, BE_ERR_TIMEOUT, 504, "server_error", "backend_timeout",
+                       "The model's backend did not answer in time.");
+        return true;
+    }
+    if (now >= wait_end) {
+        ev->type = BE_EV_PENDING;
+        return true;
+    }
+    int running = 0;
+    curl_multi_perform(c->pair->multi, &running);
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(c->pair->multi, &left)))
+        if (msg->msg == CURLMSG_DONE) {
+            c->transfer_done = true;
+            c->result = msg->data.result;
+        }
+    if (c->transfer_done || c->qlen > 0 || c->stream_failed || c->rawbuf.len > 0 || c->got_headers != c->headers_seen)
+        return false;
+    uint64_t until = limit < wait_end ? limit : wait_end;
+    int timeout_ms = (int)((until - now) / 1000u) + 1;
+    if (timeout_ms > 1000)
+        timeout_ms = 1000;
+    struct curl_waitfd extra = {.fd = c->client_fd, .events = CURL_WAIT_POLLIN};
+    bool watching = c->watch_client && c->client_fd >= 0;
+    if (!watching && timeout_ms > 250)
+        timeout_ms = 250;
+    curl_multi_poll(c->pair->multi, watching ? &extra : NULL, watching ? 1 : 0, timeout_ms, NULL);
+    if (check_client(c, watching && extra.revents)) {
+        be_event_error(ev, BE_ERR_CLIENT_GONE, 499, "client_gone", NULL, "client disconnected");
+        return true;
+    }
+    return false;
+}
+
 static void openai_next(be_call_t *c, be_event_t *ev, int wait_ms)
 {
     memset(ev, 0, sizeof *ev);
     uint64_t wait_end = now_us() + (uint64_t)wait_ms * 1000u;
-    const cfg_backend_t *be = c->be;
     for (;;) {
         if (c->qlen > 0) {
             ev->type = BE_EV_CHUNK;
@@ -548,52 +619,157 @@ static void openai_next(be_call_t *c, be_event_t *ev, int wait_ms)
             finish_event(c, ev);
             return;
         }
-        uint64_t now = now_us(), limit;
-        const char *what;
-        if (!c->got_headers) {
-            limit = c->start_us + (uint64_t)(be->first_byte_timeout * 1e6);
-            what = "first byte";
-        } else if (c->is_sse) {
-            limit = c->last_data_us + (uint64_t)(be->idle_timeout * 1e6);
-            what = "idle";
-        } else {
-            limit = c->start_us + (uint64_t)(be->timeout * 1e6);
-            what = "total";
+        c->headers_seen = c->got_headers;
+        if (pump(c, ev, wait_end))
+            return;
+    }
+}
+
+/* ---- byte relay: the rest of the API surface and passthrough ---- */
+
+/* curl reads the request body from the caller's segments: nothing is copied. */
+static size_t read_segments(char *out, size_t size, size_t n, void *ud)
+{
+    be_call_t *c = ud;
+    size_t want = size * n, done = 0;
+    while (done < want && c->seg < c->nsegs) {
+        const struct iovec *v = &c->segs[c->seg];
+        size_t left = v->iov_len - c->seg_off, take = left < want - done ? left : want - done;
+        memcpy(out + done, (const char *)v->iov_base + c->seg_off, take);
+        done += take;
+        c->seg_off += take;
+        if (c->seg_off == v->iov_len) {
+            c->seg++;
+            c->seg_off = 0;
         }
-        if (now >= limit) {
-            log_warn("backend '%s': %s timeout", be->name, what);
-            be_event_error(ev, BE_ERR_TIMEOUT, 504, "server_error", "backend_timeout",
-                           "The model's backend did not answer in time.");
+    }
+    return done;
+}
+
+static be_call_t *openai_open_raw(const be_raw_request_t *req, be_event_t *ev)
+{
+    const cfg_backend_t *be = req->backend;
+    be_call_t *c = calloc(1, sizeof *c);
+    if (!c)
+        goto oom;
+    c->be = be;
+    c->raw = true;
+    c->raw_errors_as_is = !req->sanitise_errors;
+    c->client_fd = req->client_fd;
+    c->watch_client = req->client_fd >= 0;
+    c->backend_model = strdup(req->backend_model ? req->backend_model : "");
+    c->client_model = strdup(req->client_model ? req->client_model : "");
+    c->segs = req->body;
+    c->nsegs = req->nbody;
+    if (!c->backend_model || !c->client_model)
+        goto oom;
+    curl_off_t body_len = 0;
+    for (int i = 0; i < req->nbody; i++)
+        body_len += (curl_off_t)req->body[i].iov_len;
+
+    char line[2048];
+    struct curl_slist *h = NULL;
+    if (req->content_type && !strpbrk(req->content_type, "\r\n")) {
+        snprintf(line, sizeof line, "Content-Type: %s", req->content_type);
+        h = curl_slist_append(h, line);
+    }
+    h = curl_slist_append(h, "Expect:");
+    snprintf(line, sizeof line, "X-Request-Id: %s", req->request_id);
+    h = curl_slist_append(h, line);
+    if (req->traceparent && req->traceparent[0]) {
+        snprintf(line, sizeof line, "traceparent: %s", req->traceparent);
+        h = curl_slist_append(h, line);
+    }
+    const char *key = be->api_key ? be->api_key : be->pass_client_key ? req->client_key : NULL;
+    if (key && *key && !strpbrk(key, "\r\n")) {
+        snprintf(line, sizeof line, "Authorization: Bearer %s", key);
+        h = curl_slist_append(h, line);
+    }
+    for (int i = 0; req->extra_headers && req->extra_headers[i]; i++)
+        h = curl_slist_append(h, req->extra_headers[i]);
+    for (int i = 0; i < be->nheaders; i++)
+        h = curl_slist_append(h, be->headers[i]);
+    c->headers = h;
+    if (!h)
+        goto oom;
+    c->pair = pair_take();
+    if (!c->pair)
+        goto oom;
+    CURL *e = c->pair->easy;
+    char url[4096];
+    snprintf(url, sizeof url, "%s%s%s%s", be->url, req->path, req->query ? "?" : "", req->query ? req->query : "");
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    if (strcmp(req->method, "GET") != 0) {
+        if (req->nbody > 0 || strcmp(req->method, "POST") == 0) {
+            curl_easy_setopt(e, CURLOPT_POST, 1L);
+            curl_easy_setopt(e, CURLOPT_READFUNCTION, read_segments);
+            curl_easy_setopt(e, CURLOPT_READDATA, c);
+            curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, body_len);
+        }
+        if (strcmp(req->method, "POST") != 0)
+            curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
+    }
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->headers);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(be->connect_timeout * 1000));
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "airouter");
+    if (share)
+        curl_easy_setopt(e, CURLOPT_SHARE, share);
+    if (curl_multi_add_handle(c->pair->multi, e) != CURLM_OK) {
+        call_free(c);
+        be_event_error(ev, BE_ERR_INTERNAL, 500, "server_error", NULL, "airouter could not start the backend call.");
+        return NULL;
+    }
+    c->start_us = c->last_data_us = now_us();
+    return c;
+oom:
+    call_free(c);
+    be_event_error(ev, BE_ERR_INTERNAL, 500, "server_error", NULL, "airouter is out of memory.");
+    return NULL;
+}
+
+/* Events of a byte relay: HEADERS (status, content type), then DATA until END. A
+ * backend error (unless passed on as is) becomes one ERROR, as for JSON calls. */
+static void openai_next_raw(be_call_t *c, be_event_t *ev, int wait_ms)
+{
+    memset(ev, 0, sizeof *ev);
+    uint64_t wait_end = now_us() + (uint64_t)wait_ms * 1000u;
+    buf_reset(&c->rawout);
+    for (;;) {
+        bool relayed = c->got_headers && (c->status < 400 || c->raw_errors_as_is);
+        if (relayed && !c->headers_reported) {
+            c->headers_reported = true;
+            ev->type = BE_EV_HEADERS;
+            ev->status = (int)c->status;
+            snprintf(ev->content_type, sizeof ev->content_type, "%s", c->content_type);
+            ev->retry_after_s = c->retry_after_s;
             return;
         }
-        if (now >= wait_end) {
-            ev->type = BE_EV_PENDING;
+        if (relayed && c->rawbuf.len > 0) {
+            buf_t t = c->rawout; /* hand the bytes over without copying */
+            c->rawout = c->rawbuf;
+            c->rawbuf = t;
+            ev->type = BE_EV_DATA;
+            ev->data = c->rawout.data;
+            ev->len = c->rawout.len;
             return;
         }
-        int running = 0;
-        curl_multi_perform(c->pair->multi, &running);
-        CURLMsg *msg;
-        int left;
-        while ((msg = curl_multi_info_read(c->pair->multi, &left)))
-            if (msg->msg == CURLMSG_DONE) {
-                c->transfer_done = true;
-                c->result = msg->data.result;
-            }
-        if (c->transfer_done || c->qlen > 0 || c->stream_failed)
-            continue;
-        uint64_t until = limit < wait_end ? limit : wait_end;
-        int timeout_ms = (int)((until - now) / 1000u) + 1;
-        if (timeout_ms > 1000)
-            timeout_ms = 1000;
-        struct curl_waitfd extra = {.fd = c->client_fd, .events = CURL_WAIT_POLLIN};
-        bool watching = c->watch_client && c->client_fd >= 0;
-        if (!watching && timeout_ms > 250)
-            timeout_ms = 250;
-        curl_multi_poll(c->pair->multi, watching ? &extra : NULL, watching ? 1 : 0, timeout_ms, NULL);
-        if (check_client(c, watching && extra.revents)) {
-            be_event_error(ev, BE_ERR_CLIENT_GONE, 499, "client_gone", NULL, "client disconnected");
+        if (c->transfer_done) {
+            if (c->result == CURLE_OK && relayed)
+                ev->type = BE_EV_END;
+            else
+                finish_event(c, ev);
             return;
         }
+        c->headers_seen = c->got_headers;
+        if (pump(c, ev, wait_end))
+            return;
     }
 }
 
@@ -606,4 +782,6 @@ const backend_ops_t be_openai_ops = {
     .open = openai_open,
     .next = openai_next,
     .close = openai_close,
+    .open_raw = openai_open_raw,
+    .next_raw = openai_next_raw,
 };

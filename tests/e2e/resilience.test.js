@@ -223,7 +223,8 @@ models = (
   { name = "t-hang"; backend = "fbt"; backend_model = "t-hang"; },
   { name = "t-slowfirst"; backend = "fbt"; backend_model = "t-slow-first-byte-3000"; },
   { name = "t-stall"; backend = "idle"; backend_model = "t-stall-2-3000"; },
-  { name = "t-total"; backend = "total"; backend_model = "t-slow-stream-40x100"; }
+  { name = "t-total"; backend = "total"; backend_model = "t-slow-body-4000"; },
+  { name = "t-total-nohdr"; backend = "total"; backend_model = "t-slow-stream-40x100"; }
 );
 `;
 }
@@ -533,8 +534,14 @@ test('timeouts fire at the configured times (first byte 1 s, idle 1 s, total 2 s
   assert.ok(ev.length >= 3, 'events before the stall were relayed');
   assert.ok(stall.ms >= 900 && stall.ms <= 2900, `idle_timeout=1 (stall of 3 s): stream ended after ${stall.ms} ms`);
   assertError(total, 504, 'backend_timeout');
-  assert.ok(total.ms >= 1800 && total.ms <= 3800, `timeout=2 (answer due after 4 s): 504 after ${total.ms} ms`);
+  assert.ok(total.ms >= 1800 && total.ms <= 3800, `timeout=2 (headers at once, body complete after 4 s): 504 after ${total.ms} ms`);
   assert.equal(seen(mT, 't-hang').length, 1, 'attempts = 1: no retry');
+});
+
+test('the total timeout also bounds a non-streaming call whose answer has not started (timeout=2 < first_byte_timeout=10)', T, async () => {
+  const r = await chat(SINGLE.base, 't-total-nohdr');
+  assertError(r, 504, 'backend_timeout');
+  assert.ok(r.ms >= 1800 && r.ms <= 3800, `timeout=2 (nothing sent for 4 s): 504 after ${r.ms} ms`);
 });
 
 test('a timed-out try is retried (attempts = 2) and the final answer is 504', T, async () => {
@@ -597,7 +604,8 @@ test('health checks: requests avoid a backend whose /models fails or whose port 
       const o = socketOwner(c.remotePort, m.port, pids);
       if (o) owners.add(o);
     }
-    assert.ok(owners.size <= 1, `backend '${name}' was checked by several workers: ${[...owners]}`);
+    assert.equal(owners.size, 1, `backend '${name}': health-check connections owned by workers {${[...owners]}} (expected exactly one of ${pids})`);
+    if (process.env.RES_DEBUG) console.error(`# health ${name}: ${gets.length} GETs in ${window.toFixed(1)} s, conns ${[...new Set(gets.map((g) => g.conn))]}, owners ${[...owners]} of ${pids}`);
   }
 });
 
