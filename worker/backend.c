@@ -79,3 +79,17 @@ void be_sanitise(char *msg, size_t size, const char *needle, const char *repl)
     out[o] = '\0';
     snprintf(msg, size, "%s", out);
 }
+
+const char *be_error_name(be_error_t e)
+{
+    switch (e) {
+    case BE_ERR_CONNECT: return "backend_connect";
+    case BE_ERR_TIMEOUT: return "backend_timeout";
+    case BE_ERR_HTTP_4XX: return "backend_4xx";
+    case BE_ERR_HTTP_5XX: return "backend_5xx";
+    case BE_ERR_PROTOCOL: return "backend_protocol";
+    case BE_ERR_CLIENT_GONE: return "client_abort";
+    case BE_ERR_INTERNAL: return "internal";
+    default: return "none";
+    }
+}

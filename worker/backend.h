@@ -105,6 +105,9 @@ const backend_ops_t *backend_lookup(const char *type);
 int backends_worker_init(void);
 void backends_worker_cleanup(void);
 
+/* A short name for logs, metrics and traces ("backend_timeout", "client_abort"...). */
+const char *be_error_name(be_error_t e);
+
 /* Fills ev as an ERROR event. */
 void be_event_error(be_event_t *ev, be_error_t err, int status, const char *type,
                     const char *code, const char *fmt, ...) __attribute__((format(printf, 6, 7)));

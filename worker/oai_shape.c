@@ -50,6 +50,58 @@ void shape_set_model(json_object *obj, const char *model)
         json_object_object_add(obj, "model", json_object_new_string(model));
 }
 
+void shape_set_models(json_object *obj, const char *model)
+{
+    json_object *inner;
+    shape_set_model(obj, model);
+    if (json_object_object_get_ex(obj, "response", &inner))
+        shape_set_model(inner, model);
+}
+
+static void sse_line(const char *line, size_t n, const char *model, buf_t *out)
+{
+    if (n > 5 && strncmp(line, "data:", 5) == 0) {
+        size_t skip = line[5] == ' ' ? 6 : 5;
+        json_object *obj = shape_parse(line + skip, n - skip);
+        if (obj && json_object_is_type(obj, json_type_object)) {
+            shape_set_models(obj, model);
+            size_t len;
+            const char *js = shape_json(obj, &len);
+            buf_append(out, "data: ", 6);
+            buf_append(out, js, len);
+            buf_append(out, "\n", 1);
+            json_object_put(obj);
+            return;
+        }
+        json_object_put(obj);
+    }
+    buf_append(out, line, n);
+    buf_append(out, "\n", 1);
+}
+
+void shape_sse_feed(shape_sse_t *s, const char *p, size_t n, const char *model, buf_t *out)
+{
+    buf_append(&s->line, p, n);
+    size_t start = 0;
+    for (size_t i = 0; i < s->line.len; i++) {
+        if (s->line.data[i] != '\n')
+            continue;
+        size_t end = i;
+        if (end > start && s->line.data[end - 1] == '\r')
+            end--;
+        sse_line(s->line.data + start, end - start, model, out);
+        start = i + 1;
+    }
+    buf_consume(&s->line, start);
+}
+
+void shape_sse_finish(shape_sse_t *s, const char *model, buf_t *out)
+{
+    if (s->line.len)
+        sse_line(s->line.data, s->line.len, model, out);
+    buf_free(&s->line);
+}
+
 const char *shape_json(json_object *obj, size_t *len)
 {
     return json_object_to_json_string_length(obj, JSON_FLAGS, len);

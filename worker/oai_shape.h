@@ -18,6 +18,19 @@ const char *shape_json(json_object *obj, size_t *len);
 /* Appends "data: <obj>\n\n". */
 int shape_append_sse(buf_t *out, json_object *obj);
 
+/* Sets model in obj and in a nested "response" object (the Responses API's events
+ * carry the model there). */
+void shape_set_models(json_object *obj, const char *model);
+
+/* Rewrites the JSON data lines of an SSE stream as it passes (shape_set_models),
+ * keeping every other line (event:, id:, comments) as it is. */
+typedef struct {
+    buf_t line; /* a partial line */
+} shape_sse_t;
+void shape_sse_feed(shape_sse_t *s, const char *p, size_t n, const char *model, buf_t *out);
+/* Emits a last unterminated line, and frees the state. */
+void shape_sse_finish(shape_sse_t *s, const char *model, buf_t *out);
+
 typedef struct shape_agg shape_agg_t;
 shape_agg_t *shape_agg_new(unsigned kind);
 /* Folds one stream chunk in (does not take ownership). */

@@ -1,0 +1,15 @@
+/* Just enough multipart/form-data to find a field's value in a request body, so the
+ * model name can be swapped while the file parts are sent on untouched. */
+#ifndef AIROUTER_MULTIPART_H
+#define AIROUTER_MULTIPART_H
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Copies the boundary parameter of a multipart/form-data Content-Type into out.
+ * Returns false if the type is not multipart/form-data or has no usable boundary. */
+bool mp_boundary(const char *content_type, char *out, size_t size);
+/* Finds the value of the (non-file) field called name. Returns false if absent. */
+bool mp_find_field(const char *body, size_t len, const char *boundary, const char *name, size_t *value_off,
+                   size_t *value_len);
+
+#endif
