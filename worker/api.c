@@ -20,7 +20,23 @@
 /* A stream whose backend says nothing for a while gets an SSE comment, so neither the
  * client nor libmicrohttpd's idle timeout (which counts time spent waiting in the
  * content reader) closes it: every 15 s, or half the idle timeout if that is shorter. */
-static int keepalive_ms(void)
+enum MHD_Result api_route_error(request_t *req, route_status_t rs, unsigned kind)
+{
+    char msg[400];
+    if (rs == ROUTE_WRONG_KIND) {
+        snprintf(msg, sizeof msg, "The model '%.200s' does not serve %s requests.", req->model_asked,
+                 cfg_kind_name(kind));
+        return http_respond_error(req, 400, msg, "invalid_request_error", "model", "unsupported_kind");
+    }
+    if (!req->model_asked || !req->model_asked[0]) {
+        snprintf(msg, sizeof msg, "No model was given and no default model serves %s requests.", cfg_kind_name(kind));
+        return http_respond_error(req, 400, msg, "invalid_request_error", "model", "missing_required_parameter");
+    }
+    snprintf(msg, sizeof msg, "The model '%.200s' does not exist or you do not have access to it.", req->model_asked);
+    return http_respond_error(req, 404, msg, "invalid_request_error", "model", "model_not_found");
+}
+
+int api_keepalive_ms(void)
 {
     int half = http_cfg->idle_timeout * 500;
     return half < 15000 ? half : 15000;
@@ -43,7 +59,7 @@ static void note_usage(request_t *req, json_object *obj)
 }
 
 
-static enum MHD_Result respond_json_object(request_t *req, int status, json_object *obj)
+enum MHD_Result api_respond_json(request_t *req, int status, json_object *obj)
 {
     size_t len;
     const char *s = shape_json(obj, &len);
@@ -162,7 +178,7 @@ static ssize_t relay_read(void *cls, uint64_t pos, char *out, size_t max)
         if (r->finished)
             return MHD_CONTENT_READER_END_OF_STREAM;
         be_event_t ev;
-        r->ops->next(r->call, &ev, keepalive_ms());
+        r->ops->next(r->call, &ev, api_keepalive_ms());
         if (relay_event(r, &ev) < 0) {
             json_object_put(ev.obj);
             relay_close_call(r); /* cancel the backend transfer at once */
@@ -222,7 +238,7 @@ static enum MHD_Result start_stream(request_t *req, relay_t *r)
 /* ---- request handling ---- */
 
 /* Parses the body as one JSON object; NULL (and a queued 400) when it is not. */
-static json_object *parse_body(request_t *req, enum MHD_Result *rc)
+json_object *api_parse_body(request_t *req, enum MHD_Result *rc)
 {
     json_object *obj = req->body.len > 0 ? shape_parse(req->body.data, req->body.len) : NULL;
     if (!obj) {
@@ -241,7 +257,7 @@ static json_object *parse_body(request_t *req, enum MHD_Result *rc)
     return obj;
 }
 
-static enum MHD_Result missing_param(request_t *req, const char *param, const char *what)
+enum MHD_Result api_missing_param(request_t *req, const char *param, const char *what)
 {
     char msg[200];
     snprintf(msg, sizeof msg, "Missing required parameter: '%s'%s%s.", param, what ? " " : "",
@@ -277,7 +293,7 @@ static json_object *collect_whole(request_t *req, const backend_ops_t *ops, be_c
     shape_agg_t *agg = NULL;
     json_object *result = NULL;
     for (;;) {
-        ops->next(call, ev, keepalive_ms());
+        ops->next(call, ev, api_keepalive_ms());
         if (ev->type == BE_EV_PENDING) {
             if (client_gone(http_client_fd(req))) {
                 be_event_error(ev, BE_ERR_CLIENT_GONE, 499, "client_gone", NULL, "client left");
@@ -373,7 +389,7 @@ static try_result_t try_target(request_t *req, const void *job_arg, const cfg_mo
         note_usage(req, result);
         shape_set_model(result, req->model_asked);
         req->first_byte_us = http_now_us(); /* the access log's ttfb_ms: the answer is ready */
-        *rc = respond_json_object(req, 200, result);
+        *rc = api_respond_json(req, 200, result);
         json_object_put(result);
         return TRY_ANSWERED;
     }
@@ -381,7 +397,7 @@ static try_result_t try_target(request_t *req, const void *job_arg, const cfg_mo
     /* Streaming: wait for the first event, so that an early failure can still be
      * retried or answered with a proper status instead of an error inside a 200. */
     for (;;) {
-        ops->next(call, ev, keepalive_ms());
+        ops->next(call, ev, api_keepalive_ms());
         if (ev->type != BE_EV_PENDING)
             break;
         if (client_gone(http_client_fd(req))) {
@@ -433,36 +449,24 @@ static enum MHD_Result handle_inference(request_t *req, unsigned kind, const cha
     req->kind = kind;
     met_in_flight(1); /* undone when the request completes */
     trace_begin(req);
-    json_object *body = parse_body(req, &rc), *v;
+    json_object *body = api_parse_body(req, &rc), *v;
     if (!body)
         return rc;
     job_t job = {.body = body, .kind = kind};
     if (!json_object_object_get_ex(body, "model", &v) || !json_object_is_type(v, json_type_string) ||
         !json_object_get_string_len(v)) {
-        rc = missing_param(req, "model", "(a model name string)");
+        rc = api_missing_param(req, "model", "(a model name string)");
         goto out;
     }
     req->model_asked = strdup(json_object_get_string(v));
     if (!json_object_object_get_ex(body, required, &v) || !v) {
-        rc = missing_param(req, required, required_what);
+        rc = api_missing_param(req, required, required_what);
         goto out;
     }
     route_t route;
     route_status_t rs = route_resolve(http_cfg, req->key, req->model_asked, kind, &route);
     if (rs != ROUTE_OK) {
-        char msg[400];
-        if (rs == ROUTE_WRONG_KIND) {
-            snprintf(msg, sizeof msg, "The model '%.200s' does not serve %s requests.",
-                     req->model_asked, cfg_kind_name(kind));
-            rc = http_respond_error(req, 400, msg, "invalid_request_error", "model",
-                                    "unsupported_kind");
-        } else {
-            snprintf(msg, sizeof msg,
-                     "The model '%.200s' does not exist or you do not have access to it.",
-                     req->model_asked);
-            rc = http_respond_error(req, 404, msg, "invalid_request_error", "model",
-                                    "model_not_found");
-        }
+        rc = api_route_error(req, rs, kind);
         goto out;
     }
     req->model_routed = route.model->name;
@@ -519,7 +523,7 @@ enum MHD_Result api_models_list(request_t *req)
         json_object_array_add(data, model_object(m->name));
     }
     json_object_object_add(list, "data", data);
-    enum MHD_Result rc = respond_json_object(req, 200, list);
+    enum MHD_Result rc = api_respond_json(req, 200, list);
     json_object_put(list);
     return rc;
 }
@@ -533,7 +537,7 @@ enum MHD_Result api_model_get(request_t *req)
         bool match = m->is_glob ? cfg_glob_match(m->name, id) : strcmp(m->name, id) == 0;
         if (match && (route_key_allows(req->key, id) || route_key_allows(req->key, m->name))) {
             json_object *o = model_object(id);
-            enum MHD_Result rc = respond_json_object(req, 200, o);
+            enum MHD_Result rc = api_respond_json(req, 200, o);
             json_object_put(o);
             return rc;
         }

@@ -2,12 +2,25 @@
  * and queues exactly one response. */
 #ifndef AIROUTER_API_H
 #define AIROUTER_API_H
+#include <json-c/json.h>
+
 #include "http.h"
+#include "route.h"
 
 enum MHD_Result api_chat_completions(request_t *req);
 enum MHD_Result api_completions(request_t *req);
 enum MHD_Result api_embeddings(request_t *req);
 enum MHD_Result api_models_list(request_t *req);
 enum MHD_Result api_model_get(request_t *req);
+
+/* Shared with the other API handlers (worker/proxy.c). */
+/* Parses the body as one JSON object; NULL (with a 400 queued in *rc) if it is not. */
+json_object *api_parse_body(request_t *req, enum MHD_Result *rc);
+enum MHD_Result api_missing_param(request_t *req, const char *param, const char *what);
+/* 404 model_not_found, 400 unsupported_kind, or 400 when no model was given. */
+enum MHD_Result api_route_error(request_t *req, route_status_t rs, unsigned kind);
+enum MHD_Result api_respond_json(request_t *req, int status, json_object *obj);
+/* How long a stream may wait for its backend before a keep-alive goes out. */
+int api_keepalive_ms(void);
 
 #endif

@@ -17,6 +17,7 @@
 #include "../common/oai_error.h"
 #include "api.h"
 #include "balance.h"
+#include "proxy.h"
 #include "route.h"
 #include "trace.h"
 
@@ -83,24 +84,48 @@ static enum MHD_Result handle_metrics(request_t *req)
     return rc;
 }
 
+enum { M_GET = 1, M_POST = 2, M_DELETE = 4, M_ANY = 8 };
+
 typedef struct {
     const char *path;
     bool prefix;           /* path is a prefix (with something after it) */
-    bool post;             /* POST with a body; otherwise GET/HEAD */
+    unsigned methods;      /* M_*; GET also allows HEAD */
     bool needs_key;
     enum MHD_Result (*handler)(request_t *req);
 } endpoint_t;
 
 static const endpoint_t endpoints[] = {
-    {"/health", false, false, false, handle_health},
-    {"/ready", false, false, false, handle_ready},
-    {"/v1/chat/completions", false, true, true, api_chat_completions},
-    {"/v1/completions", false, true, true, api_completions},
-    {"/v1/embeddings", false, true, true, api_embeddings},
-    {"/v1/models", false, false, true, api_models_list},
-    {"/v1/models/", true, false, true, api_model_get},
-    {"/metrics", false, false, false, handle_metrics},
+    {"/health", false, M_GET, false, handle_health},
+    {"/ready", false, M_GET, false, handle_ready},
+    {"/v1/chat/completions", false, M_POST, true, api_chat_completions},
+    {"/v1/completions", false, M_POST, true, api_completions},
+    {"/v1/embeddings", false, M_POST, true, api_embeddings},
+    {"/v1/models", false, M_GET, true, api_models_list},
+    {"/v1/models/", true, M_GET, true, api_model_get},
+    {"/v1/audio/speech", false, M_POST, true, proxy_speech},
+    {"/v1/audio/transcriptions", false, M_POST, true, proxy_transcriptions},
+    {"/v1/audio/translations", false, M_POST, true, proxy_translations},
+    {"/v1/images/generations", false, M_POST, true, proxy_image_generations},
+    {"/v1/images/edits", false, M_POST, true, proxy_image_edits},
+    {"/v1/images/variations", false, M_POST, true, proxy_image_variations},
+    {"/v1/moderations", false, M_POST, true, proxy_moderations},
+    {"/v1/responses", false, M_POST, true, proxy_responses},
+    {"/v1/responses/", true, M_GET | M_DELETE, true, proxy_response_by_id},
+    {"(passthrough)", false, M_ANY, true, proxy_passthrough},
+    {"/metrics", false, M_GET, false, handle_metrics},
 };
+#define NENDPOINTS ((int)(sizeof endpoints / sizeof endpoints[0]))
+#define ENDPOINT_PASSTHROUGH (NENDPOINTS - 2)
+
+static const char *allow_header(unsigned methods)
+{
+    switch (methods) {
+    case M_POST: return "POST";
+    case M_GET | M_DELETE: return "GET, HEAD, DELETE";
+    default: return "GET, HEAD";
+    }
+}
+
 #define ENDPOINT_HEALTH 0
 #define ENDPOINT_METRICS (NENDPOINTS - 1)
 #define NENDPOINTS ((int)(sizeof endpoints / sizeof endpoints[0]))
@@ -177,7 +202,7 @@ enum MHD_Result http_respond(request_t *req, int status, const char *content_typ
     http_add_common_headers(req, resp);
     if (status == 405) {
         const endpoint_t *ep = req->endpoint >= 0 ? &endpoints[req->endpoint] : NULL;
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, ep && ep->post ? "POST" : "GET, HEAD");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow_header(ep ? ep->methods : M_GET));
     }
     if (status == 401)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
@@ -227,18 +252,30 @@ static void set_request_id(request_t *req, struct MHD_Connection *conn)
         snprintf(req->id + 2 * i, 3, "%02x", rnd[i]);
 }
 
+static bool method_allowed(unsigned methods, const char *method)
+{
+    return (methods & M_ANY) || ((methods & M_GET) && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)) ||
+           ((methods & M_POST) && strcmp(method, "POST") == 0) ||
+           ((methods & M_DELETE) && strcmp(method, "DELETE") == 0);
+}
+
 static int find_endpoint(const char *url, bool *method_ok, const char *method)
 {
+    /* Known endpoints first: a passthrough rule cannot shadow them. */
     for (int i = 0; i < NENDPOINTS; i++) {
         const endpoint_t *ep = &endpoints[i];
+        if (i == ENDPOINT_PASSTHROUGH)
+            continue;
         size_t n = strlen(ep->path);
-        bool match = ep->prefix ? strncmp(url, ep->path, n) == 0 && url[n]
-                                : strcmp(url, ep->path) == 0;
+        bool match = ep->prefix ? strncmp(url, ep->path, n) == 0 && url[n] : strcmp(url, ep->path) == 0;
         if (!match)
             continue;
-        *method_ok = ep->post ? strcmp(method, "POST") == 0
-                              : (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0);
+        *method_ok = method_allowed(ep->methods, method);
         return i;
+    }
+    if (proxy_match(url)) {
+        *method_ok = true;
+        return ENDPOINT_PASSTHROUGH;
     }
     return -1;
 }
@@ -324,7 +361,7 @@ static enum MHD_Result begin_request(request_t *req, bool on_metrics_port, bool 
     if (!method_ok) {
         char msg[300];
         snprintf(msg, sizeof msg, "Method %.16s is not allowed for %.200s; use %s", req->method,
-                 req->url, ep->post ? "POST" : "GET");
+                 req->url, allow_header(ep->methods));
         return http_respond_error(req, 405, msg, "invalid_request_error", NULL,
                                   "method_not_allowed");
     }
@@ -347,7 +384,7 @@ static enum MHD_Result begin_request(request_t *req, bool on_metrics_port, bool 
                           "or 'x-api-key: KEY'.",
                 "invalid_request_error", NULL, "invalid_api_key");
         req->client_key = strdup(k);
-        if (ep->post) {
+        if (ep->methods == M_POST) {
             enum MHD_Result rc;
             if (admit_key(req, &rc) < 0)
                 return rc;

@@ -318,6 +318,11 @@ test('one target down: 30 non-streaming requests on a weighted model with a dead
     assert.match(r.choices[0].message.content, /^you said: ping \d \d$/);
   }
   assert.equal(seen(mA, 'wd-live').length, 30, 'every request was answered by the live target');
+  // Each failed try is counted; the dead target's circuit (3 failures) soon kept it out of rotation.
+  const met = await request(MAIN.base, '/metrics', { method: 'GET' });
+  const m = /airouter_backend_errors_total\{backend="dead",reason="connect"\} (\d+)/.exec(met.text);
+  assert.ok(m, 'backend error counter for the dead backend');
+  assert.ok(Number(m[1]) >= 1 && Number(m[1]) <= 6, `connect failures on the dead target: ${m[1]} (circuit opens after 3)`);
 });
 
 test('429 with Retry-After: a single target is waited out, then the retry succeeds', T, async () => {
@@ -344,8 +349,12 @@ test('429 with Retry-After: with two targets the request moves to the other at o
   assert.equal(seen(mA, x).length, 1);
   assert.equal(seen(mB, 'rl-y').length, 1);
   assert.equal(r.json.model, 'rl-two');
-  // Blocked for 5 s on every worker: new requests (fresh connections) go straight to the other target.
-  const more = await Promise.all(Array.from({ length: 8 }, () => chat(MAIN.base, 'rl-two')));
+  // Blocked for 5 s on every worker: new requests on either worker go straight to the other target.
+  const by = await pinConnections(MAIN, 4);
+  let more;
+  try {
+    more = await Promise.all(Object.values(by).flat().map((cn) => onConn(cn, MAIN.base, '/v1/chat/completions', { body: chatBody('rl-two') })));
+  } finally { releaseConns(by); }
   for (const m of more) { assert.equal(m.status, 200, m.text); assert.equal(m.headers['x-airouter-attempts'], '1'); }
   assert.equal(seen(mA, x).length, 1, 'no request reached the rate-limited target during its Retry-After');
   assert.equal(seen(mB, 'rl-y').length, 9);
@@ -466,9 +475,16 @@ test('a stream broken mid-way ends with an SSE error event and is not retried', 
 
 test('circuit opens after 3 failures, keeps traffic off the target for the cooldown, probes once, reopens on failure and closes on success', T, async () => {
   const n = () => seen(mC, 'cb-m').length;
+  // Connections pinned to both workers: the failures are spread over them, so the circuit only
+  // opens if the count is shared, and it must hold on both.
+  const by = await pinConnections(SINGLE, 2);
+  const [w1, w2] = Object.keys(by);
+  const cb = (cn) => onConn(cn, SINGLE.base, '/v1/chat/completions', { body: chatBody('cb') });
   mC.failStatus = 500;
   mC.failNext = Infinity;
-  for (let i = 0; i < 3; i++) assertError(await chat(SINGLE.base, 'cb'), 502, 'backend_error', 'server_error');
+  try {
+    for (const cn of [by[w1][0], by[w2][0], by[w1][0]]) assertError(await cb(cn), 502, 'backend_error', 'server_error');
+  } finally { releaseConns(by); }
   const opened = Date.now();
   assert.equal(n(), 3);
   await h.waitFor(() => SINGLE.log.includes('circuit open'), { timeout: 2000, what: 'circuit open log' });
