@@ -556,6 +556,11 @@ static bool pump(be_call_t *c, be_event_t *ev, uint64_t wait_end)
     if (!c->got_headers) {
         limit = c->start_us + (uint64_t)(be->first_byte_timeout * 1e6);
         what = "first byte";
+        uint64_t total = c->start_us + (uint64_t)(be->timeout * 1e6);
+        if (!c->stream && !c->raw && total < limit) { /* the total bounds the wait for headers too */
+            limit = total;
+            what = "total";
+        }
     } else if (c->is_sse || c->raw) {
         limit = c->last_data_us + (uint64_t)(be->idle_timeout * 1e6);
         what = "idle";

@@ -621,7 +621,6 @@ test('health checks: requests avoid a backend whose /models fails or whose port 
       if (o) owners.add(o);
     }
     assert.equal(owners.size, 1, `backend '${name}': health-check connections owned by workers {${[...owners]}} (expected exactly one of ${pids})`);
-    if (process.env.RES_DEBUG) console.error(`# health ${name}: ${gets.length} GETs in ${window.toFixed(1)} s, conns ${[...new Set(gets.map((g) => g.conn))]}, owners ${[...owners]} of ${pids}`);
   }
 });
 
