@@ -18,6 +18,7 @@ static const struct {
 } backend_types[] = {
     {"echo", KIND_CHAT | KIND_COMPLETIONS, false},
     {"openai", KIND_ALL, true},
+    {"anthropic", KIND_CHAT, true},
 };
 
 static const char *kind_names[KIND_COUNT] = {"chat",   "completions", "embeddings",  "speech",   "transcriptions",
@@ -330,7 +331,7 @@ static const char *const backend_keys[] = {
     "name", "type", "url", "api_key", "headers", "pass_client_key", "connect_timeout",
     "first_byte_timeout", "idle_timeout", "timeout", "chunk_delay_ms", "stream_usage", "health_check", NULL};
 static const char *const model_keys[] = {"name", "backend", "backend_model", "kinds", "default",
-                                         "backend_stream", "targets", "strategy", "fallbacks", NULL};
+                                         "backend_stream", "targets", "strategy", "fallbacks", "max_tokens", NULL};
 static const char *const key_keys[] = {"key", "name", "models", "rpm", "tpm", "max_concurrent", NULL};
 
 static int load_backends(loader_t *ld, config_t *lc, cfg_t *cfg)
@@ -387,9 +388,14 @@ static int load_backends(loader_t *ld, config_t *lc, cfg_t *cfg)
                 b->kinds = backend_types[t].kinds;
                 needs_url = backend_types[t].needs_url;
             }
-        if (!known)
-            return fail(ld, config_setting_get_member(g, "type"),
-                        "backend '%s': unknown type '%s' (known: echo, openai)", b->name, b->type);
+        if (!known) {
+            char names[128] = "";
+            for (size_t t = 0; t < sizeof backend_types / sizeof backend_types[0]; t++)
+                snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", t ? ", " : "",
+                         backend_types[t].name);
+            return fail(ld, config_setting_get_member(g, "type"), "backend '%s': unknown type '%s' (known: %s)",
+                        b->name, b->type, names);
+        }
         if (needs_url) {
             if (!b->url || (strncmp(b->url, "http://", 7) != 0 && strncmp(b->url, "https://", 8) != 0))
                 return fail(ld, g, "backend '%s' needs a 'url' starting with http:// or https://",
@@ -567,6 +573,10 @@ static int load_models(loader_t *ld, config_t *lc, cfg_t *cfg)
             return -1;
         if (config_setting_get_member(g, "backend_stream"))
             m->backend_stream = bs;
+        long long mt = 0;
+        if (get_int(ld, g, "max_tokens", 1, 10000000, &mt) < 0)
+            return -1;
+        m->max_tokens = (int)mt;
         if (!m->name || !m->name[0])
             return fail(ld, g, "%s needs a 'name'", where);
         m->is_glob = strpbrk(m->name, "*?") != NULL;

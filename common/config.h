@@ -68,6 +68,7 @@ typedef struct {
     unsigned kinds;         /* kinds served (explicit, or what every target's backend serves) */
     bool is_default;
     int backend_stream;     /* -1: as the client asks; 0/1: forced */
+    int max_tokens;         /* default max_tokens where a backend needs one (anthropic); 0: 4096 */
     int metric_slot;        /* index in the shared metrics (assigned by the master) */
 } cfg_model_t;
 

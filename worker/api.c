@@ -366,6 +366,7 @@ static try_result_t try_target(request_t *req, const void *job_arg, const cfg_mo
         .stream = backend_stream,
         /* Folding a stream into one answer needs its usage even if the client did not ask. */
         .want_usage = backend_stream && (job->client_usage || !job->client_stream || be->stream_usage),
+        .max_tokens = m->max_tokens,
         .client_key = req->client_key,
         .request_id = req->id,
         .client_fd = http_client_fd(req),

@@ -20,6 +20,7 @@ typedef struct {
     json_object *body;             /* the client's request (borrowed); model already rewritten */
     bool stream;                   /* call the backend in streaming mode */
     bool want_usage;               /* a streaming call should report usage */
+    int max_tokens;                /* the model's default max_tokens (0: the backend's) */
     const char *client_key;        /* the key the client presented (for pass_client_key) */
     const char *request_id;
     const char *traceparent;       /* W3C trace context for the backend, "" for none */

@@ -276,7 +276,7 @@ static const struct {
      "conf/bad_listen_port_text.conf:1: listen '127.0.0.1:http': port must be 1-65535"},
     {"bad_listen_ipv6.conf", "conf/bad_listen_ipv6.conf:1: listen '[::1]8080' must be host:port"},
     {"bad_backend_type.conf",
-     "conf/bad_backend_type.conf:4: backend 'tr': unknown type 'triton-grpc' (known: echo, openai)"},
+     "conf/bad_backend_type.conf:4: backend 'tr': unknown type 'triton-grpc' (known: echo, openai, anthropic)"},
     {"bad_backend_notype.conf", "conf/bad_backend_notype.conf:2: backend 'e' needs a 'type'"},
     {"bad_backend_noname.conf", "conf/bad_backend_noname.conf:3: backends[1] needs a 'name'"},
     {"bad_model_backend.conf",
