@@ -7,7 +7,7 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 CFLAGS  := -D_GNU_SOURCE -std=gnu11 -O2 -g -Wall -Wextra -Werror -pthread -DAIROUTER_VERSION='"$(VERSION)"' $(PKG_CFLAGS)
-LDLIBS  := $(PKG_LIBS) -pthread
+LDLIBS  := $(PKG_LIBS) -pthread -lm
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 COMMON_SRC := $(wildcard common/*.c)

@@ -78,6 +78,7 @@ typedef struct {
     unsigned kind;
     char *client_model;         /* owned */
     bool client_wants_usage;
+    bool gateway;               /* ai_router /stream: bare text events */
     int target_slot;            /* its in-flight count is held until the call closes */
     int try_index;              /* for the trace */
 } relay_t;
@@ -93,6 +94,34 @@ static void relay_close_call(relay_t *r)
     }
 }
 
+/* A piece of text as one SSE event; a newline in it continues the event on another
+ * data line, as SSE defines, so the framing holds whatever the text. */
+static void gateway_text_event(buf_t *out, const char *text)
+{
+    if (!text || !text[0])
+        return;
+    buf_appends(out, "data: ");
+    for (const char *p = text; *p; p++) {
+        if (*p == '\n')
+            buf_appends(out, "\ndata: ");
+        else if (*p != '\r')
+            buf_append(out, p, 1);
+    }
+    buf_appends(out, "\n\n");
+}
+
+/* choices[0].message.content of a chat completion ("" if none). */
+static const char *completion_text(json_object *completion)
+{
+    json_object *choices, *msg, *content;
+    if (json_object_object_get_ex(completion, "choices", &choices) && json_object_is_type(choices, json_type_array) &&
+        json_object_array_length(choices) > 0 &&
+        json_object_object_get_ex(json_object_array_get_idx(choices, 0), "message", &msg) &&
+        json_object_object_get_ex(msg, "content", &content) && json_object_is_type(content, json_type_string))
+        return json_object_get_string(content);
+    return "";
+}
+
 /* Appends one backend chunk, rewritten for the client. */
 static void relay_chunk(relay_t *r, json_object *chunk)
 {
@@ -102,6 +131,15 @@ static void relay_chunk(relay_t *r, json_object *chunk)
         met_observe(MET_H_GAP, r->req->model_slot, now - r->req->last_event_us);
     r->req->last_event_us = now;
     note_usage(r->req, chunk);
+    if (r->gateway) {
+        json_object *choices, *delta, *content;
+        if (json_object_object_get_ex(chunk, "choices", &choices) && json_object_is_type(choices, json_type_array) &&
+            json_object_array_length(choices) > 0 &&
+            json_object_object_get_ex(json_object_array_get_idx(choices, 0), "delta", &delta) &&
+            json_object_object_get_ex(delta, "content", &content) && json_object_is_type(content, json_type_string))
+            gateway_text_event(&r->pending, json_object_get_string(content));
+        return;
+    }
     if (!r->client_wants_usage) {
         /* We asked the backend for usage on our own account: hide it. */
         if (json_object_object_get_ex(chunk, "choices", &choices) &&
@@ -118,7 +156,7 @@ static void relay_error_event(relay_t *r, const be_event_t *ev)
     buf_t e = {0};
     oaierr_format(&e, ev->message, ev->err_type, ev->err_param[0] ? ev->err_param : NULL,
                   ev->err_code[0] ? ev->err_code : NULL);
-    buf_appends(&r->pending, "data: ");
+    buf_appends(&r->pending, r->gateway ? "event: error\ndata: " : "data: ");
     buf_append(&r->pending, e.data, e.len);
     buf_appends(&r->pending, "\n\n");
     buf_free(&e);
@@ -142,11 +180,15 @@ static int relay_event(relay_t *r, be_event_t *ev)
         break;
     case BE_EV_RESPONSE:
         note_usage(r->req, ev->obj);
+        if (r->gateway) {
+            gateway_text_event(&r->pending, completion_text(ev->obj));
+            break;
+        }
         shape_set_model(ev->obj, r->client_model);
         shape_synthesise(r->kind, ev->obj, r->client_wants_usage, &r->pending);
         break;
     case BE_EV_END:
-        buf_appends(&r->pending, "data: [DONE]\n\n");
+        buf_appends(&r->pending, r->gateway ? "event: done\ndata: \n\n" : "data: [DONE]\n\n");
         r->finished = true;
         relay_close_call(r); /* give the backend connection back before the client reads */
         break;
@@ -280,6 +322,7 @@ static bool json_true(json_object *obj, const char *key)
 typedef struct {
     json_object *body;           /* the client's request; model and stream set per try */
     json_object *stream_options; /* the client's, kept to restore per try (owned ref) */
+    bool gateway;                /* answer in the ai_router gateway's shapes */
     unsigned kind;
     bool client_stream;
     bool client_usage;
@@ -390,7 +433,16 @@ static try_result_t try_target(request_t *req, const void *job_arg, const cfg_mo
         note_usage(req, result);
         shape_set_model(result, req->model_asked);
         req->first_byte_us = http_now_us(); /* the access log's ttfb_ms: the answer is ready */
-        *rc = api_respond_json(req, 200, result);
+        if (job->gateway) { /* ai_router's shape: {"content","provider","model"} */
+            json_object *g = json_object_new_object();
+            json_object_object_add(g, "content", json_object_new_string(completion_text(result)));
+            json_object_object_add(g, "provider", json_object_new_string(req->provider ? req->provider : ""));
+            json_object_object_add(g, "model", json_object_new_string(req->model_asked));
+            *rc = api_respond_json(req, 200, g);
+            json_object_put(g);
+        } else {
+            *rc = api_respond_json(req, 200, result);
+        }
         json_object_put(result);
         return TRY_ANSWERED;
     }
@@ -427,6 +479,7 @@ static try_result_t try_target(request_t *req, const void *job_arg, const cfg_mo
     r->call = call;
     r->kind = job->kind;
     r->client_wants_usage = job->client_usage;
+    r->gateway = job->gateway;
     r->target_slot = t->state_slot;
     r->try_index = try_index;
     req->first_byte_us = http_now_us();
@@ -443,6 +496,40 @@ static try_result_t try_target(request_t *req, const void *job_arg, const cfg_mo
 }
 
 
+enum MHD_Result api_run(request_t *req, unsigned kind, json_object *body, bool gateway)
+{
+    json_object *v;
+    enum MHD_Result rc;
+    job_t job = {.body = body, .kind = kind, .gateway = gateway};
+    route_t route;
+    route_status_t rs = route_resolve(http_cfg, req->key, req->model_asked, kind, &route);
+    if (rs != ROUTE_OK)
+        return api_route_error(req, rs, kind);
+    req->model_routed = route.model->name;
+    req->model_slot = route.model->metric_slot;
+    if (!req->model_asked[0]) { /* the gateway's "default model": pass its name on */
+        free(req->model_asked);
+        req->model_asked = strdup(route.model->name);
+        if (!req->model_asked)
+            return MHD_NO;
+    }
+    if (req->provider && !balance_serves_provider(http_cfg, route.model, req->provider)) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "The model '%.200s' is not served by provider '%.100s'.", req->model_asked,
+                 req->provider);
+        return http_respond_error(req, 400, msg, "invalid_request_error", "provider", "unsupported_provider");
+    }
+    job.client_stream = kind != KIND_EMBEDDINGS && json_true(body, "stream");
+    if (job.client_stream && json_object_object_get_ex(body, "stream_options", &v)) {
+        job.client_usage = json_true(v, "include_usage");
+        job.stream_options = json_object_get(v);
+    }
+    req->stream = job.client_stream;
+    rc = failover_dispatch(req, &job, route.model, try_target);
+    json_object_put(job.stream_options);
+    return rc;
+}
+
 static enum MHD_Result handle_inference(request_t *req, unsigned kind, const char *required,
                                         const char *required_what)
 {
@@ -453,34 +540,16 @@ static enum MHD_Result handle_inference(request_t *req, unsigned kind, const cha
     json_object *body = api_parse_body(req, &rc), *v;
     if (!body)
         return rc;
-    job_t job = {.body = body, .kind = kind};
     if (!json_object_object_get_ex(body, "model", &v) || !json_object_is_type(v, json_type_string) ||
         !json_object_get_string_len(v)) {
         rc = api_missing_param(req, "model", "(a model name string)");
-        goto out;
-    }
-    req->model_asked = strdup(json_object_get_string(v));
-    if (!json_object_object_get_ex(body, required, &v) || !v) {
+    } else if (!(req->model_asked = strdup(json_object_get_string(v)))) {
+        rc = MHD_NO;
+    } else if (!json_object_object_get_ex(body, required, &v) || !v) {
         rc = api_missing_param(req, required, required_what);
-        goto out;
+    } else {
+        rc = api_run(req, kind, body, false);
     }
-    route_t route;
-    route_status_t rs = route_resolve(http_cfg, req->key, req->model_asked, kind, &route);
-    if (rs != ROUTE_OK) {
-        rc = api_route_error(req, rs, kind);
-        goto out;
-    }
-    req->model_routed = route.model->name;
-    req->model_slot = route.model->metric_slot;
-    job.client_stream = kind != KIND_EMBEDDINGS && json_true(body, "stream");
-    if (job.client_stream && json_object_object_get_ex(body, "stream_options", &v)) {
-        job.client_usage = json_true(v, "include_usage");
-        job.stream_options = json_object_get(v);
-    }
-    req->stream = job.client_stream;
-    rc = failover_dispatch(req, &job, route.model, try_target);
-out:
-    json_object_put(job.stream_options);
     json_object_put(body);
     return rc;
 }

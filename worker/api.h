@@ -13,6 +13,10 @@ enum MHD_Result api_embeddings(request_t *req);
 enum MHD_Result api_models_list(request_t *req);
 enum MHD_Result api_model_get(request_t *req);
 
+/* Routes req->model_asked ("" = the kind's default) and runs body through failover.
+ * gateway: answer in the ai_router HTTP gateway's shapes instead of OpenAI's. */
+enum MHD_Result api_run(request_t *req, unsigned kind, json_object *body, bool gateway);
+
 /* Shared with the other API handlers (worker/proxy.c). */
 /* Parses the body as one JSON object; NULL (with a 400 queued in *rc) if it is not. */
 json_object *api_parse_body(request_t *req, enum MHD_Result *rc);

@@ -1,6 +1,28 @@
 #include "balance.h"
 
+#include <string.h>
+
 #include "../common/state.h"
+
+bool balance_provider_match(const cfg_t *cfg, const cfg_target_t *t, const char *provider)
+{
+    const cfg_backend_t *b = &cfg->backends[t->backend];
+    return !provider || strcmp(b->name, provider) == 0 || strcmp(b->type, provider) == 0;
+}
+
+bool balance_serves_provider(const cfg_t *cfg, const cfg_model_t *m, const char *provider)
+{
+    for (int i = 0; i < m->ntargets; i++)
+        if (balance_provider_match(cfg, &m->targets[i], provider))
+            return true;
+    for (int f = 0; f < m->nfallbacks; f++) {
+        const cfg_model_t *fb = &cfg->models[m->fallbacks[f]];
+        for (int i = 0; i < fb->ntargets; i++)
+            if (balance_provider_match(cfg, &fb->targets[i], provider))
+                return true;
+    }
+    return false;
+}
 
 static bool target_ok(const cfg_t *cfg, const cfg_target_t *t, uint64_t now)
 {
@@ -19,12 +41,12 @@ static bool avoided(int slot, const int *avoid, int navoid)
 
 /* Picks among usable targets, with or without the avoided ones. */
 static int pick_among(const cfg_t *cfg, const cfg_model_t *m, const int *avoid, int navoid, uint64_t now,
-                      bool allow_avoided, unsigned long long skip_mask)
+                      bool allow_avoided, const char *provider, unsigned long long skip_mask)
 {
     int cand[64], n = 0;
     for (int i = 0; i < m->ntargets && n < 64; i++) {
         const cfg_target_t *t = &m->targets[i];
-        if ((skip_mask >> i) & 1)
+        if (((skip_mask >> i) & 1) || !balance_provider_match(cfg, t, provider))
             continue;
         if (!allow_avoided && avoided(t->state_slot, avoid, navoid))
             continue;
@@ -64,11 +86,11 @@ static int pick_among(const cfg_t *cfg, const cfg_model_t *m, const int *avoid, 
 }
 
 int balance_pick(const cfg_t *cfg, const cfg_model_t *m, const int *avoid, int navoid, bool allow_avoided,
-                 uint64_t now)
+                 const char *provider, uint64_t now)
 {
     unsigned long long lost = 0; /* targets whose half-open probe another request took */
     for (int round = 0; round < m->ntargets + 1; round++) {
-        int i = pick_among(cfg, m, avoid, navoid, now, allow_avoided, lost);
+        int i = pick_among(cfg, m, avoid, navoid, now, allow_avoided, provider, lost);
         if (i < 0)
             return -1;
         bool probe;

@@ -117,7 +117,7 @@ enum MHD_Result failover_dispatch(request_t *req, const void *job, const cfg_mod
         /* Untried targets first, across the model and its fallbacks; then tried ones again. */
         for (int pass = 0; pass < 2 && ti < 0; pass++)
             for (int c = 0; c < nchain && ti < 0; c++) {
-                ti = balance_pick(http_cfg, chain[c], tried, ntried, pass == 1, now);
+                ti = balance_pick(http_cfg, chain[c], tried, ntried, pass == 1, req->provider, now);
                 m = chain[c];
             }
         if (ti < 0) {

@@ -17,6 +17,7 @@
 #include "../common/oai_error.h"
 #include "api.h"
 #include "balance.h"
+#include "gateway.h"
 #include "proxy.h"
 #include "route.h"
 #include "trace.h"
@@ -111,6 +112,8 @@ static const endpoint_t endpoints[] = {
     {"/v1/moderations", false, M_POST, true, proxy_moderations},
     {"/v1/responses", false, M_POST, true, proxy_responses},
     {"/v1/responses/", true, M_GET | M_DELETE, true, proxy_response_by_id},
+    {"/generate", false, M_POST, true, gateway_generate},
+    {"/stream", false, M_POST, true, gateway_stream},
     {"(passthrough)", false, M_ANY, true, proxy_passthrough},
     {"/metrics", false, M_GET, false, handle_metrics},
 };
@@ -557,6 +560,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     buf_free(&req->body);
     free(req->client_key);
     free(req->model_asked);
+    free(req->provider);
     free(req);
     *con_cls = NULL;
     __atomic_sub_fetch(&active_requests, 1, __ATOMIC_SEQ_CST);

@@ -24,6 +24,7 @@ typedef struct request {
     const cfg_key_t *key;        /* authenticated key, NULL if the API is open */
     char *client_key;            /* owned: the presented key (for pass_client_key) */
     char *model_asked;           /* owned */
+    char *provider;              /* owned: ai_router gateway's provider filter, NULL: any */
     const char *model_routed;    /* borrowed from config */
     const char *backend_name;    /* borrowed from config */
     bool stream;
