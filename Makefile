@@ -2,22 +2,30 @@
 # config, `make test` runs every test, `make bench` runs the benchmark.
 CC      ?= cc
 VERSION := 0.1.0
-PKGS    := libmicrohttpd libcurl json-c libconfig
+PKGS    := libmicrohttpd libcurl json-c libconfig grpc libprotobuf-c
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
-CFLAGS  := -D_GNU_SOURCE -std=gnu11 -O2 -g -Wall -Wextra -Werror -pthread -DAIROUTER_VERSION='"$(VERSION)"' $(PKG_CFLAGS)
+CFLAGS  := -D_GNU_SOURCE -std=gnu11 -O2 -g -Wall -Wextra -Werror -pthread -DAIROUTER_VERSION='"$(VERSION)"' $(PKG_CFLAGS) -Ibuild/gen
 LDLIBS  := $(PKG_LIBS) -pthread -lm
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 COMMON_SRC := $(wildcard common/*.c)
-SRC        := $(COMMON_SRC) $(wildcard master/*.c) $(wildcard worker/*.c)
-HDR        := $(wildcard common/*.h master/*.h worker/*.h)
+PROTOS     := $(wildcard proto/*.proto)
+PROTO_SRC  := $(PROTOS:proto/%.proto=build/gen/%.pb-c.c)
+PROTO_HDR  := $(PROTO_SRC:.c=.h)
+SRC        := $(COMMON_SRC) $(wildcard master/*.c) $(wildcard worker/*.c) $(PROTO_SRC)
+HDR        := $(wildcard common/*.h master/*.h worker/*.h) $(PROTO_HDR)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_DEPS  := $(COMMON_SRC) worker/route.c worker/oai_shape.c
 
 OBJ      := $(SRC:%.c=build/release/%.o)
 OBJ_ASAN := $(SRC:%.c=build/asan/%.o)
+
+# C for the .proto files is generated at build time, never committed.
+build/gen/%.pb-c.c build/gen/%.pb-c.h: proto/%.proto
+	@mkdir -p build/gen
+	protoc-c --proto_path=proto --c_out=build/gen $<
 
 .PHONY: all asan deps run test unit e2e bench clean
 all: airouter

@@ -314,7 +314,7 @@ static int parse_kinds(loader_t *ld, const config_setting_t *m, unsigned *out)
 
 static const char *const top_keys[] = {"listen", "workers", "pidfile", "log", "limits",
                                        "backends", "models", "api_keys", "metrics", "tracing",
-                                       "retry", "circuit_breaker", "hide_unavailable_models", "passthrough", NULL};
+                                       "retry", "circuit_breaker", "hide_unavailable_models", "passthrough", "grpc_listen", NULL};
 static const char *const passthrough_keys[] = {"prefix", "backend", NULL};
 static const char *const retry_keys[] = {"attempts", "retry_on", "backoff_ms", "max_backoff_ms", "deadline",
                                          "attempts_header", NULL};
@@ -754,6 +754,22 @@ static int load_top(loader_t *ld, config_t *lc, cfg_t *cfg)
                             "log level must be debug, info, warn or error");
         }
     }
+    if (get_string(ld, root, "grpc_listen", &cfg->grpc_listen) < 0)
+        return -1;
+    if (cfg->grpc_listen && !cfg->grpc_listen[0]) {
+        free(cfg->grpc_listen);
+        cfg->grpc_listen = NULL;
+    }
+    if (cfg->grpc_listen) {
+        char *h = NULL, *p = NULL;
+        int rc = parse_listen(ld, config_setting_get_member(root, "grpc_listen"), cfg->grpc_listen, &h, &p);
+        free(h);
+        free(p);
+        if (rc < 0)
+            return -1;
+        if (strcmp(cfg->grpc_listen, cfg->listen) == 0)
+            return fail(ld, config_setting_get_member(root, "grpc_listen"), "grpc_listen must differ from listen");
+    }
     config_setting_t *met = config_setting_get_member(root, "metrics");
     if (met) {
         if (!config_setting_is_group(met))
@@ -763,7 +779,8 @@ static int load_top(loader_t *ld, config_t *lc, cfg_t *cfg)
             get_string(ld, met, "listen", &cfg->metrics_listen) < 0)
             return -1;
         if (cfg->metrics_token && !cfg->metrics_token[0]) {
-            free(cfg->metrics_token);
+            free(cfg->grpc_listen);
+    free(cfg->metrics_token);
             cfg->metrics_token = NULL;
         }
         if (cfg->metrics_listen &&
@@ -964,6 +981,7 @@ void cfg_free(cfg_t *cfg)
     free(cfg->pidfile);
     free(cfg->error_log);
     free(cfg->access_log);
+    free(cfg->grpc_listen);
     free(cfg->metrics_token);
     free(cfg->metrics_listen);
     free(cfg->metrics_listen_host);

@@ -119,6 +119,7 @@ typedef struct {
     cfg_model_t *models;
     int nmodels;
     long loaded_at;         /* unix time of loading: the "created" of listed models */
+    char *grpc_listen;      /* ai_router gRPC API address ("host:port"), NULL: off */
     char *metrics_token;    /* NULL: /metrics is open */
     char *metrics_listen;   /* NULL: /metrics on the main listener */
     char *metrics_listen_host, *metrics_listen_port;

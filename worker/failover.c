@@ -37,7 +37,7 @@ enum MHD_Result failover_respond_error(request_t *req, const be_event_t *ev)
 }
 
 /* Whether a failed try may be retried elsewhere under the retry policy. */
-static bool retryable(const be_event_t *ev)
+bool failover_retryable(const be_event_t *ev)
 {
     unsigned on = http_cfg->retry.retry_on;
     switch (ev->error) {
@@ -51,7 +51,7 @@ static bool retryable(const be_event_t *ev)
 }
 
 /* Records a try's outcome in the target's shared circuit state. */
-static void account_try(const cfg_target_t *t, const be_event_t *ev, bool answered, uint64_t now)
+void failover_account(const cfg_target_t *t, const be_event_t *ev, bool answered, uint64_t now)
 {
     if (answered) {
         /* An answer (even a 4xx the client caused) shows the target works. */
@@ -155,7 +155,7 @@ enum MHD_Result failover_dispatch(request_t *req, const void *job, const cfg_mod
         be_event_t ev = {0};
         try_result_t res = try_target(req, job, m, m != model, t, &ev, &rc);
         now = st_now_ms();
-        account_try(t, &ev, res == TRY_ANSWERED, now);
+        failover_account(t, &ev, res == TRY_ANSWERED, now);
         if (res == TRY_ANSWERED)
             return rc;
         failover_count_error(req, ev.error);
@@ -163,7 +163,7 @@ enum MHD_Result failover_dispatch(request_t *req, const void *job, const cfg_mod
         failed_before = true;
         if (ntried < 32)
             tried[ntried++] = t->state_slot;
-        if (!retryable(&ev) || req->attempts >= rp->attempts || now >= deadline) {
+        if (!failover_retryable(&ev) || req->attempts >= rp->attempts || now >= deadline) {
             req->retry_after_s = ev.retry_after_s;
             return failover_respond_error(req, &ev);
         }

@@ -10,6 +10,7 @@
 
 #include "../common/log.h"
 #include "backend.h"
+#include "grpc_api.h"
 #include "health.h"
 #include "http.h"
 #include "trace.h"
@@ -35,7 +36,7 @@ int worker_run(const cfg_t *cfg, int listen_fd, int metrics_fd, int ready_fd, pi
     srandom((unsigned)(time(NULL) ^ getpid()));
 
     if (backends_worker_init() < 0 || trace_start(cfg) < 0 || health_start(cfg) < 0 ||
-        http_start(cfg, listen_fd, metrics_fd) < 0) {
+        http_start(cfg, listen_fd, metrics_fd) < 0 || grpc_api_start(cfg) < 0) {
         log_error("worker start-up failed");
         return 2;
     }
@@ -58,7 +59,9 @@ int worker_run(const cfg_t *cfg, int listen_fd, int metrics_fd, int ready_fd, pi
             log_reopen();
         } else if (sig == SIGQUIT) {
             log_debug("graceful stop: draining %u request(s)", http_active_requests());
+            grpc_api_quiesce(); /* both APIs stop taking work, then both drain */
             http_drain_and_stop();
+            grpc_api_stop(cfg->drain_timeout);
             health_stop();
             trace_stop(); /* after the drain: the last requests' spans are queued */
             backends_worker_cleanup();
