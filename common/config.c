@@ -696,7 +696,7 @@ static int load_passthrough(loader_t *ld, config_t *lc, cfg_t *cfg)
             return fail(ld, g, "%s: 'prefix' must be a path under /v1/, like \"/v1/files\"", where);
         }
         p->backend = backend ? find_backend(cfg, backend) : -1;
-        if (p->backend < 0 || !cfg->backends[p->backend].url) {
+        if (p->backend < 0 || strcmp(cfg->backends[p->backend].type, "openai") != 0) {
             fail(ld, g, "%s: 'backend' must name an HTTP backend (type openai)%s%s", where, backend ? ", not " : "",
                  backend ? backend : "");
             free(backend);

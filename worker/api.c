@@ -600,7 +600,9 @@ enum MHD_Result api_models_list(request_t *req)
 
 enum MHD_Result api_model_get(request_t *req)
 {
-    const char *id = req->url + strlen("/v1/models/");
+    char id[512];
+    snprintf(id, sizeof id, "%s", req->url + strlen("/v1/models/"));
+    MHD_http_unescape(id); /* URLs arrive as escaped by the client */
     /* A name is listed if it would route by itself: exactly or through a glob. */
     for (int i = 0; i < http_cfg->nmodels; i++) {
         const cfg_model_t *m = &http_cfg->models[i];

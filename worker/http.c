@@ -111,7 +111,7 @@ static const endpoint_t endpoints[] = {
     {"/v1/images/variations", false, M_POST, true, proxy_image_variations},
     {"/v1/moderations", false, M_POST, true, proxy_moderations},
     {"/v1/responses", false, M_POST, true, proxy_responses},
-    {"/v1/responses/", true, M_GET | M_DELETE, true, proxy_response_by_id},
+    {"/v1/responses/", true, M_GET | M_POST | M_DELETE, true, proxy_response_by_id},
     {"/generate", false, M_POST, true, gateway_generate},
     {"/stream", false, M_POST, true, gateway_stream},
     {"(passthrough)", false, M_ANY, true, proxy_passthrough},
@@ -124,7 +124,7 @@ static const char *allow_header(unsigned methods)
 {
     switch (methods) {
     case M_POST: return "POST";
-    case M_GET | M_DELETE: return "GET, HEAD, DELETE";
+    case M_GET | M_POST | M_DELETE: return "GET, HEAD, POST, DELETE";
     default: return "GET, HEAD";
     }
 }
@@ -387,7 +387,7 @@ static enum MHD_Result begin_request(request_t *req, bool on_metrics_port, bool 
                           "or 'x-api-key: KEY'.",
                 "invalid_request_error", NULL, "invalid_api_key");
         req->client_key = strdup(k);
-        if (ep->methods == M_POST) {
+        if (ep->handler != api_models_list && ep->handler != api_model_get) {
             enum MHD_Result rc;
             if (admit_key(req, &rc) < 0)
                 return rc;
@@ -599,6 +599,14 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
     log_debug("http: %s", msg);
 }
 
+/* URLs are kept as the client escaped them, so paths and queries are forwarded
+ * exactly (a %2F in an id stays one); the few handlers that need a value decode it. */
+static size_t keep_escapes(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls, (void)c;
+    return strlen(s);
+}
+
 static struct MHD_Daemon *start_daemon(int fd, void *cls, const cfg_t *cfg)
 {
     return MHD_start_daemon(
@@ -611,6 +619,7 @@ static struct MHD_Daemon *start_daemon(int fd, void *cls, const cfg_t *cfg)
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
         MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512 * 1024),
+        MHD_OPTION_UNESCAPE_CALLBACK, keep_escapes, NULL,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL, MHD_OPTION_END);
 }
 

@@ -11,8 +11,6 @@
 #include <strings.h>
 #include <sys/uio.h>
 
-#include <curl/curl.h>
-
 #include "../common/log.h"
 #include "../common/metrics.h"
 #include "../common/oai_error.h"
@@ -192,6 +190,8 @@ static try_result_t try_proxy(request_t *req, const void *job_arg, const cfg_mod
     /* A target without backend_model gets the name asked for (a fallback: its own). */
     const char *asked = req->model_asked && req->model_asked[0] ? req->model_asked : NULL;
     const char *backend_model = t->backend_model ? t->backend_model : is_fallback ? m->name : asked;
+    if (!asked && !job->passthrough) /* no model given: answers name the model that served it */
+        asked = req->model_routed;
     req->backend_name = be->name;
     req->backend_slot = be->metric_slot;
     req->backend = be;
@@ -341,6 +341,17 @@ static try_result_t try_proxy(request_t *req, const void *job_arg, const cfg_mod
 
 /* ---- handlers ---- */
 
+/* Whether a path can go into a backend URL as it is (escapes are allowed). */
+static bool forwardable(const char *path)
+{
+    for (const char *c = path; *c; c++)
+        if (*c <= ' ' || *c == '"' || *c == '<' || *c == '>' || *c == '\\' || *c == '^' || *c == '`' || *c == '{' ||
+            *c == '|' || *c == '}' || *c == '#' || (unsigned char)*c >= 0x7f)
+            return false;
+    return true;
+}
+
+
 /* Routes and dispatches a job whose model is req->model_asked ("" = the kind's default). */
 static enum MHD_Result route_and_dispatch(request_t *req, proxy_job_t *job)
 {
@@ -446,6 +457,9 @@ const char *proxy_query_string(request_t *req);
  * to the default responses model (or the first model that serves responses). */
 enum MHD_Result proxy_response_by_id(request_t *req)
 {
+    if (!forwardable(req->url))
+        return http_respond_error(req, 400, "The path has characters that cannot be forwarded.",
+                                  "invalid_request_error", NULL, "invalid_url");
     proxy_job_t job = {0};
     begin(req, &job, KIND_RESPONSES, req->url + 3);
     const cfg_model_t *m = NULL;
@@ -465,29 +479,18 @@ enum MHD_Result proxy_response_by_id(request_t *req)
     return failover_dispatch(req, &job, m, try_proxy);
 }
 
-/* URL-encodes s into a malloc'd string. */
-static char *escape_copy(const char *s)
-{
-    char *e = curl_easy_escape(NULL, s, 0);
-    char *copy = e ? strdup(e) : NULL;
-    curl_free(e);
-    return copy;
-}
-
 static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
     (void)kind;
     buf_t *b = cls;
-    char *k = escape_copy(key), *v = value ? escape_copy(value) : NULL;
+    /* keys and values are still escaped as the client sent them */
     if (b->len)
         buf_append(b, "&", 1);
-    buf_appends(b, k ? k : "");
-    if (v) {
+    buf_appends(b, key);
+    if (value) {
         buf_append(b, "=", 1);
-        buf_appends(b, v);
+        buf_appends(b, value);
     }
-    free(k);
-    free(v);
     return MHD_YES;
 }
 
@@ -517,11 +520,9 @@ enum MHD_Result proxy_passthrough(request_t *req)
     const cfg_passthrough_t *p = proxy_match(req->url);
     if (!p)
         return http_respond_error(req, 404, "Invalid URL", "invalid_request_error", NULL, "unknown_url");
-    for (const char *c = req->url; *c; c++)
-        if (*c <= ' ' || *c == '"' || *c == '<' || *c == '>' || *c == '\\' || *c == '^' || *c == '`' ||
-            *c == '{' || *c == '|' || *c == '}' || (unsigned char)*c >= 0x7f)
-            return http_respond_error(req, 400, "The path has characters that cannot be forwarded.",
-                                      "invalid_request_error", NULL, "invalid_url");
+    if (!forwardable(req->url))
+        return http_respond_error(req, 400, "The path has characters that cannot be forwarded.",
+                                  "invalid_request_error", NULL, "invalid_url");
     proxy_job_t job = {0};
     job.method = req->method;
     snprintf(job.path, sizeof job.path, "%s", req->url + 3); /* the backend URL ends in /v1 */

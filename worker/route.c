@@ -32,6 +32,8 @@ route_status_t route_resolve(const cfg_t *cfg, const cfg_key_t *key, const char 
                              unsigned kind, route_t *out)
 {
     bool wrong_kind = false;
+    if (!name[0]) /* no model named: only the kind's default can serve */
+        goto fallback_to_default;
     for (int i = 0; i < cfg->nmodels; i++) {
         const cfg_model_t *m = &cfg->models[i];
         if (!m->is_glob && strcmp(m->name, name) == 0) {
@@ -50,6 +52,7 @@ route_status_t route_resolve(const cfg_t *cfg, const cfg_key_t *key, const char 
     }
     if (wrong_kind)
         return route_key_allows(key, name) ? ROUTE_WRONG_KIND : ROUTE_NOT_FOUND;
+fallback_to_default:
     for (int i = 0; i < cfg->nmodels; i++) {
         const cfg_model_t *m = &cfg->models[i];
         if (m->is_default && (m->kinds & kind))

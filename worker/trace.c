@@ -168,7 +168,8 @@ static void url_host_port(const char *url, char *host, size_t hsize, int *port)
 
 static const char *operation(unsigned kind)
 {
-    return kind == KIND_CHAT ? "chat" : kind == KIND_COMPLETIONS ? "text_completion" : "embeddings";
+    /* GenAI semantic-convention names where they exist, the kind's name otherwise */
+    return kind == KIND_CHAT ? "chat" : kind == KIND_COMPLETIONS ? "text_completion" : cfg_kind_name(kind);
 }
 
 static void enqueue(char *spans, int nspans)
