@@ -94,6 +94,12 @@ static void relay_close_call(relay_t *r)
     }
 }
 
+/* The last event of a stream that ended well. */
+static const char *stream_end(bool gateway)
+{
+    return gateway ? "event: done\ndata: \n\n" : "data: [DONE]\n\n";
+}
+
 /* A piece of text as one SSE event; a newline in it continues the event on another
  * data line, as SSE defines, so the framing holds whatever the text. */
 static void gateway_text_event(buf_t *out, const char *text)
@@ -188,7 +194,7 @@ static int relay_event(relay_t *r, be_event_t *ev)
         shape_synthesise(r->kind, ev->obj, r->client_wants_usage, &r->pending);
         break;
     case BE_EV_END:
-        buf_appends(&r->pending, r->gateway ? "event: done\ndata: \n\n" : "data: [DONE]\n\n");
+        buf_appends(&r->pending, stream_end(r->gateway));
         r->finished = true;
         relay_close_call(r); /* give the backend connection back before the client reads */
         break;
@@ -487,7 +493,7 @@ static try_result_t try_target(request_t *req, const void *job_arg, const cfg_mo
     relay_event(r, &first);
     req->last_event_us = req->first_byte_us; /* gaps are counted from the first event */
     if (ev->type == BE_EV_RESPONSE) { /* synthesised stream: the whole answer is here */
-        buf_appends(&r->pending, "data: [DONE]\n\n");
+        buf_appends(&r->pending, stream_end(r->gateway));
         r->finished = true;
         relay_close_call(r);
     }
