@@ -11,14 +11,16 @@
 
 /* Backend types known to the config: name and the request kinds they can serve.
  * Adding a backend type adds a line here and a module in worker/. */
+enum { URL_NONE, URL_HTTP, URL_GRPC };
 static const struct {
     const char *name;
     unsigned kinds;
-    bool needs_url;
+    int url;            /* what its 'url' is: none, http(s)://..., or a gRPC host:port */
 } backend_types[] = {
-    {"echo", KIND_CHAT | KIND_COMPLETIONS, false},
-    {"openai", KIND_ALL, true},
-    {"anthropic", KIND_CHAT, true},
+    {"echo", KIND_CHAT | KIND_COMPLETIONS, URL_NONE},
+    {"openai", KIND_ALL, URL_HTTP},
+    {"anthropic", KIND_CHAT, URL_HTTP},
+    {"triton", KIND_CHAT | KIND_COMPLETIONS, URL_GRPC},
 };
 
 static const char *kind_names[KIND_COUNT] = {"chat",   "completions", "embeddings",  "speech",   "transcriptions",
@@ -314,7 +316,8 @@ static int parse_kinds(loader_t *ld, const config_setting_t *m, unsigned *out)
 
 static const char *const top_keys[] = {"listen", "workers", "pidfile", "log", "limits",
                                        "backends", "models", "api_keys", "metrics", "tracing",
-                                       "retry", "circuit_breaker", "hide_unavailable_models", "passthrough", "grpc_listen", NULL};
+                                       "retry", "circuit_breaker", "hide_unavailable_models", "passthrough", "grpc_listen",
+                                       "prompt_formats", NULL};
 static const char *const passthrough_keys[] = {"prefix", "backend", NULL};
 static const char *const retry_keys[] = {"attempts", "retry_on", "backoff_ms", "max_backoff_ms", "deadline",
                                          "attempts_header", NULL};
@@ -331,7 +334,16 @@ static const char *const backend_keys[] = {
     "name", "type", "url", "api_key", "headers", "pass_client_key", "connect_timeout",
     "first_byte_timeout", "idle_timeout", "timeout", "chunk_delay_ms", "stream_usage", "health_check", NULL};
 static const char *const model_keys[] = {"name", "backend", "backend_model", "kinds", "default",
-                                         "backend_stream", "targets", "strategy", "fallbacks", "max_tokens", NULL};
+                                         "backend_stream", "targets", "strategy", "fallbacks", "max_tokens", "profile",
+                                         "prompt_format", "batch_dim", "tensor_names", NULL};
+static const char *const format_keys[] = {"name", "bos", "system_prefix", "system_suffix", "user_prefix", "user_suffix",
+                                          "assistant_prefix", "assistant_suffix", "generation_prompt", "system",
+                                          NULL};
+static const char *const tensor_keys[] = {"text_input", "max_tokens", "stream", "temperature", "top_p", "top_k",
+                                          "presence_penalty", "frequency_penalty", "seed", "stop_words",
+                                          "exclude_input_in_output", "sampling_parameters", "return_finish_reason",
+                                          "return_num_input_tokens", "return_num_output_tokens", "text_output",
+                                          "finish_reason", "num_input_tokens", "num_output_tokens", NULL};
 static const char *const key_keys[] = {"key", "name", "models", "rpm", "tpm", "max_concurrent", NULL};
 
 static int load_backends(loader_t *ld, config_t *lc, cfg_t *cfg)
@@ -381,12 +393,13 @@ static int load_backends(loader_t *ld, config_t *lc, cfg_t *cfg)
         for (int j = 0; j < i; j++)
             if (strcmp(cfg->backends[j].name, b->name) == 0)
                 return fail(ld, g, "backend name '%s' is used twice", b->name);
-        bool known = false, needs_url = false;
+        bool known = false;
+        int url_kind = URL_NONE;
         for (size_t t = 0; t < sizeof backend_types / sizeof backend_types[0]; t++)
             if (strcmp(b->type, backend_types[t].name) == 0) {
                 known = true;
                 b->kinds = backend_types[t].kinds;
-                needs_url = backend_types[t].needs_url;
+                url_kind = backend_types[t].url;
             }
         if (!known) {
             char names[128] = "";
@@ -396,7 +409,19 @@ static int load_backends(loader_t *ld, config_t *lc, cfg_t *cfg)
             return fail(ld, config_setting_get_member(g, "type"), "backend '%s': unknown type '%s' (known: %s)",
                         b->name, b->type, names);
         }
-        if (needs_url) {
+        if (url_kind == URL_GRPC) {
+            char *h = NULL, *port = NULL;
+            if (b->url && strncmp(b->url, "grpc://", 7) == 0)
+                memmove(b->url, b->url + 7, strlen(b->url + 7) + 1);
+            if (!b->url)
+                return fail(ld, g, "backend '%s' needs a 'url' of the form host:port (Triton's gRPC port)", b->name);
+            int rc = parse_listen(ld, config_setting_get_member(g, "url"), b->url, &h, &port);
+            free(h);
+            free(port);
+            if (rc < 0)
+                return -1;
+        }
+        if (url_kind == URL_HTTP) {
             if (!b->url || (strncmp(b->url, "http://", 7) != 0 && strncmp(b->url, "https://", 8) != 0))
                 return fail(ld, g, "backend '%s' needs a 'url' starting with http:// or https://",
                             b->name);
@@ -506,6 +531,123 @@ static int load_targets(loader_t *ld, const config_setting_t *g, const cfg_t *cf
     return 0;
 }
 
+/* Model keys for Triton targets: profile, prompt_format, batch_dim, tensor_names. */
+static int load_triton_keys(loader_t *ld, const config_setting_t *g, const cfg_t *cfg, cfg_model_t *m)
+{
+    char *profile = NULL, *format = NULL;
+    bool bd = false;
+    m->batch_dim = -1;
+    if (get_string(ld, g, "profile", &profile) < 0 || get_string(ld, g, "prompt_format", &format) < 0 ||
+        get_bool(ld, g, "batch_dim", &bd) < 0) {
+        free(profile);
+        free(format);
+        return -1;
+    }
+    if (config_setting_get_member(g, "batch_dim"))
+        m->batch_dim = bd;
+    int rc = 0;
+    if (profile) {
+        m->profile = strcmp(profile, "trtllm") == 0 ? PROFILE_TRTLLM : strcmp(profile, "vllm") == 0 ? PROFILE_VLLM : -1;
+        if (m->profile < 0)
+            rc = fail(ld, config_setting_get_member(g, "profile"), "model '%s': profile must be trtllm or vllm",
+                      m->name);
+    }
+    if (rc == 0 && format) {
+        m->prompt_format = prompt_builtin(format);
+        for (int i = 0; !m->prompt_format && i < cfg->nformats; i++)
+            if (strcmp(cfg->formats[i].name, format) == 0)
+                m->prompt_format = &cfg->formats[i];
+        if (!m->prompt_format)
+            rc = fail(ld, config_setting_get_member(g, "prompt_format"),
+                      "model '%s': unknown prompt_format '%s' (built in: %s; or one of prompt_formats)", m->name,
+                      format, prompt_builtin_names());
+    }
+    free(profile);
+    free(format);
+    if (rc < 0)
+        return -1;
+    config_setting_t *tn = config_setting_get_member(g, "tensor_names");
+    if (tn) {
+        char where[160];
+        snprintf(where, sizeof where, "model '%s' tensor_names", m->name);
+        if (!config_setting_is_group(tn))
+            return fail(ld, tn, "%s must be a group { name = \"override\"; }", where);
+        if (check_keys(ld, tn, where, tensor_keys) < 0)
+            return -1;
+        int n = config_setting_length(tn);
+        m->tensor_names = calloc((size_t)n + 1, sizeof *m->tensor_names);
+        if (!m->tensor_names)
+            return fail(ld, tn, "out of memory");
+        for (int i = 0; i < n; i++) {
+            config_setting_t *e = config_setting_get_elem(tn, (unsigned)i);
+            if (config_setting_type(e) != CONFIG_TYPE_STRING || !config_setting_get_string(e)[0])
+                return fail(ld, e, "%s: '%s' must be a non-empty string", where, config_setting_name(e));
+            size_t len = strlen(config_setting_name(e)) + strlen(config_setting_get_string(e)) + 2;
+            m->tensor_names[i] = malloc(len);
+            if (!m->tensor_names[i])
+                return fail(ld, e, "out of memory");
+            snprintf(m->tensor_names[i], len, "%s=%s", config_setting_name(e), config_setting_get_string(e));
+            m->ntensor_names++;
+        }
+    }
+    /* Triton takes a prompt: every triton target needs to know how to build one. */
+    bool on_triton = false;
+    for (int t = 0; t < m->ntargets; t++)
+        on_triton |= strcmp(cfg->backends[m->targets[t].backend].type, "triton") == 0;
+    if (on_triton && m->profile == PROFILE_NONE)
+        return fail(ld, g, "model '%s' is served by Triton and needs a 'profile' (trtllm or vllm)", m->name);
+    if (on_triton && !m->prompt_format)
+        return fail(ld, g, "model '%s' is served by Triton and needs a 'prompt_format' (built in: %s)", m->name,
+                    prompt_builtin_names());
+    return 0;
+}
+
+static int load_formats(loader_t *ld, config_t *lc, cfg_t *cfg)
+{
+    config_setting_t *list = config_lookup(lc, "prompt_formats");
+    if (!list)
+        return 0;
+    if (!config_setting_is_list(list))
+        return fail(ld, list, "'prompt_formats' must be a list of groups: ( { name = ...; ... } )");
+    int n = config_setting_length(list);
+    cfg->formats = calloc((size_t)n + 1, sizeof *cfg->formats);
+    if (!cfg->formats)
+        return fail(ld, list, "out of memory");
+    cfg->nformats = n;
+    for (int i = 0; i < n; i++) {
+        config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+        prompt_format_t *f = &cfg->formats[i];
+        char where[40], *system = NULL;
+        snprintf(where, sizeof where, "prompt_formats[%d]", i);
+        char **fields[] = {&f->bos,         &f->system_prefix,    &f->system_suffix,    &f->user_prefix, &f->user_suffix,
+                           &f->assistant_prefix, &f->assistant_suffix, &f->generation_prompt};
+        const char *names[] = {"bos", "system_prefix", "system_suffix", "user_prefix", "user_suffix",
+                               "assistant_prefix", "assistant_suffix", "generation_prompt"};
+        if (!config_setting_is_group(g))
+            return fail(ld, g, "%s must be a group { name = ...; ... }", where);
+        if (check_keys(ld, g, where, format_keys) < 0 || get_string(ld, g, "name", &f->name) < 0 ||
+            get_string(ld, g, "system", &system) < 0)
+            return -1;
+        for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+            if (get_string(ld, g, names[k], fields[k]) < 0)
+                return -1;
+            if (!*fields[k] && !(*fields[k] = strdup("")))
+                return fail(ld, g, "out of memory");
+        }
+        if (!f->name || !f->name[0])
+            return fail(ld, g, "%s needs a 'name'", where);
+        if (prompt_builtin(f->name))
+            return fail(ld, g, "prompt format '%s' is built in; give yours another name", f->name);
+        f->system_in_user = system && strcmp(system, "in_user") == 0;
+        bool bad = system && strcmp(system, "in_user") != 0 && strcmp(system, "native") != 0;
+        free(system);
+        if (bad)
+            return fail(ld, config_setting_get_member(g, "system"),
+                        "prompt format '%s': 'system' must be native or in_user", f->name);
+    }
+    return 0;
+}
+
 /* Fallbacks name other models; resolved once every model is known. */
 static int load_fallbacks(loader_t *ld, const config_setting_t *list, cfg_t *cfg)
 {
@@ -577,6 +719,8 @@ static int load_models(loader_t *ld, config_t *lc, cfg_t *cfg)
         if (get_int(ld, g, "max_tokens", 1, 10000000, &mt) < 0)
             return -1;
         m->max_tokens = (int)mt;
+        if (load_triton_keys(ld, g, cfg, m) < 0)
+            return -1;
         if (!m->name || !m->name[0])
             return fail(ld, g, "%s needs a 'name'", where);
         m->is_glob = strpbrk(m->name, "*?") != NULL;
@@ -779,8 +923,7 @@ static int load_top(loader_t *ld, config_t *lc, cfg_t *cfg)
             get_string(ld, met, "listen", &cfg->metrics_listen) < 0)
             return -1;
         if (cfg->metrics_token && !cfg->metrics_token[0]) {
-            free(cfg->grpc_listen);
-    free(cfg->metrics_token);
+            free(cfg->metrics_token);
             cfg->metrics_token = NULL;
         }
         if (cfg->metrics_listen &&
@@ -925,7 +1068,7 @@ cfg_t *cfg_load(const char *path, char *err, size_t errlen)
     cfg->path = strdup(path);
     cfg->loaded_at = (long)time(NULL);
     if (!cfg->path || load_top(&ld, &lc, cfg) < 0 || load_backends(&ld, &lc, cfg) < 0 ||
-        load_models(&ld, &lc, cfg) < 0 || load_keys(&ld, &lc, cfg) < 0 || load_passthrough(&ld, &lc, cfg) < 0)
+        load_formats(&ld, &lc, cfg) < 0 || load_models(&ld, &lc, cfg) < 0 || load_keys(&ld, &lc, cfg) < 0 || load_passthrough(&ld, &lc, cfg) < 0)
         goto fail;
     config_destroy(&lc);
     return cfg;
@@ -961,10 +1104,19 @@ void cfg_free(cfg_t *cfg)
         free(cfg->models[i].backend_model);
         for (int t = 0; t < cfg->models[i].ntargets; t++)
             free(cfg->models[i].targets[t].backend_model);
+        free_strings(cfg->models[i].tensor_names, cfg->models[i].ntensor_names);
         free(cfg->models[i].targets);
         free(cfg->models[i].fallbacks);
     }
     free(cfg->models);
+    for (int i = 0; i < cfg->nformats; i++) {
+        prompt_format_t *f = &cfg->formats[i];
+        char *fields[] = {f->name, f->bos, f->system_prefix, f->system_suffix, f->user_prefix, f->user_suffix,
+                          f->assistant_prefix, f->assistant_suffix, f->generation_prompt};
+        for (size_t k = 0; k < sizeof fields / sizeof fields[0]; k++)
+            free(fields[k]);
+    }
+    free(cfg->formats);
     for (int i = 0; i < cfg->npassthrough; i++)
         free(cfg->passthrough[i].prefix);
     free(cfg->passthrough);

@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "prompt.h"
+
 /* Request kinds a model can serve (bit set). */
 enum {
     KIND_CHAT = 1u << 0,
@@ -44,6 +46,9 @@ typedef struct {
     int metric_slot;        /* index in the shared metrics (assigned by the master) */
 } cfg_backend_t;
 
+/* How a model served by Triton takes its inputs. */
+enum { PROFILE_NONE, PROFILE_TRTLLM, PROFILE_VLLM };
+
 /* Load-balancing strategies for a model with several targets. */
 enum { STRATEGY_WEIGHTED, STRATEGY_LEAST_INFLIGHT, STRATEGY_ORDERED };
 
@@ -68,7 +73,13 @@ typedef struct {
     unsigned kinds;         /* kinds served (explicit, or what every target's backend serves) */
     bool is_default;
     int backend_stream;     /* -1: as the client asks; 0/1: forced */
-    int max_tokens;         /* default max_tokens where a backend needs one (anthropic); 0: 4096 */
+    int max_tokens;         /* default max_tokens where a backend needs one (anthropic, triton) */
+    /* triton targets */
+    int profile;            /* PROFILE_* */
+    const prompt_format_t *prompt_format; /* chat -> prompt (built-in or cfg_t.formats) */
+    int batch_dim;          /* -1: the profile's; 0/1: shapes without/with a leading batch of 1 */
+    char **tensor_names;    /* "name=override" pairs, NULL-terminated */
+    int ntensor_names;
     int metric_slot;        /* index in the shared metrics (assigned by the master) */
 } cfg_model_t;
 
@@ -130,6 +141,8 @@ typedef struct {
     int trace_flush_interval_ms;
     cfg_key_t *keys;
     int nkeys;
+    prompt_format_t *formats; /* prompt formats defined in the config */
+    int nformats;
     cfg_passthrough_t *passthrough;
     int npassthrough;
     cfg_retry_t retry;

@@ -22,7 +22,40 @@
 //   (the CLI logs each request to stderr unless --quiet, and records nothing in memory)
 //
 // Endpoints (shapes as OpenAI's): POST /v1/chat/completions, POST /v1/completions,
-// POST /v1/embeddings, GET /v1/models, GET /v1/models/{id}.
+// POST /v1/embeddings, GET /v1/models, GET /v1/models/{id}, and the rest of the surface:
+//   POST /v1/audio/speech        JSON in; audio out with the response_format's Content-Type (mp3 audio/mpeg,
+//                                opus audio/ogg, aac audio/aac, flac audio/flac, wav audio/wav, pcm audio/pcm),
+//                                chunked, written in 8 pieces (delay-MS waits between them); the bytes are
+//                                speechAudio(body) (rec.responseSha256 / rec.responseBytes record them;
+//                                rec.firstByteAt / rec.lastByteAt when they were written).
+//                                stream_format "sse": speech.audio.delta (base64) / speech.audio.done events.
+//   POST /v1/audio/transcriptions, /v1/audio/translations   multipart (file, model, response_format, prompt,
+//                                timestamp_granularities[], stream); the text is transcriptText(task, file);
+//                                json {"text"}, verbose_json (task, language, duration, text, segments[, words]),
+//                                text and srt as text/plain (as OpenAI sends them), vtt as text/vtt.
+//                                Transcriptions with stream=true (not whisper models: OpenAI ignores it there):
+//                                data-only SSE transcript.text.delta events (one per word), then transcript.text.done.
+//   POST /v1/images/generations  JSON; /v1/images/edits and /v1/images/variations multipart (image or image[],
+//                                mask); url (https://images.mock.invalid/...) or b64_json of imageBytes();
+//                                gpt-image models always b64_json (with usage).
+//   POST /v1/moderations         JSON; {id, model, results}; flagged (violence) when the text has kill/attack.
+//   POST /v1/responses           JSON response object (output_text "you said: " + input text, like chat); stored
+//                                unless store=false. stream=true: `event:` + data SSE events response.created,
+//                                response.in_progress, response.output_item.added, response.content_part.added,
+//                                response.output_text.delta (one per word), response.output_text.done,
+//                                response.content_part.done, response.output_item.done, response.completed
+//                                (each with type and sequence_number; response.* events carry response.model;
+//                                no [DONE]). delay-MS waits before each event.
+//                                background=true: answered at once with status "queued" (stored as such).
+//   GET/DELETE /v1/responses/{id}, GET /v1/responses/{id}/input_items, POST /v1/responses/{id}/cancel
+//                                (400 unless the response was created with background=true); 404 for unknown ids.
+//   POST /v1/files (multipart file + purpose), GET /v1/files (list, plus `echo`: {method, path, query,
+//                                auth: 'backend'|'other'|'none', authorized_with_backend_key}, where 'backend' means
+//                                Authorization was "Bearer " + m.backendKey), GET/DELETE /v1/files/{id},
+//                                GET /v1/files/{id}/content.
+// Multipart requests are parsed: rec.form = { fields: {name: value (repeated names: array)},
+// files: [{ field, filename, contentType, size, sha256 }] } (rec.formError if malformed), rec.model is the
+// model field; rec.rawBytes is the body as a Buffer.
 //
 // Replies are derived from the request deterministically:
 //   chat:        content = "you said: " + text of the last user message
@@ -70,11 +103,18 @@
 //   retry-after-S    with error-429: the Retry-After header is S
 //   slow-body-MS     non-stream: sends the headers (with Content-Length) and the first half of the JSON
 //                    body at once, the rest MS later (total-time tests)
+//   chunks-N         speech: the audio is written in N pieces (default 8; 4 events with stream_format sse)
+// The surface endpoints that take a model (speech, transcriptions, translations, images, moderations,
+// responses) honour error-400/-400-leaky/-400-long/-404/-429/-500/-503, error-html, hang, slow-first-byte
+// and delay-MS too (responses: stream-then-die cuts the event stream after 3 events; dated: the answer's
+// model gets "-2025-04-14").
 // Anything else: a normal answer.
 //
 // Per-mock switches (properties of the handle, changeable at any time; fault injection that does not
 // depend on the model name):
-//   m.failNext = N      the next N inference requests (POST chat/completions/embeddings) are answered
+//   m.backendKey = null  the key the files list's echo.auth calls 'backend'
+//   m.failNext = N      the next N inference requests (POST chat/completions/embeddings, and the surface
+//                       endpoints above that take a model) are answered
 //                       with m.failStatus instead of their normal answer (Infinity: all of them); each
 //                       failed request decrements it
 //   m.failStatus = 500  500 (server_error), 502, 503 (overloaded) or 429 (rate_limit_exceeded with
@@ -194,11 +234,200 @@ function knobs(model) {
   if ((r = /delay-(\d+)/.exec(m))) k.delay = Number(r[1]);
   if ((r = /retry-after-(\d+)/.exec(m))) k.retryAfter = r[1];
   if ((r = /slow-body-(\d+)/.exec(m))) k.slowBody = Number(r[1]);
+  if ((r = /chunks-(\d+)/.exec(m))) k.chunks = Math.max(1, Number(r[1]));
   return k;
 }
 
 function errorBody(message, type, param, code) {
   return { error: { message, type, param: param ?? null, code: code ?? null } };
+}
+
+// ---------------------------------------------------------------- the rest of the API surface
+// (audio, images, moderations, responses, files). Pure helpers, exported so tests can compute
+// what the mock sends.
+
+const AUDIO_TYPES = {
+  mp3: 'audio/mpeg', opus: 'audio/ogg', aac: 'audio/aac', flac: 'audio/flac', wav: 'audio/wav', pcm: 'audio/pcm',
+};
+const AUDIO_MAGIC = {
+  mp3: Buffer.from('ID3\x04\x00\x00\x00\x00\x00\x00', 'latin1'),
+  opus: Buffer.from('OggS\x00\x02', 'latin1'),
+  aac: Buffer.from([0xff, 0xf1, 0x50, 0x80]),
+  flac: Buffer.from('fLaC', 'latin1'),
+  wav: Buffer.from('RIFF\xff\xff\xff\xffWAVEfmt ', 'latin1'),
+  pcm: Buffer.alloc(0),
+};
+
+// Deterministic bytes: sha256 blocks of `${seed}:${counter}` concatenated, len bytes.
+function detBytes(seed, len) {
+  const out = Buffer.alloc(len);
+  let off = 0;
+  for (let i = 0; off < len; i++) {
+    const h = crypto.createHash('sha256').update(`${i}:${seed}`).digest();
+    off += h.copy(out, off, 0, Math.min(h.length, len - off));
+  }
+  return out;
+}
+
+function sha256(buf) { return crypto.createHash('sha256').update(buf).digest('hex'); }
+
+// The audio /v1/audio/speech answers for a request body: a format-typical magic header, then
+// deterministic bytes. Size: 4000 bytes per input byte, clamped to [8 KiB, 4 MiB].
+function speechAudio(body) {
+  const fmt = body.response_format || 'mp3';
+  const input = String(body.input ?? '');
+  const len = Math.min(4 << 20, Math.max(8192, 4000 * Buffer.byteLength(input)));
+  const magic = AUDIO_MAGIC[fmt] || Buffer.alloc(0);
+  const rest = detBytes(`speech:${fmt}:${body.voice}:${body.speed ?? 1}:${input}`, len - magic.length);
+  return Buffer.concat([magic, rest]);
+}
+
+// The text a transcription (task "transcribe") or translation ("translate") answers for an upload.
+function transcriptText(task, file) {
+  const digest = file ? file.sha256.slice(0, 16) : 'none';
+  const size = file ? file.size : 0;
+  return task === 'translate'
+    ? `Translated ${size} bytes of audio into English. The digest is ${digest}.`
+    : `Transcribed ${size} bytes of audio. The digest is ${digest}.`;
+}
+
+// Segments of a transcript: one per sentence, 16 kB of audio a second.
+function transcriptSegments(text, size) {
+  const sentences = text.match(/[^.]+\.\s*/g) || [text];
+  const duration = Math.max(1, Math.round((size / 16000) * 100) / 100);
+  const per = duration / sentences.length;
+  return sentences.map((s, i) => ({
+    id: i, seek: 0, start: Math.round(i * per * 100) / 100, end: Math.round((i + 1) * per * 100) / 100, text: ` ${s.trim()}`,
+    tokens: words(s).map((_, j) => 50364 + i * 100 + j), temperature: 0, avg_logprob: -0.25, compression_ratio: 1.1, no_speech_prob: 0.01,
+  }));
+}
+
+function stamp(sec, sep) {
+  const ms = Math.round(sec * 1000);
+  const p = (n, w) => String(n).padStart(w, '0');
+  return `${p(Math.floor(ms / 3600000), 2)}:${p(Math.floor(ms / 60000) % 60, 2)}:${p(Math.floor(ms / 1000) % 60, 2)}${sep}${p(ms % 1000, 3)}`;
+}
+
+// The body and content type of a transcription/translation answer in a response_format.
+// text and srt are text/plain as OpenAI sends them; vtt is text/vtt.
+function transcriptAnswer(task, file, format, extra = {}) {
+  const text = transcriptText(task, file);
+  const size = file ? file.size : 0;
+  const segs = transcriptSegments(text, size);
+  switch (format) {
+    case 'text': return { type: 'text/plain; charset=utf-8', body: `${text}\n` };
+    case 'srt': return { type: 'text/plain; charset=utf-8', body: segs.map((s, i) => `${i + 1}\n${stamp(s.start, ',')} --> ${stamp(s.end, ',')}\n${s.text.trim()}\n\n`).join('') };
+    case 'vtt': return { type: 'text/vtt; charset=utf-8', body: `WEBVTT\n\n${segs.map((s) => `${stamp(s.start, '.')} --> ${stamp(s.end, '.')}\n${s.text.trim()}\n\n`).join('')}` };
+    case 'verbose_json': {
+      const o = { task, language: 'english', duration: segs.length ? segs[segs.length - 1].end : 0, text, segments: segs };
+      if (extra.words) {
+        const ws = words(text);
+        const per = o.duration / Math.max(1, ws.length);
+        o.words = ws.map((w, i) => ({ word: w.replace(/[.,]$/, ''), start: Math.round(i * per * 100) / 100, end: Math.round((i + 1) * per * 100) / 100 }));
+      }
+      return { json: o };
+    }
+    default: return { json: { text } };
+  }
+}
+
+// Image bytes (a PNG signature and deterministic bytes) for a prompt/upload and index.
+function imageBytes(seed, index) {
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), detBytes(`image:${index}:${seed}`, 504)]);
+}
+
+const MODERATION_CATEGORIES = ['harassment', 'harassment/threatening', 'hate', 'hate/threatening', 'illicit', 'illicit/violent',
+  'self-harm', 'self-harm/instructions', 'self-harm/intent', 'sexual', 'sexual/minors', 'violence', 'violence/graphic'];
+
+// One moderation result: flagged (category "violence") when the text contains "kill" or "attack".
+function moderationResult(text) {
+  const t = String(text || '').toLowerCase();
+  const violent = /\b(kill|attack)/.test(t);
+  const categories = {};
+  const scores = {};
+  const applied = {};
+  for (const c of MODERATION_CATEGORIES) {
+    categories[c] = c === 'violence' && violent;
+    scores[c] = c === 'violence' && violent ? 0.91 : 0.0001;
+    applied[c] = ['text'];
+  }
+  return { flagged: violent, categories, category_scores: scores, category_applied_input_types: applied };
+}
+
+// The text of a Responses API input: a string, or the last user message's text.
+function responseInputText(input) {
+  if (typeof input === 'string') return input;
+  if (!Array.isArray(input)) return '';
+  for (let i = input.length - 1; i >= 0; i--) {
+    const it = input[i];
+    if (!it || it.role !== 'user') continue;
+    if (typeof it.content === 'string') return it.content;
+    if (Array.isArray(it.content)) return it.content.filter((p) => p && (p.type === 'input_text' || p.type === 'text')).map((p) => p.text).join(' ');
+  }
+  return '';
+}
+
+// The reply text of a Responses API request and its streamed deltas (one per word, like chat).
+function responseReply(body) {
+  const text = `you said: ${responseInputText(body.input)}`;
+  return { text, deltas: replyChunks(text) };
+}
+
+// Parses a multipart/form-data body (Buffer). Returns [{ name, filename, contentType, headers, data }]
+// or throws on malformed input.
+function parseMultipart(buf, boundary) {
+  const delim = Buffer.from(`--${boundary}`);
+  const parts = [];
+  let pos = buf.indexOf(delim);
+  if (pos < 0) throw new Error('no boundary delimiter in the body');
+  for (;;) {
+    pos += delim.length;
+    if (buf[pos] === 0x2d && buf[pos + 1] === 0x2d) break; // close delimiter
+    while (buf[pos] === 0x20 || buf[pos] === 0x09) pos++; // transport padding
+    if (buf[pos] !== 0x0d || buf[pos + 1] !== 0x0a) throw new Error('bad delimiter line');
+    pos += 2;
+    const hend = buf.indexOf('\r\n\r\n', pos);
+    if (hend < 0) throw new Error('part headers not terminated');
+    const headers = {};
+    for (const line of buf.subarray(pos, hend).toString('utf8').split('\r\n')) {
+      const i = line.indexOf(':');
+      if (i > 0) headers[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
+    }
+    const next = buf.indexOf(Buffer.concat([Buffer.from('\r\n'), delim]), hend + 4);
+    if (next < 0) throw new Error('part not terminated by a delimiter');
+    const cd = headers['content-disposition'] || '';
+    const name = /(?:^|;)\s*name="((?:[^"\\]|\\.)*)"/i.exec(cd);
+    const filename = /(?:^|;)\s*filename="((?:[^"\\]|\\.)*)"/i.exec(cd);
+    parts.push({
+      name: name ? name[1] : null, filename: filename ? filename[1] : null,
+      contentType: headers['content-type'] || null, headers, data: buf.subarray(hend + 4, next),
+    });
+    pos = next + 2;
+  }
+  return parts;
+}
+
+function multipartBoundary(contentType) {
+  const ct = String(contentType || '');
+  if (!/^multipart\/form-data/i.test(ct)) return null;
+  const m = /boundary=(?:"([^"]+)"|([^;\s]+))/i.exec(ct);
+  return m ? (m[1] || m[2]) : null;
+}
+
+// A summary of a parsed form: fields (repeated names -> arrays) and files (with size and sha256).
+function formSummary(parts) {
+  const fields = {};
+  const files = [];
+  for (const p of parts) {
+    if (p.filename !== null) {
+      files.push({ field: p.name, filename: p.filename, contentType: p.contentType, size: p.data.length, sha256: sha256(p.data) });
+      continue;
+    }
+    const v = p.data.toString('utf8');
+    if (p.name in fields) fields[p.name] = [].concat(fields[p.name], v);
+    else fields[p.name] = v;
+  }
+  return { fields, files };
 }
 
 // record = false: keep nothing (for long benchmark runs).
@@ -218,17 +447,25 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
     const chunks = [];
     req.on('data', (d) => chunks.push(d));
     req.on('end', () => {
-      const raw = Buffer.concat(chunks).toString('utf8');
+      const bytes = Buffer.concat(chunks);
+      const raw = bytes.toString('utf8');
       let body = raw;
-      if (raw.length) { try { body = JSON.parse(raw); } catch { body = raw; } }
+      const boundary = multipartBoundary(req.headers['content-type']);
+      let form = null; let formError = null; let parts = null;
+      if (boundary) {
+        try { parts = parseMultipart(bytes, boundary); form = formSummary(parts); } catch (e) { formError = e.message; }
+      } else if (raw.length) { try { body = JSON.parse(raw); } catch { body = raw; } }
       const conn = req.socket._mockConn;
       const rec = {
         id: ++reqSeq, conn: conn ? conn.id : null, method: req.method, path: req.url,
         headers: { ...req.headers }, rawBody: raw, body,
-        model: body && typeof body === 'object' ? body.model : undefined,
+        model: form ? form.fields.model : body && typeof body === 'object' ? body.model : undefined,
         time: Date.now(), socketClosedAt: null, finishedAt: null, aborted: false, chunksSent: 0,
         response: null, status: null,
       };
+      if (boundary) { rec.form = form; if (formError) rec.formError = formError; }
+      Object.defineProperty(rec, 'rawBytes', { value: bytes, enumerable: false });
+      Object.defineProperty(rec, 'parts', { value: parts, enumerable: false });
       if (conn) { conn.requests.push(rec.id); conn.recs.push(rec); if (conn.closedAt) rec.socketClosedAt = conn.closedAt; }
       if (record) requests.push(rec);
       if (record) events.push({ type: 'request', conn: rec.conn, req: rec.id, time: rec.time, method: req.method, path: req.url, model: rec.model });
@@ -319,8 +556,57 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
   function gone(res) { return res.destroyed || res.socket === null || (res.socket && res.socket.destroyed); }
 
   // Per-mock switches (see the header).
-  const ctl = { failNext: 0, failStatus: 500, retryAfter: '1', latencyMs: 0, modelsStatus: 200 };
+  const ctl = { failNext: 0, failStatus: 500, retryAfter: '1', latencyMs: 0, modelsStatus: 200, backendKey: null };
   function retryAfterHeader(value) { return value === null || value === undefined ? {} : { 'Retry-After': String(value) }; }
+
+
+  // m.failNext: answers an inference request with m.failStatus instead. Returns true if it did.
+  function forcedFailure(res, rec, model) {
+    if (!(ctl.failNext > 0)) return false;
+    ctl.failNext--;
+    const st = ctl.failStatus;
+    rec.forcedFailure = st;
+    if (st === 429) {
+      sendJson(res, rec, 429, errorBody(`Rate limit reached for ${model} on requests per min (RPM): Limit 3, Used 3, Requested 1.`, 'requests', null, 'rate_limit_exceeded'), retryAfterHeader(ctl.retryAfter));
+    } else if (st === 503) {
+      sendJson(res, rec, 503, errorBody(`The engine is currently overloaded (model ${model}), please try again later.`, 'server_error', null, 'overloaded'));
+    } else {
+      sendJson(res, rec, st, errorBody(`The server had an error while processing your request (model ${model}).`, 'server_error'));
+    }
+    return true;
+  }
+
+  // The error knobs of a model name (error-400, error-404, ..., error-html): sends that error and
+  // returns true, else false. input: the request's text (quoted by error-400-long).
+  function knobError(req, res, rec, k, model, p, input) {
+    const host = req.headers.host || `127.0.0.1:${server.address().port}`;
+    if (!k.error) return false;
+    switch (k.error) {
+      case 'html': {
+        const page = `<html><head><title>404 Not Found</title></head><body><h1>Not Found</h1><p>No route for ${p} on http://${host} (model ${model})</p><hr>nginx</body></html>\n`;
+        rec.status = 404; rec.response = page;
+        res.writeHead(404, { 'Content-Type': 'text/html', 'Content-Length': Buffer.byteLength(page) });
+        res.end(page); return true;
+      }
+      case 400:
+        sendJson(res, rec, 400, errorBody(`Invalid value for 'temperature': model '${model}' does not support temperature=7.`, 'invalid_request_error', 'temperature', 'invalid_value')); return true;
+      case 'long400': {
+        // Like a validation error that quotes the input: long, and not ASCII.
+        sendJson(res, rec, 400, errorBody(`1 validation error for model ${model}: messages.1.content: input is not allowed here: '${input}'`, 'invalid_request_error', 'messages', 'invalid_value')); return true;
+      }
+      case 'leaky400':
+        sendJson(res, rec, 400, errorBody(`Invalid request to http://${host}${p} for model '${model}': 'temperature' is invalid.`, 'invalid_request_error', 'temperature', 'invalid_value')); return true;
+      case 404:
+        sendJson(res, rec, 404, errorBody(`The model \`${model}\` does not exist or you do not have access to it.`, 'invalid_request_error', null, 'model_not_found')); return true;
+      case 429:
+        sendJson(res, rec, 429, errorBody(`Rate limit reached for ${model} on requests per min (RPM): Limit 3, Used 3, Requested 1.`, 'requests', null, 'rate_limit_exceeded'), retryAfterHeader(k.retryAfter ?? ctl.retryAfter)); return true;
+      case 500:
+        sendJson(res, rec, 500, errorBody(`The server had an error while processing your request to http://${host}${p} (model ${model}).`, 'server_error')); return true;
+      case 503:
+        sendJson(res, rec, 503, errorBody(`The engine is currently overloaded (model ${model}), please try again later.`, 'server_error', null, 'overloaded')); return true;
+      default: return false;
+    }
+  }
 
   async function handle(req, res, rec) {
     const url = new URL(req.url, 'http://x');
@@ -338,6 +624,9 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
       const id = decodeURIComponent(p.slice('/v1/models/'.length));
       return sendJson(res, rec, 200, { id, object: 'model', created: CREATED, owned_by: 'mock' });
     }
+    const surface = surfaceRoute(req.method, p);
+    if (surface === 405) return sendJson(res, rec, 405, errorBody(`Method ${req.method} not allowed`, 'invalid_request_error'));
+    if (surface) return surface({ req, res, rec, url, p });
     const kinds = { 'POST /v1/chat/completions': 'chat', 'POST /v1/completions': 'completions', 'POST /v1/embeddings': 'embeddings' };
     const kind = kinds[route];
     if (!kind) {
@@ -361,49 +650,14 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
     }
 
     if (ctl.latencyMs > 0) { await sleep(ctl.latencyMs); if (gone(res)) return; }
-    if (ctl.failNext > 0) {
-      ctl.failNext--;
-      const st = ctl.failStatus;
-      rec.forcedFailure = st;
-      if (st === 429) {
-        return sendJson(res, rec, 429, errorBody(`Rate limit reached for ${model} on requests per min (RPM): Limit 3, Used 3, Requested 1.`, 'requests', null, 'rate_limit_exceeded'), retryAfterHeader(ctl.retryAfter));
-      }
-      if (st === 503) return sendJson(res, rec, 503, errorBody(`The engine is currently overloaded (model ${model}), please try again later.`, 'server_error', null, 'overloaded'));
-      return sendJson(res, rec, st, errorBody(`The server had an error while processing your request (model ${model}).`, 'server_error'));
-    }
+    if (forcedFailure(res, rec, model)) return;
     if (k.hang) return; // never answer; the socket stays until the client closes it
     if (k.slowFirstByte) { await sleep(k.slowFirstByte); if (gone(res)) return; }
 
-    const host = req.headers.host || `127.0.0.1:${server.address().port}`;
-    if (k.error) {
-      switch (k.error) {
-        case 'html': {
-          const page = `<html><head><title>404 Not Found</title></head><body><h1>Not Found</h1><p>No route for ${p} on http://${host} (model ${model})</p><hr>nginx</body></html>\n`;
-          rec.status = 404; rec.response = page;
-          res.writeHead(404, { 'Content-Type': 'text/html', 'Content-Length': Buffer.byteLength(page) });
-          return res.end(page);
-        }
-        case 400:
-          return sendJson(res, rec, 400, errorBody(`Invalid value for 'temperature': model '${model}' does not support temperature=7.`, 'invalid_request_error', 'temperature', 'invalid_value'));
-        case 'long400': {
-          // Like a validation error that quotes the input: long, and not ASCII.
-          const input = lastUserText(body.messages) || promptText(body.prompt);
-          return sendJson(res, rec, 400, errorBody(`1 validation error for model ${model}: messages.1.content: input is not allowed here: '${input}'`, 'invalid_request_error', 'messages', 'invalid_value'));
-        }
-        case 'leaky400':
-          return sendJson(res, rec, 400, errorBody(`Invalid request to http://${host}${p} for model '${model}': 'temperature' is invalid.`, 'invalid_request_error', 'temperature', 'invalid_value'));
-        case 404:
-          return sendJson(res, rec, 404, errorBody(`The model \`${model}\` does not exist or you do not have access to it.`, 'invalid_request_error', null, 'model_not_found'));
-        case 429:
-          return sendJson(res, rec, 429, errorBody(`Rate limit reached for ${model} on requests per min (RPM): Limit 3, Used 3, Requested 1.`, 'requests', null, 'rate_limit_exceeded'), retryAfterHeader(k.retryAfter ?? ctl.retryAfter));
-        case 500:
-          return sendJson(res, rec, 500, errorBody(`The server had an error while processing your request to http://${host}${p} (model ${model}).`, 'server_error'));
-        case 503:
-          return sendJson(res, rec, 503, errorBody(`The engine is currently overloaded (model ${model}), please try again later.`, 'server_error', null, 'overloaded'));
-        default: break;
-      }
-    }
+    const input = lastUserText(body.messages) || promptText(body.prompt);
+    if (knobError(req, res, rec, k, model, p, input)) return;
 
+    const host = req.headers.host || `127.0.0.1:${server.address().port}`;
     if (k.garbage) {
       const junk = `this is not JSON from http://${host} (${model})`;
       rec.status = 200; rec.response = junk;
@@ -545,6 +799,389 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
     res.end();
   }
 
+  // ---------------------------------------------------------------- the rest of the API surface
+
+  const storedResponses = new Map(); // id -> { response, input }
+  const storedFiles = new Map();     // id -> { file, data }
+  let objSeq = 0;
+  const newId = (prefix) => `${prefix}${crypto.createHash('sha256').update(`${actualPortOrZero()}:${++objSeq}`).digest('hex').slice(0, 24)}`;
+  function actualPortOrZero() { const a = server.address(); return a ? a.port : 0; }
+
+  // The handler for a surface route, or undefined. Routes that take a model go through
+  // modelRequest() (knob errors, forced failures, latency) first.
+  function surfaceRoute(method, p) {
+    const post = method === 'POST';
+    switch (p) {
+      case '/v1/audio/speech': return post ? speech : 405;
+      case '/v1/audio/transcriptions': return post ? (a) => transcription(a, 'transcribe') : 405;
+      case '/v1/audio/translations': return post ? (a) => transcription(a, 'translate') : 405;
+      case '/v1/images/generations': return post ? imageGenerations : 405;
+      case '/v1/images/edits': return post ? (a) => imageUploads(a, 'edits') : 405;
+      case '/v1/images/variations': return post ? (a) => imageUploads(a, 'variations') : 405;
+      case '/v1/moderations': return post ? moderations : 405;
+      case '/v1/responses': return post ? responsesCreate : 405;
+      case '/v1/files': return post ? filesCreate : method === 'GET' ? filesList : 405;
+      default: break;
+    }
+    let r;
+    if ((r = /^\/v1\/responses\/([^/]+)(\/input_items|\/cancel)?$/.exec(p))) {
+      const id = decodeURIComponent(r[1]);
+      if (r[2] === '/cancel') return post ? (a) => responseCancel(a, id) : 405;
+      if (r[2]) return method === 'GET' ? (a) => responseInputItems(a, id) : 405;
+      if (method === 'GET') return (a) => responseGet(a, id);
+      if (method === 'DELETE') return (a) => responseDelete(a, id);
+      return 405;
+    }
+    if ((r = /^\/v1\/files\/([^/]+)(\/content)?$/.exec(p))) {
+      const id = decodeURIComponent(r[1]);
+      if (r[2]) return method === 'GET' ? (a) => fileContent(a, id) : 405;
+      if (method === 'GET') return (a) => fileGet(a, id);
+      if (method === 'DELETE') return (a) => fileDelete(a, id);
+      return 405;
+    }
+    return undefined;
+  }
+
+  // Request body as an object: the JSON body, or the multipart form's fields (an error answer
+  // is sent and null returned when neither).
+  function jsonBody(a) {
+    const b = a.rec.body;
+    if (!b || typeof b !== 'object' || Array.isArray(b)) {
+      sendJson(a.res, a.rec, 400, errorBody('We could not parse the JSON body of your request. (HINT: This likely means you aren\'t using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)', 'invalid_request_error'));
+      return null;
+    }
+    return b;
+  }
+  function formOf(a) {
+    if (a.rec.form) return a.rec.form;
+    sendJson(a.res, a.rec, 400, errorBody(a.rec.formError
+      ? `Could not parse multipart form: ${a.rec.formError}`
+      : "Invalid Content-Type header (expected multipart/form-data).", 'invalid_request_error'));
+    return null;
+  }
+
+  // Common handling of a request that names a model: missing model (when required), forced
+  // failures, latency, error knobs, slow-first-byte, hang. Returns the knobs, or null when answered.
+  async function modelRequest(a, model, { required = true, input = '' } = {}) {
+    const { res, rec } = a;
+    if (required && (typeof model !== 'string' || !model)) {
+      sendJson(res, rec, 400, errorBody('you must provide a model parameter', 'invalid_request_error', 'model', 'missing_required_parameter'));
+      return null;
+    }
+    const k = knobs(model);
+    if (ctl.latencyMs > 0) { await sleep(ctl.latencyMs); if (gone(res)) return null; }
+    if (forcedFailure(res, rec, model)) return null;
+    if (k.hang) return null;
+    if (k.slowFirstByte) { await sleep(k.slowFirstByte); if (gone(res)) return null; }
+    if (knobError(a.req, res, rec, k, model, a.p, input)) return null;
+    return k;
+  }
+
+  // Writes buf in n pieces with `delay` ms before each after the first.
+  async function writePieces(res, buf, n, delay) {
+    const size = Math.ceil(buf.length / n);
+    for (let i = 0; i < buf.length; i += size) {
+      if (i > 0 && delay) await sleep(delay);
+      if (gone(res)) return false;
+      const ok = res.write(buf.subarray(i, i + size));
+      if (!ok) await new Promise((r) => { res.once('drain', r); res.once('close', r); });
+    }
+    return true;
+  }
+
+  // SSE event with an `event:` line (Responses API style) or data only (eventName null).
+  async function sendNamed(res, rec, eventName, obj, k = {}) {
+    if (res.destroyed || res.writableEnded) return false;
+    rec.response.push(obj); rec.chunksSent++;
+    const eol = k.crlf ? '\r\n' : '\n';
+    let text = `${eventName ? `event: ${eventName}${eol}` : ''}${k.nospace ? 'data:' : 'data: '}${JSON.stringify(obj)}${eol}${eol}`;
+    if (k.comments) text = `: ping${eol}${eol}${text}`;
+    if (k.fragmented) await writeFragmented(res, Buffer.from(text));
+    else res.write(text);
+    return true;
+  }
+
+  // POST /v1/audio/speech: JSON in, audio bytes out (chunked, several writes; delay-MS between them).
+  async function speech(a) {
+    const body = jsonBody(a); if (!body) return;
+    const k = await modelRequest(a, body.model, { input: body.input }); if (!k) return;
+    const { res, rec } = a;
+    if (typeof body.input !== 'string' || !body.input) return sendJson(res, rec, 400, errorBody("Missing required parameter: 'input'.", 'invalid_request_error', 'input', 'missing_required_parameter'));
+    if (typeof body.voice !== 'string' || !body.voice) return sendJson(res, rec, 400, errorBody("Missing required parameter: 'voice'.", 'invalid_request_error', 'voice', 'missing_required_parameter'));
+    if (body.input.length > 4096) return sendJson(res, rec, 400, errorBody(`[{'type': 'string_too_long', 'loc': ('body', 'input'), 'msg': 'String should have at most 4096 characters'}]`, 'invalid_request_error', 'input', 'string_too_long'));
+    const fmt = body.response_format || 'mp3';
+    if (!AUDIO_TYPES[fmt]) return sendJson(res, rec, 400, errorBody(`Invalid value: '${fmt}'. Supported values are: 'mp3', 'opus', 'aac', 'flac', 'wav', and 'pcm'.`, 'invalid_request_error', 'response_format', 'invalid_value'));
+    if (body.speed !== undefined && !(typeof body.speed === 'number' && body.speed >= 0.25 && body.speed <= 4)) {
+      return sendJson(res, rec, 400, errorBody(`Invalid 'speed': must be between 0.25 and 4.0, got ${body.speed}.`, 'invalid_request_error', 'speed', 'invalid_value'));
+    }
+    const audio = speechAudio(body);
+    rec.responseSha256 = sha256(audio);
+    rec.responseBytes = audio.length;
+    rec.status = 200;
+    rec.response = { audio: true, format: fmt, bytes: audio.length, sha256: rec.responseSha256 };
+    if (body.stream_format === 'sse') {
+      // gpt-4o-mini-tts style: base64 audio deltas, then a done event with usage.
+      startSse(res, rec);
+      res.flushHeaders();
+      const n = k.chunks || 4;
+      const size = Math.ceil(audio.length / n);
+      for (let i = 0; i < audio.length; i += size) {
+        if (i > 0 && k.delay) await sleep(k.delay);
+        if (gone(res)) return;
+        await sendNamed(res, rec, null, { type: 'speech.audio.delta', audio: audio.subarray(i, i + size).toString('base64') }, k);
+      }
+      const w = words(body.input).length;
+      await sendNamed(res, rec, null, { type: 'speech.audio.done', usage: { input_tokens: w, output_tokens: n, total_tokens: w + n } }, k);
+      return res.end();
+    }
+    res.writeHead(200, { 'Content-Type': AUDIO_TYPES[fmt], 'Transfer-Encoding': 'chunked', 'x-request-id': `req_mock_${rec.id}`, 'openai-processing-ms': '1' });
+    res.flushHeaders();
+    rec.firstByteAt = Date.now();
+    if (!await writePieces(res, audio, k.chunks || 8, k.delay || 0)) return;
+    rec.lastByteAt = Date.now();
+    res.end();
+  }
+
+  // POST /v1/audio/transcriptions and /translations: multipart in (file, model, response_format,
+  // prompt, language, temperature, timestamp_granularities[], stream).
+  async function transcription(a, task) {
+    const form = formOf(a); if (!form) return;
+    const f = form.fields;
+    const file = form.files.find((x) => x.field === 'file');
+    const k = await modelRequest(a, f.model, { input: f.prompt || '' }); if (!k) return;
+    const { res, rec } = a;
+    if (!file) return sendJson(res, rec, 400, errorBody("Missing required parameter: 'file'.", 'invalid_request_error', 'file', 'missing_required_parameter'));
+    const format = f.response_format || 'json';
+    if (!['json', 'text', 'srt', 'verbose_json', 'vtt'].includes(format)) {
+      return sendJson(res, rec, 400, errorBody(`Invalid value: '${format}'. Supported values are: 'json', 'text', 'srt', 'verbose_json', and 'vtt'.`, 'invalid_request_error', 'response_format', 'invalid_value'));
+    }
+    const grains = [].concat(f['timestamp_granularities[]'] || f.timestamp_granularities || []);
+    if (k.delay) { await sleep(k.delay); if (gone(res)) return; }
+    // Streaming: transcriptions only, and not for whisper models (OpenAI ignores stream for them).
+    if (task === 'transcribe' && f.stream === 'true' && !/whisper/.test(f.model)) {
+      const text = transcriptText(task, file);
+      startSse(res, rec);
+      res.flushHeaders();
+      for (const d of replyChunks(text)) {
+        if (k.delay) await sleep(k.delay);
+        if (gone(res)) return;
+        await sendNamed(res, rec, null, { type: 'transcript.text.delta', delta: d, logprobs: null }, k);
+      }
+      const inTok = Math.ceil(file.size / 1000);
+      const outTok = words(text).length;
+      await sendNamed(res, rec, null, { type: 'transcript.text.done', text, logprobs: null, usage: { type: 'tokens', input_tokens: inTok, input_token_details: { text_tokens: 0, audio_tokens: inTok }, output_tokens: outTok, total_tokens: inTok + outTok } }, k);
+      return res.end();
+    }
+    const ans = transcriptAnswer(task, file, format, { words: grains.includes('word') });
+    if (ans.json) return sendJson(res, rec, 200, ans.json);
+    rec.status = 200; rec.response = ans.body;
+    res.writeHead(200, { 'Content-Type': ans.type, 'Content-Length': Buffer.byteLength(ans.body), 'x-request-id': `req_mock_${rec.id}` });
+    return res.end(ans.body);
+  }
+
+  function imageData(seed, n, format, prompt, model) {
+    const data = [];
+    for (let i = 0; i < n; i++) {
+      const bytes = imageBytes(seed, i);
+      const d = format === 'b64_json' ? { b64_json: bytes.toString('base64') } : { url: `https://images.mock.invalid/img-${sha256(bytes).slice(0, 24)}.png` };
+      if (/dall-e-3/.test(model || '')) d.revised_prompt = `A picture of ${prompt}`;
+      data.push(d);
+    }
+    return data;
+  }
+  function imageAnswer(model, data, promptWords) {
+    const o = { created: CREATED, data };
+    if (/gpt-image/.test(model || '')) o.usage = { input_tokens: promptWords, input_tokens_details: { text_tokens: promptWords, image_tokens: 0 }, output_tokens: 1056 * data.length, total_tokens: promptWords + 1056 * data.length };
+    return o;
+  }
+  function checkImageParams(a, n, format) {
+    if (!Number.isInteger(n) || n < 1 || n > 10) { sendJson(a.res, a.rec, 400, errorBody(`Invalid 'n': integer between 1 and 10 expected, got ${n}.`, 'invalid_request_error', 'n', 'invalid_value')); return false; }
+    if (!['url', 'b64_json'].includes(format)) { sendJson(a.res, a.rec, 400, errorBody(`Invalid value: '${format}'. Supported values are: 'url' and 'b64_json'.`, 'invalid_request_error', 'response_format', 'invalid_value')); return false; }
+    return true;
+  }
+
+  // POST /v1/images/generations (JSON; model optional, dall-e-2 when absent).
+  async function imageGenerations(a) {
+    const body = jsonBody(a); if (!body) return;
+    const model = body.model || 'dall-e-2';
+    const k = await modelRequest(a, model, { input: body.prompt }); if (!k) return;
+    if (typeof body.prompt !== 'string' || !body.prompt) return sendJson(a.res, a.rec, 400, errorBody("Missing required parameter: 'prompt'.", 'invalid_request_error', 'prompt', 'missing_required_parameter'));
+    const n = body.n ?? 1;
+    const format = /gpt-image/.test(model) ? 'b64_json' : (body.response_format || 'url');
+    if (!checkImageParams(a, n, format)) return;
+    if (k.delay) { await sleep(k.delay); if (gone(a.res)) return; }
+    return sendJson(a.res, a.rec, 200, imageAnswer(model, imageData(`gen:${body.prompt}:${body.size || ''}`, n, format, body.prompt, model), words(body.prompt).length));
+  }
+
+  // POST /v1/images/edits (image or image[] files, optional mask, prompt) and /variations (image).
+  async function imageUploads(a, what) {
+    const form = formOf(a); if (!form) return;
+    const f = form.fields;
+    const model = f.model || 'dall-e-2';
+    const k = await modelRequest(a, model, { input: f.prompt || '' }); if (!k) return;
+    const images = form.files.filter((x) => x.field === 'image' || x.field === 'image[]');
+    if (!images.length) return sendJson(a.res, a.rec, 400, errorBody("Missing required parameter: 'image'.", 'invalid_request_error', 'image', 'missing_required_parameter'));
+    if (what === 'edits' && !f.prompt) return sendJson(a.res, a.rec, 400, errorBody("Missing required parameter: 'prompt'.", 'invalid_request_error', 'prompt', 'missing_required_parameter'));
+    const n = f.n === undefined ? 1 : Number(f.n);
+    const format = /gpt-image/.test(model) ? 'b64_json' : (f.response_format || 'url');
+    if (!checkImageParams(a, n, format)) return;
+    const mask = form.files.find((x) => x.field === 'mask');
+    const seed = `${what}:${f.prompt || ''}:${images.map((x) => x.sha256).join(',')}:${mask ? mask.sha256 : ''}`;
+    return sendJson(a.res, a.rec, 200, imageAnswer(model, imageData(seed, n, format, f.prompt || '', model), words(f.prompt).length));
+  }
+
+  // POST /v1/moderations: input a string, strings, or multimodal parts; model optional.
+  async function moderations(a) {
+    const body = jsonBody(a); if (!body) return;
+    const model = body.model || 'omni-moderation-latest';
+    let inputs = body.input;
+    const k = await modelRequest(a, model, { input: typeof inputs === 'string' ? inputs : '' }); if (!k) return;
+    if (inputs === undefined || inputs === null || inputs === '') return sendJson(a.res, a.rec, 400, errorBody("Missing required parameter: 'input'.", 'invalid_request_error', 'input', 'missing_required_parameter'));
+    if (!Array.isArray(inputs)) inputs = [inputs];
+    // Multimodal parts ({type:"text",text}/{type:"image_url"}) are one input.
+    if (inputs.some((x) => x && typeof x === 'object')) inputs = [inputs.filter((x) => x && x.type === 'text').map((x) => x.text).join(' ')];
+    return sendJson(a.res, a.rec, 200, { id: newId('modr-'), model, results: inputs.map(moderationResult) });
+  }
+
+  function responseObject(id, body, model, status, text) {
+    const itemId = `msg_${id.slice(5)}`;
+    const inWords = words(responseInputText(body.input)).length + words(body.instructions).length;
+    const outWords = words(text).length;
+    return {
+      id, object: 'response', created_at: CREATED, status, background: false, error: null, incomplete_details: null,
+      instructions: body.instructions ?? null, max_output_tokens: body.max_output_tokens ?? null, model,
+      output: status === 'completed' ? [{ id: itemId, type: 'message', status: 'completed', role: 'assistant', content: [{ type: 'output_text', annotations: [], logprobs: [], text }] }] : [],
+      parallel_tool_calls: true, previous_response_id: body.previous_response_id ?? null,
+      reasoning: { effort: null, summary: null }, service_tier: 'default', store: body.store !== false,
+      temperature: body.temperature ?? 1, text: { format: { type: 'text' } }, tool_choice: 'auto', tools: body.tools || [], top_p: body.top_p ?? 1,
+      truncation: 'disabled',
+      usage: status === 'completed' ? { input_tokens: inWords, input_tokens_details: { cached_tokens: 0 }, output_tokens: outWords, output_tokens_details: { reasoning_tokens: 0 }, total_tokens: inWords + outWords } : null,
+      user: null, metadata: body.metadata || {},
+    };
+  }
+
+  // POST /v1/responses: a response object; stream=true -> named SSE events (response.created ...
+  // response.completed, no [DONE]), each with a sequence_number. delay-MS waits before each event.
+  async function responsesCreate(a) {
+    const body = jsonBody(a); if (!body) return;
+    const k = await modelRequest(a, body.model, { input: responseInputText(body.input) }); if (!k) return;
+    const { res, rec } = a;
+    if (body.input === undefined && !body.previous_response_id) return sendJson(res, rec, 400, errorBody("Missing required parameter: 'input'.", 'invalid_request_error', 'input', 'missing_required_parameter'));
+    if (body.previous_response_id && !storedResponses.has(body.previous_response_id)) {
+      return sendJson(res, rec, 400, errorBody(`Previous response with id '${body.previous_response_id}' not found.`, 'invalid_request_error', 'previous_response_id', 'previous_response_not_found'));
+    }
+    const model = body.model;
+    const rmodel = k.dated ? `${model}-2025-04-14` : model;
+    const id = newId('resp_');
+    const { text, deltas } = responseReply(body);
+    const done = responseObject(id, body, rmodel, 'completed', text);
+    if (body.background === true) {
+      // Background mode: answered at once with status "queued" (and stays so until cancelled).
+      const queued = { ...responseObject(id, body, rmodel, 'queued', text), background: true };
+      storedResponses.set(id, { response: queued, input: body.input });
+      return sendJson(res, rec, 200, queued);
+    }
+    if (body.store !== false) storedResponses.set(id, { response: done, input: body.input });
+    if (body.stream !== true) {
+      if (k.delay) { await sleep(k.delay); if (gone(res)) return; }
+      return sendJson(res, rec, 200, done);
+    }
+    const item = done.output[0];
+    const pending = responseObject(id, body, rmodel, 'in_progress', text);
+    const seq = [
+      ['response.created', { response: pending }],
+      ['response.in_progress', { response: pending }],
+      ['response.output_item.added', { output_index: 0, item: { id: item.id, type: 'message', status: 'in_progress', role: 'assistant', content: [] } }],
+      ['response.content_part.added', { item_id: item.id, output_index: 0, content_index: 0, part: { type: 'output_text', annotations: [], logprobs: [], text: '' } }],
+      ...deltas.map((d) => ['response.output_text.delta', { item_id: item.id, output_index: 0, content_index: 0, delta: d, logprobs: [] }]),
+      ['response.output_text.done', { item_id: item.id, output_index: 0, content_index: 0, text, logprobs: [] }],
+      ['response.content_part.done', { item_id: item.id, output_index: 0, content_index: 0, part: item.content[0] }],
+      ['response.output_item.done', { output_index: 0, item }],
+      ['response.completed', { response: done }],
+    ];
+    startSse(res, rec);
+    res.flushHeaders();
+    for (let i = 0; i < seq.length; i++) {
+      if (k.delay) await sleep(k.delay);
+      if (k.die && i === 3) { await sleep(50); res.destroy(); return; }
+      if (gone(res)) return;
+      const [type, fields] = seq[i];
+      await sendNamed(res, rec, type, { type, sequence_number: i, ...fields }, k);
+    }
+    res.end();
+  }
+
+  function noResponse(a, id) {
+    return sendJson(a.res, a.rec, 404, errorBody(`Response with id '${id}' not found.`, 'invalid_request_error', null, null));
+  }
+  function responseGet(a, id) {
+    const s = storedResponses.get(id);
+    if (!s) return noResponse(a, id);
+    return sendJson(a.res, a.rec, 200, s.response);
+  }
+  function responseDelete(a, id) {
+    if (!storedResponses.delete(id)) return noResponse(a, id);
+    return sendJson(a.res, a.rec, 200, { id, object: 'response', deleted: true });
+  }
+  // POST /v1/responses/{id}/cancel: only background responses can be cancelled.
+  function responseCancel(a, id) {
+    const s = storedResponses.get(id);
+    if (!s) return noResponse(a, id);
+    if (!s.response.background) return sendJson(a.res, a.rec, 400, errorBody('Only responses created with background=true can be cancelled.', 'invalid_request_error', null, null));
+    s.response = { ...s.response, status: 'cancelled' };
+    return sendJson(a.res, a.rec, 200, s.response);
+  }
+  function responseInputItems(a, id) {
+    const s = storedResponses.get(id);
+    if (!s) return noResponse(a, id);
+    const items = (typeof s.input === 'string' ? [{ role: 'user', content: [{ type: 'input_text', text: s.input }] }] : s.input || [])
+      .map((it, i) => ({ id: `msg_in_${i}_${id.slice(5, 13)}`, type: 'message', status: 'completed', ...it }));
+    return sendJson(a.res, a.rec, 200, { object: 'list', data: items, first_id: items.length ? items[0].id : null, last_id: items.length ? items[items.length - 1].id : null, has_more: false });
+  }
+
+  // How the request authenticated, relative to m.backendKey: 'backend', 'other' or 'none'.
+  function authKind(req) {
+    const h = req.headers.authorization;
+    if (!h) return 'none';
+    return ctl.backendKey && h === `Bearer ${ctl.backendKey}` ? 'backend' : 'other';
+  }
+
+  // Files API (no model; used through passthrough rules).
+  function filesCreate(a) {
+    const form = formOf(a); if (!form) return;
+    const part = a.rec.parts && a.rec.parts.find((x) => x.name === 'file' && x.filename !== null);
+    if (!part) return sendJson(a.res, a.rec, 400, errorBody("Missing required parameter: 'file'.", 'invalid_request_error', 'file', 'missing_required_parameter'));
+    if (!form.fields.purpose) return sendJson(a.res, a.rec, 400, errorBody("Missing required parameter: 'purpose'.", 'invalid_request_error', 'purpose', 'missing_required_parameter'));
+    const id = newId('file-');
+    const file = { object: 'file', id, purpose: form.fields.purpose, filename: part.filename, bytes: part.data.length, created_at: CREATED, expires_at: null, status: 'processed', status_details: null };
+    storedFiles.set(id, { file, data: Buffer.from(part.data) });
+    return sendJson(a.res, a.rec, 200, file);
+  }
+  // GET /v1/files: OpenAI's list, plus `echo` (what the mock got: method, path, query, and how the
+  // request authenticated: auth 'backend' when Authorization was "Bearer <m.backendKey>").
+  function filesList(a) {
+    const q = a.url.searchParams;
+    let data = [...storedFiles.values()].map((x) => x.file);
+    if (q.get('purpose')) data = data.filter((f) => f.purpose === q.get('purpose'));
+    if (q.get('order') === 'asc') data.reverse();
+    const limit = Number(q.get('limit') || 10000);
+    const page = data.slice(0, limit);
+    return sendJson(a.res, a.rec, 200, {
+      object: 'list', data: page, first_id: page.length ? page[0].id : null, last_id: page.length ? page[page.length - 1].id : null, has_more: data.length > page.length,
+      echo: { method: a.req.method, path: a.url.pathname, query: a.url.search.replace(/^\?/, ''), auth: authKind(a.req), authorized_with_backend_key: authKind(a.req) === 'backend' },
+    });
+  }
+  function noFile(a, id) { return sendJson(a.res, a.rec, 404, errorBody(`No such File object: ${id}`, 'invalid_request_error', 'id', null)); }
+  function fileGet(a, id) { const s = storedFiles.get(id); return s ? sendJson(a.res, a.rec, 200, s.file) : noFile(a, id); }
+  function fileDelete(a, id) { return storedFiles.delete(id) ? sendJson(a.res, a.rec, 200, { object: 'file', id, deleted: true }) : noFile(a, id); }
+  function fileContent(a, id) {
+    const s = storedFiles.get(id);
+    if (!s) return noFile(a, id);
+    a.rec.status = 200; a.rec.response = { bytes: s.data.length };
+    a.res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': s.data.length, 'Content-Disposition': `attachment; filename="${s.file.filename}"` });
+    return a.res.end(s.data);
+  }
+
   await new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => { server.off('error', reject); resolve(); });
@@ -567,6 +1204,9 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
     get retryAfter() { return ctl.retryAfter; }, set retryAfter(v) { ctl.retryAfter = v; },
     get latencyMs() { return ctl.latencyMs; }, set latencyMs(v) { ctl.latencyMs = v; },
     get modelsStatus() { return ctl.modelsStatus; }, set modelsStatus(v) { ctl.modelsStatus = v; },
+    get backendKey() { return ctl.backendKey; }, set backendKey(v) { ctl.backendKey = v; },
+    storedResponses,
+    storedFiles,
     get openCount() { return sockets.size; },
     reset() { requests.length = 0; events.length = 0; },
     last(pred = () => true) { for (let i = requests.length - 1; i >= 0; i--) if (pred(requests[i])) return requests[i]; return undefined; },
@@ -602,7 +1242,11 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
   return m;
 }
 
-module.exports = { startMock, embed, embeddingBase64, replyFor, replyChunks, knobs, TOOL_ARGS, TOOL_ARG_PARTS };
+module.exports = {
+  startMock, embed, embeddingBase64, replyFor, replyChunks, knobs, TOOL_ARGS, TOOL_ARG_PARTS,
+  speechAudio, AUDIO_TYPES, transcriptText, transcriptAnswer, imageBytes, moderationResult, responseReply,
+  responseInputText, parseMultipart, multipartBoundary, formSummary, sha256,
+};
 
 if (require.main === module) {
   const args = process.argv.slice(2);

@@ -409,6 +409,7 @@ static try_result_t try_target(request_t *req, const void *job_arg, const cfg_mo
     be_request_t breq = {
         .kind = job->kind,
         .backend = be,
+        .model = m,
         .backend_model = backend_model,
         .client_model = req->model_asked,
         .body = body,

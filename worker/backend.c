@@ -9,8 +9,9 @@
 extern const backend_ops_t be_echo_ops;
 extern const backend_ops_t be_openai_ops;
 extern const backend_ops_t be_anthropic_ops;
+extern const backend_ops_t be_triton_ops;
 
-static const backend_ops_t *const backend_table[] = {&be_echo_ops, &be_openai_ops, &be_anthropic_ops};
+static const backend_ops_t *const backend_table[] = {&be_echo_ops, &be_openai_ops, &be_anthropic_ops, &be_triton_ops};
 #define NBACKEND_TYPES (sizeof backend_table / sizeof backend_table[0])
 
 const backend_ops_t *backend_lookup(const char *type)

@@ -15,6 +15,7 @@ typedef struct be_call be_call_t;
 typedef struct {
     unsigned kind;                 /* KIND_CHAT, ... */
     const cfg_backend_t *backend;
+    const cfg_model_t *model;      /* the model entry being served (its backend options) */
     const char *backend_model;     /* name the backend knows the model by */
     const char *client_model;      /* name the client asked for (errors say this one) */
     json_object *body;             /* the client's request (borrowed); model already rewritten */

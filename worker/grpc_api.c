@@ -245,6 +245,7 @@ static rpc_try_t try_call(rpc_t *r, const cfg_model_t *m, bool is_fallback, cons
     be_request_t breq = {
         .kind = KIND_CHAT,
         .backend = be,
+        .model = m,
         .backend_model = backend_model,
         .client_model = model_name,
         .body = body,

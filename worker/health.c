@@ -71,7 +71,7 @@ static void *health_main(void *arg)
         if (st_health_lease(getpid(), now, ttl)) {
             for (int i = 0; i < n && !stop_flag; i++) {
                 const cfg_backend_t *b = &health_cfg->backends[i];
-                if (!b->health_path || !b->url || now < next[i])
+                if (!b->health_path || !b->url || strncmp(b->url, "http", 4) != 0 || now < next[i])
                     continue;
                 bool ok = check(curl, b);
                 next[i] = st_now_ms() + (uint64_t)(b->health_interval * 1000);

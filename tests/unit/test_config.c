@@ -276,7 +276,7 @@ static const struct {
      "conf/bad_listen_port_text.conf:1: listen '127.0.0.1:http': port must be 1-65535"},
     {"bad_listen_ipv6.conf", "conf/bad_listen_ipv6.conf:1: listen '[::1]8080' must be host:port"},
     {"bad_backend_type.conf",
-     "conf/bad_backend_type.conf:4: backend 'tr': unknown type 'triton-grpc' (known: echo, openai, anthropic)"},
+     "conf/bad_backend_type.conf:4: backend 'tr': unknown type 'triton-grpc' (known: echo, openai, anthropic, triton)"},
     {"bad_backend_notype.conf", "conf/bad_backend_notype.conf:2: backend 'e' needs a 'type'"},
     {"bad_backend_noname.conf", "conf/bad_backend_noname.conf:3: backends[1] needs a 'name'"},
     {"bad_model_backend.conf",
@@ -461,5 +461,17 @@ TEST(config_resilience_keys)
     CHECK_INT(c->models[0].ntargets, 1);
     CHECK_INT(c->models[0].strategy, STRATEGY_WEIGHTED);
     CHECK(!c->hide_unavailable_models);
+    cfg_free(c);
+}
+
+TEST(config_empty_metrics_token_keeps_grpc_listen)
+{
+    char err[1024] = "";
+    cfg_t *c = cfg_load("conf/good_grpc_empty_token.conf", err, sizeof err);
+    CHECK_MSG(c != NULL, "good_grpc_empty_token.conf: %s", err);
+    if (!c)
+        return;
+    CHECK(c->metrics_token == NULL); /* "" means no token */
+    CHECK_STR(c->grpc_listen, "127.0.0.1:50051");
     cfg_free(c);
 }

@@ -1,0 +1,30 @@
+/* Prompt formats: how a chat conversation becomes the one prompt string that models
+ * served raw (Triton) take. A format is a set of role prefixes and suffixes; a
+ * format without a system role folds the system text into the first user turn. */
+#ifndef AIROUTER_PROMPT_H
+#define AIROUTER_PROMPT_H
+#include <json-c/json.h>
+#include <stdbool.h>
+
+#include "buf.h"
+
+typedef struct {
+    char *name;
+    char *bos;                 /* once, at the start */
+    char *system_prefix, *system_suffix;
+    char *user_prefix, *user_suffix;
+    char *assistant_prefix, *assistant_suffix;
+    char *generation_prompt;   /* after the last message, to start the answer */
+    bool system_in_user;       /* no system role: system text goes into the first user turn */
+} prompt_format_t;
+
+/* The built-in format called name, or NULL. */
+const prompt_format_t *prompt_builtin(const char *name);
+/* The built-in names, comma-separated (for messages). */
+const char *prompt_builtin_names(void);
+/* Renders OpenAI chat messages (array) with fmt into out. Content arrays have their
+ * text parts joined with newlines; "tool" and "developer" messages count as user and
+ * system. Returns -1 if messages is not an array. */
+int prompt_render(const prompt_format_t *fmt, json_object *messages, buf_t *out);
+
+#endif
