@@ -369,7 +369,9 @@ static enum MHD_Result begin_request(request_t *req, bool on_metrics_port, bool 
                                   "method_not_allowed");
     }
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (cl && strtoull(cl, NULL, 10) > http_cfg->max_body_bytes) {
+    /* A body a little over the limit is read and dropped, then answered, so that clients
+     * that write it all before reading see the 413; a much larger one is refused at once. */
+    if (cl && strtoull(cl, NULL, 10) > http_cfg->max_body_bytes + DISCARD_SLACK) {
         char msg[160];
         snprintf(msg, sizeof msg, "Request body too large: the limit is %zu bytes",
                  http_cfg->max_body_bytes);
