@@ -100,6 +100,9 @@ typedef struct {
      * embeddings (NULL: they do not). Closed with close(). */
     be_call_t *(*open_raw)(const be_raw_request_t *req, be_event_t *ev);
     void (*next_raw)(be_call_t *call, be_event_t *ev, int wait_ms);
+    /* Readiness of a backend that is not checked over HTTP (Triton's ServerReady and,
+     * for model, ModelReady); NULL: none. Returns 0 when ready, else -1 and why. */
+    int (*probe)(const cfg_backend_t *be, const char *model, int timeout_ms, char *why, size_t whylen);
 } backend_ops_t;
 
 /* The backend module for a config type name, or NULL. */

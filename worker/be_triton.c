@@ -652,6 +652,7 @@ static void stream_ended(be_call_t *c, be_event_t *ev)
     char detail[300];
     snprintf(detail, sizeof detail, "%.*s", (int)GRPC_SLICE_LENGTH(c->status_details),
              (const char *)GRPC_SLICE_START_PTR(c->status_details));
+    log_warn("backend '%s': Triton call ended with status %d: %s", c->be->name, (int)c->status, detail);
     be_sanitise(detail, sizeof detail, c->backend_model, c->client_model);
     be_sanitise(detail, sizeof detail, c->be->url, "the backend");
     c->failed = true;
@@ -674,7 +675,6 @@ static void stream_ended(be_call_t *c, be_event_t *ev)
     default:
         be_event_error(ev, BE_ERR_HTTP_5XX, 502, "server_error", "backend_error", "The model's backend failed: %s", detail);
     }
-    log_warn("backend '%s': Triton call ended with status %d: %s", c->be->name, (int)c->status, detail);
 }
 
 static void triton_next(be_call_t *c, be_event_t *ev, int wait_ms)
@@ -771,6 +771,96 @@ static void triton_next(be_call_t *c, be_event_t *ev, int wait_ms)
 
 static void triton_close(be_call_t *c) { call_free(c); }
 
+/* One unary call (ServerReady / ModelReady); returns the reply's "ready" or false. */
+static bool unary_ready(grpc_channel *ch, const char *method, const ProtobufCMessage *msg, int timeout_ms, char *why,
+                        size_t whylen)
+{
+    size_t len = protobuf_c_message_get_packed_size(msg);
+    grpc_slice payload = grpc_slice_malloc(len);
+    protobuf_c_message_pack(msg, GRPC_SLICE_START_PTR(payload));
+    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&payload, 1), *reply = NULL;
+    grpc_slice_unref(payload);
+    grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
+    gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
+    grpc_call *call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, grpc_slice_from_static_string(method),
+                                               NULL, deadline, NULL);
+    grpc_metadata_array imd, tmd;
+    grpc_metadata_array_init(&imd);
+    grpc_metadata_array_init(&tmd);
+    grpc_status_code status = GRPC_STATUS_UNKNOWN;
+    grpc_slice details = grpc_empty_slice();
+    grpc_op ops[6] = {{.op = GRPC_OP_SEND_INITIAL_METADATA}, {.op = GRPC_OP_SEND_MESSAGE},
+                      {.op = GRPC_OP_SEND_CLOSE_FROM_CLIENT}, {.op = GRPC_OP_RECV_INITIAL_METADATA},
+                      {.op = GRPC_OP_RECV_MESSAGE},           {.op = GRPC_OP_RECV_STATUS_ON_CLIENT}};
+    ops[1].data.send_message.send_message = bb;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = &imd;
+    ops[4].data.recv_message.recv_message = &reply;
+    ops[5].data.recv_status_on_client.trailing_metadata = &tmd;
+    ops[5].data.recv_status_on_client.status = &status;
+    ops[5].data.recv_status_on_client.status_details = &details;
+    bool ready = false;
+    if (call && grpc_call_start_batch(call, ops, 6, &tag_start, NULL) == GRPC_CALL_OK) {
+        grpc_completion_queue_pluck(cq, &tag_start, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        if (status == GRPC_STATUS_OK && reply) {
+            grpc_byte_buffer_reader rd;
+            if (grpc_byte_buffer_reader_init(&rd, reply)) {
+                grpc_slice all = grpc_byte_buffer_reader_readall(&rd);
+                grpc_byte_buffer_reader_destroy(&rd);
+                /* ServerReadyResponse and ModelReadyResponse are both { bool ready = 1; } */
+                Inference__ServerReadyResponse *r =
+                    inference__server_ready_response__unpack(NULL, GRPC_SLICE_LENGTH(all), GRPC_SLICE_START_PTR(all));
+                ready = r && r->ready;
+                if (r)
+                    inference__server_ready_response__free_unpacked(r, NULL);
+                grpc_slice_unref(all);
+            }
+            if (!ready)
+                snprintf(why, whylen, "not ready");
+        } else {
+            snprintf(why, whylen, "status %d: %.*s", (int)status, (int)GRPC_SLICE_LENGTH(details),
+                     (const char *)GRPC_SLICE_START_PTR(details));
+        }
+    } else {
+        snprintf(why, whylen, "cannot start the call");
+    }
+    if (call)
+        grpc_call_unref(call);
+    grpc_byte_buffer_destroy(bb);
+    if (reply)
+        grpc_byte_buffer_destroy(reply);
+    grpc_metadata_array_destroy(&imd);
+    grpc_metadata_array_destroy(&tmd);
+    grpc_slice_unref(details);
+    grpc_completion_queue_shutdown(cq);
+    while (grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type != GRPC_QUEUE_SHUTDOWN)
+        ;
+    grpc_completion_queue_destroy(cq);
+    return ready;
+}
+
+/* ServerReady, then ModelReady for model (if given). */
+static int triton_probe(const cfg_backend_t *be, const char *model, int timeout_ms, char *why, size_t whylen)
+{
+    grpc_channel *ch = channel_for(be);
+    if (!ch) {
+        snprintf(why, whylen, "no channel");
+        return -1;
+    }
+    Inference__ServerReadyRequest sr = INFERENCE__SERVER_READY_REQUEST__INIT;
+    if (!unary_ready(ch, "/inference.GRPCInferenceService/ServerReady", &sr.base, timeout_ms, why, whylen))
+        return -1;
+    if (model && model[0]) {
+        Inference__ModelReadyRequest mr = INFERENCE__MODEL_READY_REQUEST__INIT;
+        mr.name = (char *)model;
+        char inner[200] = "";
+        if (!unary_ready(ch, "/inference.GRPCInferenceService/ModelReady", &mr.base, timeout_ms, inner, sizeof inner)) {
+            snprintf(why, whylen, "model '%s' %s", model, inner);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 const backend_ops_t be_triton_ops = {
     .type = "triton",
     .worker_init = triton_worker_init,
@@ -778,4 +868,5 @@ const backend_ops_t be_triton_ops = {
     .open = triton_open,
     .next = triton_next,
     .close = triton_close,
+    .probe = triton_probe,
 };

@@ -11,6 +11,7 @@
 
 #include "../common/log.h"
 #include "../common/state.h"
+#include "backend.h"
 
 #define TICK_MS 200
 
@@ -53,9 +54,47 @@ static bool check(CURL *curl, const cfg_backend_t *b)
     return rc == CURLE_OK && status >= 200 && status < 300;
 }
 
+/* A model name served by backend b, for ModelReady (the first target naming one). */
+static const char *model_on(const cfg_backend_t *b)
+{
+    for (int i = 0; i < health_cfg->nmodels; i++)
+        for (int t = 0; t < health_cfg->models[i].ntargets; t++) {
+            const cfg_target_t *tg = &health_cfg->models[i].targets[t];
+            if (&health_cfg->backends[tg->backend] == b && tg->backend_model)
+                return tg->backend_model;
+        }
+    return NULL;
+}
+
+/* Backends not checked over HTTP (Triton) have a readiness probe of their own. */
+static bool probe(const cfg_backend_t *b, char *why, size_t whylen)
+{
+    const backend_ops_t *ops = backend_lookup(b->type);
+    if (!ops || !ops->probe)
+        return true;
+    return ops->probe(b, model_on(b), (int)(b->health_timeout > 0 ? b->health_timeout * 1000 : 2000), why, whylen) == 0;
+}
+
+static bool has_probe(const cfg_backend_t *b)
+{
+    const backend_ops_t *ops = backend_lookup(b->type);
+    return ops && ops->probe;
+}
+
 static void *health_main(void *arg)
 {
     (void)arg;
+    /* Say at start-up whether each probe-able backend (Triton) is ready. */
+    for (int i = 0; i < health_cfg->nbackends && !stop_flag; i++) {
+        const cfg_backend_t *b = &health_cfg->backends[i];
+        if (!has_probe(b))
+            continue;
+        char why[300] = "";
+        if (probe(b, why, sizeof why))
+            log_info("backend '%s' is ready", b->name);
+        else
+            log_warn("backend '%s' is not ready: %s", b->name, why);
+    }
     CURL *curl = curl_easy_init();
     int n = health_cfg->nbackends;
     uint64_t *next = calloc((size_t)n, sizeof *next);
@@ -71,14 +110,17 @@ static void *health_main(void *arg)
         if (st_health_lease(getpid(), now, ttl)) {
             for (int i = 0; i < n && !stop_flag; i++) {
                 const cfg_backend_t *b = &health_cfg->backends[i];
-                if (!b->health_path || !b->url || strncmp(b->url, "http", 4) != 0 || now < next[i])
+                if (!b->health_path || !b->url || now < next[i])
                     continue;
-                bool ok = check(curl, b);
+                char why[300] = "";
+                bool ok = has_probe(b) ? probe(b, why, sizeof why)
+                          : strncmp(b->url, "http", 4) == 0 ? check(curl, b)
+                                                             : true;
                 next[i] = st_now_ms() + (uint64_t)(b->health_interval * 1000);
                 st_backend_health(b->metric_slot, ok);
                 if (!known[i] || was[i] != ok)
-                    log_msg(ok ? LOG_INFO : LOG_WARN, "health check: backend '%s' is %s", b->name,
-                            ok ? "healthy" : "unhealthy");
+                    log_msg(ok ? LOG_INFO : LOG_WARN, "health check: backend '%s' is %s%s%s", b->name,
+                            ok ? "healthy" : "unhealthy", why[0] ? ": " : "", why);
                 known[i] = true;
                 was[i] = ok;
             }
@@ -99,7 +141,7 @@ int health_start(const cfg_t *cfg)
     health_cfg = cfg;
     bool any = false;
     for (int i = 0; i < cfg->nbackends; i++)
-        any |= cfg->backends[i].health_path != NULL && cfg->backends[i].url != NULL;
+        any |= (cfg->backends[i].health_path != NULL && cfg->backends[i].url != NULL) || has_probe(&cfg->backends[i]);
     if (!any)
         return 0;
     if (pthread_create(&thread, NULL, health_main, NULL) != 0) {
