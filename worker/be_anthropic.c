@@ -231,9 +231,14 @@ static json_object *translate_request(const be_request_t *req)
         json_object_object_add(out, "system", json_object_new_string(system.data));
     json_object_object_add(out, "messages", messages);
     long long max_tokens = req->max_tokens > 0 ? req->max_tokens : DEFAULT_MAX_TOKENS;
-    if ((json_object_object_get_ex(in, "max_completion_tokens", &v) || json_object_object_get_ex(in, "max_tokens", &v)) &&
-        json_object_is_type(v, json_type_int) && json_object_get_int64(v) > 0)
-        max_tokens = json_object_get_int64(v);
+    static const char *const max_keys[] = {"max_completion_tokens", "max_tokens"};
+    for (int k = 0; k < 2; k++)
+        if (json_object_object_get_ex(in, max_keys[k], &v) &&
+            (json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double)) &&
+            json_object_get_double(v) >= 1) {
+            max_tokens = (long long)json_object_get_double(v);
+            break;
+        }
     json_object_object_add(out, "max_tokens", json_object_new_int64(max_tokens));
     if (json_object_object_get_ex(in, "stop", &v) && v) {
         json_object *seqs = json_object_new_array();
@@ -249,7 +254,8 @@ static json_object *translate_request(const be_request_t *req)
         double t = json_object_get_double(v); /* OpenAI allows 0-2, Anthropic 0-1 */
         json_object_object_add(out, "temperature", json_object_new_double(t < 0 ? 0 : t > 1 ? 1 : t));
     }
-    if (json_object_object_get_ex(in, "top_p", &v) && v)
+    if (json_object_object_get_ex(in, "top_p", &v) &&
+        (json_object_is_type(v, json_type_double) || json_object_is_type(v, json_type_int)))
         json_object_object_add(out, "top_p", json_object_get(v));
     if (json_object_object_get_ex(in, "user", &v) && json_object_is_type(v, json_type_string)) {
         json_object *md = json_object_new_object();
@@ -259,8 +265,8 @@ static json_object *translate_request(const be_request_t *req)
     if (json_object_object_get_ex(in, "tools", &v) && json_object_is_type(v, json_type_array) &&
         json_object_array_length(v) > 0)
         json_object_object_add(out, "tools", translate_tools(v));
-    if (json_object_object_get_ex(in, "tool_choice", &v) && v)
-        json_object_object_add(out, "tool_choice", translate_tool_choice(v));
+    if (json_object_object_get_ex(in, "tool_choice", &v) && v && json_object_object_get_ex(out, "tools", NULL))
+        json_object_object_add(out, "tool_choice", translate_tool_choice(v)); /* Anthropic refuses it without tools */
     if (req->stream)
         json_object_object_add(out, "stream", json_object_new_boolean(1));
     buf_free(&system);

@@ -116,10 +116,12 @@ static enum MHD_Result handle(request_t *req, bool stream)
         model = json_object_get_string(v);
     if (json_object_object_get_ex(in_body, "max_tokens", &v) && v) {
         /* a number, or a numeric string as the original gateway accepted */
-        max_tokens = json_object_is_type(v, json_type_string) ? strtol(json_object_get_string(v), NULL, 10)
-                                                              : (long)json_object_get_int64(v);
-        if (max_tokens < 0) {
-            rc = http_respond_error(req, 400, "max_tokens must be 0 (the model's default) or more.",
+        char *end = NULL;
+        const char *text = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+        max_tokens = text ? strtol(text, &end, 10) : (long)json_object_get_int64(v);
+        bool bad = text ? (end == text || *end) : !json_object_is_type(v, json_type_int);
+        if (bad || max_tokens < 0) {
+            rc = http_respond_error(req, 400, "max_tokens must be an integer, 0 (the model's default) or more.",
                                     "invalid_request_error", "max_tokens", "invalid_value");
             goto out;
         }

@@ -60,6 +60,8 @@ typedef struct {
     const char *backend;
     const char *error;
     grpc_status_code code;
+    char *client_key;          /* the presented key (for pass_client_key) */
+    long long tokens_in, tokens_out;
 } rpc_t;
 
 static const cfg_t *gcfg;
@@ -190,8 +192,10 @@ static grpc_status_code status_for(const be_event_t *ev)
     switch (ev->error) {
     case BE_ERR_TIMEOUT: return GRPC_STATUS_DEADLINE_EXCEEDED;
     case BE_ERR_HTTP_4XX:
-        return ev->status == 429 ? GRPC_STATUS_RESOURCE_EXHAUSTED
+        /* ev->status is what an HTTP client would get: a refused backend credential is 502 */
+        return ev->status == 429   ? GRPC_STATUS_RESOURCE_EXHAUSTED
                : ev->status == 404 ? GRPC_STATUS_NOT_FOUND
+               : ev->status >= 500 ? GRPC_STATUS_UNAVAILABLE
                                    : GRPC_STATUS_INVALID_ARGUMENT;
     case BE_ERR_CLIENT_GONE: return GRPC_STATUS_CANCELLED;
     case BE_ERR_INTERNAL: return GRPC_STATUS_INTERNAL;
@@ -217,6 +221,18 @@ static char *bearer(const grpc_metadata_array *md)
 
 /* ---- serving one call ---- */
 
+/* Keeps the token counts of a response or chunk that carries usage. */
+static void note_usage(rpc_t *r, json_object *obj)
+{
+    json_object *u, *v;
+    if (!json_object_object_get_ex(obj, "usage", &u) || !json_object_is_type(u, json_type_object))
+        return;
+    if (json_object_object_get_ex(u, "prompt_tokens", &v) && json_object_is_type(v, json_type_int))
+        r->tokens_in = json_object_get_int64(v);
+    if (json_object_object_get_ex(u, "completion_tokens", &v) && json_object_is_type(v, json_type_int))
+        r->tokens_out = json_object_get_int64(v);
+}
+
 /* choices[0].message.content, or delta.content of a chunk ("" if none). */
 static const char *text_of(json_object *obj, const char *field)
 {
@@ -239,9 +255,12 @@ static rpc_try_t try_call(rpc_t *r, const cfg_model_t *m, bool is_fallback, cons
     const backend_ops_t *ops = backend_lookup(be->type);
     const char *backend_model = t->backend_model ? t->backend_model : is_fallback ? m->name : model_name;
     bool stream = r->kind == RPC_STREAM;
+    /* How the backend is called may be forced per model; the client's shape is kept. */
+    bool backend_stream = m->backend_stream >= 0 ? m->backend_stream : stream;
     r->backend = be->name;
     r->backend_slot = be->metric_slot;
     json_object_object_add(body, "model", json_object_new_string(backend_model));
+    json_object_object_add(body, "stream", json_object_new_boolean(backend_stream));
     be_request_t breq = {
         .kind = KIND_CHAT,
         .backend = be,
@@ -249,9 +268,10 @@ static rpc_try_t try_call(rpc_t *r, const cfg_model_t *m, bool is_fallback, cons
         .backend_model = backend_model,
         .client_model = model_name,
         .body = body,
-        .stream = stream,
-        .want_usage = false,
+        .stream = backend_stream,
+        .want_usage = backend_stream && be->stream_usage, /* token metrics and tpm */
         .max_tokens = m->max_tokens,
+        .client_key = r->client_key,
         .request_id = r->id,
         .traceparent = "",
         .client_fd = -1,
@@ -283,6 +303,8 @@ static rpc_try_t try_call(rpc_t *r, const cfg_model_t *m, bool is_fallback, cons
             }
             continue;
         }
+        if (ev->type == BE_EV_CHUNK || ev->type == BE_EV_RESPONSE)
+            note_usage(r, ev->obj);
         if (ev->type == BE_EV_CHUNK) {
             if (stream) {
                 const char *piece = text_of(ev->obj, "delta");
@@ -304,7 +326,13 @@ static rpc_try_t try_call(rpc_t *r, const cfg_model_t *m, bool is_fallback, cons
             continue;
         }
         if (ev->type == BE_EV_RESPONSE) {
-            bool ok = send_response(r, text_of(ev->obj, "message"), provider, model_name);
+            bool ok;
+            if (stream) { /* a forced non-streaming call: the whole text as one piece */
+                const char *whole = text_of(ev->obj, "message");
+                ok = !whole[0] || send_response(r, whole, provider, model_name);
+            } else {
+                ok = send_response(r, text_of(ev->obj, "message"), provider, model_name);
+            }
             json_object_put(ev->obj);
             result = ok ? TRY_OK : TRY_SENT_FAIL;
             break;
@@ -333,16 +361,15 @@ static rpc_try_t try_call(rpc_t *r, const cfg_model_t *m, bool is_fallback, cons
 static void serve(rpc_t *r, AiRouter__AIRequest *in)
 {
     const char *provider = in->provider && in->provider[0] ? in->provider : NULL;
-    char *key_text = NULL;
+    r->client_key = bearer(&r->md);
     bool holds_key = false;
     json_object *params = NULL, *body = NULL;
 
     if (gcfg->nkeys > 0) {
-        key_text = bearer(&r->md);
-        r->key = route_authenticate(gcfg, key_text);
+        r->key = route_authenticate(gcfg, r->client_key);
         if (!r->key) {
             send_status(r, GRPC_STATUS_UNAUTHENTICATED,
-                        key_text ? "Incorrect API key provided." : "Send an API key as 'authorization: Bearer KEY'.");
+                        r->client_key ? "Incorrect API key provided." : "Send an API key as 'authorization: Bearer KEY'.");
             goto out;
         }
         st_key_usage_t usage;
@@ -442,7 +469,14 @@ static void serve(rpc_t *r, AiRouter__AIRequest *in)
             break;
         if (ntried < 32)
             tried[ntried++] = t->state_slot;
-        struct timespec pause = {0, (long)gcfg->retry.backoff_ms * 1000000L};
+        /* the same back-off as HTTP requests: doubling, with jitter, within the retry deadline */
+        uint64_t step = (uint64_t)gcfg->retry.backoff_ms << (attempt - 1 < 16 ? attempt - 1 : 16);
+        if (step > (uint64_t)gcfg->retry.max_backoff_ms)
+            step = (uint64_t)gcfg->retry.max_backoff_ms;
+        uint64_t wait = step / 2 + (step ? (uint64_t)random() % (step / 2 + 1) : 0);
+        if ((http_now_us() - r->start_us) / 1000 + wait >= (uint64_t)(gcfg->retry.deadline * 1000))
+            break;
+        struct timespec pause = {(time_t)(wait / 1000), (long)(wait % 1000) * 1000000L};
         nanosleep(&pause, NULL);
     }
     if (!failed) {
@@ -455,11 +489,15 @@ static void serve(rpc_t *r, AiRouter__AIRequest *in)
         r->error = "client_abort";
     }
 out:
+    if (r->key && (r->tokens_in > 0 || r->tokens_out > 0))
+        st_key_tokens(r->key, (uint64_t)(r->tokens_in > 0 ? r->tokens_in : 0) + (uint64_t)(r->tokens_out > 0 ? r->tokens_out : 0),
+                      st_now_ms());
+    if (r->tokens_in > 0 || r->tokens_out > 0)
+        met_tokens(r->model_slot, r->tokens_in > 0 ? (uint64_t)r->tokens_in : 0, r->tokens_out > 0 ? (uint64_t)r->tokens_out : 0);
     if (holds_key)
         st_key_release(r->key);
     json_object_put(params);
     json_object_put(body);
-    free(key_text);
 }
 
 static void access_log(rpc_t *r, const char *method)
@@ -510,6 +548,7 @@ static void rpc_free(rpc_t *r)
         grpc_completion_queue_destroy(r->cq);
     }
     grpc_metadata_array_destroy(&r->md);
+    free(r->client_key);
     if (r->kind == RPC_OTHER)
         grpc_call_details_destroy(&r->details);
     if (r->payload)

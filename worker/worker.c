@@ -60,8 +60,10 @@ int worker_run(const cfg_t *cfg, int listen_fd, int metrics_fd, int ready_fd, pi
         } else if (sig == SIGQUIT) {
             log_debug("graceful stop: draining %u request(s)", http_active_requests());
             grpc_api_quiesce(); /* both APIs stop taking work, then both drain */
+            time_t drain_start = time(NULL);
             http_drain_and_stop();
-            grpc_api_stop(cfg->drain_timeout);
+            int left = cfg->drain_timeout - (int)(time(NULL) - drain_start); /* one deadline for both */
+            grpc_api_stop(left > 0 ? left : 0);
             health_stop();
             trace_stop(); /* after the drain: the last requests' spans are queued */
             backends_worker_cleanup();
