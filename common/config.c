@@ -20,7 +20,7 @@ static const struct {
     {"echo", KIND_CHAT | KIND_COMPLETIONS, URL_NONE},
     {"openai", KIND_ALL, URL_HTTP},
     {"anthropic", KIND_CHAT, URL_HTTP},
-    {"triton", KIND_CHAT | KIND_COMPLETIONS, URL_GRPC},
+    {"triton", KIND_CHAT | KIND_COMPLETIONS | KIND_EMBEDDINGS, URL_GRPC},
 };
 
 static const char *kind_names[KIND_COUNT] = {"chat",   "completions", "embeddings",  "speech",   "transcriptions",
@@ -335,7 +335,8 @@ static const char *const backend_keys[] = {
     "first_byte_timeout", "idle_timeout", "timeout", "chunk_delay_ms", "stream_usage", "health_check", NULL};
 static const char *const model_keys[] = {"name", "backend", "backend_model", "kinds", "default",
                                          "backend_stream", "targets", "strategy", "fallbacks", "max_tokens", "profile",
-                                         "prompt_format", "batch_dim", "tensor_names", NULL};
+                                         "prompt_format", "batch_dim", "tensor_names", "cumulative_output",
+                                         "strip_prompt", NULL};
 static const char *const format_keys[] = {"name", "bos", "system_prefix", "system_suffix", "user_prefix", "user_suffix",
                                           "assistant_prefix", "assistant_suffix", "generation_prompt", "system",
                                           NULL};
@@ -343,7 +344,7 @@ static const char *const tensor_keys[] = {"text_input", "max_tokens", "stream", 
                                           "presence_penalty", "frequency_penalty", "seed", "stop_words",
                                           "exclude_input_in_output", "sampling_parameters", "return_finish_reason",
                                           "return_num_input_tokens", "return_num_output_tokens", "text_output",
-                                          "finish_reason", "num_input_tokens", "num_output_tokens", NULL};
+                                          "finish_reason", "num_input_tokens", "num_output_tokens", "embedding", NULL};
 static const char *const key_keys[] = {"key", "name", "models", "rpm", "tpm", "max_concurrent", NULL};
 
 static int load_backends(loader_t *ld, config_t *lc, cfg_t *cfg)
@@ -545,6 +546,8 @@ static int load_triton_keys(loader_t *ld, const config_setting_t *g, const cfg_t
     }
     if (config_setting_get_member(g, "batch_dim"))
         m->batch_dim = bd;
+    if (get_bool(ld, g, "cumulative_output", &m->cumulative_output) < 0 || get_bool(ld, g, "strip_prompt", &m->strip_prompt) < 0)
+        return -1;
     int rc = 0;
     if (profile) {
         m->profile = strcmp(profile, "trtllm") == 0 ? PROFILE_TRTLLM : strcmp(profile, "vllm") == 0 ? PROFILE_VLLM : -1;
@@ -590,13 +593,19 @@ static int load_triton_keys(loader_t *ld, const config_setting_t *g, const cfg_t
             m->ntensor_names++;
         }
     }
+    return 0;
+}
+
+/* Triton takes tensors and a prompt: a model with a triton target must say how. */
+static int check_triton(loader_t *ld, const config_setting_t *g, const cfg_t *cfg, const cfg_model_t *m)
+{
     /* Triton takes a prompt: every triton target needs to know how to build one. */
     bool on_triton = false;
     for (int t = 0; t < m->ntargets; t++)
         on_triton |= strcmp(cfg->backends[m->targets[t].backend].type, "triton") == 0;
     if (on_triton && m->profile == PROFILE_NONE)
         return fail(ld, g, "model '%s' is served by Triton and needs a 'profile' (trtllm or vllm)", m->name);
-    if (on_triton && !m->prompt_format)
+    if (on_triton && !m->prompt_format && (m->kinds & KIND_CHAT))
         return fail(ld, g, "model '%s' is served by Triton and needs a 'prompt_format' (built in: %s)", m->name,
                     prompt_builtin_names());
     return 0;
@@ -719,12 +728,10 @@ static int load_models(loader_t *ld, config_t *lc, cfg_t *cfg)
         if (get_int(ld, g, "max_tokens", 1, 10000000, &mt) < 0)
             return -1;
         m->max_tokens = (int)mt;
-        if (load_triton_keys(ld, g, cfg, m) < 0)
-            return -1;
         if (!m->name || !m->name[0])
             return fail(ld, g, "%s needs a 'name'", where);
         m->is_glob = strpbrk(m->name, "*?") != NULL;
-        if (load_targets(ld, g, cfg, m) < 0)
+        if (load_targets(ld, g, cfg, m) < 0 || load_triton_keys(ld, g, cfg, m) < 0) /* needs the targets */
             return -1;
         unsigned served = KIND_ALL;
         for (int t = 0; t < m->ntargets; t++)
@@ -739,6 +746,8 @@ static int load_models(loader_t *ld, config_t *lc, cfg_t *cfg)
                             "model '%s': backend '%s' (type %s) cannot serve every kind listed", m->name,
                             be->name, be->type);
         }
+        if (check_triton(ld, g, cfg, m) < 0)
+            return -1;
         if (m->kinds == 0)
             return fail(ld, g, config_setting_get_member(g, "kinds") ? "model '%s': 'kinds' is empty"
                                                                      : "model '%s': no kind is served by every target",

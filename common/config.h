@@ -78,6 +78,8 @@ typedef struct {
     int profile;            /* PROFILE_* */
     const prompt_format_t *prompt_format; /* chat -> prompt (built-in or cfg_t.formats) */
     int batch_dim;          /* -1: the profile's; 0/1: shapes without/with a leading batch of 1 */
+    bool cumulative_output; /* each streamed response holds all the text so far: send the new part */
+    bool strip_prompt;      /* the answer starts with the prompt: cut it off */
     char **tensor_names;    /* "name=override" pairs, NULL-terminated */
     int ntensor_names;
     int metric_slot;        /* index in the shared metrics (assigned by the master) */

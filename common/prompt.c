@@ -13,7 +13,7 @@ static const prompt_format_t builtins[] = {
       "<|start_header_id|>user<|end_header_id|>\n\n", "<|eot_id|>",
       "<|start_header_id|>assistant<|end_header_id|>\n\n", "<|eot_id|>",
       "<|start_header_id|>assistant<|end_header_id|>\n\n", false),
-    F("mistral", "<s>", "", "\n\n", "[INST] ", " [/INST]", " ", "</s>", "", true),
+    F("mistral", "<s>", "", "\n\n", "[INST] ", " [/INST]", "", "</s>", "", true),
     F("gemma", "<bos>", "", "\n\n", "<start_of_turn>user\n", "<end_of_turn>\n", "<start_of_turn>model\n",
       "<end_of_turn>\n", "<start_of_turn>model\n", true),
     F("phi3", "", "<|system|>\n", "<|end|>\n", "<|user|>\n", "<|end|>\n", "<|assistant|>\n", "<|end|>\n",

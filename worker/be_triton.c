@@ -56,7 +56,14 @@ struct be_call {
     char id[96];
     long created;
     bool role_sent;
+    bool answered;          /* the whole answer (non-streaming) was handed out */
     buf_t text;             /* whole answer (non-streaming) */
+    buf_t seen;             /* cumulative_output: the text so far */
+    char *prompt;           /* strip_prompt: what the model may echo first */
+    bool prompt_checked;
+    long long max_tokens;
+    int n_inputs;           /* embeddings: texts sent */
+    json_object *embeddings;/* embeddings: the answer being built */
     char finish[24];
     long long prompt_tokens, completion_tokens;
     uint64_t start_us, last_us;
@@ -262,7 +269,45 @@ static int stop_list(json_object *body, const char **out)
 
 /* Fills the profile's tensors from the OpenAI request. Parameters a profile cannot
  * express (n, logprobs, tools, response_format, logit_bias...) are not sent. */
-static void build_inputs(builder_t *b, const cfg_model_t *m, const char *prompt, json_object *body, bool stream)
+/* Embeddings: the texts as one BYTES tensor ([N], or [N, 1] with a batch dim), and the
+ * FP32 "embedding" output. */
+static int build_embedding_inputs(builder_t *b, const cfg_model_t *m, json_object *body)
+{
+    json_object *in;
+    const char *texts[24];
+    int n = 0;
+    if (!json_object_object_get_ex(body, "input", &in))
+        return -1;
+    if (json_object_is_type(in, json_type_string)) {
+        texts[n++] = json_object_get_string(in);
+    } else if (json_object_is_type(in, json_type_array)) {
+        for (size_t i = 0; i < json_object_array_length(in); i++) {
+            json_object *e = json_object_array_get_idx(in, i);
+            if (!json_object_is_type(e, json_type_string) || n >= 24)
+                return -1;
+            texts[n++] = json_object_get_string(e);
+        }
+    }
+    if (n == 0)
+        return -1;
+    bool batch = b->batch;
+    b->batch = false; /* a list of texts is the batch itself */
+    buf_t *raw = add_input(b, m, "text_input", "BYTES", n);
+    if (raw && batch) { /* [N, 1]: N batch entries of one text each */
+        Tensor *t = b->tensors[b->req.n_inputs - 1];
+        b->shapes[b->req.n_inputs - 1][1] = 1;
+        t->n_shape = 2;
+    }
+    for (int i = 0; raw && i < n; i++) {
+        put_u32(raw, (uint32_t)strlen(texts[i]));
+        buf_appends(raw, texts[i]);
+    }
+    add_output(b, m, "embedding");
+    return raw ? 0 : -1;
+}
+
+/* Returns the max_tokens sent. */
+static long long build_inputs(builder_t *b, const cfg_model_t *m, const char *prompt, json_object *body, bool stream)
 {
     double d;
     json_object *v;
@@ -288,12 +333,12 @@ static void build_inputs(builder_t *b, const cfg_model_t *m, const char *prompt,
             add_f32(b, m, "presence_penalty", d);
         if (number(body, "frequency_penalty", &d))
             add_f32(b, m, "frequency_penalty", d);
-        if (number(body, "seed", &d))
+        if (number(body, "seed", &d) && d >= 0)
             add_u64(b, m, "seed", (uint64_t)d);
         if (nstops > 0)
             add_bytes(b, m, "stop_words", stops, nstops);
         add_output(b, m, "text_output");
-        return;
+        return max_tokens;
     }
     /* vLLM: the sampling parameters travel as one JSON text. */
     json_object *sp = json_object_new_object();
@@ -322,6 +367,7 @@ static void build_inputs(builder_t *b, const cfg_model_t *m, const char *prompt,
     add_output(b, m, "finish_reason");
     add_output(b, m, "num_input_tokens");
     add_output(b, m, "num_output_tokens");
+    return max_tokens;
 }
 
 /* ---- answer decoding ---- */
@@ -367,6 +413,30 @@ static json_object *usage_obj(be_call_t *c)
     return u;
 }
 
+/* The model's own finish reason, else "length" when the token count reached max_tokens. */
+static const char *finish_of(be_call_t *c)
+{
+    if (c->finish[0])
+        return c->finish;
+    return c->completion_tokens >= 0 && c->max_tokens > 0 && c->completion_tokens >= c->max_tokens ? "length" : "stop";
+}
+
+/* An embeddings list from the FP32 output: rows of the output's last dimension. */
+static json_object *make_embeddings(be_call_t *c)
+{
+    if (!c->embeddings)
+        return NULL;
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "object", json_object_new_string("list"));
+    json_object_object_add(o, "data", json_object_get(c->embeddings));
+    json_object_object_add(o, "model", json_object_new_string(c->backend_model));
+    json_object *u = json_object_new_object();
+    json_object_object_add(u, "prompt_tokens", json_object_new_int64(c->prompt_tokens > 0 ? c->prompt_tokens : 0));
+    json_object_object_add(u, "total_tokens", json_object_new_int64(c->prompt_tokens > 0 ? c->prompt_tokens : 0));
+    json_object_object_add(o, "usage", u);
+    return o;
+}
+
 static json_object *make_chunk(be_call_t *c, const char *text, const char *finish, bool role)
 {
     bool chat = c->kind == KIND_CHAT;
@@ -406,12 +476,62 @@ static json_object *make_completion(be_call_t *c)
         json_object_object_add(ch, "text", json_object_new_string(text));
     }
     json_object_object_add(ch, "logprobs", NULL);
-    json_object_object_add(ch, "finish_reason", json_object_new_string(c->finish[0] ? c->finish : "stop"));
+    json_object_object_add(ch, "finish_reason", json_object_new_string(finish_of(c)));
     json_object_array_add(choices, ch);
     json_object_object_add(o, "choices", choices);
     if (c->prompt_tokens >= 0 && c->completion_tokens >= 0)
         json_object_object_add(o, "usage", usage_obj(c));
     return o;
+}
+
+/* FP32 rows: shape [N, D] (or [D] for one text, or [1, N, D] with a batch). */
+static void read_embeddings(be_call_t *c, const Inference__ModelInferResponse__InferOutputTensor *t,
+                            const ProtobufCBinaryData *raw)
+{
+    if (strcmp(t->datatype, "FP32") != 0 || t->n_shape == 0)
+        return;
+    int64_t dim = t->shape[t->n_shape - 1];
+    if (dim <= 0 || raw->len % 4 || (int64_t)(raw->len / 4) % dim)
+        return;
+    int64_t rows = (int64_t)(raw->len / 4) / dim;
+    json_object_put(c->embeddings);
+    c->embeddings = json_object_new_array();
+    for (int64_t r = 0; r < rows; r++) {
+        json_object *e = json_object_new_object(), *vec = json_object_new_array();
+        for (int64_t k = 0; k < dim; k++) {
+            uint32_t bits = get_u32(raw->data + 4 * (r * dim + k));
+            float f;
+            memcpy(&f, &bits, 4);
+            json_object_array_add(vec, json_object_new_double(f));
+        }
+        json_object_object_add(e, "object", json_object_new_string("embedding"));
+        json_object_object_add(e, "index", json_object_new_int((int)r));
+        json_object_object_add(e, "embedding", vec);
+        json_object_array_add(c->embeddings, e);
+    }
+}
+
+/* Turns what a response carried into the new text: cuts an echoed prompt, and with
+ * cumulative output keeps only what was not seen before. */
+static void new_text(be_call_t *c, buf_t *piece)
+{
+    if (c->model->strip_prompt && !c->prompt_checked && c->prompt && piece->len) {
+        size_t pl = strlen(c->prompt);
+        if (piece->len >= pl && memcmp(piece->data, c->prompt, pl) == 0)
+            buf_consume(piece, pl);
+        c->prompt_checked = true;
+    }
+    if (!c->model->cumulative_output || !piece->len)
+        return;
+    if (piece->len >= c->seen.len && memcmp(piece->data, c->seen.data ? c->seen.data : "", c->seen.len) == 0) {
+        size_t old = c->seen.len;
+        buf_reset(&c->seen);
+        buf_append(&c->seen, piece->data, piece->len);
+        buf_consume(piece, old);
+    } else { /* the model rewrote earlier text: nothing sane to add but the whole */
+        buf_reset(&c->seen);
+        buf_append(&c->seen, piece->data, piece->len);
+    }
 }
 
 /* One ModelStreamInferResponse: queue its chunks, or fill ev with a failure. */
@@ -432,7 +552,9 @@ static bool handle_response(be_call_t *c, Inference__ModelStreamInferResponse *r
     for (size_t i = 0; i < ir->n_outputs && i < ir->n_raw_output_contents; i++) {
         const Inference__ModelInferResponse__InferOutputTensor *t = ir->outputs[i];
         const ProtobufCBinaryData *raw = &ir->raw_output_contents[i];
-        if (strcmp(t->name, tensor_name(c->model, "text_output")) == 0) {
+        if (c->kind == KIND_EMBEDDINGS && strcmp(t->name, tensor_name(c->model, "embedding")) == 0) {
+            read_embeddings(c, t, raw);
+        } else if (strcmp(t->name, tensor_name(c->model, "text_output")) == 0) {
             first_bytes(raw, &piece);
         } else if (strcmp(t->name, tensor_name(c->model, "finish_reason")) == 0) {
             buf_t f = {0};
@@ -451,6 +573,7 @@ static bool handle_response(be_call_t *c, Inference__ModelStreamInferResponse *r
                 c->completion_tokens = (c->completion_tokens < 0 ? 0 : c->completion_tokens) + v;
         }
     }
+    new_text(c, &piece);
     bool final = false;
     for (size_t i = 0; i < ir->n_parameters; i++)
         if (strcmp(ir->parameters[i]->key, "triton_final_response") == 0 && ir->parameters[i]->value &&
@@ -463,7 +586,7 @@ static bool handle_response(be_call_t *c, Inference__ModelStreamInferResponse *r
             c->role_sent = true;
         }
         if (final) {
-            c->queued[c->nqueued++] = make_chunk(c, c->kind == KIND_CHAT ? NULL : "", c->finish[0] ? c->finish : "stop", false);
+            c->queued[c->nqueued++] = make_chunk(c, c->kind == KIND_CHAT ? NULL : "", finish_of(c), false);
             if (c->want_usage && c->prompt_tokens >= 0 && c->completion_tokens >= 0) {
                 json_object *u = envelope(c, c->kind == KIND_CHAT ? "chat.completion.chunk" : "text_completion");
                 json_object_object_add(u, "choices", json_object_new_array());
@@ -472,7 +595,10 @@ static bool handle_response(be_call_t *c, Inference__ModelStreamInferResponse *r
             }
         }
     } else if (piece.len) {
-        buf_append(&c->text, piece.data, piece.len);
+        if (c->model->cumulative_output) /* the last response holds the whole text */
+            buf_reset(&c->text);
+        buf_append(&c->text, c->model->cumulative_output ? c->seen.data : piece.data,
+                   c->model->cumulative_output ? c->seen.len : piece.len);
     }
     buf_free(&piece);
     if (final)
@@ -506,6 +632,9 @@ static void call_free(be_call_t *c)
     for (int i = 0; i < c->nqueued; i++)
         json_object_put(c->queued[i]);
     buf_free(&c->text);
+    buf_free(&c->seen);
+    free(c->prompt);
+    json_object_put(c->embeddings);
     free(c->backend_model);
     free(c->client_model);
     free(c);
@@ -532,10 +661,15 @@ static be_call_t *triton_open(const be_request_t *req, be_event_t *ev)
     } else if (req->kind == KIND_COMPLETIONS && json_object_object_get_ex(req->body, "prompt", &v)) {
         if (json_object_is_type(v, json_type_array) && json_object_array_length(v) > 0)
             v = json_object_array_get_idx(v, 0);
-        buf_appends(&prompt, json_object_is_type(v, json_type_string) ? json_object_get_string(v) : "");
-    } else {
-        be_event_error(ev, BE_ERR_INTERNAL, 400, "invalid_request_error", "unsupported_kind",
-                       "Triton models serve chat and completions only.");
+        if (!json_object_is_type(v, json_type_string)) {
+            be_event_error(ev, BE_ERR_INTERNAL, 400, "invalid_request_error", "invalid_value",
+                           "Triton models take the prompt as text.");
+            return NULL;
+        }
+        buf_appends(&prompt, json_object_get_string(v));
+    } else if (req->kind != KIND_EMBEDDINGS) {
+        be_event_error(ev, BE_ERR_INTERNAL, 400, "invalid_request_error", "missing_required_parameter",
+                       "The request has no prompt.");
         return NULL;
     }
 
@@ -555,6 +689,7 @@ static be_call_t *triton_open(const be_request_t *req, be_event_t *ev)
     c->client_model = strdup(req->client_model ? req->client_model : req->backend_model);
     c->created = (long)time(NULL);
     c->prompt_tokens = c->completion_tokens = -1;
+    c->prompt = m->strip_prompt && prompt.data ? strdup(prompt.data) : NULL;
     c->status_details = grpc_empty_slice();
     snprintf(c->id, sizeof c->id, "%s-%s", req->kind == KIND_CHAT ? "chatcmpl" : "cmpl", req->request_id);
     grpc_metadata_array_init(&c->initial_md);
@@ -581,7 +716,18 @@ static be_call_t *triton_open(const be_request_t *req, be_event_t *ev)
     b->params[0] = &b->param_entry;
     b->req.n_parameters = 1;
     b->req.parameters = b->params;
-    build_inputs(b, m, prompt.data ? prompt.data : "", req->body, req->stream);
+    if (req->kind == KIND_EMBEDDINGS) {
+        if (build_embedding_inputs(b, m, req->body) < 0) {
+            buf_free(&prompt);
+            free(b);
+            call_free(c);
+            be_event_error(ev, BE_ERR_INTERNAL, 400, "invalid_request_error", "invalid_value",
+                           "'input' must be a text or a list of texts for this model.");
+            return NULL;
+        }
+    } else {
+        c->max_tokens = build_inputs(b, m, prompt.data ? prompt.data : "", req->body, req->stream);
+    }
     b->req.inputs = b->tensors;
     b->req.outputs = b->outs;
     for (size_t i = 0; i < b->req.n_inputs; i++) {
@@ -693,16 +839,17 @@ static void triton_next(be_call_t *c, be_event_t *ev, int wait_ms)
             return;
         }
         if (c->finished) {
-            if (!c->stream && c->text.data != (char *)-1) {
+            if (!c->stream && !c->answered) {
+                c->answered = true;
                 ev->type = BE_EV_RESPONSE;
-                ev->obj = make_completion(c);
-                buf_free(&c->text);
-                c->text.data = (char *)-1; /* answered */
-                c->text.len = 0;
+                ev->obj = c->kind == KIND_EMBEDDINGS ? make_embeddings(c) : make_completion(c);
+                if (ev->obj)
+                    return;
+                c->failed = true;
+                be_event_error(ev, BE_ERR_PROTOCOL, 502, "server_error", "backend_error",
+                               "The model's backend sent no embedding.");
                 return;
             }
-            if (c->text.data == (char *)-1)
-                c->text.data = NULL;
             ev->type = BE_EV_END;
             return;
         }
