@@ -330,6 +330,34 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
     return buf_append(&c->resp, p, len) < 0 ? 0 : len;
 }
 
+/* What every call sends: the request id, the trace context, the key (as a Bearer token
+ * or in key_header), the caller's extra lines and the backend's configured headers. */
+static struct curl_slist *add_common_headers(struct curl_slist *h, const cfg_backend_t *be, const char *request_id,
+                                             const char *traceparent, const char *client_key, const char *key_header,
+                                             const char *const *extra)
+{
+    char line[2048];
+    snprintf(line, sizeof line, "X-Request-Id: %s", request_id);
+    h = curl_slist_append(h, line);
+    if (traceparent && traceparent[0]) {
+        snprintf(line, sizeof line, "traceparent: %s", traceparent);
+        h = curl_slist_append(h, line);
+    }
+    const char *key = be->api_key ? be->api_key : be->pass_client_key ? client_key : NULL;
+    if (key && *key && !strpbrk(key, "\r\n")) {
+        if (key_header)
+            snprintf(line, sizeof line, "%s: %s", key_header, key);
+        else
+            snprintf(line, sizeof line, "Authorization: Bearer %s", key);
+        h = curl_slist_append(h, line);
+    }
+    for (int i = 0; extra && extra[i]; i++)
+        h = curl_slist_append(h, extra[i]);
+    for (int i = 0; i < be->nheaders; i++)
+        h = curl_slist_append(h, be->headers[i]);
+    return h;
+}
+
 static void call_free(hb_call_t *c)
 {
     if (!c)
@@ -384,27 +412,11 @@ hb_call_t *hb_open(const be_request_t *req, const hb_options_t *opt, be_event_t 
     if (!c->body)
         goto oom;
 
-    char line[2048];
     struct curl_slist *h = NULL;
     h = curl_slist_append(h, "Content-Type: application/json");
     h = curl_slist_append(h, req->stream ? "Accept: text/event-stream" : "Accept: application/json");
     h = curl_slist_append(h, "Expect:");
-    snprintf(line, sizeof line, "X-Request-Id: %s", req->request_id);
-    h = curl_slist_append(h, line);
-    if (req->traceparent && req->traceparent[0]) {
-        snprintf(line, sizeof line, "traceparent: %s", req->traceparent);
-        h = curl_slist_append(h, line);
-    }
-    const char *key = be->api_key ? be->api_key : be->pass_client_key ? req->client_key : NULL;
-    if (key && *key && !strpbrk(key, "\r\n")) {
-        snprintf(line, sizeof line, opt->key_header ? "%s: %s" : "Authorization: Bearer %s%s",
-                 opt->key_header ? opt->key_header : key, opt->key_header ? key : "");
-        h = curl_slist_append(h, line);
-    }
-    for (int i = 0; opt->headers && opt->headers[i]; i++)
-        h = curl_slist_append(h, opt->headers[i]);
-    for (int i = 0; i < be->nheaders; i++)
-        h = curl_slist_append(h, be->headers[i]);
+    h = add_common_headers(h, be, req->request_id, req->traceparent, req->client_key, opt->key_header, opt->headers);
     c->headers = h;
     if (!h)
         goto oom;
@@ -685,21 +697,7 @@ hb_call_t *hb_open_raw(const be_raw_request_t *req, be_event_t *ev)
         h = curl_slist_append(h, line);
     }
     h = curl_slist_append(h, "Expect:");
-    snprintf(line, sizeof line, "X-Request-Id: %s", req->request_id);
-    h = curl_slist_append(h, line);
-    if (req->traceparent && req->traceparent[0]) {
-        snprintf(line, sizeof line, "traceparent: %s", req->traceparent);
-        h = curl_slist_append(h, line);
-    }
-    const char *key = be->api_key ? be->api_key : be->pass_client_key ? req->client_key : NULL;
-    if (key && *key && !strpbrk(key, "\r\n")) {
-        snprintf(line, sizeof line, "Authorization: Bearer %s", key);
-        h = curl_slist_append(h, line);
-    }
-    for (int i = 0; req->extra_headers && req->extra_headers[i]; i++)
-        h = curl_slist_append(h, req->extra_headers[i]);
-    for (int i = 0; i < be->nheaders; i++)
-        h = curl_slist_append(h, be->headers[i]);
+    h = add_common_headers(h, be, req->request_id, req->traceparent, req->client_key, NULL, req->extra_headers);
     c->headers = h;
     if (!h)
         goto oom;
