@@ -147,6 +147,17 @@ uint64_t http_now_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+ssize_t http_hand_out(request_t *req, const buf_t *pending, size_t *off, char *out, size_t max)
+{
+    size_t n = pending->len - *off;
+    if (n > max)
+        n = max;
+    memcpy(out, pending->data + *off, n);
+    *off += n;
+    req->bytes_out += n;
+    return (ssize_t)n;
+}
+
 int http_client_fd(request_t *req)
 {
     const union MHD_ConnectionInfo *ci =

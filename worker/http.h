@@ -81,5 +81,7 @@ enum MHD_Result http_respond_error(request_t *req, int status, const char *messa
 /* Adds the headers every response carries (request id, connection close when draining). */
 void http_add_common_headers(request_t *req, struct MHD_Response *resp);
 int http_client_fd(request_t *req);
+/* A content reader's copy-out: hands MHD up to max bytes of pending from *off on. */
+ssize_t http_hand_out(request_t *req, const buf_t *pending, size_t *off, char *out, size_t max);
 
 #endif

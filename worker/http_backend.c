@@ -358,6 +358,27 @@ static struct curl_slist *add_common_headers(struct curl_slist *h, const cfg_bac
     return h;
 }
 
+/* The options every transfer shares; then it starts (on the call's own multi handle). */
+static int start_transfer(hb_call_t *c, CURL *e)
+{
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->headers);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(c->be->connect_timeout * 1000));
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "airouter");
+    if (share)
+        curl_easy_setopt(e, CURLOPT_SHARE, share);
+    if (curl_multi_add_handle(c->pair->multi, e) != CURLM_OK)
+        return -1;
+    c->start_us = c->last_data_us = now_us();
+    return 0;
+}
+
 static void call_free(hb_call_t *c)
 {
     if (!c)
@@ -432,25 +453,11 @@ hb_call_t *hb_open(const be_request_t *req, const hb_options_t *opt, be_event_t 
     curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->headers);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(be->connect_timeout * 1000));
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "airouter");
-    if (share)
-        curl_easy_setopt(e, CURLOPT_SHARE, share);
-    if (curl_multi_add_handle(c->pair->multi, e) != CURLM_OK) {
+    if (start_transfer(c, e) < 0) {
         call_free(c);
-        be_event_error(ev, BE_ERR_INTERNAL, 500, "server_error", NULL,
-                       "airouter could not start the backend call.");
+        be_event_error(ev, BE_ERR_INTERNAL, 500, "server_error", NULL, "airouter could not start the backend call.");
         return NULL;
     }
-    c->start_us = c->last_data_us = now_us();
     return c;
 oom:
     call_free(c);
@@ -719,23 +726,11 @@ hb_call_t *hb_open_raw(const be_raw_request_t *req, be_event_t *ev)
         if (strcmp(req->method, "POST") != 0)
             curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
     }
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->headers);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(be->connect_timeout * 1000));
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "airouter");
-    if (share)
-        curl_easy_setopt(e, CURLOPT_SHARE, share);
-    if (curl_multi_add_handle(c->pair->multi, e) != CURLM_OK) {
+    if (start_transfer(c, e) < 0) {
         call_free(c);
         be_event_error(ev, BE_ERR_INTERNAL, 500, "server_error", NULL, "airouter could not start the backend call.");
         return NULL;
     }
-    c->start_us = c->last_data_us = now_us();
     return c;
 oom:
     call_free(c);

@@ -135,13 +135,7 @@ static ssize_t relay_read(void *cls, uint64_t pos, char *out, size_t max)
             return MHD_CONTENT_READER_END_WITH_ERROR;
         }
     }
-    size_t n = r->pending.len - r->off;
-    if (n > max)
-        n = max;
-    memcpy(out, r->pending.data + r->off, n);
-    r->off += n;
-    r->req->bytes_out += n;
-    return (ssize_t)n;
+    return http_hand_out(r->req, &r->pending, &r->off, out, max);
 }
 
 static void relay_free(void *cls)
