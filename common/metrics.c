@@ -34,7 +34,9 @@ typedef struct {
 static met_shm_t *shm;
 static int self_slot;
 
-#define ADD(p, v) __atomic_add_fetch((p), (v), __ATOMIC_RELAXED)
+/* Release adds and acquire loads: a scrape reads the counters a request bumps last (in flight, then
+   requests_total) first, so one that sees a request finished also sees everything it counted. */
+#define ADD(p, v) __atomic_add_fetch((p), (v), __ATOMIC_RELEASE)
 #define LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
 
@@ -114,8 +116,8 @@ void met_observe(enum met_hist_kind h, int model, uint64_t micros)
     while (b < NBUCKETS && secs > bucket_bounds[b])
         b++;
     ADD(&hist->buckets[b], 1);
-    ADD(&hist->count, 1);
     ADD(&hist->sum_us, micros);
+    ADD(&hist->count, 1);
 }
 
 void met_tokens(int model, uint64_t prompt, uint64_t completion)
@@ -225,6 +227,9 @@ int met_render(buf_t *out, const char *version)
     if (!shm)
         return -1;
     int nmodels = LOAD(&shm->nmodels), nbackends = LOAD(&shm->nbackends);
+    int64_t in_flight = 0; /* read first: see the ADD comment */
+    for (int i = 0; i < MET_WORKERS; i++)
+        in_flight += LOAD(&shm->in_flight[i]);
 
     help(out, "airouter_build_info", "gauge", "Build information.");
     buf_appends(out, "airouter_build_info{");
@@ -247,9 +252,6 @@ int met_render(buf_t *out, const char *version)
                                (unsigned long long)v);
                 }
 
-    int64_t in_flight = 0;
-    for (int i = 0; i < MET_WORKERS; i++)
-        in_flight += LOAD(&shm->in_flight[i]);
     help(out, "airouter_requests_in_flight", "gauge", "API requests being served.");
     buf_printf(out, "airouter_requests_in_flight %lld\n", (long long)(in_flight > 0 ? in_flight : 0));
 

@@ -587,9 +587,10 @@ static void *serve_thread(void *arg)
         else
             serve(r, in);
         ai_router__airequest__free_unpacked(in, NULL);
-        met_in_flight(-1);
-        met_request(r->model_slot, r->backend_slot, KIND_CHAT, r->cancelled ? 499 : http_class(r->code));
         met_observe(MET_H_DURATION, r->model_slot, http_now_us() - r->start_us);
+        /* last, in this order: a scrape reads them first (see metrics.c) */
+        met_request(r->model_slot, r->backend_slot, KIND_CHAT, r->cancelled ? 499 : http_class(r->code));
+        met_in_flight(-1);
     }
     if (!r->closed)
         grpc_completion_queue_pluck(r->cq, &tag_close, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);

@@ -552,8 +552,6 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         req->client_abort = true;
     if (req->kind) {
         uint64_t now = http_now_us();
-        met_in_flight(-1);
-        met_request(req->model_slot, req->backend_slot, req->kind, req->client_abort ? 499 : req->status);
         met_observe(MET_H_DURATION, req->model_slot, now - req->start_us);
         if (req->first_byte_us && req->stream)
             met_observe(MET_H_TTFT, req->model_slot, req->first_byte_us - req->start_us);
@@ -562,6 +560,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                        req->tokens_out > 0 ? (uint64_t)req->tokens_out : 0);
         if (req->client_abort)
             met_client_abort(req->model_slot);
+        /* last, in this order: a scrape reads them first (see metrics.c) */
+        met_request(req->model_slot, req->backend_slot, req->kind, req->client_abort ? 499 : req->status);
+        met_in_flight(-1);
         trace_request_done(req);
     }
     if (req->key && (req->tokens_in > 0 || req->tokens_out > 0))

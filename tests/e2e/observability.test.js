@@ -632,7 +632,7 @@ test('requests_in_flight is 1 during a slow stream (whichever worker answers) an
 });
 
 test('client abort mid-stream: client_aborts_total +1, counted as 4xx, access log client_abort true', T, async () => {
-  const p0 = await metrics(R);
+  const p0 = await waitMetrics(R, (m) => val(m, 'airouter_requests_in_flight') === 0, 'idle router');
   const id = rid('abort');
   const s = await client(R).chat.completions.create({ model: 'slow-long', messages: msgs('abort me'), stream: true }, { headers: { 'x-request-id': id } });
   let n = 0;
@@ -640,8 +640,9 @@ test('client abort mid-stream: client_aborts_total +1, counted as 4xx, access lo
     if (ch.choices[0] && ch.choices[0].delta.content) n++;
     if (n === 3) { s.controller.abort(); break; }
   }
-  const p1 = await waitMetrics(R, (m) => val(m, 'airouter_client_aborts_total', { model: 'slow-long' }) === val(p0, 'airouter_client_aborts_total', { model: 'slow-long' }) + 1,
-    'client abort counted', { timeout: 6000 });
+  // requests_total is bumped last and read first by a scrape: once it shows the request, the abort shows too
+  const p1 = await waitMetrics(R, (m) => val(m, 'airouter_requests_total', { model: 'slow-long' }) === val(p0, 'airouter_requests_total', { model: 'slow-long' }) + 1,
+    'aborted request counted', { timeout: 6000 });
   const d = (labels) => val(p1, 'airouter_requests_total', labels) - val(p0, 'airouter_requests_total', labels);
   assert.equal(d({ model: 'slow-long', status_class: '4xx' }), 1, 'a client that left is 4xx');
   assert.equal(d({ model: 'slow-long' }), 1);
