@@ -858,7 +858,11 @@ test('rolling restart (HUP) during a slow stream: the stream completes; new call
   assert.equal(r.msgs.map((m) => m.content).join(''), prompt);
   // the old generation exits once drained
   await h.waitFor(() => oldPids.every((p) => !h.alive(p) || !R.workers().includes(p)), { timeout: 10000, what: 'old workers gone' });
-  const lines = await h.waitFor(() => { const l = grpcAccessLines(R); return l.filter((x) => x.model === 'after').length >= 12 && l; }, { timeout: 3000, what: 'access log' });
+  // the worker logs a call after it has sent the status, so the client can be ahead of the log
+  const lines = await h.waitFor(() => {
+    const l = grpcAccessLines(R);
+    return l.filter((x) => x.model === 'after').length >= 12 && l.some((x) => x.model === 'slow' && x.stream === true) && l;
+  }, { timeout: 3000, what: 'access log' });
   const afterLines = lines.filter((x) => x.model === 'after');
   for (const l of afterLines) {
     assert.ok(!oldPids.includes(l.worker), `a call after the HUP was served by old worker ${l.worker}`);
