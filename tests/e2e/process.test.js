@@ -275,7 +275,8 @@ test('HUP with a broken config keeps the current workers', { timeout: 40000 }, a
 });
 
 test('QUIT lets an in-flight slow stream finish, refuses new connections, exits 0', { timeout: 40000 }, async () => {
-  await withRouter(echoConfig({ workers: 2, echoDelay: 200 }), {}, async (h) => {
+  // 9 words 300 ms apart: ~2.4 s of stream left after QUIT, room for the refusal check on a slow machine
+  await withRouter(echoConfig({ workers: 2, echoDelay: 300 }), {}, async (h) => {
     await waitWorkers(h, 2, 'start', { settle: 100 });
     const msg = 'the quick brown fox jumps over the lazy dog';
     const client = new OpenAI({ baseURL: `${h.base}/v1`, apiKey: 'x', maxRetries: 0, timeout: 20000 });
@@ -299,8 +300,8 @@ test('QUIT lets an in-flight slow stream finish, refuses new connections, exits 
         // While the stream is still being relayed, new connections must be refused.
         let lastTry = null;
         refusedCheck = waitFor(async () => (lastTry = await tryConnect(h.port, 500)) === 'refused',
-          { timeout: 1200, interval: 50, what: 'new connection refused after QUIT' })
-          .catch(() => { throw new Error(`new connection not refused within 1.2 s of QUIT, while the stream is in flight (last attempt: ${lastTry})`); })
+          { timeout: 2000, interval: 50, what: 'new connection refused after QUIT' })
+          .catch(() => { throw new Error(`new connection not refused within 2 s of QUIT, while the stream is in flight (last attempt: ${lastTry})`); })
           .then(() => { refused = Date.now(); }, (e) => { refused = e; });
       }
     }
@@ -488,7 +489,15 @@ models = ( { name = "echo"; backend = "echo"; default = true; } );
     assert.ok(!fs.existsSync(logPath), 'no new file before USR1');
 
     h.signal('SIGUSR1');
-    await sleep(700);
+    // Each worker reopens on its own signal, in its own time: wait until every one holds the new
+    // file open (a descriptor naming access.log; the old file's now names access.log.1).
+    const newLog = path.join(fs.realpathSync(h.dir), 'access.log');
+    const holdsNewLog = (pid) => {
+      try {
+        return fs.readdirSync(`/proc/${pid}/fd`).some((fd) => { try { return fs.readlinkSync(`/proc/${pid}/fd/${fd}`) === newLog; } catch { return false; } });
+      } catch { return false; }
+    };
+    await waitFor(() => workers.every(holdsNewLog), { timeout: 5000, what: `workers ${workers} reopening ${newLog} after USR1` });
     const ids = [];
     for (let i = 0; i < 6; i++) {
       const id = `rid-after-${i}`;
@@ -560,6 +569,9 @@ test('a worker that keeps dying at start-up is respawned with growing back-off',
     }
     // The first death after a full second of life is replaced at once; the next three
     // are start-up failures with delays of 100, 200 and 400 ms.
+    // (the master's log lines reach us through a pipe: wait for them rather than assume they are read)
+    await waitFor(() => [100, 200, 400].every((ms) => h.log.includes(`worker start-up failing, next attempt in ${ms} ms`)),
+      { timeout: 3000, what: 'the three back-off log lines' }).catch(() => {});
     for (const ms of [100, 200, 400])
       assert.ok(h.log.includes(`worker start-up failing, next attempt in ${ms} ms`), `log announces a ${ms} ms back-off\n${masterLog(h.log)}`);
     const w = await waitWorkers(h, 1, 'the last replacement stays', { settle: 1500 });
