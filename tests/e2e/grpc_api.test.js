@@ -535,7 +535,7 @@ test('retry attempts = 1: a failing backend is called exactly once per call', T,
   const n0 = seen('error-500').length;
   const r = await unary(c, { model: 'm500' });
   assertCode(r.err, S.UNAVAILABLE);
-  await sleep(200);
+  await sleep(300); // a second try must not come: give one time to show up on a slow machine
   assert.equal(seen('error-500').length - n0, 1);
 });
 
@@ -565,15 +565,16 @@ test('DEADLINE_EXCEEDED: a hanging backend and a 1 s call deadline; the backend 
   assertCode(r.err, S.DEADLINE_EXCEEDED, 'call deadline');
   assert.ok(r.ms < 2500, `took ${r.ms} ms`);
   const rec = await mock.waitFor((q) => q.model === 'hang' && seen('hang').indexOf(q) >= n0, 2000);
-  const closedAt = await mock.waitClosed(rec, 2500);
-  assert.ok(closedAt - (rec.time + 1000) < 1500, `backend connection closed ${closedAt - rec.time} ms after the request`);
+  // the backend's own timeouts are minutes away: a close within a few seconds of the deadline is the call being dropped
+  const closedAt = await mock.waitClosed(rec, 4000);
+  assert.ok(closedAt - (rec.time + 1000) < 3000, `backend connection closed ${closedAt - rec.time} ms after the request`);
   // streaming too
   const n1 = seen('hang').length;
   const s = await streaming(c, { model: 'mhang' }, { deadlineMs: 1000 }).done;
   assertCode(s.err, S.DEADLINE_EXCEEDED, 'stream call deadline');
   const rec2 = await mock.waitFor((q) => q.model === 'hang' && seen('hang').indexOf(q) >= n1, 2000);
-  const closed2 = await mock.waitClosed(rec2, 2500);
-  assert.ok(closed2 - (rec2.time + 1000) < 1500, `backend connection closed ${closed2 - rec2.time} ms after the request`);
+  const closed2 = await mock.waitClosed(rec2, 4000);
+  assert.ok(closed2 - (rec2.time + 1000) < 3000, `backend connection closed ${closed2 - rec2.time} ms after the request`);
 });
 
 test('UNIMPLEMENTED: an unknown method of the service and an unknown service', T, async () => {
@@ -605,7 +606,8 @@ test('client cancel mid-stream cancels the backend call (the mock sees its conne
   const rec = seen('slow-stream-40x100')[n0];
   assert.ok(rec, 'the mock got the request');
   const closedAt = await mock.waitClosed(rec, 3000);
-  assert.ok(closedAt - cancelledAt < 1500, `backend connection closed ${closedAt - cancelledAt} ms after the cancel`);
+  // the backend stream would go on for ~3.6 s more: closed well before that
+  assert.ok(closedAt - cancelledAt < 2000, `backend connection closed ${closedAt - cancelledAt} ms after the cancel`);
   assert.ok(rec.chunksSent < 25, `the backend sent ${rec.chunksSent} chunks: it was not stopped`);
   assert.equal(rec.aborted, true);
   // the worker is fine afterwards
@@ -824,7 +826,8 @@ test('rolling restart (HUP) during a slow stream: the stream completes; new call
   const c = newClient(R.gport);
   const oldPids = R.workers();
   assert.equal(oldPids.length, 2);
-  const prompt = words(40, 'h');
+  // 60 pieces 100 ms apart: the reload and the 12 calls below must fit in the stream's 6 s on a slow machine
+  const prompt = words(60, 'h');
   let hupAt = 0;
   const st = streaming(c, { model: 'slow', prompt }, {
     deadlineMs: 25000,
@@ -836,7 +839,7 @@ test('rolling restart (HUP) during a slow stream: the stream completes; new call
   await h.waitFor(() => oldPids.every((p) => new RegExp(`\\[${p}\\][^\\n]*graceful stop`).test(R.log)), { timeout: 5000, what: `old workers draining\n${R.log}` });
   const newPids = R.workers().filter((p) => !oldPids.includes(p));
   assert.equal(newPids.length, 2, `new workers: ${R.workers()} (old ${oldPids})`);
-  assert.equal(st.msgs.length < 40, true, 'the stream is still in flight');
+  assert.equal(st.msgs.length < 60, true, 'the stream is still in flight');
   // new calls: on the channel that carries the draining stream, and on fresh channels
   const c2 = newClient(R.gport);
   for (let i = 0; i < 4; i++) {
@@ -850,11 +853,11 @@ test('rolling restart (HUP) during a slow stream: the stream completes; new call
     assert.ifError(s.err);
     assert.equal(s.msgs.map((m) => m.content).join(''), `new stream ${i}`);
   }
-  assert.equal(st.msgs.length < 40, true, 'the calls after the HUP were made while the old stream ran');
+  assert.equal(st.msgs.length < 60, true, 'the calls after the HUP were made while the old stream ran');
   const r = await st.done;
   assert.ifError(r.err);
   assert.equal(r.status.code, S.OK);
-  assert.equal(r.msgs.length, 40);
+  assert.equal(r.msgs.length, 60);
   assert.equal(r.msgs.map((m) => m.content).join(''), prompt);
   // the old generation exits once drained
   await h.waitFor(() => oldPids.every((p) => !h.alive(p) || !R.workers().includes(p)), { timeout: 10000, what: 'old workers gone' });
