@@ -46,6 +46,7 @@ const bm = (name) => MODELS.find((m) => m[0] === name)[2];
 
 let mock; let router;
 const traffic = []; // every response a test received: { where, status, headers, body }
+const cloneReads = []; // the reads of the recorded clones (the leak check waits for them)
 
 function config(mockUrl) {
   const models = MODELS.map(([name, backend, bmodel, extra]) =>
@@ -77,7 +78,7 @@ function recordingFetch(where) {
     const res = await fetch(url, init);
     const entry = { where: `${where} ${init && init.method || 'GET'} ${url}`, status: res.status, headers: [...res.headers], body: '' };
     traffic.push(entry);
-    res.clone().text().then((t) => { entry.body = t; }, () => { });
+    cloneReads.push(res.clone().text().then((t) => { entry.body = t; }, () => { }));
     return res;
   };
 }
@@ -821,7 +822,10 @@ test('no backend name, URL, key or backend model leaks to clients', T, async () 
   const lt = await list.text();
   traffic.push({ where: 'models', status: list.status, headers: [...list.headers], body: lt });
   assert.ok(traffic.length > 20, `traffic recorded (${traffic.length})`);
-  await h.sleep(200); // let the SDK's cloned bodies finish reading
+  // let the recorded clones finish reading (bounded: a clone of a body nobody ended could hang)
+  let timer;
+  await Promise.race([Promise.all(cloneReads), new Promise((r) => { timer = setTimeout(r, 5000); })]);
+  clearTimeout(timer);
   for (const t of traffic) {
     assertNoLeak(t.body, `${t.where} body`);
     for (const [k, v] of t.headers) assertNoLeak(`${k}: ${v}`, `${t.where} header`);
