@@ -223,6 +223,26 @@ static int get_seconds(loader_t *ld, const config_setting_t *g, const char *key,
     return 0;
 }
 
+/* A fraction: more than 0, at most 1. */
+static int get_fraction(loader_t *ld, const config_setting_t *g, const char *key, double *out)
+{
+    config_setting_t *s = config_setting_get_member(g, key);
+    if (!s)
+        return 0;
+    int t = config_setting_type(s);
+    double v;
+    if (t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64)
+        v = (double)config_setting_get_int64(s);
+    else if (t == CONFIG_TYPE_FLOAT)
+        v = config_setting_get_float(s);
+    else
+        return fail(ld, s, "'%s' must be a number", key);
+    if (!(v > 0 && v <= 1))
+        return fail(ld, s, "'%s' must be more than 0 and at most 1", key);
+    *out = v;
+    return 0;
+}
+
 static int get_bool(loader_t *ld, const config_setting_t *g, const char *key, bool *out)
 {
     config_setting_t *s = config_setting_get_member(g, key);
@@ -321,7 +341,7 @@ static const char *const top_keys[] = {"listen", "workers", "pidfile", "log", "l
 static const char *const passthrough_keys[] = {"prefix", "backend", NULL};
 static const char *const retry_keys[] = {"attempts", "retry_on", "backoff_ms", "max_backoff_ms", "deadline",
                                          "attempts_header", NULL};
-static const char *const circuit_keys[] = {"failures", "cooldown", NULL};
+static const char *const circuit_keys[] = {"failures", "cooldown", "failure_ratio", "window", "min_requests", NULL};
 static const char *const target_keys[] = {"backend", "backend_model", "weight", NULL};
 static const char *const health_keys[] = {"path", "interval", "timeout", NULL};
 static const char *const metrics_keys[] = {"token", "listen", NULL};
@@ -1018,15 +1038,22 @@ static int load_top(loader_t *ld, config_t *lc, cfg_t *cfg)
     }
     cfg->circuit_failures = 5;
     cfg->circuit_cooldown = 30;
+    cfg->circuit_failure_ratio = 0; /* off */
+    cfg->circuit_window = 60;
+    cfg->circuit_min_requests = 20;
     config_setting_t *cb = config_setting_get_member(root, "circuit_breaker");
     if (cb) {
-        long long f = cfg->circuit_failures;
+        long long f = cfg->circuit_failures, mr = cfg->circuit_min_requests;
         if (!config_setting_is_group(cb))
             return fail(ld, cb, "'circuit_breaker' must be a group { ... }");
         if (check_keys(ld, cb, "circuit_breaker", circuit_keys) < 0 || get_int(ld, cb, "failures", 1, 1000, &f) < 0 ||
-            get_seconds(ld, cb, "cooldown", &cfg->circuit_cooldown) < 0)
+            get_seconds(ld, cb, "cooldown", &cfg->circuit_cooldown) < 0 ||
+            get_fraction(ld, cb, "failure_ratio", &cfg->circuit_failure_ratio) < 0 ||
+            get_seconds(ld, cb, "window", &cfg->circuit_window) < 0 ||
+            get_int(ld, cb, "min_requests", 1, 1000000, &mr) < 0)
             return -1;
         cfg->circuit_failures = (int)f;
+        cfg->circuit_min_requests = (int)mr;
     }
     if (get_bool(ld, root, "hide_unavailable_models", &cfg->hide_unavailable_models) < 0)
         return -1;

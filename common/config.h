@@ -150,6 +150,9 @@ typedef struct {
     cfg_retry_t retry;
     int circuit_failures;   /* consecutive failures that open a target's circuit */
     double circuit_cooldown;/* seconds a circuit stays open before one probe */
+    double circuit_failure_ratio; /* 0 = off; else failed/tries over the window that opens it */
+    double circuit_window;  /* seconds */
+    int circuit_min_requests;/* tries in the window before the ratio counts */
     bool hide_unavailable_models; /* /v1/models omits models with no available target */
 } cfg_t;
 

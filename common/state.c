@@ -15,6 +15,7 @@ typedef struct {
     uint64_t probe_since;       /* ms; 0 = no half-open probe running */
     uint64_t blocked_until;     /* ms; Retry-After */
     int64_t in_flight;
+    uint64_t window[ST_WINDOW_BUCKETS]; /* tries per window/10: bucket id << 40 | ok << 20 | failed */
 } st_target_t;
 
 typedef struct {
@@ -147,29 +148,91 @@ bool st_target_usable(int slot, uint64_t now, bool take_probe, bool *probe)
     return true;
 }
 
-void st_target_success(int slot)
+/* ---- failure-ratio window: ST_WINDOW_BUCKETS buckets of window/ST_WINDOW_BUCKETS each ---- */
+#define BUCKET_ID_MASK 0xffffffULL
+#define COUNT_MAX 0xfffffULL
+
+static uint64_t bucket_ms(uint64_t window_ms)
+{
+    uint64_t b = window_ms / ST_WINDOW_BUCKETS;
+    return b ? b : 1;
+}
+
+static void window_count(st_target_t *t, bool ok, uint64_t now, uint64_t window_ms)
+{
+    uint64_t epoch = now / bucket_ms(window_ms), id = epoch & BUCKET_ID_MASK;
+    uint64_t *w = &t->window[epoch % ST_WINDOW_BUCKETS];
+    uint64_t cur = LOAD(w), next;
+    do {
+        /* a bucket last used in an older round starts again from zero */
+        uint64_t oks = (cur >> 40) == id ? (cur >> 20) & COUNT_MAX : 0;
+        uint64_t fails = (cur >> 40) == id ? cur & COUNT_MAX : 0;
+        if (ok && oks < COUNT_MAX)
+            oks++;
+        else if (!ok && fails < COUNT_MAX)
+            fails++;
+        next = id << 40 | oks << 20 | fails;
+    } while (!CAS(w, &cur, next));
+}
+
+static void window_sum(st_target_t *t, uint64_t now, uint64_t window_ms, uint64_t *tries, uint64_t *fails)
+{
+    uint64_t id = (now / bucket_ms(window_ms)) & BUCKET_ID_MASK;
+    *tries = *fails = 0;
+    for (int i = 0; i < ST_WINDOW_BUCKETS; i++) {
+        uint64_t v = LOAD(&t->window[i]);
+        if (((id - (v >> 40)) & BUCKET_ID_MASK) >= ST_WINDOW_BUCKETS)
+            continue; /* older than the window */
+        *tries += ((v >> 20) & COUNT_MAX) + (v & COUNT_MAX);
+        *fails += v & COUNT_MAX;
+    }
+}
+
+static void window_clear(st_target_t *t)
+{
+    for (int i = 0; i < ST_WINDOW_BUCKETS; i++)
+        STORE(&t->window[i], 0);
+}
+
+void st_target_success(int slot, const st_circuit_t *cb, uint64_t now)
 {
     if (!ok_target(slot))
         return;
     st_target_t *t = &shm->targets[slot];
     STORE(&t->failures, 0);
-    STORE(&t->open_until, 0);
-    STORE(&t->probe_since, 0);
+    if (LOAD(&t->open_until)) { /* the half-open probe answered: close, and judge afresh */
+        window_clear(t);
+        STORE(&t->open_until, 0);
+        STORE(&t->probe_since, 0);
+    }
+    if (cb->failure_ratio > 0)
+        window_count(t, true, now, cb->window_ms);
 }
 
-bool st_target_failure(int slot, int threshold, double cooldown_s, uint64_t now)
+st_open_reason_t st_target_failure(int slot, const st_circuit_t *cb, uint64_t now)
 {
     if (!ok_target(slot))
-        return false;
+        return ST_STAYS_CLOSED;
     st_target_t *t = &shm->targets[slot];
     uint32_t f = ADD(&t->failures, 1);
-    bool was_probe = LOAD(&t->probe_since) != 0;
-    if ((int)f >= threshold || was_probe) {
-        STORE(&t->open_until, now + (uint64_t)(cooldown_s * 1000));
-        STORE(&t->probe_since, 0);
-        return true;
+    st_open_reason_t why = ST_STAYS_CLOSED;
+    if (LOAD(&t->probe_since) != 0)
+        why = ST_OPEN_PROBE_FAILED;
+    else if ((int)f >= cb->failures)
+        why = ST_OPEN_CONSECUTIVE;
+    else if (cb->failure_ratio > 0) {
+        window_count(t, false, now, cb->window_ms);
+        uint64_t tries, fails;
+        window_sum(t, now, cb->window_ms, &tries, &fails);
+        if (tries >= (uint64_t)cb->min_requests && (double)fails >= cb->failure_ratio * (double)tries)
+            why = ST_OPEN_RATIO;
     }
-    return false;
+    if (why != ST_STAYS_CLOSED) {
+        STORE(&t->open_until, now + (uint64_t)(cb->cooldown_s * 1000));
+        STORE(&t->probe_since, 0);
+        window_clear(t);
+    }
+    return why;
 }
 
 void st_target_block(int slot, uint64_t until)

@@ -27,9 +27,22 @@ uint64_t st_now_ms(void);
 /* Circuit breaker. st_target_usable says whether a target may get a request now;
  * when its circuit is half-open it lets exactly one caller through (*probe set). */
 bool st_target_usable(int slot, uint64_t now, bool take_probe, bool *probe);
-void st_target_success(int slot);
-/* Counts a failure; returns true if it opened the circuit. */
-bool st_target_failure(int slot, int threshold, double cooldown_s, uint64_t now);
+/* When a target's circuit opens: `failures` consecutive failed tries, or (failure_ratio > 0)
+ * failed/tries >= failure_ratio over the last window_ms with at least min_requests tries. */
+typedef struct {
+    int failures;
+    double cooldown_s;
+    double failure_ratio;
+    uint64_t window_ms;
+    int min_requests;
+} st_circuit_t;
+#define ST_WINDOW_BUCKETS 10
+typedef enum { ST_STAYS_CLOSED, ST_OPEN_CONSECUTIVE, ST_OPEN_RATIO, ST_OPEN_PROBE_FAILED } st_open_reason_t;
+
+/* An answer from the target; closes a half-open circuit. */
+void st_target_success(int slot, const st_circuit_t *cb, uint64_t now);
+/* Counts a failed try; says whether, and why, it opened the circuit. */
+st_open_reason_t st_target_failure(int slot, const st_circuit_t *cb, uint64_t now);
 /* Keeps a target out until the given time (a 429's Retry-After). */
 void st_target_block(int slot, uint64_t until);
 /* When an open circuit or block lets the target back in (0 if usable). */

@@ -53,26 +53,46 @@ bool failover_retryable(const be_event_t *ev)
 /* Records a try's outcome in the target's shared circuit state. */
 void failover_account(const cfg_target_t *t, const be_event_t *ev, bool answered, uint64_t now)
 {
+    const st_circuit_t cb = {
+        .failures = http_cfg->circuit_failures,
+        .cooldown_s = http_cfg->circuit_cooldown,
+        .failure_ratio = http_cfg->circuit_failure_ratio,
+        .window_ms = (uint64_t)(http_cfg->circuit_window * 1000),
+        .min_requests = http_cfg->circuit_min_requests,
+    };
     if (answered) {
         /* An answer (even a 4xx the client caused) shows the target works. */
-        st_target_success(t->state_slot);
+        st_target_success(t->state_slot, &cb, now);
         return;
     }
     switch (ev->error) {
     case BE_ERR_CONNECT:
     case BE_ERR_TIMEOUT:
     case BE_ERR_HTTP_5XX:
-    case BE_ERR_PROTOCOL:
-        if (st_target_failure(t->state_slot, http_cfg->circuit_failures, http_cfg->circuit_cooldown, now))
-            log_warn("target %s/%s: circuit open for %.0f s after %d consecutive failures",
-                     http_cfg->backends[t->backend].name, t->backend_model ? t->backend_model : "*",
-                     http_cfg->circuit_cooldown, http_cfg->circuit_failures);
+    case BE_ERR_PROTOCOL: {
+        const char *name = http_cfg->backends[t->backend].name, *model = t->backend_model ? t->backend_model : "*";
+        switch (st_target_failure(t->state_slot, &cb, now)) {
+        case ST_OPEN_CONSECUTIVE:
+            log_warn("target %s/%s: circuit open for %g s after %d consecutive failures", name, model,
+                     cb.cooldown_s, cb.failures);
+            break;
+        case ST_OPEN_RATIO:
+            log_warn("target %s/%s: circuit open for %g s: %g%% or more of its tries in the last %g s failed",
+                     name, model, cb.cooldown_s, cb.failure_ratio * 100, http_cfg->circuit_window);
+            break;
+        case ST_OPEN_PROBE_FAILED:
+            log_warn("target %s/%s: circuit open again for %g s: the probe failed", name, model, cb.cooldown_s);
+            break;
+        case ST_STAYS_CLOSED:
+            break;
+        }
         break;
+    }
     case BE_ERR_HTTP_4XX:
         if (ev->status == 429) /* rate-limited: keep it out for as long as it asks */
             st_target_block(t->state_slot, now + (uint64_t)(ev->retry_after_s > 0 ? ev->retry_after_s : 1) * 1000);
         else
-            st_target_success(t->state_slot);
+            st_target_success(t->state_slot, &cb, now);
         break;
     default:
         break;

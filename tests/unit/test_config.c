@@ -325,6 +325,8 @@ static const struct {
     {"bad_retry_on.conf",
      "conf/bad_retry_on.conf:3: retry_on: unknown condition '4xx' (known: connect, timeout, 5xx, 429)"},
     {"bad_target_key.conf", "conf/bad_target_key.conf:2: unknown key 'model' in model 'm' targets[0]"},
+    {"bad_failure_ratio.conf", "conf/bad_failure_ratio.conf:3: 'failure_ratio' must be more than 0 and at most 1"},
+    {"bad_min_requests.conf", "conf/bad_min_requests.conf:3: 'min_requests' must be between 1 and 1000000"},
 };
 
 static void load_bad(const char *file, const char *want)
@@ -444,6 +446,9 @@ TEST(config_resilience_keys)
     CHECK(c->retry.attempts_header);
     CHECK_INT(c->circuit_failures, 3);
     CHECK(c->circuit_cooldown == 2.5);
+    CHECK(c->circuit_failure_ratio == 0.25);
+    CHECK(c->circuit_window == 30);
+    CHECK_INT(c->circuit_min_requests, 8);
     CHECK(c->hide_unavailable_models);
     CHECK_INT((int)c->keys[0].rpm, 10);
     CHECK_INT((int)c->keys[0].tpm, 5000);
@@ -458,6 +463,9 @@ TEST(config_resilience_keys)
     CHECK_INT(c->retry.attempts, 2);
     CHECK_INT((int)c->retry.retry_on, RETRY_ON_CONNECT | RETRY_ON_TIMEOUT | RETRY_ON_5XX | RETRY_ON_429);
     CHECK_INT(c->circuit_failures, 5);
+    CHECK(c->circuit_failure_ratio == 0); /* off */
+    CHECK(c->circuit_window == 60);
+    CHECK_INT(c->circuit_min_requests, 20);
     CHECK_INT(c->models[0].ntargets, 1);
     CHECK_INT(c->models[0].strategy, STRATEGY_WEIGHTED);
     CHECK(!c->hide_unavailable_models);
