@@ -16,10 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/rand_id.h"
 #include "../common/buf.h"
 #include "../common/log.h"
 #include "../common/metrics.h"
@@ -560,10 +560,7 @@ static void *serve_thread(void *arg)
 {
     rpc_t *r = arg;
     r->start_us = http_now_us();
-    unsigned char rnd[8];
-    if (getrandom(rnd, sizeof rnd, GRND_NONBLOCK) == (ssize_t)sizeof rnd)
-        for (size_t i = 0; i < sizeof rnd; i++)
-            snprintf(r->id + 2 * i, 3, "%02x", rnd[i]);
+    rand_id_hex(r->id, 8);
     grpc_op close_op = {.op = GRPC_OP_RECV_CLOSE_ON_SERVER};
     close_op.data.recv_close_on_server.cancelled = &r->cancelled;
     grpc_call_start_batch(r->call, &close_op, 1, &tag_close, NULL);

@@ -7,11 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "../common/log.h"
+#include "../common/rand_id.h"
 #include "../common/metrics.h"
 #include "../common/state.h"
 #include "../common/oai_error.h"
@@ -256,14 +256,7 @@ static void set_request_id(request_t *req, struct MHD_Connection *conn)
             return;
         }
     }
-    unsigned char rnd[16];
-    if (getrandom(rnd, sizeof rnd, GRND_NONBLOCK) != (ssize_t)sizeof rnd) {
-        uint64_t t = http_now_us();
-        for (size_t i = 0; i < sizeof rnd; i++)
-            rnd[i] = (unsigned char)((t >> (i % 8 * 8)) ^ (uint64_t)random());
-    }
-    for (size_t i = 0; i < sizeof rnd; i++)
-        snprintf(req->id + 2 * i, 3, "%02x", rnd[i]);
+    rand_id_hex(req->id, 16);
 }
 
 static bool method_allowed(unsigned methods, const char *method)

@@ -5,11 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "../common/buf.h"
 #include "../common/log.h"
+#include "../common/rand_id.h"
 #include "../common/metrics.h"
 
 #define EXPORT_TIMEOUT_MS 5000
@@ -27,16 +27,6 @@ typedef struct {
 static queued_t *queue;    /* ring */
 static int qcap, qhead, qlen;
 static bool stopping;
-
-static void random_hex(char *out, size_t nbytes)
-{
-    unsigned char b[16];
-    if (getrandom(b, nbytes, 0) != (ssize_t)nbytes)
-        for (size_t i = 0; i < nbytes; i++)
-            b[i] = (unsigned char)random();
-    for (size_t i = 0; i < nbytes; i++)
-        snprintf(out + 2 * i, 3, "%02x", b[i]);
-}
 
 static bool is_hex(const char *s, size_t n)
 {
@@ -61,9 +51,9 @@ void trace_begin(request_t *req)
         memcpy(req->parent_span_id, tp + 36, 16);
         req->parent_span_id[16] = '\0';
     } else {
-        random_hex(req->trace_id, 16);
+        rand_id_hex(req->trace_id, 16);
     }
-    random_hex(req->span_id, 8);
+    rand_id_hex(req->span_id, 8);
 }
 
 int trace_try_begin(request_t *req, const cfg_backend_t *backend, const char *backend_model)
@@ -76,7 +66,7 @@ int trace_try_begin(request_t *req, const cfg_backend_t *backend, const char *ba
     req->tries[i].start_ns = http_unix_ns();
     req->tries[i].end_ns = 0;
     req->tries[i].error[0] = '\0';
-    random_hex(req->tries[i].span_id, 8);
+    rand_id_hex(req->tries[i].span_id, 8);
     return i;
 }
 
