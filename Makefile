@@ -8,6 +8,10 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 CFLAGS  := -D_GNU_SOURCE -std=gnu11 -O2 -g -Wall -Wextra -Werror -pthread -DAIROUTER_VERSION='"$(VERSION)"' $(PKG_CFLAGS) -Ibuild/gen
 LDLIBS  := $(PKG_LIBS) -pthread -lm
+# The release binary allocates with jemalloc: glibc's malloc spent a fifth of a stream's CPU time
+# consolidating the small blocks each request frees (make bench). The sanitizer builds keep
+# glibc's, which ASan replaces anyway.
+MALLOC_LIBS := $(shell pkg-config --libs jemalloc 2>/dev/null)
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 COMMON_SRC := $(wildcard common/*.c)
@@ -39,7 +43,7 @@ build/asan/%.o: %.c $(HDR)
 	$(CC) $(CFLAGS) $(SAN) -O1 -c -o $@ $<
 
 airouter: $(OBJ)
-	$(CC) -o $@ $^ $(LDLIBS)
+	$(CC) -o $@ $^ $(LDLIBS) $(MALLOC_LIBS)
 
 airouter-asan: $(OBJ_ASAN)
 	$(CC) $(SAN) -o $@ $^ $(LDLIBS)

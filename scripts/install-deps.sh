@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 DEBS=(build-essential pkg-config curl ca-certificates
       libmicrohttpd-dev libcurl4-openssl-dev libjson-c-dev libconfig-dev
-      libgrpc-dev protobuf-c-compiler libprotobuf-c-dev
+      libgrpc-dev protobuf-c-compiler libprotobuf-c-dev libjemalloc-dev
       nginx-light wrk)
 
 missing=()

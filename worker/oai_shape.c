@@ -1,5 +1,6 @@
 #include "oai_shape.h"
 
+#include <locale.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,12 @@ json_object *shape_parse(const char *data, size_t len)
             json_tokener_free(tok);
             return NULL;
         }
+        /* json-c switches to the "C" locale around every parse; from the process-wide locale that
+         * duplicates it under glibc's global locale lock (a lock every request thread fights over),
+         * from glibc's own C locale object it is free. Numbers are read the same either way. */
+        locale_t c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+        if (c_locale)
+            uselocale(c_locale);
     } else {
         json_tokener_reset(tok);
     }
