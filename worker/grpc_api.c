@@ -30,6 +30,7 @@
 #include "failover.h"
 #include "gateway.h"
 #include "http.h"
+#include "trace.h"
 #include "oai_shape.h"
 #include "route.h"
 
@@ -62,6 +63,7 @@ typedef struct {
     grpc_status_code code;
     char *client_key;          /* the presented key (for pass_client_key) */
     long long tokens_in, tokens_out;
+    request_t *trace;          /* the call's trace record (trace.h); NULL if out of memory */
 } rpc_t;
 
 static const cfg_t *gcfg;
@@ -204,6 +206,16 @@ static grpc_status_code status_for(const be_event_t *ev)
 }
 
 /* The bearer token of the call's "authorization" metadata (malloc'd), or NULL. */
+/* The value of metadata key (lower case), as an owned string; NULL if absent. */
+static char *metadata_value(const grpc_metadata_array *md, const char *key)
+{
+    for (size_t i = 0; i < md->count; i++)
+        if (grpc_slice_str_cmp(md->metadata[i].key, key) == 0)
+            return strndup((const char *)GRPC_SLICE_START_PTR(md->metadata[i].value),
+                           GRPC_SLICE_LENGTH(md->metadata[i].value));
+    return NULL;
+}
+
 static char *bearer(const grpc_metadata_array *md)
 {
     for (size_t i = 0; i < md->count; i++) {
@@ -280,10 +292,19 @@ static rpc_try_t try_call(rpc_t *r, const cfg_model_t *m, bool is_fallback, cons
         be_event_error(ev, BE_ERR_INTERNAL, 500, "server_error", NULL, "backend type not available");
         return TRY_FAIL;
     }
+    char traceparent[64] = "";
+    int try_index = -1;
+    if (r->trace) {
+        r->trace->attempts++;
+        try_index = trace_try_begin(r->trace, be, backend_model);
+        trace_backend_header(r->trace, try_index, traceparent, sizeof traceparent);
+        breq.traceparent = traceparent;
+    }
     st_target_in_flight(t->state_slot, 1);
     be_call_t *call = ops->open(&breq, ev);
     if (!call) {
         st_target_in_flight(t->state_slot, -1);
+        trace_try_end(r->trace, try_index, be_error_name(ev->error));
         return TRY_FAIL;
     }
     rpc_try_t result = TRY_FAIL;
@@ -355,6 +376,7 @@ static rpc_try_t try_call(rpc_t *r, const cfg_model_t *m, bool is_fallback, cons
     shape_agg_free(agg);
     ops->close(call);
     st_target_in_flight(t->state_slot, -1);
+    trace_try_end(r->trace, try_index, result == TRY_OK ? "" : be_error_name(ev->error));
     return result;
 }
 
@@ -549,6 +571,9 @@ static void rpc_free(rpc_t *r)
     }
     grpc_metadata_array_destroy(&r->md);
     free(r->client_key);
+    if (r->trace)
+        free(r->trace->model_asked);
+    free(r->trace);
     if (r->kind == RPC_OTHER)
         grpc_call_details_destroy(&r->details);
     if (r->payload)
@@ -579,10 +604,37 @@ static void *serve_thread(void *arg)
                 grpc_slice_unref(all);
             }
         }
+        r->trace = calloc(1, sizeof *r->trace);
+        if (r->trace) {
+            request_t *tr = r->trace;
+            tr->grpc = true;
+            tr->url = method;
+            tr->method = "POST";
+            tr->kind = KIND_CHAT;
+            tr->start_unix_ns = http_unix_ns();
+            tr->tokens_in = tr->tokens_out = -1;
+            snprintf(tr->id, sizeof tr->id, "%s", r->id);
+            char *tp = metadata_value(&r->md, "traceparent");
+            trace_begin_with(tr, tp);
+            free(tp);
+            if (in && in->model && in->model[0])
+                tr->model_asked = strdup(in->model);
+        }
         if (!in)
             send_status(r, GRPC_STATUS_INVALID_ARGUMENT, "The request is not a valid ai_router.AIRequest.");
         else
             serve(r, in);
+        if (r->trace) { /* before `in` goes: the tries may name its model */
+            request_t *tr = r->trace;
+            tr->grpc_code = r->cancelled && r->code == GRPC_STATUS_OK ? GRPC_STATUS_CANCELLED : (int)r->code;
+            if (r->error && r->code != GRPC_STATUS_OK)
+                snprintf(tr->error_reason, sizeof tr->error_reason, "%s", r->error);
+            if (!tr->model_asked && r->model)
+                tr->model_asked = strdup(r->model);
+            tr->tokens_in = r->tokens_in > 0 ? r->tokens_in : -1;
+            tr->tokens_out = r->tokens_out > 0 ? r->tokens_out : -1;
+            trace_request_done(tr);
+        }
         ai_router__airequest__free_unpacked(in, NULL);
         met_observe(MET_H_DURATION, r->model_slot, http_now_us() - r->start_us);
         /* last, in this order: a scrape reads them first (see metrics.c) */

@@ -60,6 +60,9 @@ typedef struct request {
     bool overloaded;             /* over the connection limit: answer 503 and close */
     char error_reason[32];       /* for the access log */
     struct MHD_Connection *conn;
+    /* a gRPC call's trace record (grpc_api.c): the span describes the call, not HTTP */
+    bool grpc;
+    int grpc_code;
 } request_t;
 
 extern const cfg_t *http_cfg;     /* the worker's config (never changes in a worker) */

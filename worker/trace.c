@@ -42,7 +42,11 @@ static bool is_hex(const char *s, size_t n)
 
 void trace_begin(request_t *req)
 {
-    const char *tp = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "traceparent");
+    trace_begin_with(req, MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "traceparent"));
+}
+
+void trace_begin_with(request_t *req, const char *tp)
+{
     /* version "00": 00-<32 hex trace id>-<16 hex parent id>-<2 hex flags> */
     if (tp && strlen(tp) >= 55 && tp[2] == '-' && tp[35] == '-' && tp[52] == '-' &&
         strncmp(tp, "ff", 2) != 0 && is_hex(tp + 3, 32) && is_hex(tp + 36, 16)) {
@@ -177,20 +181,41 @@ static void enqueue(char *spans, int nspans)
     pthread_mutex_unlock(&lock);
 }
 
+/* gRPC status codes a server span counts as errors (the others are the client's doing) */
+static bool grpc_server_error(int code)
+{
+    return code == 2 /* UNKNOWN */ || code == 4 /* DEADLINE_EXCEEDED */ || code == 12 /* UNIMPLEMENTED */ ||
+           code == 13 /* INTERNAL */ || code == 14 /* UNAVAILABLE */ || code == 15 /* DATA_LOSS */;
+}
+
 void trace_request_done(const request_t *req)
 {
     if (!enabled || !req->trace_id[0])
         return;
     uint64_t end_ns = http_unix_ns();
-    bool failed = req->status >= 500 || (req->error_reason[0] && strncmp(req->error_reason, "backend", 7) == 0);
+    bool backend_failed = req->error_reason[0] && strncmp(req->error_reason, "backend", 7) == 0;
+    bool failed = backend_failed || (req->grpc ? grpc_server_error(req->grpc_code) : req->status >= 500);
     buf_t b = {0};
     char name[96];
-    snprintf(name, sizeof name, "%s %s", req->method, req->url);
-    span_open(&b, req->trace_id, req->span_id, req->parent_span_id, name, 2, req->start_unix_ns, end_ns);
     bool first = true;
-    attr_str(&b, &first, "http.request.method", req->method);
-    attr_str(&b, &first, "http.route", req->url);
-    attr_int(&b, &first, "http.response.status_code", req->status);
+    if (req->grpc) {
+        /* RPC conventions: the span is named "package.Service/Method" */
+        const char *path = req->url[0] == '/' ? req->url + 1 : req->url;
+        const char *slash = strrchr(path, '/');
+        char service[64];
+        snprintf(service, sizeof service, "%.*s", slash ? (int)(slash - path) : 0, path);
+        span_open(&b, req->trace_id, req->span_id, req->parent_span_id, path, 2, req->start_unix_ns, end_ns);
+        attr_str(&b, &first, "rpc.system", "grpc");
+        attr_str(&b, &first, "rpc.service", service);
+        attr_str(&b, &first, "rpc.method", slash ? slash + 1 : path);
+        attr_int(&b, &first, "rpc.grpc.status_code", req->grpc_code);
+    } else {
+        snprintf(name, sizeof name, "%s %s", req->method, req->url);
+        span_open(&b, req->trace_id, req->span_id, req->parent_span_id, name, 2, req->start_unix_ns, end_ns);
+        attr_str(&b, &first, "http.request.method", req->method);
+        attr_str(&b, &first, "http.route", req->url);
+        attr_int(&b, &first, "http.response.status_code", req->status);
+    }
     attr_str(&b, &first, "airouter.request_id", req->id);
     attr_str(&b, &first, "gen_ai.request.model", req->model_asked);
     if (req->error_reason[0])
