@@ -65,12 +65,42 @@ void shape_set_models(json_object *obj, const char *model)
         shape_set_model(inner, model);
 }
 
-static void sse_line(const char *line, size_t n, const char *model, buf_t *out)
+static bool int_member(json_object *obj, const char *a, const char *b, long long *out)
+{
+    json_object *v;
+    if ((json_object_object_get_ex(obj, a, &v) && json_object_is_type(v, json_type_int)) ||
+        (json_object_object_get_ex(obj, b, &v) && json_object_is_type(v, json_type_int))) {
+        *out = json_object_get_int64(v);
+        return true;
+    }
+    return false;
+}
+
+bool shape_usage(json_object *obj, long long *in, long long *out)
+{
+    json_object *u = NULL, *inner;
+    if (!json_object_is_type(obj, json_type_object))
+        return false;
+    if (!json_object_object_get_ex(obj, "usage", &u) || !json_object_is_type(u, json_type_object)) {
+        u = NULL;
+        if (json_object_object_get_ex(obj, "response", &inner) && json_object_is_type(inner, json_type_object) &&
+            (!json_object_object_get_ex(inner, "usage", &u) || !json_object_is_type(u, json_type_object)))
+            u = NULL;
+    }
+    if (!u)
+        return false;
+    int_member(u, "prompt_tokens", "input_tokens", in);
+    int_member(u, "completion_tokens", "output_tokens", out);
+    return true;
+}
+
+static void sse_line(shape_sse_t *s, const char *line, size_t n, const char *model, buf_t *out)
 {
     if (n > 5 && strncmp(line, "data:", 5) == 0) {
         size_t skip = line[5] == ' ' ? 6 : 5;
         json_object *obj = shape_parse(line + skip, n - skip);
         if (obj && json_object_is_type(obj, json_type_object)) {
+            shape_usage(obj, &s->tokens_in, &s->tokens_out);
             shape_set_models(obj, model);
             size_t len;
             const char *js = shape_json(obj, &len);
@@ -96,7 +126,7 @@ void shape_sse_feed(shape_sse_t *s, const char *p, size_t n, const char *model, 
         size_t end = i;
         if (end > start && s->line.data[end - 1] == '\r')
             end--;
-        sse_line(s->line.data + start, end - start, model, out);
+        sse_line(s, s->line.data + start, end - start, model, out);
         start = i + 1;
     }
     buf_consume(&s->line, start);
@@ -105,7 +135,7 @@ void shape_sse_feed(shape_sse_t *s, const char *p, size_t n, const char *model, 
 void shape_sse_finish(shape_sse_t *s, const char *model, buf_t *out)
 {
     if (s->line.len)
-        sse_line(s->line.data, s->line.len, model, out);
+        sse_line(s, s->line.data, s->line.len, model, out);
     buf_free(&s->line);
 }
 

@@ -26,7 +26,14 @@ void shape_set_models(json_object *obj, const char *model);
  * keeping every other line (event:, id:, comments) as it is. */
 typedef struct {
     buf_t line; /* a partial line */
+    long long tokens_in, tokens_out; /* from the last event with usage (shape_usage); -1 none */
 } shape_sse_t;
+#define SHAPE_SSE_INIT {.line = {0}, .tokens_in = -1, .tokens_out = -1}
+
+/* Reads token usage from obj.usage or obj.response.usage (the Responses API), in either naming:
+ * prompt_tokens/completion_tokens or input_tokens/output_tokens. Leaves a count it does not find
+ * as it was; false if there is no usage object. */
+bool shape_usage(json_object *obj, long long *in, long long *out);
 void shape_sse_feed(shape_sse_t *s, const char *p, size_t n, const char *model, buf_t *out);
 /* Emits a last unterminated line, and frees the state. */
 void shape_sse_finish(shape_sse_t *s, const char *model, buf_t *out);

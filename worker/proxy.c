@@ -70,19 +70,32 @@ static void relay_close(proxy_relay_t *r)
     }
 }
 
+/* Token usage seen in the events so far (the Responses API sends it in response.completed). */
+static void note_stream_usage(proxy_relay_t *r)
+{
+    if (r->rewriter.tokens_in >= 0)
+        r->req->tokens_in = r->rewriter.tokens_in;
+    if (r->rewriter.tokens_out >= 0)
+        r->req->tokens_out = r->rewriter.tokens_out;
+}
+
 /* Turns one event into bytes; returns -1 when the stream must be cut. */
 static int relay_event(proxy_relay_t *r, be_event_t *ev)
 {
     switch (ev->type) {
     case BE_EV_DATA:
-        if (r->sse)
+        if (r->sse) {
             shape_sse_feed(&r->rewriter, ev->data, ev->len, r->client_model, &r->pending);
-        else
+            note_stream_usage(r);
+        } else {
             buf_append(&r->pending, ev->data, ev->len);
+        }
         return 0;
     case BE_EV_END:
-        if (r->sse)
+        if (r->sse) {
             shape_sse_finish(&r->rewriter, r->client_model, &r->pending);
+            note_stream_usage(r);
+        }
         r->finished = true;
         relay_close(r);
         return 0;
@@ -290,6 +303,8 @@ static try_result_t try_proxy(request_t *req, const void *job_arg, const cfg_mod
         }
         json_object *obj = answer.len ? shape_parse(answer.data, answer.len) : NULL;
         if (obj && json_object_is_type(obj, json_type_object) && asked) {
+            if (status < 300)
+                shape_usage(obj, &req->tokens_in, &req->tokens_out);
             shape_set_models(obj, asked);
             *rc = api_respond_json(req, status, obj);
         } else {
@@ -311,6 +326,7 @@ static try_result_t try_proxy(request_t *req, const void *job_arg, const cfg_mod
     r->req = req;
     r->ops = ops;
     r->call = call;
+    r->rewriter = (shape_sse_t)SHAPE_SSE_INIT;
     r->sse = !job->passthrough && asked && strncasecmp(content_type, "text/event-stream", 17) == 0;
     r->target_slot = t->state_slot;
     r->try_index = try_index;

@@ -603,6 +603,37 @@ test('responses: streamed events relayed in order with their event types, respon
   for (const e of events) if (e.response) assert.equal(e.response.model, 'gpt-4.1', `${e.type}: response.model`);
 });
 
+// The access-log line of the request with this X-Request-Id (written once the request completes).
+async function accessLineFor(id) {
+  return h.waitFor(() => router.log.split('\n').filter((l) => l.startsWith('{')).map((l) => { try { return JSON.parse(l); } catch { return null; } })
+    .find((l) => l && l.request_id === id), { timeout: 5000, what: `access line ${id}` });
+}
+
+test('responses: token usage (response.usage, streamed in response.completed) is counted for the request', T, async () => {
+  const id1 = `usage-plain-${Date.now()}`;
+  const plain = await raw('POST', '/v1/responses', { headers: { 'x-request-id': id1 }, json: { model: 'gpt-4.1', input: 'count these four words' } });
+  assert.equal(plain.status, 200, plain.text.slice(0, 300));
+  const u = plain.json.usage;
+  assert.ok(u && u.input_tokens > 0 && u.output_tokens > 0, `the mock reports usage: ${JSON.stringify(u)}`);
+  const l1 = await accessLineFor(id1);
+  assert.equal(l1.tokens_in, u.input_tokens, 'input_tokens counted');
+  assert.equal(l1.tokens_out, u.output_tokens, 'output_tokens counted');
+
+  const id2 = `usage-stream-${Date.now()}`;
+  const res = await fetch(`${router.base}/v1/responses`, {
+    method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${CLIENT_KEY}`, 'x-request-id': id2 },
+    body: JSON.stringify({ model: 'gpt-4.1', input: 'a streamed answer to count', stream: true }), signal: AbortSignal.timeout(20000),
+  });
+  const text = await res.text();
+  assert.equal(res.status, 200);
+  const done = parseNamedSse(text).find((e) => e.event === 'response.completed');
+  assert.ok(done && done.data.response.usage, `response.completed carries usage: ${text.slice(-300)}`);
+  const l2 = await accessLineFor(id2);
+  assert.equal(l2.tokens_in, done.data.response.usage.input_tokens, 'streamed input_tokens counted');
+  assert.equal(l2.tokens_out, done.data.response.usage.output_tokens, 'streamed output_tokens counted');
+  assert.equal(l2.stream, true);
+});
+
 test('responses: a backend dying mid-stream -> the events so far, then a final error event (sanitised)', T, async () => {
   const s = await timedStream('/v1/responses', { model: 'resp-die', input: 'this will break', stream: true });
   assert.equal(s.status, 200);

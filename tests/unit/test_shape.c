@@ -524,3 +524,67 @@ TEST(shape_synthesise_malformed_does_not_crash)
     rc = unit_run_child(synthesise_choice_not_object);
     CHECK_MSG(rc == 0, "shape_synthesise crashed on non-object choices (child status %d)", rc);
 }
+
+TEST(shape_usage_both_namings_and_nested_response)
+{
+    long long in = -1, out = -1;
+    json_object *o = parse("{\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":7,\"total_tokens\":19}}");
+    CHECK(shape_usage(o, &in, &out));
+    CHECK_INT(in, 12);
+    CHECK_INT(out, 7);
+    json_object_put(o);
+
+    in = out = -1; /* the Responses API: response.usage with input/output_tokens */
+    o = parse("{\"type\":\"response.completed\",\"response\":{\"id\":\"resp_1\",\"model\":\"m\","
+              "\"usage\":{\"input_tokens\":30,\"output_tokens\":4,\"total_tokens\":34}}}");
+    CHECK(shape_usage(o, &in, &out));
+    CHECK_INT(in, 30);
+    CHECK_INT(out, 4);
+    json_object_put(o);
+
+    in = out = -1; /* a transcription: input only; the missing count stays as it was */
+    o = parse("{\"text\":\"hi\",\"usage\":{\"type\":\"tokens\",\"input_tokens\":9}}");
+    CHECK(shape_usage(o, &in, &out));
+    CHECK_INT(in, 9);
+    CHECK_INT(out, -1);
+    json_object_put(o);
+
+    in = out = 5; /* no usage, usage null, usage not an object: nothing changes */
+    const char *none[] = {"{\"id\":\"x\"}", "{\"usage\":null}", "{\"usage\":3}", "{\"response\":{\"id\":\"r\"}}",
+                          "{\"usage\":{\"prompt_tokens\":\"12\"}}", "[1,2]"};
+    for (size_t i = 0; i < sizeof none / sizeof none[0]; i++) {
+        o = parse(none[i]);
+        bool found = shape_usage(o, &in, &out);
+        CHECK_MSG(found == (i == 4), "%s: found %d", none[i], found);
+        CHECK_INT(in, 5);
+        CHECK_INT(out, 5);
+        json_object_put(o);
+    }
+}
+
+TEST(shape_sse_rewrite_keeps_usage_and_renames)
+{
+    shape_sse_t s = SHAPE_SSE_INIT;
+    buf_t out = {0};
+    const char *stream =
+        "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"model\":\"backend-m\"}}\n\n"
+        "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"model\":\"backend-m\","
+        "\"usage\":{\"input_tokens\":11,\"output_tokens\":22}}}\n\n";
+    /* fed in awkward pieces, as a network would */
+    for (size_t i = 0, n = strlen(stream); i < n; i += 7)
+        shape_sse_feed(&s, stream + i, n - i < 7 ? n - i : 7, "client-m", &out);
+    CHECK_INT(s.tokens_in, 11);
+    CHECK_INT(s.tokens_out, 22);
+    shape_sse_finish(&s, "client-m", &out);
+    CHECK(out.data && strstr(out.data, "event: response.completed\n") != NULL);
+    CHECK(out.data && strstr(out.data, "backend-m") == NULL);
+    CHECK(out.data && strstr(out.data, "\"model\":\"client-m\"") != NULL);
+    buf_free(&out);
+
+    shape_sse_t none = SHAPE_SSE_INIT; /* a stream without usage leaves the counts unknown */
+    shape_sse_feed(&none, "data: {\"model\":\"x\"}\n\n", 21, "y", &out);
+    shape_sse_finish(&none, "y", &out);
+    CHECK_INT(none.tokens_in, -1);
+    CHECK_INT(none.tokens_out, -1);
+    buf_free(&out);
+}
