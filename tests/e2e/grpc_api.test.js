@@ -11,14 +11,18 @@
 //   MAIN  workers=2, no keys, retry attempts=1, circuit breaker out of the way; echo default model,
 //         mock-backed models with knobs, a dead backend, a backend with a 1 s first-byte timeout
 //   KEYS  workers=2, api_keys (all models / echo only / rpm = 1), no default model
+//   TRACE workers=2, tracing to the mock OTLP collector (scripts/mock-otlp.js), retry attempts=2,
+//         no default model; started by the first tracing test
 //   QUIT and HUP routers are started by their own tests (they stop or restart).
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('node:path');
+const crypto = require('node:crypto');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
 const h = require('./lib/harness.js');
-const { startMock } = require('../../scripts/mock-openai.js');
+const { startMock, replyFor } = require('../../scripts/mock-openai.js');
+const { startOtlpMock } = require('../../scripts/mock-otlp.js');
 
 const T = { timeout: 30000 };
 const sleep = h.sleep;
@@ -226,6 +230,7 @@ after(async () => {
   for (const c of clients) { try { c.close(); } catch { } }
   for (const r of routers) await r.stop();
   if (mock) await mock.close();
+  if (otlp) await otlp.close();
 });
 
 // ---- unary and streaming ----
@@ -774,6 +779,300 @@ test('POST /stream error after the start: the pieces, then event: error with {"e
   assert.ok(err.error && typeof err.error.message === 'string', last.data);
   assert.equal(ev.some((e) => e.event === 'done'), false);
   assert.match(r.text, /event: error\ndata: \{"error":/);
+});
+
+// ---- tracing: a SERVER span per call, CLIENT spans per backend try (OTLP/JSON to scripts/mock-otlp.js) ----
+//
+// TRACE router: tracing to the mock collector (flush every 100 ms), retry attempts = 2 with short
+// back-offs, no default model (unknown names are NOT_FOUND). Every span is found from the call it
+// belongs to: by the traceparent the backend got (calls that reached the mock), by a unique model
+// name (glob "tr-dead-*", unknown names) or by the client's own traceparent metadata.
+
+let otlp;
+let TRACE;
+
+function traceConfig(otlpUrl) {
+  return `
+listen = "127.0.0.1:@PORT@";
+grpc_listen = "127.0.0.1:@GPORT@";
+workers = 2;
+log = { level = "info"; };
+limits = { drain_timeout = 5; };
+retry = { attempts = 2; backoff_ms = 10; max_backoff_ms = 20; };
+circuit_breaker = { failures = 1000; cooldown = 1; };
+tracing = { otlp_endpoint = "${otlpUrl}"; service_name = "airouter-grpc-test"; flush_interval_ms = 100; };
+backends = (
+  { name = "tmock"; type = "openai"; url = "${mock.url}"; },
+  { name = "tdead"; type = "openai"; url = "http://127.0.0.1:${deadPort}/v1"; connect_timeout = 2.0; }
+);
+models = (
+  { name = "tr-ok"; backend = "tmock"; backend_model = "trace-plain"; },
+  { name = "tr-dead-*"; backend = "tdead"; backend_model = "trace-dead"; },
+  { name = "tr-failover"; strategy = "ordered";
+    targets = ( { backend = "tdead"; backend_model = "trace-fo-dead"; }, { backend = "tmock"; backend_model = "trace-fo-live"; } ); }
+);
+`;
+}
+
+async function traceRouter() {
+  if (!TRACE) {
+    otlp = await startOtlpMock({ port: 0 });
+    TRACE = await startWithGrpc(traceConfig(otlp.url));
+  }
+  return TRACE;
+}
+
+const hex = (n) => crypto.randomBytes(n / 2).toString('hex');
+const isHex = (s, n) => typeof s === 'string' && new RegExp(`^[0-9a-f]{${n}}$`).test(s);
+const rawAttr = (span, key) => (span.attributes || []).find((a) => a.key === key);
+const usageOf = (text) => replyFor({ messages: [{ role: 'user', content: text }] }, 'chat').usage;
+const isError = (span) => (span.status && span.status.code) === 2;
+const TRACE_MS = 8000;
+
+// The backend request that carried this prompt (the mock's record), once it is there.
+const backendReq = (prompt) => mock.waitFor((q) => q.method === 'POST' && q.body && q.body.messages && q.body.messages[0].content === prompt, 3000);
+
+// The SERVER span matching pred and `children` CLIENT spans of its trace (ordered by attempt).
+async function grpcTrace(pred, { children = 1 } = {}) {
+  const [server] = await otlp.waitForSpans((s) => s.kind === 2 && pred(s), TRACE_MS);
+  const kids = children
+    ? (await otlp.waitForSpans((s) => s.kind === 3 && s.traceId === server.traceId, TRACE_MS, { count: children }))
+      .sort((a, b) => a.attrs['airouter.attempt'] - b.attrs['airouter.attempt'])
+    : [];
+  return { server, kids, client: kids[0] };
+}
+
+// All spans of a trace, after a pause long enough for a span that should not come to arrive anyway
+// (several flush intervals and an export round trip).
+async function settledTrace(traceId) {
+  await sleep(400);
+  return otlp.spans.filter((s) => s.traceId === traceId);
+}
+
+function checkGrpcServerSpan(s, method, { code, model }) {
+  assert.ok(isHex(s.traceId, 32), `traceId: ${s.traceId}`);
+  assert.ok(isHex(s.spanId, 16), `spanId: ${s.spanId}`);
+  assert.equal(s.kind, 2, 'SERVER');
+  assert.equal(s.name, `ai_router.AIRouter/${method}`);
+  assert.equal(s.attrs['rpc.system'], 'grpc');
+  assert.equal(s.attrs['rpc.service'], 'ai_router.AIRouter');
+  assert.equal(s.attrs['rpc.method'], method);
+  assert.equal(s.attrs['rpc.grpc.status_code'], code);
+  assert.ok(rawAttr(s, 'rpc.grpc.status_code') && 'intValue' in rawAttr(s, 'rpc.grpc.status_code').value, 'status code is an int attribute');
+  assert.equal(s.attrs['gen_ai.request.model'], model);
+  assert.ok(isHex(s.attrs['airouter.request_id'], 16), `airouter.request_id: ${s.attrs['airouter.request_id']}`);
+  assert.deepEqual(Object.keys(s.attrs).filter((k) => k.startsWith('http.')), [], 'no http.* attributes on a gRPC span');
+  assert.equal(s.resource.attrs['service.name'], 'airouter-grpc-test');
+  assert.equal(s.scope.name, 'airouter');
+  assert.ok(BigInt(s.startTimeUnixNano) <= BigInt(s.endTimeUnixNano), 'start <= end');
+}
+
+function checkClientSpan(c, server, { model, backend, backendModel, attempt, port }) {
+  assert.equal(c.kind, 3, 'CLIENT');
+  assert.equal(c.name, `chat ${model}`);
+  assert.equal(c.traceId, server.traceId, 'same trace');
+  assert.equal(c.parentSpanId, server.spanId, 'child of the SERVER span');
+  assert.ok(isHex(c.spanId, 16) && c.spanId !== server.spanId);
+  assert.equal(c.attrs['gen_ai.operation.name'], 'chat');
+  assert.equal(c.attrs['gen_ai.system'], 'openai');
+  assert.equal(c.attrs['gen_ai.request.model'], model);
+  assert.equal(c.attrs['gen_ai.response.model'], backendModel);
+  assert.equal(c.attrs['airouter.backend'], backend);
+  assert.equal(c.attrs['airouter.attempt'], attempt);
+  assert.equal(c.attrs['server.address'], '127.0.0.1');
+  assert.equal(c.attrs['server.port'], port);
+  assert.ok(BigInt(server.startTimeUnixNano) <= BigInt(c.startTimeUnixNano) && BigInt(c.endTimeUnixNano) <= BigInt(server.endTimeUnixNano),
+    'the backend span lies within the call span');
+}
+
+test('traces: a unary call -> one SERVER span (rpc.*, status OK) and a CLIENT span; the backend gets its traceparent', T, async () => {
+  await traceRouter();
+  const c = newClient(TRACE.gport);
+  const prompt = `unary trace ${hex(8)}`;
+  const r = await unary(c, { model: 'tr-ok', prompt });
+  assert.ifError(r.err);
+  assert.equal(r.res.content, `you said: ${prompt}`);
+  const brec = await backendReq(prompt);
+  const m = /^00-([0-9a-f]{32})-([0-9a-f]{16})-01$/.exec(brec.headers.traceparent || '');
+  assert.ok(m, `backend traceparent: ${brec.headers.traceparent}`);
+  const { server, client: cl } = await grpcTrace((s) => s.traceId === m[1]);
+  const all = await settledTrace(server.traceId);
+  assert.equal(all.filter((s) => s.kind === 2).length, 1, 'exactly one SERVER span');
+  assert.equal(all.length, 2, `exactly 2 spans in the trace: ${all.map((s) => s.name)}`);
+
+  checkGrpcServerSpan(server, 'RouteRequest', { code: S.OK, model: 'tr-ok' });
+  assert.ok(!server.parentSpanId, 'root span (no client traceparent)');
+  assert.ok(!('error.type' in server.attrs), 'no error.type on success');
+  assert.ok(!('airouter.attempts' in server.attrs), 'one try: no airouter.attempts');
+  assert.ok(!isError(server), `status not ERROR: ${JSON.stringify(server.status)}`);
+
+  checkClientSpan(cl, server, { model: 'tr-ok', backend: 'tmock', backendModel: 'trace-plain', attempt: 1, port: mock.port });
+  assert.equal(m[2], cl.spanId, 'backend traceparent names the CLIENT span');
+  assert.ok(!('error.type' in cl.attrs));
+  assert.ok(!isError(cl));
+  const u = usageOf(prompt);
+  assert.equal(cl.attrs['gen_ai.usage.input_tokens'], u.prompt_tokens);
+  assert.equal(cl.attrs['gen_ai.usage.output_tokens'], u.completion_tokens);
+  // the span's request id is the call's, as the access log has it
+  const line = await h.waitFor(() => grpcAccessLines(TRACE).find((l) => l.request_id === server.attrs['airouter.request_id']),
+    { timeout: 3000, what: `access log line of request ${server.attrs['airouter.request_id']}` });
+  assert.equal(line.grpc_status, 'OK');
+  assert.deepEqual(otlp.rejected.map((q) => q.error), [], 'the collector rejected nothing');
+});
+
+test('traces: a streaming call -> SERVER span ai_router.AIRouter/StreamingRouteRequest; stream usage on the CLIENT span', T, async () => {
+  await traceRouter();
+  const c = newClient(TRACE.gport);
+  const prompt = `stream trace words ${hex(8)}`;
+  const r = await streaming(c, { model: 'tr-ok', prompt }).done;
+  assert.ifError(r.err);
+  assert.equal(r.msgs.map((x) => x.content).join(''), `you said: ${prompt}`);
+  const brec = await backendReq(prompt);
+  assert.equal(brec.body.stream, true);
+  const { server, client: cl } = await grpcTrace((s) => `00-${s.traceId}-` === (brec.headers.traceparent || '').slice(0, 36));
+  checkGrpcServerSpan(server, 'StreamingRouteRequest', { code: S.OK, model: 'tr-ok' });
+  assert.ok(!isError(server));
+  assert.ok(!('error.type' in server.attrs));
+  checkClientSpan(cl, server, { model: 'tr-ok', backend: 'tmock', backendModel: 'trace-plain', attempt: 1, port: mock.port });
+  assert.equal(brec.headers.traceparent, `00-${server.traceId}-${cl.spanId}-01`, 'backend traceparent names the CLIENT span');
+  const u = usageOf(prompt);
+  assert.equal(cl.attrs['gen_ai.usage.input_tokens'], u.prompt_tokens, 'stream usage on the backend span');
+  assert.equal(cl.attrs['gen_ai.usage.output_tokens'], u.completion_tokens);
+  assert.equal((await settledTrace(server.traceId)).length, 2, 'exactly 2 spans in the trace');
+});
+
+test('traces: a client traceparent in the call metadata is continued (trace id, parent span id)', T, async () => {
+  await traceRouter();
+  const c = newClient(TRACE.gport);
+  const trace = hex(32);
+  const parent = hex(16);
+  const md = new grpc.Metadata();
+  md.set('traceparent', `00-${trace}-${parent}-01`);
+  const prompt = `continued trace ${hex(8)}`;
+  const r = await unary(c, { model: 'tr-ok', prompt }, { md });
+  assert.ifError(r.err);
+  const { server, client: cl } = await grpcTrace((s) => s.traceId === trace);
+  checkGrpcServerSpan(server, 'RouteRequest', { code: S.OK, model: 'tr-ok' });
+  assert.equal(server.traceId, trace, 'same trace id as the client');
+  assert.equal(server.parentSpanId, parent, "the SERVER span's parent is the client's span");
+  assert.notEqual(server.spanId, parent);
+  checkClientSpan(cl, server, { model: 'tr-ok', backend: 'tmock', backendModel: 'trace-plain', attempt: 1, port: mock.port });
+  const brec = await backendReq(prompt);
+  assert.equal(brec.headers.traceparent, `00-${trace}-${cl.spanId}-01`, 'the backend gets the CLIENT span, not the client\'s');
+  // the same over a stream
+  const trace2 = hex(32);
+  const md2 = new grpc.Metadata();
+  md2.set('traceparent', `00-${trace2}-${parent}-01`);
+  const s = await streaming(c, { model: 'tr-ok', prompt: 'continued stream' }, { md: md2 }).done;
+  assert.ifError(s.err);
+  const t2 = await grpcTrace((x) => x.traceId === trace2);
+  checkGrpcServerSpan(t2.server, 'StreamingRouteRequest', { code: S.OK, model: 'tr-ok' });
+  assert.equal(t2.server.parentSpanId, parent);
+  assert.equal(t2.client.parentSpanId, t2.server.spanId);
+});
+
+test('traces: NOT_FOUND -> SERVER span with status code 5, not ERROR, no CLIENT span', T, async () => {
+  await traceRouter();
+  const c = newClient(TRACE.gport);
+  const model = `no-such-${hex(8)}`;
+  const r = await unary(c, { model, prompt: 'p' });
+  assertCode(r.err, S.NOT_FOUND, 'unknown model');
+  const { server } = await grpcTrace((s) => s.attrs['gen_ai.request.model'] === model, { children: 0 });
+  checkGrpcServerSpan(server, 'RouteRequest', { code: S.NOT_FOUND, model });
+  assert.ok(!isError(server), `NOT_FOUND is the client's doing, not an ERROR: ${JSON.stringify(server.status)}`);
+  assert.ok(!server.parentSpanId);
+  const all = await settledTrace(server.traceId);
+  assert.deepEqual(all.filter((s) => s.kind === 3).map((s) => s.name), [], 'no CLIENT span without a backend call');
+  // the same over a stream
+  const model2 = `no-such-${hex(8)}`;
+  const s = await streaming(c, { model: model2, prompt: 'p' }).done;
+  assertCode(s.err, S.NOT_FOUND, 'stream unknown model');
+  const t2 = await grpcTrace((x) => x.attrs['gen_ai.request.model'] === model2, { children: 0 });
+  checkGrpcServerSpan(t2.server, 'StreamingRouteRequest', { code: S.NOT_FOUND, model: model2 });
+  assert.ok(!isError(t2.server));
+});
+
+test('traces: a dead backend -> UNAVAILABLE, SERVER span ERROR with error.type, CLIENT span(s) with error.type', T, async () => {
+  await traceRouter();
+  const c = newClient(TRACE.gport);
+  const model = `tr-dead-${hex(8)}`;
+  const r = await unary(c, { model, prompt: 'nobody home' });
+  assertCode(r.err, S.UNAVAILABLE, 'backend down');
+  const { server } = await grpcTrace((s) => s.attrs['gen_ai.request.model'] === model);
+  const kids = (await settledTrace(server.traceId)).filter((s) => s.kind === 3)
+    .sort((a, b) => a.attrs['airouter.attempt'] - b.attrs['airouter.attempt']);
+  checkGrpcServerSpan(server, 'RouteRequest', { code: S.UNAVAILABLE, model });
+  assert.ok(isError(server), `SERVER span status ERROR: ${JSON.stringify(server.status)}`);
+  assert.equal(server.attrs['error.type'], 'backend_connect');
+  assert.equal(server.status.message, 'backend_connect');
+  // retry attempts = 2 may try the one target again: every try has its span, counted in airouter.attempts
+  assert.ok(kids.length >= 1 && kids.length <= 2, `CLIENT spans: ${kids.length}`);
+  if (kids.length > 1) assert.equal(server.attrs['airouter.attempts'], kids.length);
+  else assert.ok(!('airouter.attempts' in server.attrs));
+  kids.forEach((k, i) => {
+    checkClientSpan(k, server, { model, backend: 'tdead', backendModel: 'trace-dead', attempt: i + 1, port: deadPort });
+    assert.equal(k.attrs['error.type'], 'backend_connect', `try ${i + 1}`);
+    assert.ok(isError(k), `try ${i + 1} status ERROR`);
+    assert.ok(!('gen_ai.usage.input_tokens' in k.attrs));
+  });
+});
+
+test('traces: failover (dead first target, live second) -> airouter.attempts 2, two CLIENT spans, the first with error.type', T, async () => {
+  await traceRouter();
+  const c = newClient(TRACE.gport);
+  const prompt = `failover trace ${hex(8)}`;
+  const r = await unary(c, { model: 'tr-failover', prompt });
+  assert.ifError(r.err);
+  assert.equal(r.res.content, `you said: ${prompt}`);
+  const brec = await backendReq(prompt);
+  assert.equal(brec.body.model, 'trace-fo-live');
+  const { server, kids } = await grpcTrace((s) => `00-${s.traceId}-` === (brec.headers.traceparent || '').slice(0, 36), { children: 2 });
+  assert.equal((await settledTrace(server.traceId)).length, 3, 'SERVER + 2 CLIENT spans');
+  checkGrpcServerSpan(server, 'RouteRequest', { code: S.OK, model: 'tr-failover' });
+  assert.equal(server.attrs['airouter.attempts'], 2);
+  assert.ok(!isError(server), `a call that succeeded on the second try is not an ERROR: ${JSON.stringify(server.status)}`);
+  assert.ok(!('error.type' in server.attrs), `no error.type on the call: ${server.attrs['error.type']}`);
+  const [first, second] = kids;
+  checkClientSpan(first, server, { model: 'tr-failover', backend: 'tdead', backendModel: 'trace-fo-dead', attempt: 1, port: deadPort });
+  assert.equal(first.attrs['error.type'], 'backend_connect');
+  assert.ok(isError(first));
+  assert.ok(!('gen_ai.usage.input_tokens' in first.attrs), 'token counts on the last try only');
+  checkClientSpan(second, server, { model: 'tr-failover', backend: 'tmock', backendModel: 'trace-fo-live', attempt: 2, port: mock.port });
+  assert.ok(!('error.type' in second.attrs));
+  assert.ok(!isError(second));
+  assert.equal(second.attrs['gen_ai.usage.input_tokens'], usageOf(prompt).prompt_tokens);
+  assert.equal(second.attrs['gen_ai.usage.output_tokens'], usageOf(prompt).completion_tokens);
+  assert.ok(BigInt(first.endTimeUnixNano) <= BigInt(second.startTimeUnixNano), 'the tries one after the other');
+  assert.equal(brec.headers.traceparent, `00-${server.traceId}-${second.spanId}-01`, 'the live backend gets the second try\'s span');
+  assert.deepEqual(otlp.rejected.map((q) => q.error), [], 'the collector rejected nothing');
+});
+
+test('tracing off: a client traceparent in the metadata reaches the backend unchanged; an invalid one does not', T, async () => {
+  const c = newClient(MAIN.gport);
+  const tp = `00-${hex(32)}-${hex(16)}-01`;
+  const md = new grpc.Metadata();
+  md.set('traceparent', tp);
+  const prompt = `untraced ${hex(8)}`;
+  const r = await unary(c, { model: 'mockmodel', prompt }, { md });
+  assert.ifError(r.err);
+  assert.equal((await backendReq(prompt)).headers.traceparent, tp);
+  // streaming too
+  const tp2 = `00-${hex(32)}-${hex(16)}-01`;
+  const md2 = new grpc.Metadata();
+  md2.set('traceparent', tp2);
+  const prompt2 = `untraced stream ${hex(8)}`;
+  const s = await streaming(c, { model: 'mockmodel', prompt: prompt2 }, { md: md2 }).done;
+  assert.ifError(s.err);
+  assert.equal((await backendReq(prompt2)).headers.traceparent, tp2);
+  // no traceparent, or one that is not valid: none is made up
+  for (const [what, bad] of [['none', null], ['junk', 'not-a-traceparent'], ['all-zero trace id', `00-${'0'.repeat(32)}-${hex(16)}-01`]]) {
+    const m = new grpc.Metadata();
+    if (bad) m.set('traceparent', bad);
+    const p = `untraced ${what} ${hex(8)}`;
+    const x = await unary(c, { model: 'mockmodel', prompt: p }, { md: m });
+    assert.ifError(x.err);
+    assert.equal((await backendReq(p)).headers.traceparent, undefined, `${what}: no traceparent to the backend`);
+  }
 });
 
 // ---- graceful stop and rolling restart ----
