@@ -624,6 +624,10 @@ static void *serve_thread(void *arg)
             send_status(r, GRPC_STATUS_INVALID_ARGUMENT, "The request is not a valid ai_router.AIRequest.");
         else
             serve(r, in);
+        /* the call is over once its close op completes: only then is `cancelled` final */
+        if (!r->closed && grpc_completion_queue_pluck(r->cq, &tag_close, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type ==
+                              GRPC_OP_COMPLETE)
+            r->closed = true;
         if (r->trace) { /* before `in` goes: the tries may name its model */
             request_t *tr = r->trace;
             tr->grpc_code = r->cancelled && r->code == GRPC_STATUS_OK ? GRPC_STATUS_CANCELLED : (int)r->code;
@@ -631,8 +635,8 @@ static void *serve_thread(void *arg)
                 snprintf(tr->error_reason, sizeof tr->error_reason, "%s", r->error);
             if (!tr->model_asked && r->model)
                 tr->model_asked = strdup(r->model);
-            tr->tokens_in = r->tokens_in > 0 ? r->tokens_in : -1;
-            tr->tokens_out = r->tokens_out > 0 ? r->tokens_out : -1;
+            tr->tokens_in = r->tokens_in;
+            tr->tokens_out = r->tokens_out;
             trace_request_done(tr);
         }
         ai_router__airequest__free_unpacked(in, NULL);
@@ -657,6 +661,7 @@ static rpc_t *ask_for_call(rpc_kind_t kind)
     if (!r)
         return NULL;
     r->kind = kind;
+    r->tokens_in = r->tokens_out = -1; /* unknown until a backend reports usage */
     r->cq = grpc_completion_queue_create_for_pluck(NULL);
     grpc_metadata_array_init(&r->md);
     grpc_call_error e;

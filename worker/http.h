@@ -38,6 +38,7 @@ typedef struct request {
     /* tracing */
     char trace_id[33];
     char parent_span_id[17];     /* the client's span, "" if none */
+    char client_traceparent[56]; /* the client's valid traceparent as sent (with its flags), "" if none */
     char span_id[17];
     uint64_t start_unix_ns;
     /* one entry per backend try (the last one answered or failed for good) */

@@ -28,6 +28,15 @@ static queued_t *queue;    /* ring */
 static int qcap, qhead, qlen;
 static bool stopping;
 
+/* Lowercase hex digits, zeros allowed. */
+static bool is_any_hex(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
 static bool is_hex(const char *s, size_t n)
 {
     bool nonzero = false;
@@ -47,13 +56,19 @@ void trace_begin(request_t *req)
 
 void trace_begin_with(request_t *req, const char *tp)
 {
-    /* version "00": 00-<32 hex trace id>-<16 hex parent id>-<2 hex flags> */
-    if (tp && strlen(tp) >= 55 && tp[2] == '-' && tp[35] == '-' && tp[52] == '-' &&
-        strncmp(tp, "ff", 2) != 0 && is_hex(tp + 3, 32) && is_hex(tp + 36, 16)) {
+    /* W3C: <2 hex version>-<32 hex trace id>-<16 hex parent id>-<2 hex flags>; version 00 is
+     * exactly that long, a later version may append "-..." fields; "ff" is invalid. */
+    size_t n = tp ? strlen(tp) : 0;
+    bool version_ok = n >= 2 && is_any_hex(tp, 2) && strncmp(tp, "ff", 2) != 0;
+    bool length_ok = version_ok && (strncmp(tp, "00", 2) == 0 ? n == 55 : (n == 55 || (n > 55 && tp[55] == '-')));
+    if (version_ok && length_ok && tp[2] == '-' && tp[35] == '-' && tp[52] == '-' &&
+        is_hex(tp + 3, 32) && is_hex(tp + 36, 16) && is_any_hex(tp + 53, 2)) {
         memcpy(req->trace_id, tp + 3, 32);
         req->trace_id[32] = '\0';
         memcpy(req->parent_span_id, tp + 36, 16);
         req->parent_span_id[16] = '\0';
+        /* passed on as version 00 with the client's flags when we do not trace ourselves */
+        snprintf(req->client_traceparent, sizeof req->client_traceparent, "00-%.52s", tp + 3);
     } else {
         rand_id_hex(req->trace_id, 16);
     }
@@ -87,8 +102,8 @@ void trace_backend_header(const request_t *req, int i, char *out, size_t size)
     out[0] = '\0';
     if (enabled && i >= 0)
         snprintf(out, size, "00-%s-%s-01", req->trace_id, req->tries[i].span_id);
-    else if (req->parent_span_id[0]) /* not tracing: pass the client's context on unchanged */
-        snprintf(out, size, "00-%s-%s-01", req->trace_id, req->parent_span_id);
+    else if (req->client_traceparent[0]) /* not tracing: pass the client's context on unchanged */
+        snprintf(out, size, "%s", req->client_traceparent);
 }
 
 /* ---- span encoding (OTLP/JSON: ids are hex, 64-bit numbers are strings) ---- */
@@ -193,7 +208,9 @@ void trace_request_done(const request_t *req)
     if (!enabled || !req->trace_id[0])
         return;
     uint64_t end_ns = http_unix_ns();
-    bool backend_failed = req->error_reason[0] && strncmp(req->error_reason, "backend", 7) == 0;
+    /* A backend's 4xx is the client's doing (it is relayed as such): not a server error. */
+    bool backend_failed = req->error_reason[0] && strncmp(req->error_reason, "backend", 7) == 0 &&
+                          strcmp(req->error_reason, "backend_4xx") != 0;
     bool failed = backend_failed || (req->grpc ? grpc_server_error(req->grpc_code) : req->status >= 500);
     buf_t b = {0};
     char name[96];

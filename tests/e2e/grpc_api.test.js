@@ -808,6 +808,7 @@ backends = (
 models = (
   { name = "tr-ok"; backend = "tmock"; backend_model = "trace-plain"; },
   { name = "tr-dead-*"; backend = "tdead"; backend_model = "trace-dead"; },
+  { name = "tr-bad-*"; backend = "tmock"; backend_model = "trace-error-400"; },
   { name = "tr-failover"; strategy = "ordered";
     targets = ( { backend = "tdead"; backend_model = "trace-fo-dead"; }, { backend = "tmock"; backend_model = "trace-fo-live"; } ); }
 );
@@ -1017,6 +1018,20 @@ test('traces: a dead backend -> UNAVAILABLE, SERVER span ERROR with error.type, 
   });
 });
 
+test('traces: a backend 400 -> INVALID_ARGUMENT; the SERVER span is not ERROR (the client\'s doing), the CLIENT span is', T, async () => {
+  await traceRouter();
+  const c = newClient(TRACE.gport);
+  const model = `tr-bad-${hex(8)}`;
+  const r = await unary(c, { model, prompt: 'rejected' });
+  assertCode(r.err, S.INVALID_ARGUMENT, 'backend 400');
+  const { server, client } = await grpcTrace((s) => s.attrs['gen_ai.request.model'] === model);
+  assert.equal(server.attrs['rpc.grpc.status_code'], S.INVALID_ARGUMENT);
+  assert.equal(server.attrs['error.type'], 'backend_4xx');
+  assert.ok(!isError(server), `SERVER span not ERROR: ${JSON.stringify(server.status)}`);
+  assert.equal(client.attrs['error.type'], 'backend_4xx');
+  assert.ok(isError(client), 'the failed backend call is ERROR');
+});
+
 test('traces: failover (dead first target, live second) -> airouter.attempts 2, two CLIENT spans, the first with error.type', T, async () => {
   await traceRouter();
   const c = newClient(TRACE.gport);
@@ -1064,8 +1079,17 @@ test('tracing off: a client traceparent in the metadata reaches the backend unch
   const s = await streaming(c, { model: 'mockmodel', prompt: prompt2 }, { md: md2 }).done;
   assert.ifError(s.err);
   assert.equal((await backendReq(prompt2)).headers.traceparent, tp2);
+  // the client's flags are kept: a context that is not sampled stays not sampled
+  const tp3 = `00-${hex(32)}-${hex(16)}-00`;
+  const md3 = new grpc.Metadata();
+  md3.set('traceparent', tp3);
+  const prompt3 = `untraced unsampled ${hex(8)}`;
+  assert.ifError((await unary(c, { model: 'mockmodel', prompt: prompt3 }, { md: md3 })).err);
+  assert.equal((await backendReq(prompt3)).headers.traceparent, tp3, 'flags 00 passed on as they are');
   // no traceparent, or one that is not valid: none is made up
-  for (const [what, bad] of [['none', null], ['junk', 'not-a-traceparent'], ['all-zero trace id', `00-${'0'.repeat(32)}-${hex(16)}-01`]]) {
+  for (const [what, bad] of [['none', null], ['junk', 'not-a-traceparent'], ['all-zero trace id', `00-${'0'.repeat(32)}-${hex(16)}-01`],
+    ['version 00 with an extra field', `00-${hex(32)}-${hex(16)}-01-extra`], ['flags not hex', `00-${hex(32)}-${hex(16)}-zz`],
+    ['version ff', `ff-${hex(32)}-${hex(16)}-01`], ['upper-case hex', `00-${hex(32).toUpperCase()}-${hex(16)}-01`]]) {
     const m = new grpc.Metadata();
     if (bad) m.set('traceparent', bad);
     const p = `untraced ${what} ${hex(8)}`;
