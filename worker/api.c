@@ -157,6 +157,18 @@ static void relay_chunk(relay_t *r, json_object *chunk)
     shape_append_sse(&r->pending, chunk);
 }
 
+/* A chunk the backend handed out as text, model already renamed (be_request_t.chunk_text). */
+static void relay_chunk_text(relay_t *r, const char *text, size_t len)
+{
+    uint64_t now = http_now_us();
+    if (r->req->last_event_us)
+        met_observe(MET_H_GAP, r->req->model_slot, now - r->req->last_event_us);
+    r->req->last_event_us = now;
+    buf_append(&r->pending, "data: ", 6);
+    buf_append(&r->pending, text, len);
+    buf_append(&r->pending, "\n\n", 2);
+}
+
 static void relay_error_event(relay_t *r, const be_event_t *ev)
 {
     buf_t e = {0};
@@ -182,7 +194,10 @@ static int relay_event(relay_t *r, be_event_t *ev)
         buf_appends(&r->pending, ": keep-alive\n\n");
         break;
     case BE_EV_CHUNK:
-        relay_chunk(r, ev->obj);
+        if (ev->obj)
+            relay_chunk(r, ev->obj);
+        else
+            relay_chunk_text(r, ev->data, ev->len);
         break;
     case BE_EV_RESPONSE:
         note_usage(r->req, ev->obj);
@@ -415,6 +430,7 @@ static try_result_t try_target(request_t *req, const void *job_arg, const cfg_mo
         .request_id = req->id,
         .client_fd = http_client_fd(req),
         .traceparent = traceparent,
+        .chunk_text = job->client_stream && backend_stream && !job->gateway,
     };
     st_target_in_flight(t->state_slot, 1);
     be_call_t *call = ops->open(&breq, ev);

@@ -26,6 +26,10 @@ typedef struct {
     const char *request_id;
     const char *traceparent;       /* W3C trace context for the backend, "" for none */
     int client_fd;                 /* watched so a departed client cancels the call */
+    /* The caller relays chunks to an OpenAI client as they are: a backend that speaks OpenAI
+     * may hand a chunk out as its JSON text, model already renamed to client_model, instead of
+     * parsing it (chunks with usage or an error still come parsed). */
+    bool chunk_text;
 } be_request_t;
 
 /* A request relayed as bytes (audio, images, moderations, responses, passthrough):
@@ -51,7 +55,7 @@ typedef struct {
 typedef enum {
     BE_EV_PENDING,   /* nothing within the wait: the caller may send a keep-alive */
     BE_EV_RESPONSE,  /* a whole (non-streaming) response object in ev->obj */
-    BE_EV_CHUNK,     /* one stream chunk in ev->obj */
+    BE_EV_CHUNK,     /* one stream chunk in ev->obj, or (chunk_text) NULL and its text in data/len */
     BE_EV_END,       /* the stream finished normally */
     BE_EV_ERROR,     /* failure: see the error fields */
     BE_EV_HEADERS,   /* byte relay: the backend's status and content type */
@@ -80,7 +84,7 @@ typedef struct {
     char err_code[48];         /* ERROR: OpenAI error code, "" = null */
     char err_param[64];        /* ERROR: the offending parameter, "" = null */
     int retry_after_s;         /* ERROR: the backend's Retry-After (429/503), 0 = none */
-    const char *data;          /* DATA */
+    const char *data;          /* DATA, and CHUNK as text; valid until the next call */
     size_t len;
     char content_type[128];    /* HEADERS */
 } be_event_t;

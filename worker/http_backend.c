@@ -37,6 +37,12 @@ static int pool_len;
 static CURLSH *share;
 static pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
 
+/* A stream chunk: parsed, or (chunk_text calls) its JSON text with the model renamed. */
+typedef struct {
+    json_object *obj;
+    char *text;
+} queued_chunk_t;
+
 struct hb_call {
     curl_pair_t *pair;
     struct curl_slist *headers;
@@ -56,8 +62,10 @@ struct hb_call {
     buf_t resp;                 /* whole body (non-SSE answers and errors) */
     buf_t line;                 /* SSE: the partial line */
     buf_t data;                 /* SSE: the event's data lines */
-    json_object **queue;        /* parsed chunks not yet handed out */
+    queued_chunk_t *queue;      /* chunks not yet handed out */
     int qhead, qlen, qcap;
+    buf_t model_json;           /* chunk_text: the client's model as a JSON string literal */
+    char *handed_text;          /* chunk_text: the text of the chunk handed out last */
     bool stream_failed;
     be_event_t failure;         /* set when stream_failed */
     uint64_t start_us, last_data_us;
@@ -73,6 +81,7 @@ struct hb_call {
     const struct iovec *segs;   /* request body segments (the caller's) */
     int nsegs, seg;
     size_t seg_off;
+    bool chunk_text;            /* hand plain chunks out as text (hb_options_t) */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -175,7 +184,7 @@ static void pair_give_back(curl_pair_t *p)
     pair_free(p);
 }
 
-static int queue_push(hb_call_t *c, json_object *obj)
+static int queue_push(hb_call_t *c, json_object *obj, char *text)
 {
     if (c->qhead + c->qlen == c->qcap) {
         if (c->qhead > 0) {
@@ -183,15 +192,30 @@ static int queue_push(hb_call_t *c, json_object *obj)
             c->qhead = 0;
         } else {
             int cap = c->qcap ? c->qcap * 2 : 16;
-            json_object **q = realloc(c->queue, (size_t)cap * sizeof *q);
+            queued_chunk_t *q = realloc(c->queue, (size_t)cap * sizeof *q);
             if (!q)
                 return -1;
             c->queue = q;
             c->qcap = cap;
         }
     }
-    c->queue[c->qhead + c->qlen++] = obj;
+    c->queue[c->qhead + c->qlen++] = (queued_chunk_t){obj, text};
     return 0;
+}
+
+/* Hands the oldest queued chunk out as a CHUNK event. */
+static void queue_pop(hb_call_t *c, be_event_t *ev)
+{
+    queued_chunk_t q = c->queue[c->qhead++];
+    c->qlen--;
+    ev->type = BE_EV_CHUNK;
+    ev->obj = q.obj;
+    if (q.text) {
+        free(c->handed_text);
+        c->handed_text = q.text;
+        ev->data = q.text;
+        ev->len = strlen(q.text);
+    }
 }
 
 /* Reads an OpenAI-style error object's message, type and code into ev. */
@@ -224,6 +248,17 @@ static void sse_dispatch(hb_call_t *c)
         buf_reset(&c->data);
         return;
     }
+    if (c->chunk_text && !c->stream_failed) {
+        /* Plain chunks skip the parser: only the model is renamed (oai_shape.c). */
+        buf_t text = {0};
+        if (shape_rename_model_text(c->data.data, c->data.len, c->model_json.data, &text)) {
+            buf_reset(&c->data);
+            if (queue_push(c, NULL, text.data) < 0)
+                buf_free(&text);
+            return;
+        }
+        buf_free(&text);
+    }
     json_object *obj = shape_parse(c->data.data, c->data.len);
     buf_reset(&c->data);
     if (!obj || !json_object_is_type(obj, json_type_object)) {
@@ -244,7 +279,7 @@ static void sse_dispatch(hb_call_t *c)
         json_object_put(obj);
         return;
     }
-    if (c->stream_failed || queue_push(c, obj) < 0)
+    if (c->stream_failed || queue_push(c, obj, NULL) < 0)
         json_object_put(obj);
 }
 
@@ -396,9 +431,13 @@ static void call_free(hb_call_t *c)
     buf_free(&c->rawout);
     buf_free(&c->line);
     buf_free(&c->data);
-    for (int i = 0; i < c->qlen; i++)
-        json_object_put(c->queue[c->qhead + i]);
+    for (int i = 0; i < c->qlen; i++) {
+        json_object_put(c->queue[c->qhead + i].obj);
+        free(c->queue[c->qhead + i].text);
+    }
     free(c->queue);
+    free(c->handed_text);
+    buf_free(&c->model_json);
     free(c);
 }
 
@@ -415,6 +454,9 @@ hb_call_t *hb_open(const be_request_t *req, const hb_options_t *opt, be_event_t 
     c->backend_model = strdup(req->backend_model);
     c->client_model = strdup(req->client_model ? req->client_model : req->backend_model);
     if (!c->backend_model || !c->client_model)
+        goto oom;
+    c->chunk_text = opt->chunk_text && req->stream;
+    if (c->chunk_text && buf_append_json_string(&c->model_json, c->client_model) < 0)
         goto oom;
     json_object *send = opt->body ? opt->body : req->body;
     if (req->stream && req->want_usage && opt->stream_usage) {
@@ -523,9 +565,7 @@ static void finish_event(hb_call_t *c, be_event_t *ev)
     if (c->is_sse) {
         sse_feed(c, "\n\n", 2); /* an unterminated last event still counts */
         if (c->qlen > 0) {
-            ev->type = BE_EV_CHUNK;
-            ev->obj = c->queue[c->qhead++];
-            c->qlen--;
+            queue_pop(c, ev);
             return;
         }
         if (c->stream_failed) {
@@ -636,9 +676,7 @@ void hb_next(hb_call_t *c, be_event_t *ev, int wait_ms)
     uint64_t wait_end = now_us() + (uint64_t)wait_ms * 1000u;
     for (;;) {
         if (c->qlen > 0) {
-            ev->type = BE_EV_CHUNK;
-            ev->obj = c->queue[c->qhead++];
-            c->qlen--;
+            queue_pop(c, ev);
             return;
         }
         if (c->stream_failed) {

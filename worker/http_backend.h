@@ -12,6 +12,7 @@ typedef struct {
     const char *key_header;          /* send the key as "NAME: key"; NULL: Authorization: Bearer */
     json_object *body;               /* the body to send; NULL: req->body */
     bool stream_usage;               /* add stream_options.include_usage when req->want_usage */
+    bool chunk_text;                 /* OpenAI-shaped chunks may come as text (req->chunk_text) */
 } hb_options_t;
 
 int hb_worker_init(void);

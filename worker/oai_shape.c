@@ -450,3 +450,90 @@ int shape_synthesise(unsigned kind, json_object *completion, bool include_usage,
     }
     return 0;
 }
+
+/* ---- the fast path for stream chunks: renaming the model without parsing ---- */
+
+/* Index just past the JSON string starting at p[i] == '"', or 0 if it is not terminated. */
+static size_t string_end(const char *p, size_t n, size_t i)
+{
+    for (i++; i < n; i++) {
+        if (p[i] == '\\')
+            i++;
+        else if (p[i] == '"')
+            return i + 1;
+        else if ((unsigned char)p[i] < 0x20)
+            return 0; /* raw control characters are not JSON */
+    }
+    return 0;
+}
+
+static size_t skip_ws(const char *p, size_t n, size_t i)
+{
+    while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n'))
+        i++;
+    return i;
+}
+
+bool shape_rename_model_text(const char *p, size_t n, const char *model_json, buf_t *out)
+{
+    if (memchr(p, '\n', n) || memchr(p, '\r', n))
+        return false; /* would break the SSE framing as one data line */
+    size_t i = skip_ws(p, n, 0);
+    if (i >= n || p[i] != '{')
+        return false;
+    size_t model_at = 0, model_end = 0;
+    int depth = 0;
+    bool expect_key = false, done = false;
+    for (; i < n && !done; i++) {
+        char ch = p[i];
+        if (ch == '"') {
+            size_t end = string_end(p, n, i);
+            if (!end)
+                return false;
+            if (depth == 1 && expect_key) {
+                size_t klen = end - i - 2;
+                const char *key = p + i + 1;
+                size_t v = skip_ws(p, n, end);
+                if (v >= n || p[v] != ':')
+                    return false;
+                v = skip_ws(p, n, v + 1);
+                if (v >= n)
+                    return false;
+                if ((klen == 5 && memcmp(key, "usage", 5) == 0) || (klen == 5 && memcmp(key, "error", 5) == 0)) {
+                    if (!(n - v >= 4 && memcmp(p + v, "null", 4) == 0))
+                        return false; /* usage and errors are read from the parsed object */
+                } else if (klen == 5 && memcmp(key, "model", 5) == 0) {
+                    if (p[v] != '"' || model_end)
+                        return false; /* not a string, or twice: let the parser decide */
+                    model_at = v;
+                    model_end = string_end(p, n, v);
+                    if (!model_end)
+                        return false;
+                }
+                expect_key = false;
+                i = v - 1; /* the value is scanned from here on */
+                continue;
+            }
+            i = end - 1;
+        } else if (ch == '{' || ch == '[') {
+            depth++;
+            expect_key = ch == '{' && depth == 1;
+        } else if (ch == '}' || ch == ']') {
+            if (--depth == 0)
+                done = true;
+            if (depth < 0)
+                return false;
+        } else if (ch == ',') {
+            if (depth == 1)
+                expect_key = true;
+        } else if (!strchr(" \t:0123456789+-.eEtruefalsn", ch) || ch == '\0') {
+            return false; /* not a JSON token: let the parser reject it */
+        }
+    }
+    if (!done || skip_ws(p, n, i) != n)
+        return false;
+    if (!model_end)
+        return buf_append(out, p, n) == 0;
+    return buf_append(out, p, model_at) == 0 && buf_appends(out, model_json) == 0 &&
+           buf_append(out, p + model_end, n - model_end) == 0;
+}

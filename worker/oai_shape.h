@@ -38,6 +38,13 @@ void shape_sse_feed(shape_sse_t *s, const char *p, size_t n, const char *model, 
 /* Emits a last unterminated line, and frees the state. */
 void shape_sse_finish(shape_sse_t *s, const char *model, buf_t *out);
 
+/* Appends the JSON object text p with its top-level "model" string replaced by model_json
+ * (a JSON string literal, quotes included), without parsing it. False (out untouched unless
+ * memory ran out) when the text is not plainly one object on one line, or has a
+ * top-level "usage" or "error" that is not null, or a "model" that is not a string: such
+ * chunks must go through the parser. */
+bool shape_rename_model_text(const char *p, size_t n, const char *model_json, buf_t *out);
+
 typedef struct shape_agg shape_agg_t;
 shape_agg_t *shape_agg_new(unsigned kind);
 /* Folds one stream chunk in (does not take ownership). */

@@ -588,3 +588,59 @@ TEST(shape_sse_rewrite_keeps_usage_and_renames)
     CHECK_INT(none.tokens_out, -1);
     buf_free(&out);
 }
+
+/* The fast rename must give what parsing, shape_set_model and re-parsing give, or refuse. */
+static void rename_case(const char *in, bool want_ok, const char *want)
+{
+    buf_t out = {0};
+    bool ok = shape_rename_model_text(in, strlen(in), "\"client-m\"", &out);
+    CHECK_MSG(ok == want_ok, "%s: fast path %s", in, ok ? "taken" : "refused");
+    if (ok && want)
+        CHECK_MSG(out.data && strcmp(out.data, want) == 0, "%s\n    got:  %s\n    want: %s", in, out.data ? out.data : "",
+                  want);
+    if (ok) { /* same meaning as the slow path */
+        json_object *slow = json_tokener_parse(in), *fast = json_tokener_parse(out.data ? out.data : "");
+        CHECK_MSG(slow && fast, "%s: both parse", in);
+        if (slow && fast) {
+            shape_set_model(slow, "client-m");
+            CHECK_MSG(json_object_equal(slow, fast), "%s: same object as the slow path", in);
+        }
+        json_object_put(slow);
+        json_object_put(fast);
+    }
+    buf_free(&out);
+}
+
+TEST(shape_rename_model_text_fast_path)
+{
+    rename_case("{\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"model\":\"backend-m\",\"choices\":[{\"index\":0,"
+                "\"delta\":{\"content\":\"hi\"},\"finish_reason\":null}]}",
+                true,
+                "{\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"model\":\"client-m\",\"choices\":[{\"index\":0,"
+                "\"delta\":{\"content\":\"hi\"},\"finish_reason\":null}]}");
+    /* bytes other than the model are kept exactly (spacing, number spelling) */
+    rename_case("{ \"model\" : \"b\", \"x\": 1.50e2 , \"y\":-0.0001}", true, "{ \"model\" : \"client-m\", \"x\": 1.50e2 , \"y\":-0.0001}");
+    /* nested "model" keys and values that look like keys are left alone */
+    rename_case("{\"a\":{\"model\":\"inner\"},\"b\":[\"model\",\"x\"],\"model\":\"top\"}", true,
+                "{\"a\":{\"model\":\"inner\"},\"b\":[\"model\",\"x\"],\"model\":\"client-m\"}");
+    rename_case("{\"t\":\"a \\\"model\\\": \\\"x\\\" in text\",\"model\":\"m\"}", true,
+                "{\"t\":\"a \\\"model\\\": \\\"x\\\" in text\",\"model\":\"client-m\"}");
+    rename_case("{\"model\":\"esc\\\"aped\\\\\"}", true, "{\"model\":\"client-m\"}");
+    rename_case("{\"no_model\":true}", true, "{\"no_model\":true}");
+    rename_case("{\"usage\":null,\"model\":\"m\"}", true, "{\"usage\":null,\"model\":\"client-m\"}");
+    rename_case("{\"emoji\":\"\xf0\x9f\x98\x80\",\"model\":\"m\"}", true, "{\"emoji\":\"\xf0\x9f\x98\x80\",\"model\":\"client-m\"}");
+    /* refused: usage or error to read, odd model, not one object on one line, not JSON */
+    rename_case("{\"model\":\"m\",\"choices\":[],\"usage\":{\"prompt_tokens\":1}}", false, NULL);
+    rename_case("{\"error\":{\"message\":\"x\"}}", false, NULL);
+    rename_case("{\"model\":null}", false, NULL);
+    rename_case("{\"model\":\"a\",\"model\":\"b\"}", false, NULL);
+    rename_case("{\"model\":\"m\",\n\"x\":1}", false, NULL);
+    rename_case("[{\"model\":\"m\"}]", false, NULL);
+    rename_case("{\"model\":\"m\"} {}", false, NULL);
+    rename_case("{\"model\":\"m\"", false, NULL);
+    rename_case("{\"model\":\"m}", false, NULL);
+    rename_case("{\"x\":nonsense,\"model\":\"m\"}", false, NULL);
+    rename_case("{\"x\":\"tab\tin string\"}", false, NULL);
+    rename_case("{\"x\":1}]", false, NULL);
+    rename_case("", false, NULL);
+}
