@@ -117,6 +117,8 @@
 //                       endpoints above that take a model) are answered
 //                       with m.failStatus instead of their normal answer (Infinity: all of them); each
 //                       failed request decrements it
+//   m.failEvery = N     (0: off) while failNext is 0, every Nth inference request counted from when failEvery
+//                       was set (the Nth, 2Nth, ...) is answered with m.failStatus; N = 2 alternates ok/fail
 //   m.failStatus = 500  500 (server_error), 502, 503 (overloaded) or 429 (rate_limit_exceeded with
 //                       Retry-After: m.retryAfter)
 //   m.retryAfter = '1'  Retry-After value sent with every 429 (null: no header)
@@ -556,14 +558,14 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
   function gone(res) { return res.destroyed || res.socket === null || (res.socket && res.socket.destroyed); }
 
   // Per-mock switches (see the header).
-  const ctl = { failNext: 0, failStatus: 500, retryAfter: '1', latencyMs: 0, modelsStatus: 200, backendKey: null };
+  const ctl = { failNext: 0, failEvery: 0, everyCount: 0, failStatus: 500, retryAfter: '1', latencyMs: 0, modelsStatus: 200, backendKey: null };
   function retryAfterHeader(value) { return value === null || value === undefined ? {} : { 'Retry-After': String(value) }; }
 
 
-  // m.failNext: answers an inference request with m.failStatus instead. Returns true if it did.
+  // m.failNext / m.failEvery: answers an inference request with m.failStatus instead. Returns true if it did.
   function forcedFailure(res, rec, model) {
-    if (!(ctl.failNext > 0)) return false;
-    ctl.failNext--;
+    if (ctl.failNext > 0) ctl.failNext--;
+    else if (!(ctl.failEvery > 0) || ++ctl.everyCount % ctl.failEvery !== 0) return false;
     const st = ctl.failStatus;
     rec.forcedFailure = st;
     if (st === 429) {
@@ -1200,6 +1202,7 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
     events,
     get closedCount() { return closedCount; },
     get failNext() { return ctl.failNext; }, set failNext(v) { ctl.failNext = v; },
+    get failEvery() { return ctl.failEvery; }, set failEvery(v) { ctl.failEvery = v; ctl.everyCount = 0; },
     get failStatus() { return ctl.failStatus; }, set failStatus(v) { ctl.failStatus = v; },
     get retryAfter() { return ctl.retryAfter; }, set retryAfter(v) { ctl.retryAfter = v; },
     get latencyMs() { return ctl.latencyMs; }, set latencyMs(v) { ctl.latencyMs = v; },

@@ -2,7 +2,7 @@
 // End-to-end tests of resilience (issue 7): several targets per model, balancing, retries and
 // failover, circuit breaking, health checks, per-key limits, timeouts and the connection limit.
 // Fault injection uses the mock backend (scripts/mock-openai.js: knobs in the backend model name,
-// and the per-mock switches failNext/failStatus/retryAfter/latencyMs/modelsStatus); "a target down"
+// and the per-mock switches failNext/failEvery/failStatus/retryAfter/latencyMs/modelsStatus); "a target down"
 // is a closed loopback port. What reached a backend is measured at the mock's request log.
 //
 // Routers (each started once, all on 127.0.0.1):
@@ -12,6 +12,8 @@
 //   KEYS   workers=2, api_keys with rpm / max_concurrent / tpm limits, attempts header off
 //   DOWN   workers=2, every target down (health checks on closed ports)
 //   CONN   workers=1, limits.max_connections = 2
+// The failure-ratio circuit-breaker tests each start their own router (workers=2, retry attempts=2,
+// one ordered model over a flaky and a healthy mock) with that test's circuit_breaker group.
 //
 // "Across workers" is made deterministic by pinning keep-alive connections and finding which
 // worker process owns each one's accepted socket (/proc/net/tcp inode -> /proc/PID/fd).
@@ -20,6 +22,8 @@ const assert = require('node:assert/strict');
 const http = require('node:http');
 const net = require('node:net');
 const fs = require('node:fs');
+const path = require('node:path');
+const { spawnSync } = require('node:child_process');
 const OpenAI = require('openai');
 const h = require('./lib/harness.js');
 const { startMock } = require('../../scripts/mock-openai.js');
@@ -786,4 +790,165 @@ test('connection limit: over limits.max_connections a new request gets a fast 50
     return r.status === 200 ? r : null;
   }, { timeout: 3000, what: 'a request admitted once connections closed' });
   assert.equal(ok.json.model, 'fast');
+});
+
+// ---- circuit breaker: failure ratio ----
+
+// A router (workers=2, attempts=2) with one ordered model: target A (backend fa, model fr-a) first,
+// then B (fb, fr-b), each on its own fresh mock; `circuit` is the circuit_breaker group's content.
+// A fails every other try (tries 2, 4, 6, ... get a 500), so its consecutive failures never pass 1.
+async function flakySetup(circuit) {
+  const a = await startMock({ port: 0 });
+  const b = await startMock({ port: 0 });
+  mocks.push(a, b);
+  const r = await h.startRouter(`
+listen = "127.0.0.1:@PORT@";
+workers = 2;
+log = { level = "info"; };
+limits = { drain_timeout = 2; };
+retry = { attempts = 2; backoff_ms = 10; max_backoff_ms = 50; deadline = 20; attempts_header = true; };
+circuit_breaker = { ${circuit} };
+backends = (
+  { name = "fa"; type = "openai"; url = "${a.url}"; },
+  { name = "fb"; type = "openai"; url = "${b.url}"; }
+);
+models = (
+  { name = "flaky"; strategy = "ordered";
+    targets = ( { backend = "fa"; backend_model = "fr-a"; }, { backend = "fb"; backend_model = "fr-b"; } ); }
+);
+`);
+  routers.push(r);
+  await h.waitFor(() => r.workers().length === 2, { what: 'workers' });
+  a.failStatus = 500;
+  a.failEvery = 2;
+  return { r, a, b, nA: () => seen(a, 'fr-a').length, nB: () => seen(b, 'fr-b').length };
+}
+
+// One chat request with the official client: the answer and the x-airouter-attempts header.
+async function ask(c, text) {
+  const { data, response } = await c.chat.completions.create({ model: 'flaky', messages: [{ role: 'user', content: text }] }).withResponse();
+  assert.equal(data.model, 'flaky');
+  assert.equal(data.choices[0].message.content, `you said: ${text}`);
+  return { data, attempts: response.headers.get('x-airouter-attempts') };
+}
+
+// The official client over a connection pinned to one worker (pinConnections); checks after each
+// call that the agent still holds only that connection.
+function pinnedClient(base, conn) {
+  const c = new OpenAI({ baseURL: `${base}/v1`, apiKey: 'sk-none', maxRetries: 0, timeout: 20000, httpAgent: conn.agent });
+  return {
+    worker: conn.worker,
+    async ask(text) {
+      const r = await ask(c, text);
+      const socks = [...Object.values(conn.agent.sockets), ...Object.values(conn.agent.freeSockets)].flat();
+      assert.ok(socks.length >= 1 && socks.every((s) => s.localPort === conn.localPort),
+        `the pinned connection (port ${conn.localPort}) was replaced: ${socks.map((s) => s.localPort)}`);
+      return r;
+    },
+  };
+}
+
+// n sequential requests on a flaky setup whose circuit must stay closed: A gets every first try
+// (the last one too, after the others left A at 50% failed), fails every other one, and B answers those.
+async function alternatingStaysClosed(s, n) {
+  const c = client(s.r.base);
+  for (let i = 1; i <= n; i++) {
+    const { attempts } = await ask(c, `alt ${i}`);
+    assert.equal(attempts, i % 2 ? '1' : '2', `request ${i}: A ${i % 2 ? 'answers' : 'fails, then B answers'}`);
+    assert.equal(s.nA(), i, `request ${i}: target A skipped (its circuit opened); log:\n${s.r.log}`);
+  }
+  assert.equal(s.nB(), Math.floor(n / 2));
+  assert.equal(seen(s.a, 'fr-a').filter((x) => x.status === 500).length, Math.floor(n / 2));
+  assert.ok(!s.r.log.includes('circuit open'), `circuit opened:\n${s.r.log}`);
+}
+
+test('failure_ratio opens the circuit of a target failing every other try (never 2 in a row) after min_requests tries, across workers; one probe after the cooldown closes it', T, async () => {
+  const s = await flakySetup('failures = 100; cooldown = 3; failure_ratio = 0.5; window = 30; min_requests = 6;');
+  const by = await pinConnections(s.r, 1);
+  const [w1, w2] = Object.keys(by);
+  // Alternate the workers: each one alone sees 3 of A's 6 tries (one worker all of the failures),
+  // so the ratio only reaches min_requests if the counts are shared.
+  const pc = [pinnedClient(s.r.base, by[w1][0]), pinnedClient(s.r.base, by[w2][0])];
+  let t6; let t6done;
+  try {
+    for (let i = 1; i <= 6; i++) {
+      if (i === 6) t6 = Date.now();
+      const { attempts } = await pc[i % 2].ask(`flaky ${i}`);
+      assert.equal(attempts, i % 2 ? '1' : '2', `request ${i}: A ${i % 2 ? 'answers' : 'fails, then B answers'}`);
+      assert.equal(s.nA(), i, `request ${i} did not reach target A first`);
+      if (i === 5) assert.ok(!s.r.log.includes('circuit open'), `circuit opened before A's 6th try:\n${s.r.log}`);
+    }
+    t6done = Date.now();
+    assert.equal(s.nB(), 3);
+    assert.deepEqual(seen(s.a, 'fr-a').map((x) => x.status), [200, 500, 200, 500, 200, 500]);
+    await h.waitFor(() => /fa\/fr-a: circuit open for .*of its tries in the last/.test(s.r.log),
+      { timeout: 3000, what: 'the failure-ratio circuit-open log line' });
+    assert.ok(!s.r.log.includes('consecutive failures'), s.r.log);
+
+    // Open: requests on both workers go straight to B (one try each), nothing reaches A. Only
+    // requests sent well inside the cooldown (3 s from before the 6th request) are counted on.
+    let during = 0;
+    while (during < 10 && Date.now() < t6 + 2000) {
+      const { attempts } = await pc[during % 2].ask(`open ${during}`);
+      assert.equal(attempts, '1', `request ${during} during the cooldown tried more than one target`);
+      during++;
+    }
+    assert.ok(during >= 4, `only ${during} requests fitted in the cooldown`);
+    assert.equal(s.nA(), 6, 'a request reached target A while its circuit was open');
+    assert.equal(s.nB(), 3 + during);
+  } finally { releaseConns(by); }
+
+  // Cooldown over: A is healthy again; of 4 concurrent requests exactly one (the probe, slowed so
+  // the others arrive while it is in flight) reaches A, the others go to B; all succeed.
+  await sleep(t6done + 3200 - Date.now());
+  s.a.failEvery = 0;
+  s.a.latencyMs = 800;
+  const c = client(s.r.base);
+  const b0 = s.nB();
+  const rs = await Promise.all([0, 1, 2, 3].map((i) => ask(c, `probe ${i}`)));
+  assert.equal(s.nA(), 7, 'exactly one probe reached target A');
+  assert.equal(s.nB(), b0 + 3);
+  for (const r of rs) assert.equal(r.attempts, '1');
+  // The successful probe closed the circuit: A (first in order) takes every request again.
+  s.a.latencyMs = 0;
+  for (let i = 0; i < 4; i++) assert.equal((await ask(c, `closed ${i}`)).attempts, '1');
+  assert.equal(s.nA(), 11, 'the closed circuit lets A take the traffic again');
+  assert.equal(s.nB(), b0 + 3);
+});
+
+test('failure_ratio waits for min_requests: with min_requests = 50, 21 tries of which 10 failed (50% at the 20th) leave the circuit closed', T, async () => {
+  const s = await flakySetup('failures = 100; cooldown = 3; failure_ratio = 0.5; window = 30; min_requests = 50;');
+  await alternatingStaysClosed(s, 21);
+});
+
+test('without failure_ratio a target failing every other try keeps its circuit closed (failures = 100 consecutive are never reached)', T, async () => {
+  const s = await flakySetup('failures = 100; cooldown = 3;');
+  await alternatingStaysClosed(s, 21);
+});
+
+test('airouter -t refuses failure_ratio outside (0, 1] and names it', T, async () => {
+  const dir = h.tmpDir();
+  const f = path.join(dir, 'ratio.conf');
+  const check = (ratio) => {
+    fs.writeFileSync(f, `listen = "127.0.0.1:1";
+backends = ( { name = "e"; type = "echo"; } );
+models = ( { name = "m"; backend = "e"; } );
+circuit_breaker = { failures = 5; cooldown = 2; failure_ratio = ${ratio}; window = 30; min_requests = 6; };
+`);
+    return spawnSync(h.BIN, ['-t', '-c', f], { encoding: 'utf8', timeout: 10000 });
+  };
+  try {
+    for (const bad of ['1.5', '0', '0.0', '-0.5']) {
+      const r = check(bad);
+      assert.equal(r.status, 1, `failure_ratio = ${bad}: exit status ${r.status} ${r.signal || ''} (stderr: ${r.stderr})`);
+      assert.match(r.stderr, /failure_ratio/, `failure_ratio = ${bad}: the message names the setting`);
+      assert.match(r.stderr, /test failed/);
+    }
+    for (const good of ['0.5', '1', '1.0']) {
+      const r = check(good);
+      assert.equal(r.status, 0, `failure_ratio = ${good} is valid (stderr: ${r.stderr})`);
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
