@@ -291,12 +291,12 @@ before(async () => {
   [mA, mB, m429, mSick, mWell, mC, mT, mK, mConn] = mocks;
   mSick.modelsStatus = 500;
   [deadPort, deadPort2, deadPort3, deadPort4] = [await h.freePort(), await h.freePort(), await h.freePort(), await h.freePort()];
-  MAIN = await h.startRouter(mainConfig());
-  SINGLE = await h.startRouter(singleConfig());
-  KEYS = await h.startRouter(keysConfig());
-  DOWN = await h.startRouter(downConfig());
-  CONN = await h.startRouter(connConfig());
-  routers.push(MAIN, SINGLE, KEYS, DOWN, CONN);
+  // each is listed as soon as it runs, so that after() stops it even if a later start fails
+  routers.push(MAIN = await h.startRouter(mainConfig()));
+  routers.push(SINGLE = await h.startRouter(singleConfig()));
+  routers.push(KEYS = await h.startRouter(keysConfig()));
+  routers.push(DOWN = await h.startRouter(downConfig()));
+  routers.push(CONN = await h.startRouter(connConfig()));
   for (const r of routers) await h.waitFor(() => r.workers().length === (r === CONN ? 1 : 2), { what: 'workers' });
 });
 

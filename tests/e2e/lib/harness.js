@@ -79,11 +79,17 @@ async function startRouter(config, { args = [], env = {}, port, waitReady = true
     },
   };
   if (waitReady) {
-    await waitFor(async () => {
-      if (proc.exitCode !== null) throw new Error(`airouter exited early: ${stderr}`);
-      const r = await fetch(`${h.base}/health`);
-      return r.status === 200;
-    }, { what: `airouter /health on ${port}\n${stderr}` });
+    try {
+      await waitFor(async () => {
+        if (proc.exitCode !== null) throw new Error(`airouter exited early: ${stderr}`);
+        const r = await fetch(`${h.base}/health`);
+        return r.status === 200;
+      }, { what: `airouter /health on ${port}\n${stderr}` });
+    } catch (e) {
+      // not handed to the caller, so nobody else would stop it (and its pipes keep node running)
+      try { proc.kill('SIGKILL'); } catch { }
+      throw e;
+    }
   }
   return h;
 }
