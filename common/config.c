@@ -357,11 +357,11 @@ static const char *const model_keys[] = {"name", "backend", "backend_model", "ki
                                          "backend_stream", "targets", "strategy", "fallbacks", "max_tokens", "profile",
                                          "prompt_format", "batch_dim", "tensor_names", "cumulative_output",
                                          "strip_prompt", NULL};
-static const char *const format_keys[] = {"name", "bos", "system_prefix", "system_suffix", "user_prefix", "user_suffix",
+static const char *const format_keys[] = {"name", "bos", "eos", "system_prefix", "system_suffix", "user_prefix", "user_suffix",
                                           "assistant_prefix", "assistant_suffix", "generation_prompt", "system",
                                           NULL};
 static const char *const tensor_keys[] = {"text_input", "max_tokens", "stream", "temperature", "top_p", "top_k",
-                                          "presence_penalty", "frequency_penalty", "seed", "stop_words",
+                                          "presence_penalty", "frequency_penalty", "seed", "stop_words", "bad_words",
                                           "exclude_input_in_output", "sampling_parameters", "return_finish_reason",
                                           "return_num_input_tokens", "return_num_output_tokens", "text_output",
                                           "finish_reason", "num_input_tokens", "num_output_tokens", "embedding", NULL};
@@ -649,9 +649,9 @@ static int load_formats(loader_t *ld, config_t *lc, cfg_t *cfg)
         char where[40], *system = NULL;
         snprintf(where, sizeof where, "prompt_formats[%d]", i);
         char **fields[] = {&f->bos,         &f->system_prefix,    &f->system_suffix,    &f->user_prefix, &f->user_suffix,
-                           &f->assistant_prefix, &f->assistant_suffix, &f->generation_prompt};
+                           &f->assistant_prefix, &f->assistant_suffix, &f->generation_prompt, &f->eos};
         const char *names[] = {"bos", "system_prefix", "system_suffix", "user_prefix", "user_suffix",
-                               "assistant_prefix", "assistant_suffix", "generation_prompt"};
+                               "assistant_prefix", "assistant_suffix", "generation_prompt", "eos"};
         if (!config_setting_is_group(g))
             return fail(ld, g, "%s must be a group { name = ...; ... }", where);
         if (check_keys(ld, g, where, format_keys) < 0 || get_string(ld, g, "name", &f->name) < 0 ||
@@ -1148,7 +1148,7 @@ void cfg_free(cfg_t *cfg)
     for (int i = 0; i < cfg->nformats; i++) {
         prompt_format_t *f = &cfg->formats[i];
         char *fields[] = {f->name, f->bos, f->system_prefix, f->system_suffix, f->user_prefix, f->user_suffix,
-                          f->assistant_prefix, f->assistant_suffix, f->generation_prompt};
+                          f->assistant_prefix, f->assistant_suffix, f->generation_prompt, f->eos};
         for (size_t k = 0; k < sizeof fields / sizeof fields[0]; k++)
             free(fields[k]);
     }

@@ -2,7 +2,7 @@
 
 #include <string.h>
 
-#define F(n, bos, sp, ss, up, us, ap, as, gen, merge) {(char *)n, (char *)bos, (char *)sp, (char *)ss, (char *)up, (char *)us, (char *)ap, (char *)as, (char *)gen, merge}
+#define F(n, bos, sp, ss, up, us, ap, as, gen, merge) {(char *)n, (char *)bos, (char *)sp, (char *)ss, (char *)up, (char *)us, (char *)ap, (char *)as, (char *)gen, merge, NULL}
 
 /* Each model family's published chat template, as prefixes and suffixes. */
 static const prompt_format_t builtins[] = {
@@ -115,6 +115,8 @@ int prompt_render(const prompt_format_t *f, json_object *messages, buf_t *out)
         if (text.len)
             buf_append(out, text.data, text.len);
         buf_appends(out, user ? f->user_suffix : f->assistant_suffix);
+        if (!user && f->eos)
+            buf_appends(out, f->eos);
     }
     if (system_pending) { /* only system text: it stands as the user's turn */
         buf_appends(out, f->user_prefix);

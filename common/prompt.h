@@ -16,6 +16,7 @@ typedef struct {
     char *assistant_prefix, *assistant_suffix;
     char *generation_prompt;   /* after the last message, to start the answer */
     bool system_in_user;       /* no system role: system text goes into the first user turn */
+    char *eos;                 /* after each assistant turn of the history; NULL: none */
 } prompt_format_t;
 
 /* The built-in format called name, or NULL. */

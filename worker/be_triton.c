@@ -249,11 +249,12 @@ static bool number(json_object *body, const char *key, double *out)
 }
 
 /* OpenAI "stop" as a list of strings (at most 16). */
-static int stop_list(json_object *body, const char **out)
+/* The strings of body[key], a string or an array of them (at most 16). */
+static int stop_list(json_object *body, const char *key, const char **out)
 {
     json_object *v;
     int n = 0;
-    if (!json_object_object_get_ex(body, "stop", &v) || !v)
+    if (!json_object_object_get_ex(body, key, &v) || !v)
         return 0;
     if (json_object_is_type(v, json_type_string)) {
         out[n++] = json_object_get_string(v);
@@ -315,8 +316,9 @@ static long long build_inputs(builder_t *b, const cfg_model_t *m, const char *pr
     if ((json_object_object_get_ex(body, "max_completion_tokens", &v) || json_object_object_get_ex(body, "max_tokens", &v)) &&
         json_object_is_type(v, json_type_int) && json_object_get_int64(v) > 0)
         max_tokens = json_object_get_int64(v);
-    const char *stops[16];
-    int nstops = stop_list(body, stops);
+    const char *stops[16], *bad[16];
+    int nstops = stop_list(body, "stop", stops);
+    int nbad = stop_list(body, "bad_words", bad); /* not OpenAI's: an extension both profiles take */
     const char *text[1] = {prompt};
     add_bytes(b, m, "text_input", text, 1);
     if (m->profile == PROFILE_TRTLLM) {
@@ -337,6 +339,8 @@ static long long build_inputs(builder_t *b, const cfg_model_t *m, const char *pr
             add_u64(b, m, "seed", (uint64_t)d);
         if (nstops > 0)
             add_bytes(b, m, "stop_words", stops, nstops);
+        if (nbad > 0)
+            add_bytes(b, m, "bad_words", bad, nbad);
         add_output(b, m, "text_output");
         return max_tokens;
     }
@@ -354,6 +358,12 @@ static long long build_inputs(builder_t *b, const cfg_model_t *m, const char *pr
         for (int i = 0; i < nstops; i++)
             json_object_array_add(arr, json_object_new_string(stops[i]));
         json_object_object_add(sp, "stop", arr);
+    }
+    if (nbad > 0) {
+        json_object *arr = json_object_new_array();
+        for (int i = 0; i < nbad; i++)
+            json_object_array_add(arr, json_object_new_string(bad[i]));
+        json_object_object_add(sp, "bad_words", arr);
     }
     const char *sp_text[1] = {json_object_to_json_string_ext(sp, JSON_C_TO_STRING_PLAIN)};
     add_bool(b, m, "stream", stream);

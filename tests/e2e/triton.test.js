@@ -403,12 +403,24 @@ test('trtllm parameters: OpenAI parameters become tensors with the right datatyp
   assert.equal(rec.inputs.seed.raw.toString('hex'), '2a00000000000000');
   assert.equal(rec.inputs.stop_words.raw.toString('hex'), '020000000a0a03000000454e44');
 
+  assert.ok(!rec.inputs.bad_words, 'no bad_words tensor unless asked');
+
   // a single stop string is a [1,1] tensor; a large seed keeps its 64 bits
   const since2 = mock.requests.length;
   await client().chat.completions.create({ model: 'trt-chat', messages: [{ role: 'user', content: 'p' }], stop: 'STOP', seed: 4294967297 });
   const rec2 = await lastReq('ensemble', since2);
   assert.deepEqual(tensor(rec2, 'stop_words', 'BYTES', [1, 1]), ['STOP']);
   assert.deepEqual(tensor(rec2, 'seed', 'UINT64', [1, 1]), [4294967297n]);
+
+  // bad_words (an extension field, like vLLM's): a string or a list, as a BYTES [1,N] tensor
+  const since3 = mock.requests.length;
+  await client().chat.completions.create({ model: 'trt-chat', messages: [{ role: 'user', content: 'p' }], bad_words: ['darn', 'heck'] });
+  const rec3 = await lastReq('ensemble', since3);
+  assert.equal(rec3.error, null, `the mock rejected the request: ${rec3.error}`);
+  assert.deepEqual(tensor(rec3, 'bad_words', 'BYTES', [1, 2]), ['darn', 'heck']);
+  const since4 = mock.requests.length;
+  await client().chat.completions.create({ model: 'trt-chat', messages: [{ role: 'user', content: 'p' }], bad_words: 'gosh' });
+  assert.deepEqual(tensor(await lastReq('ensemble', since4), 'bad_words', 'BYTES', [1, 1]), ['gosh']);
 });
 
 test('trtllm: max_completion_tokens, the model default max_tokens, stop words cut the answer', T, async () => {
@@ -460,6 +472,12 @@ test('vllm parameters: sampling_parameters JSON carries max_tokens, sampling kno
     assert.equal(typeof sp[k], 'number', `sampling_parameters.${k} is a JSON number`);
   }
   for (const t of ['temperature', 'top_p', 'seed', 'stop_words', 'max_tokens']) assert.ok(!rec.inputs[t], `vllm got a '${t}' tensor`);
+  assert.ok(!('bad_words' in sp), 'no bad_words unless asked');
+  const since2 = mock.requests.length;
+  await client().chat.completions.create({ model: 'vllm-chat', messages: [{ role: 'user', content: 'p' }], bad_words: ['darn'] });
+  const rec2 = await lastReq('vllm_model', since2);
+  assert.deepEqual(rec2.sampling.bad_words, ['darn'], 'vllm: bad_words in sampling_parameters');
+  assert.ok(!rec2.inputs.bad_words, 'vllm: not as a tensor');
 });
 
 test('tensor_names override: seed goes to random_seed on an older ensemble; unmapped it is rejected', T, async () => {

@@ -331,5 +331,21 @@ TEST(prompt_custom_format_in_user)
     m = model_named(c, "m-builtin");
     if (m)
         CHECK(m->prompt_format == prompt_builtin("chatml"));
+    /* eos closes every assistant turn of the history, not the generation prompt; without a
+     * system prefix or suffix the system text stands alone */
+    const prompt_format_t *e = format_named(c, "eos");
+    if (e) {
+        CHECK_STR(e->eos, "</s>");
+        char *got = render_with(e, "[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"assistant\",\"content\":\"b\"},"
+                                   "{\"role\":\"user\",\"content\":\"c\"},{\"role\":\"assistant\",\"content\":\"d\"},"
+                                   "{\"role\":\"user\",\"content\":\"e\"}]");
+        const char *want = "<s>[U]a[A]b</s>[U]c[A]d</s>[U]e[A]";
+        if (got)
+            CHECK_MSG(strcmp(got, want) == 0, "format eos:\n  got  \"%s\"\n  want \"%s\"", got, want);
+        free(got);
+    }
+    const prompt_format_t *r2 = format_named(c, "roles");
+    if (r2)
+        CHECK_STR(r2->eos, ""); /* absent: empty */
     cfg_free(c);
 }
