@@ -21,7 +21,9 @@
 //
 // CLI: node scripts/mock-anthropic.js [--port N] [--host H] [--api-key K] [--quiet]
 //
-// Endpoint: POST /v1/messages (anything else: 404 not_found_error; other methods: 405).
+// Endpoints: POST /v1/messages, GET /v1/models (List Models, same key and version checks;
+// m.modelsStatus = N answers it with that error status instead) — anything else: 404
+// not_found_error; other methods: 405.
 //
 // Validation, in Anthropic's order and words (errors are {"type":"error","error":{"type","message"},
 // "request_id"} with a `request-id` response header, like the real API):
@@ -361,7 +363,7 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
   let reqSeq = 0;
   let closedCount = 0;
   const waiters = new Set();
-  const ctl = { apiKey, retryAfter: '7' };
+  const ctl = { apiKey, retryAfter: '7', modelsStatus: 0 };
 
   function notify() { for (const w of [...waiters]) w(); }
 
@@ -454,14 +456,22 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
 
   async function handle(req, res, rec) {
     const p = new URL(req.url, 'http://x').pathname.replace(/\/+$/, '');
-    if (p !== '/v1/messages') return sendError(res, rec, 404, 'not_found_error', 'Not Found');
-    if (req.method !== 'POST') return sendError(res, rec, 405, 'invalid_request_error', `Method Not Allowed`);
+    if (p !== '/v1/messages' && p !== '/v1/models') return sendError(res, rec, 404, 'not_found_error', 'Not Found');
+    if (req.method !== (p === '/v1/models' ? 'GET' : 'POST')) return sendError(res, rec, 405, 'invalid_request_error', `Method Not Allowed`);
     const key = req.headers['x-api-key'];
     if (!key) return sendError(res, rec, 401, 'authentication_error', 'x-api-key header is required');
     if (ctl.apiKey !== null && ctl.apiKey !== undefined && key !== ctl.apiKey) return sendError(res, rec, 401, 'authentication_error', 'invalid x-api-key');
     const ver = req.headers['anthropic-version'];
     if (!ver) return sendError(res, rec, 400, 'invalid_request_error', 'anthropic-version: header is required');
     if (!['2023-06-01', '2023-01-01'].includes(ver)) return sendError(res, rec, 400, 'invalid_request_error', `anthropic-version: invalid version "${ver}"`);
+    if (p === '/v1/models') { // List Models: one page of model objects, newest first
+      if (ctl.modelsStatus) return sendError(res, rec, ctl.modelsStatus, ctl.modelsStatus >= 500 ? 'api_error' : 'invalid_request_error', 'models unavailable');
+      const data = [
+        { type: 'model', id: 'claude-sonnet-4-20250514', display_name: 'Claude Sonnet 4', created_at: '2025-05-22T00:00:00Z' },
+        { type: 'model', id: 'claude-3-5-haiku-20241022', display_name: 'Claude Haiku 3.5', created_at: '2024-10-22T00:00:00Z' },
+      ];
+      return sendJson(res, rec, 200, { data, has_more: false, first_id: data[0].id, last_id: data[data.length - 1].id });
+    }
     if (!rec.parsed) return sendError(res, rec, 400, 'invalid_request_error', 'There was an error parsing the body of your request. Make sure it is valid JSON.');
     const body = rec.body;
     const v = validate(body);
@@ -561,6 +571,7 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
     get openCount() { return sockets.size; },
     get apiKey() { return ctl.apiKey; }, set apiKey(v) { ctl.apiKey = v; },
     get retryAfter() { return ctl.retryAfter; }, set retryAfter(v) { ctl.retryAfter = v; },
+    get modelsStatus() { return ctl.modelsStatus; }, set modelsStatus(v) { ctl.modelsStatus = v; },
     reset() { requests.length = 0; events.length = 0; },
     last(pred = () => true) { for (let i = requests.length - 1; i >= 0; i--) if (pred(requests[i])) return requests[i]; return undefined; },
     waitFor(pred, ms = 5000) { return waitCond(() => requests.find(pred), ms, 'mock request'); },

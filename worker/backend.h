@@ -12,6 +12,9 @@
 
 typedef struct be_call be_call_t;
 
+/* The Messages API version airouter speaks (sent as anthropic-version on every call). */
+#define ANTHROPIC_VERSION "2023-06-01"
+
 typedef struct {
     unsigned kind;                 /* KIND_CHAT, ... */
     const cfg_backend_t *backend;

@@ -10,7 +10,6 @@
 #include "../common/buf.h"
 #include "http_backend.h"
 
-#define ANTHROPIC_VERSION "2023-06-01"
 #define DEFAULT_MAX_TOKENS 4096
 #define MAX_TOOL_BLOCKS 64
 

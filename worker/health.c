@@ -33,10 +33,13 @@ static bool check(CURL *curl, const cfg_backend_t *b)
     snprintf(url, sizeof url, "%s%s", b->url, b->health_path);
     struct curl_slist *h = NULL;
     char auth[1100];
+    bool anthropic = strcmp(b->type, "anthropic") == 0; /* its own key header and a version */
     if (b->api_key) {
-        snprintf(auth, sizeof auth, "Authorization: Bearer %s", b->api_key);
+        snprintf(auth, sizeof auth, anthropic ? "x-api-key: %s" : "Authorization: Bearer %s", b->api_key);
         h = curl_slist_append(h, auth);
     }
+    if (anthropic)
+        h = curl_slist_append(h, "anthropic-version: " ANTHROPIC_VERSION);
     for (int i = 0; i < b->nheaders; i++)
         h = curl_slist_append(h, b->headers[i]);
     curl_easy_reset(curl);

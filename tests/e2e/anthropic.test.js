@@ -814,6 +814,52 @@ test('mock: validates like Anthropic (headers, error shape, roles) and streams i
   }
 });
 
+// ---------------------------------------------------------------- health checks
+
+test('health checks on an anthropic backend: GET /v1/models with x-api-key and anthropic-version; failing checks take it out, passing ones bring it back', T, async () => {
+  const m = await startMock({ port: 0, apiKey: BACKEND_KEY });
+  let r;
+  try {
+    r = await h.startRouter(`
+listen = "127.0.0.1:@PORT@";
+workers = 2;
+log = { level = "info"; };
+retry = { attempts = 1; };
+backends = ( { name = "hc"; type = "anthropic"; url = "${m.url}"; api_key = "\${AN_KEY}"; health_check = { interval = 0.3; timeout = 1; }; } );
+models = ( { name = "claude-hc"; backend = "hc"; backend_model = "claude-hc-model"; } );
+`, { env: { AN_KEY: BACKEND_KEY } });
+    const checks = () => m.requests.filter((q) => q.method === 'GET' && q.path === '/v1/models');
+    await h.waitFor(() => checks().some((q) => q.status === 200), { timeout: 5000, what: 'a passing health check' });
+    const q = checks()[0];
+    assert.equal(q.headers['x-api-key'], BACKEND_KEY, 'the backend key in x-api-key');
+    assert.equal(q.headers['anthropic-version'], '2023-06-01');
+    assert.equal(q.headers.authorization, undefined, 'no Bearer header');
+    const c = new OpenAI({ baseURL: `${r.base}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 10000 });
+    const ok = await c.chat.completions.create({ model: 'claude-hc', messages: [{ role: 'user', content: 'hi' }] });
+    assert.equal(ok.choices[0].message.content, 'you said: hi');
+
+    m.modelsStatus = 500; // the backend fails its checks: no more requests go there
+    const down = async () => {
+      const res = await fetch(`${r.base}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'claude-hc', messages: [{ role: 'user', content: 'hi' }] }) });
+      const body = await res.json();
+      return res.status === 503 && body.error.code === 'model_unavailable';
+    };
+    await h.waitFor(down, { timeout: 5000, what: '503 model_unavailable once the checks fail' });
+    const before = m.requests.filter((x) => x.method === 'POST').length;
+    assert.ok(await down(), 'still out');
+    assert.equal(m.requests.filter((x) => x.method === 'POST').length, before, 'no request reached the unhealthy backend');
+
+    m.modelsStatus = 0; // checks pass again: back in use
+    await h.waitFor(async () => !(await down()), { timeout: 5000, what: 'the backend back after passing checks' });
+    const again = await c.chat.completions.create({ model: 'claude-hc', messages: [{ role: 'user', content: 'back' }] });
+    assert.equal(again.choices[0].message.content, 'you said: back');
+  } finally {
+    if (r) await r.stop();
+    await m.close();
+  }
+});
+
 // ---------------------------------------------------------------- leaks
 
 test('no backend name, URL, key or backend model leaks to clients', T, async () => {
