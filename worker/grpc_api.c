@@ -64,6 +64,8 @@ typedef struct {
     char *client_key;          /* the presented key (for pass_client_key) */
     long long tokens_in, tokens_out;
     request_t *trace;          /* the call's trace record (trace.h); NULL if out of memory */
+    uint64_t first_piece_us;   /* streams: when the first piece went out (0: none yet) */
+    uint64_t last_piece_us;
 } rpc_t;
 
 static const cfg_t *gcfg;
@@ -330,6 +332,12 @@ static rpc_try_t try_call(rpc_t *r, const cfg_model_t *m, bool is_fallback, cons
             if (stream) {
                 const char *piece = text_of(ev->obj, "delta");
                 if (piece[0]) {
+                    uint64_t now = http_now_us(); /* the stream histograms, as for HTTP streams */
+                    if (r->last_piece_us)
+                        met_observe(MET_H_GAP, r->model_slot, now - r->last_piece_us);
+                    else
+                        r->first_piece_us = now;
+                    r->last_piece_us = now;
                     if (!send_response(r, piece, provider, model_name)) {
                         json_object_put(ev->obj);
                         be_event_error(ev, BE_ERR_CLIENT_GONE, 499, "client_gone", NULL, "the client went away");
@@ -641,6 +649,10 @@ static void *serve_thread(void *arg)
         }
         ai_router__airequest__free_unpacked(in, NULL);
         met_observe(MET_H_DURATION, r->model_slot, http_now_us() - r->start_us);
+        if (r->first_piece_us)
+            met_observe(MET_H_TTFT, r->model_slot, r->first_piece_us - r->start_us);
+        if (r->cancelled)
+            met_client_abort(r->model_slot);
         /* last, in this order: a scrape reads them first (see metrics.c) */
         met_request(r->model_slot, r->backend_slot, KIND_CHAT, r->cancelled ? 499 : http_class(r->code));
         met_in_flight(-1);

@@ -621,6 +621,45 @@ test('client cancel mid-stream cancels the backend call (the mock sees its conne
   assert.equal(ok.res.content, 'after cancel');
 });
 
+// The sum of a metric's series whose labels include all of `labels`, from the router's /metrics.
+async function metricSum(router, name, labels = {}) {
+  const text = await (await fetch(`http://127.0.0.1:${router.port}/metrics`)).text();
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    const m = line.match(/^([a-z_]+)(?:\{(.*)\})? (\S+)$/);
+    if (!m || m[1] !== name) continue;
+    const got = Object.fromEntries([...(m[2] || '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
+    if (Object.entries(labels).every(([k, v]) => got[k] === v)) sum += Number(m[3]);
+  }
+  return sum;
+}
+
+test('metrics: a streaming call counts in the time-to-first-token and chunk-gap histograms; a cancelled call in client_aborts_total', T, async () => {
+  const c = newClient(MAIN.gport);
+  const ttft0 = await metricSum(MAIN, 'airouter_time_to_first_token_seconds_count', { model: 'mockmodel' });
+  const gap0 = await metricSum(MAIN, 'airouter_stream_chunk_gap_seconds_count', { model: 'mockmodel' });
+  const s = await streaming(c, { model: 'mockmodel', prompt: 'one two three four' }).done;
+  assert.ifError(s.err);
+  assert.ok(s.msgs.length >= 2, `pieces: ${s.msgs.length}`);
+  await h.waitFor(async () => (await metricSum(MAIN, 'airouter_time_to_first_token_seconds_count', { model: 'mockmodel' })) === ttft0 + 1,
+    { timeout: 3000, what: 'TTFT counted once' });
+  assert.equal(await metricSum(MAIN, 'airouter_stream_chunk_gap_seconds_count', { model: 'mockmodel' }), gap0 + s.msgs.length - 1,
+    'one gap between each two pieces');
+  // a unary call adds no TTFT
+  assert.ifError((await unary(c, { model: 'mockmodel', prompt: 'unary' })).err);
+  await sleep(300);
+  assert.equal(await metricSum(MAIN, 'airouter_time_to_first_token_seconds_count', { model: 'mockmodel' }), ttft0 + 1);
+
+  const ab0 = await metricSum(MAIN, 'airouter_client_aborts_total', { model: 'mslow' });
+  let cancelled = false;
+  const st = streaming(c, { model: 'mslow', prompt: 'x' }, {
+    onMessage: (m, msgs) => { if (msgs.length === 2 && !cancelled) { cancelled = true; st.call.cancel(); } },
+  });
+  assertCode((await st.done).err, S.CANCELLED, 'client cancel');
+  await h.waitFor(async () => (await metricSum(MAIN, 'airouter_client_aborts_total', { model: 'mslow' })) === ab0 + 1,
+    { timeout: 3000, what: 'the cancelled call counted as a client abort' });
+});
+
 // ---- HTTP gateway: /generate and /stream ----
 
 test('POST /generate: {"content","provider","model"}; empty model -> default name; glob name kept', T, async () => {
