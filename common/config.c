@@ -204,7 +204,10 @@ static int get_int(loader_t *ld, const config_setting_t *g, const char *key, lon
     return 0;
 }
 
-static int get_seconds(loader_t *ld, const config_setting_t *g, const char *key, double *out)
+/* A number in (0, max]: integers and floats alike. kind ("a number of seconds") and unit (" seconds")
+ * word the error messages. */
+static int get_positive(loader_t *ld, const config_setting_t *g, const char *key, double max, const char *kind,
+                        const char *unit, double *out)
 {
     config_setting_t *s = config_setting_get_member(g, key);
     if (!s)
@@ -216,31 +219,22 @@ static int get_seconds(loader_t *ld, const config_setting_t *g, const char *key,
     else if (t == CONFIG_TYPE_FLOAT)
         v = config_setting_get_float(s);
     else
-        return fail(ld, s, "'%s' must be a number of seconds", key);
-    if (v <= 0 || v > 86400)
-        return fail(ld, s, "'%s' must be more than 0 and at most 86400 seconds", key);
+        return fail(ld, s, "'%s' must be %s", key, kind);
+    if (!(v > 0 && v <= max))
+        return fail(ld, s, "'%s' must be more than 0 and at most %g%s", key, max, unit);
     *out = v;
     return 0;
+}
+
+static int get_seconds(loader_t *ld, const config_setting_t *g, const char *key, double *out)
+{
+    return get_positive(ld, g, key, 86400, "a number of seconds", " seconds", out);
 }
 
 /* A fraction: more than 0, at most 1. */
 static int get_fraction(loader_t *ld, const config_setting_t *g, const char *key, double *out)
 {
-    config_setting_t *s = config_setting_get_member(g, key);
-    if (!s)
-        return 0;
-    int t = config_setting_type(s);
-    double v;
-    if (t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64)
-        v = (double)config_setting_get_int64(s);
-    else if (t == CONFIG_TYPE_FLOAT)
-        v = config_setting_get_float(s);
-    else
-        return fail(ld, s, "'%s' must be a number", key);
-    if (!(v > 0 && v <= 1))
-        return fail(ld, s, "'%s' must be more than 0 and at most 1", key);
-    *out = v;
-    return 0;
+    return get_positive(ld, g, key, 1, "a number", "", out);
 }
 
 static int get_bool(loader_t *ld, const config_setting_t *g, const char *key, bool *out)
