@@ -268,6 +268,14 @@ static int stop_list(json_object *body, const char *key, const char **out)
     return n;
 }
 
+static json_object *string_array(const char *const *strings, int n)
+{
+    json_object *arr = json_object_new_array();
+    for (int i = 0; i < n; i++)
+        json_object_array_add(arr, json_object_new_string(strings[i]));
+    return arr;
+}
+
 /* Fills the profile's tensors from the OpenAI request. Parameters a profile cannot
  * express (n, logprobs, tools, response_format, logit_bias...) are not sent. */
 /* Embeddings: the texts as one BYTES tensor ([N], or [N, 1] with a batch dim), and the
@@ -353,18 +361,10 @@ static long long build_inputs(builder_t *b, const cfg_model_t *m, const char *pr
         if (json_object_object_get_ex(body, pass[i], &v) &&
             (json_object_is_type(v, json_type_double) || json_object_is_type(v, json_type_int)))
             json_object_object_add(sp, pass[i], json_object_get(v));
-    if (nstops > 0) {
-        json_object *arr = json_object_new_array();
-        for (int i = 0; i < nstops; i++)
-            json_object_array_add(arr, json_object_new_string(stops[i]));
-        json_object_object_add(sp, "stop", arr);
-    }
-    if (nbad > 0) {
-        json_object *arr = json_object_new_array();
-        for (int i = 0; i < nbad; i++)
-            json_object_array_add(arr, json_object_new_string(bad[i]));
-        json_object_object_add(sp, "bad_words", arr);
-    }
+    if (nstops > 0)
+        json_object_object_add(sp, "stop", string_array(stops, nstops));
+    if (nbad > 0)
+        json_object_object_add(sp, "bad_words", string_array(bad, nbad));
     const char *sp_text[1] = {json_object_to_json_string_ext(sp, JSON_C_TO_STRING_PLAIN)};
     add_bool(b, m, "stream", stream);
     add_bytes(b, m, "sampling_parameters", sp_text, 1);

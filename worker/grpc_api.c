@@ -218,19 +218,13 @@ static char *metadata_value(const grpc_metadata_array *md, const char *key)
     return NULL;
 }
 
+/* The key of an authorization entry, with or without "Bearer ". */
 static char *bearer(const grpc_metadata_array *md)
 {
-    for (size_t i = 0; i < md->count; i++) {
-        if (grpc_slice_str_cmp(md->metadata[i].key, "authorization") != 0)
-            continue;
-        const grpc_slice *v = &md->metadata[i].value;
-        size_t len = GRPC_SLICE_LENGTH(*v);
-        const char *p = (const char *)GRPC_SLICE_START_PTR(*v);
-        if (len > 7 && strncasecmp(p, "Bearer ", 7) == 0)
-            return strndup(p + 7, len - 7);
-        return strndup(p, len);
-    }
-    return NULL;
+    char *v = metadata_value(md, "authorization");
+    if (v && strncasecmp(v, "Bearer ", 7) == 0 && v[7])
+        memmove(v, v + 7, strlen(v + 7) + 1);
+    return v;
 }
 
 /* ---- serving one call ---- */

@@ -441,6 +441,17 @@ static void call_free(hb_call_t *c)
     free(c);
 }
 
+/* Hands the call over once its transfer is under way; frees it and says why if it is not. */
+static hb_call_t *started(hb_call_t *c, CURL *e, be_event_t *ev)
+{
+    if (start_transfer(c, e) < 0) {
+        call_free(c);
+        be_event_error(ev, BE_ERR_INTERNAL, 500, "server_error", NULL, "airouter could not start the backend call.");
+        return NULL;
+    }
+    return c;
+}
+
 hb_call_t *hb_open(const be_request_t *req, const hb_options_t *opt, be_event_t *ev)
 {
     const cfg_backend_t *be = req->backend;
@@ -495,12 +506,7 @@ hb_call_t *hb_open(const be_request_t *req, const hb_options_t *opt, be_event_t 
     curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-    if (start_transfer(c, e) < 0) {
-        call_free(c);
-        be_event_error(ev, BE_ERR_INTERNAL, 500, "server_error", NULL, "airouter could not start the backend call.");
-        return NULL;
-    }
-    return c;
+    return started(c, e, ev);
 oom:
     call_free(c);
     be_event_error(ev, BE_ERR_INTERNAL, 500, "server_error", NULL, "airouter is out of memory.");
@@ -764,12 +770,7 @@ hb_call_t *hb_open_raw(const be_raw_request_t *req, be_event_t *ev)
         if (strcmp(req->method, "POST") != 0)
             curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
     }
-    if (start_transfer(c, e) < 0) {
-        call_free(c);
-        be_event_error(ev, BE_ERR_INTERNAL, 500, "server_error", NULL, "airouter could not start the backend call.");
-        return NULL;
-    }
-    return c;
+    return started(c, e, ev);
 oom:
     call_free(c);
     be_event_error(ev, BE_ERR_INTERNAL, 500, "server_error", NULL, "airouter is out of memory.");

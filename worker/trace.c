@@ -37,16 +37,10 @@ static bool is_any_hex(const char *s, size_t n)
     return true;
 }
 
+/* Lowercase hex and not all zeros (all-zero ids are invalid). */
 static bool is_hex(const char *s, size_t n)
 {
-    bool nonzero = false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-            return false;
-        nonzero |= c != '0';
-    }
-    return nonzero; /* all-zero ids are invalid */
+    return is_any_hex(s, n) && strspn(s, "0") < n;
 }
 
 void trace_begin(request_t *req)
