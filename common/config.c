@@ -20,7 +20,7 @@ static const struct {
     {"echo", KIND_CHAT | KIND_COMPLETIONS, URL_NONE},
     {"openai", KIND_ALL, URL_HTTP},
     {"anthropic", KIND_CHAT, URL_HTTP},
-    {"triton", KIND_CHAT | KIND_COMPLETIONS | KIND_EMBEDDINGS, URL_GRPC},
+    {"triton", KIND_CHAT | KIND_COMPLETIONS, URL_GRPC},
 };
 
 static const char *kind_names[KIND_COUNT] = {"chat",   "completions", "embeddings",  "speech",   "transcriptions",
@@ -358,7 +358,7 @@ static const char *const tensor_keys[] = {"text_input", "max_tokens", "stream", 
                                           "presence_penalty", "frequency_penalty", "seed", "stop_words", "bad_words",
                                           "exclude_input_in_output", "sampling_parameters", "return_finish_reason",
                                           "return_num_input_tokens", "return_num_output_tokens", "text_output",
-                                          "finish_reason", "num_input_tokens", "num_output_tokens", "embedding", NULL};
+                                          "finish_reason", "num_input_tokens", "num_output_tokens", NULL};
 static const char *const key_keys[] = {"key", "name", "models", "rpm", "tpm", "max_concurrent", NULL};
 
 static int load_backends(loader_t *ld, config_t *lc, cfg_t *cfg)
@@ -755,10 +755,11 @@ static int load_models(loader_t *ld, config_t *lc, cfg_t *cfg)
             return -1;
         for (int t = 0; t < m->ntargets; t++) {
             const cfg_backend_t *be = &cfg->backends[m->targets[t].backend];
-            if (m->kinds & ~be->kinds)
+            unsigned refused = m->kinds & ~be->kinds;
+            if (refused)
                 return fail(ld, config_setting_get_member(g, "kinds"),
-                            "model '%s': backend '%s' (type %s) cannot serve every kind listed", m->name,
-                            be->name, be->type);
+                            "model '%s': backend '%s' (type %s) cannot serve %s requests", m->name, be->name,
+                            be->type, cfg_kind_name(refused & -refused));
         }
         if (check_triton(ld, g, cfg, m) < 0)
             return -1;

@@ -89,6 +89,20 @@ int prompt_render(const prompt_format_t *f, json_object *messages, buf_t *out)
         content_text(c, &system);
     }
     buf_appends(out, f->bos);
+    bool only_system = true, has_user = false;
+    for (size_t i = 0; i < n; i++) {
+        const char *role = role_of(json_object_array_get_idx(messages, i));
+        only_system = only_system && strcmp(role, "system") == 0;
+        has_user = has_user || strcmp(role, "user") == 0;
+    }
+    /* System text that is all there is, or that has no user turn to go into, is a user turn
+     * of its own, first. */
+    if (system.len && (only_system || (f->system_in_user && !has_user))) {
+        buf_appends(out, f->user_prefix);
+        buf_append(out, system.data, system.len);
+        buf_appends(out, f->user_suffix);
+        buf_reset(&system);
+    }
     bool system_pending = system.len > 0;
     if (system_pending && !f->system_in_user) {
         buf_appends(out, f->system_prefix);
@@ -117,13 +131,6 @@ int prompt_render(const prompt_format_t *f, json_object *messages, buf_t *out)
         buf_appends(out, user ? f->user_suffix : f->assistant_suffix);
         if (!user && f->eos)
             buf_appends(out, f->eos);
-    }
-    if (system_pending) { /* only system text: it stands as the user's turn */
-        buf_appends(out, f->user_prefix);
-        buf_appends(out, f->system_prefix);
-        buf_append(out, system.data, system.len);
-        buf_appends(out, f->system_suffix);
-        buf_appends(out, f->user_suffix);
     }
     buf_appends(out, f->generation_prompt);
     buf_free(&system);

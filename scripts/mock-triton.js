@@ -38,9 +38,6 @@
 //   ensemble_legacy   the same before c2e65b8: random_seed, min_length instead of seed, min_tokens
 //   ensemble_nobatch  TensorRT-LLM tensors with max_batch_size 0 (shapes [1], [N])
 //   vllm_model        vLLM backend model: max_batch_size 0, always decoupled
-//   embed_model       embedding model: text_input BYTES [-1] (shape [N]), output embedding FP32 [N,4]
-//   embed_batched     the same with max_batch_size 64: text_input dims [1] (shape [N,1])
-//                     The embedding of the i-th text t is [t.length, words(t), i, 0.5].
 // Knobs:
 //   flagonly     (TRT-LLM) data responses never carry the final flag; a flag-only final response
 //                follows, sent only if the request enabled triton_enable_empty_final_response (like
@@ -161,17 +158,7 @@ const BASES = {
   ensemble_legacy: { profile: 'trtllm', platform: 'ensemble', maxBatch: 64, inputs: trtllmInputs(true), outputs: TRTLLM_OUTPUTS },
   ensemble_nobatch: { profile: 'trtllm', platform: 'ensemble', maxBatch: 0, inputs: trtllmInputs(false), outputs: TRTLLM_OUTPUTS },
   vllm_model: { profile: 'vllm', platform: 'vllm', maxBatch: 0, inputs: VLLM_INPUTS, outputs: VLLM_OUTPUTS },
-  // embedding models (not decoupled: one response with the final flag)
-  embed_model: { profile: 'embed', platform: 'python', maxBatch: 0,
-    inputs: [{ name: 'text_input', datatype: 'BYTES', dims: [-1], optional: false }],
-    outputs: [{ name: 'embedding', datatype: 'FP32', dims: [-1, 4] }] },
-  embed_batched: { profile: 'embed', platform: 'python', maxBatch: 64,
-    inputs: [{ name: 'text_input', datatype: 'BYTES', dims: [1], optional: false }],
-    outputs: [{ name: 'embedding', datatype: 'FP32', dims: [4] }] },
 };
-
-// The embedding of text number i: [chars, words, i, 0.5].
-function embeddingFor(text, i) { return [text.length, words(text), i, 0.5]; }
 
 // The model named name (base + knobs), or null when Triton would not know it.
 function modelFor(name) {
@@ -518,18 +505,6 @@ async function startMock({ port = 0, host = '127.0.0.1', quiet = true } = {}) {
       rec.cancelled = st.cancelled;
       return;
     }
-    if (model.profile === 'embed') {
-      const texts = rec.inputs.text_input.values;
-      const vecs = texts.map((t, i) => embeddingFor(t, i));
-      const body = {
-        outputs: [{ name: 'embedding', datatype: 'FP32', shape: [texts.length, 4], parameters: {} }],
-        raw_output_contents: [f32Tensor(vecs.flat())],
-      };
-      if (k.first) await sleep(Number(k.first));
-      send(response(model, rec, true, body), { final: true, embeddings: vecs });
-      rec.done = true;
-      return;
-    }
     const p = plan(model, rec);
     const failWith = (msg) => {
       rec.error = msg;
@@ -687,7 +662,7 @@ async function startMock({ port = 0, host = '127.0.0.1', quiet = true } = {}) {
   return m;
 }
 
-module.exports = { startMock, modelFor, replyTokens, generate, decodeRaw, bytesTensor, words, embeddingFor, PROTO };
+module.exports = { startMock, modelFor, replyTokens, generate, decodeRaw, bytesTensor, words, PROTO };
 
 if (require.main === module) {
   const args = process.argv.slice(2);

@@ -62,8 +62,6 @@ struct be_call {
     char *prompt;           /* strip_prompt: what the model may echo first */
     bool prompt_checked;
     long long max_tokens;
-    int n_inputs;           /* embeddings: texts sent */
-    json_object *embeddings;/* embeddings: the answer being built */
     char finish[24];
     long long prompt_tokens, completion_tokens;
     uint64_t start_us, last_us;
@@ -278,43 +276,6 @@ static json_object *string_array(const char *const *strings, int n)
 
 /* Fills the profile's tensors from the OpenAI request. Parameters a profile cannot
  * express (n, logprobs, tools, response_format, logit_bias...) are not sent. */
-/* Embeddings: the texts as one BYTES tensor ([N], or [N, 1] with a batch dim), and the
- * FP32 "embedding" output. */
-static int build_embedding_inputs(builder_t *b, const cfg_model_t *m, json_object *body)
-{
-    json_object *in;
-    const char *texts[24];
-    int n = 0;
-    if (!json_object_object_get_ex(body, "input", &in))
-        return -1;
-    if (json_object_is_type(in, json_type_string)) {
-        texts[n++] = json_object_get_string(in);
-    } else if (json_object_is_type(in, json_type_array)) {
-        for (size_t i = 0; i < json_object_array_length(in); i++) {
-            json_object *e = json_object_array_get_idx(in, i);
-            if (!json_object_is_type(e, json_type_string) || n >= 24)
-                return -1;
-            texts[n++] = json_object_get_string(e);
-        }
-    }
-    if (n == 0)
-        return -1;
-    bool batch = b->batch;
-    b->batch = false; /* a list of texts is the batch itself */
-    buf_t *raw = add_input(b, m, "text_input", "BYTES", n);
-    if (raw && batch) { /* [N, 1]: N batch entries of one text each */
-        Tensor *t = b->tensors[b->req.n_inputs - 1];
-        b->shapes[b->req.n_inputs - 1][1] = 1;
-        t->n_shape = 2;
-    }
-    for (int i = 0; raw && i < n; i++) {
-        put_u32(raw, (uint32_t)strlen(texts[i]));
-        buf_appends(raw, texts[i]);
-    }
-    add_output(b, m, "embedding");
-    return raw ? 0 : -1;
-}
-
 /* Returns the max_tokens sent. */
 static long long build_inputs(builder_t *b, const cfg_model_t *m, const char *prompt, json_object *body, bool stream)
 {
@@ -431,22 +392,6 @@ static const char *finish_of(be_call_t *c)
     return c->completion_tokens >= 0 && c->max_tokens > 0 && c->completion_tokens >= c->max_tokens ? "length" : "stop";
 }
 
-/* An embeddings list from the FP32 output: rows of the output's last dimension. */
-static json_object *make_embeddings(be_call_t *c)
-{
-    if (!c->embeddings)
-        return NULL;
-    json_object *o = json_object_new_object();
-    json_object_object_add(o, "object", json_object_new_string("list"));
-    json_object_object_add(o, "data", json_object_get(c->embeddings));
-    json_object_object_add(o, "model", json_object_new_string(c->backend_model));
-    json_object *u = json_object_new_object();
-    json_object_object_add(u, "prompt_tokens", json_object_new_int64(c->prompt_tokens > 0 ? c->prompt_tokens : 0));
-    json_object_object_add(u, "total_tokens", json_object_new_int64(c->prompt_tokens > 0 ? c->prompt_tokens : 0));
-    json_object_object_add(o, "usage", u);
-    return o;
-}
-
 static json_object *make_chunk(be_call_t *c, const char *text, const char *finish, bool role)
 {
     bool chat = c->kind == KIND_CHAT;
@@ -494,33 +439,6 @@ static json_object *make_completion(be_call_t *c)
     return o;
 }
 
-/* FP32 rows: shape [N, D] (or [D] for one text, or [1, N, D] with a batch). */
-static void read_embeddings(be_call_t *c, const Inference__ModelInferResponse__InferOutputTensor *t,
-                            const ProtobufCBinaryData *raw)
-{
-    if (strcmp(t->datatype, "FP32") != 0 || t->n_shape == 0)
-        return;
-    int64_t dim = t->shape[t->n_shape - 1];
-    if (dim <= 0 || raw->len % 4 || (int64_t)(raw->len / 4) % dim)
-        return;
-    int64_t rows = (int64_t)(raw->len / 4) / dim;
-    json_object_put(c->embeddings);
-    c->embeddings = json_object_new_array();
-    for (int64_t r = 0; r < rows; r++) {
-        json_object *e = json_object_new_object(), *vec = json_object_new_array();
-        for (int64_t k = 0; k < dim; k++) {
-            uint32_t bits = get_u32(raw->data + 4 * (r * dim + k));
-            float f;
-            memcpy(&f, &bits, 4);
-            json_object_array_add(vec, json_object_new_double(f));
-        }
-        json_object_object_add(e, "object", json_object_new_string("embedding"));
-        json_object_object_add(e, "index", json_object_new_int((int)r));
-        json_object_object_add(e, "embedding", vec);
-        json_object_array_add(c->embeddings, e);
-    }
-}
-
 /* Turns what a response carried into the new text: cuts an echoed prompt, and with
  * cumulative output keeps only what was not seen before. */
 static void new_text(be_call_t *c, buf_t *piece)
@@ -562,9 +480,7 @@ static bool handle_response(be_call_t *c, Inference__ModelStreamInferResponse *r
     for (size_t i = 0; i < ir->n_outputs && i < ir->n_raw_output_contents; i++) {
         const Inference__ModelInferResponse__InferOutputTensor *t = ir->outputs[i];
         const ProtobufCBinaryData *raw = &ir->raw_output_contents[i];
-        if (c->kind == KIND_EMBEDDINGS && strcmp(t->name, tensor_name(c->model, "embedding")) == 0) {
-            read_embeddings(c, t, raw);
-        } else if (strcmp(t->name, tensor_name(c->model, "text_output")) == 0) {
+        if (strcmp(t->name, tensor_name(c->model, "text_output")) == 0) {
             first_bytes(raw, &piece);
         } else if (strcmp(t->name, tensor_name(c->model, "finish_reason")) == 0) {
             buf_t f = {0};
@@ -644,7 +560,6 @@ static void call_free(be_call_t *c)
     buf_free(&c->text);
     buf_free(&c->seen);
     free(c->prompt);
-    json_object_put(c->embeddings);
     free(c->backend_model);
     free(c->client_model);
     free(c);
@@ -677,9 +592,13 @@ static be_call_t *triton_open(const be_request_t *req, be_event_t *ev)
             return NULL;
         }
         buf_appends(&prompt, json_object_get_string(v));
-    } else if (req->kind != KIND_EMBEDDINGS) {
+    } else if (req->kind == KIND_COMPLETIONS) {
         be_event_error(ev, BE_ERR_INTERNAL, 400, "invalid_request_error", "missing_required_parameter",
                        "The request has no prompt.");
+        return NULL;
+    } else { /* the config lets no other kind reach a Triton model */
+        be_event_error(ev, BE_ERR_INTERNAL, 400, "invalid_request_error", "unsupported_kind",
+                       "Triton models serve chat and completions only.");
         return NULL;
     }
 
@@ -726,18 +645,7 @@ static be_call_t *triton_open(const be_request_t *req, be_event_t *ev)
     b->params[0] = &b->param_entry;
     b->req.n_parameters = 1;
     b->req.parameters = b->params;
-    if (req->kind == KIND_EMBEDDINGS) {
-        if (build_embedding_inputs(b, m, req->body) < 0) {
-            buf_free(&prompt);
-            free(b);
-            call_free(c);
-            be_event_error(ev, BE_ERR_INTERNAL, 400, "invalid_request_error", "invalid_value",
-                           "'input' must be a text or a list of texts for this model.");
-            return NULL;
-        }
-    } else {
-        c->max_tokens = build_inputs(b, m, prompt.data ? prompt.data : "", req->body, req->stream);
-    }
+    c->max_tokens = build_inputs(b, m, prompt.data ? prompt.data : "", req->body, req->stream);
     b->req.inputs = b->tensors;
     b->req.outputs = b->outs;
     for (size_t i = 0; i < b->req.n_inputs; i++) {
@@ -852,12 +760,7 @@ static void triton_next(be_call_t *c, be_event_t *ev, int wait_ms)
             if (!c->stream && !c->answered) {
                 c->answered = true;
                 ev->type = BE_EV_RESPONSE;
-                ev->obj = c->kind == KIND_EMBEDDINGS ? make_embeddings(c) : make_completion(c);
-                if (ev->obj)
-                    return;
-                c->failed = true;
-                be_event_error(ev, BE_ERR_PROTOCOL, 502, "server_error", "backend_error",
-                               "The model's backend sent no embedding.");
+                ev->obj = make_completion(c);
                 return;
             }
             ev->type = BE_EV_END;

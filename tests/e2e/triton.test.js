@@ -11,7 +11,7 @@ const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const OpenAI = require('openai');
 const h = require('./lib/harness.js');
-const { startMock, replyTokens, words, embeddingFor } = require('../../scripts/mock-triton.js');
+const { startMock, replyTokens, words } = require('../../scripts/mock-triton.js');
 
 const T = { timeout: 30000 };
 const sleep = h.sleep;
@@ -96,8 +96,7 @@ models = (
   { name = "trt-cumulative"; backend = "t"; backend_model = "ensemble+cumulative"; profile = "trtllm"; prompt_format = "chatml"; cumulative_output = true; },
   { name = "vllm-echo"; backend = "t"; backend_model = "vllm_model+echo"; profile = "vllm"; prompt_format = "chatml"; strip_prompt = true; },
   { name = "trt-big"; backend = "t"; backend_model = "ensemble+big=5000000"; profile = "trtllm"; prompt_format = "chatml"; },
-  { name = "emb"; backend = "t"; backend_model = "embed_model"; profile = "vllm"; kinds = ["embeddings"]; },
-  { name = "emb-batched"; backend = "t"; backend_model = "embed_batched"; profile = "trtllm"; kinds = ["embeddings"]; },${fmtModels}
+${fmtModels}
 );
 `;
 }
@@ -758,31 +757,6 @@ test('strip_prompt: an echoed prompt is cut from the answer, streaming and not',
   let text = '';
   for await (const c of stream) text += (c.choices[0] && c.choices[0].delta.content) || '';
   assert.equal(text, reply(prompt));
-});
-
-test('embeddings: texts as one BYTES tensor, FP32 rows back in order', T, async () => {
-  let since = mock.requests.length;
-  const texts = ['first text', 'the second one here', 'x'];
-  const res = await client().embeddings.create({ model: 'emb', input: texts, encoding_format: 'float' });
-  let rec = await lastReq('embed_model', since);
-  assert.equal(rec.error, null, `the mock rejected the request: ${rec.error}`);
-  assert.deepEqual(tensor(rec, 'text_input', 'BYTES', [3]), texts);
-  assert.deepEqual(rec.outputs, ['embedding']);
-  assert.equal(res.object, 'list');
-  assert.equal(res.model, 'emb');
-  assert.equal(res.data.length, 3);
-  res.data.forEach((d, i) => {
-    assert.equal(d.object, 'embedding');
-    assert.equal(d.index, i);
-    assert.deepEqual(d.embedding, embeddingFor(texts[i], i));
-  });
-
-  since = mock.requests.length;
-  const one = await client().embeddings.create({ model: 'emb-batched', input: 'solo text', encoding_format: 'float' });
-  rec = await lastReq('embed_batched', since);
-  assert.equal(rec.error, null, `the mock rejected the request: ${rec.error}`);
-  assert.deepEqual(tensor(rec, 'text_input', 'BYTES', [1, 1]), ['solo text']);
-  assert.deepEqual(one.data[0].embedding, embeddingFor('solo text', 0));
 });
 
 test('readiness: ServerReady / ModelReady reach Triton (worker start-up probe)', T, async () => {

@@ -287,8 +287,9 @@ static const struct {
     {"bad_two_defaults.conf",
      "conf/bad_two_defaults.conf:6: model 'c': another model is already the default for chat"},
     {"bad_kinds_echo.conf",
-     "conf/bad_kinds_echo.conf:4: model 'emb': backend 'e' (type echo) cannot serve every kind "
-     "listed"},
+     "conf/bad_kinds_echo.conf:4: model 'emb': backend 'e' (type echo) cannot serve embeddings requests"},
+    {"bad_kinds_triton.conf",
+     "conf/bad_kinds_triton.conf:4: model 'llm': backend 't' (type triton) cannot serve embeddings requests"},
     {"bad_openai_nourl.conf",
      "conf/bad_openai_nourl.conf:3: backend 'up' needs a 'url' starting with http:// or https://"},
     {"bad_openai_url_scheme.conf",
@@ -481,5 +482,18 @@ TEST(config_empty_metrics_token_keeps_grpc_listen)
         return;
     CHECK(c->metrics_token == NULL); /* "" means no token */
     CHECK_STR(c->grpc_listen, "127.0.0.1:50051");
+    cfg_free(c);
+}
+
+/* A Triton model serves chat and completions only: without 'kinds' those two, never embeddings. */
+TEST(config_triton_default_kinds)
+{
+    char err[1024] = "";
+    cfg_t *c = cfg_load("conf/prompt_custom.conf", err, sizeof err);
+    if (!CHECK_MSG(c != NULL, "cfg_load(conf/prompt_custom.conf): %s", err))
+        return;
+    for (int i = 0; i < c->nmodels; i++)
+        CHECK_MSG(c->models[i].kinds == (KIND_CHAT | KIND_COMPLETIONS), "model %s: kinds 0x%x", c->models[i].name,
+                  c->models[i].kinds);
     cfg_free(c);
 }

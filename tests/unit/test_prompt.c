@@ -244,22 +244,62 @@ TEST(prompt_no_system_message)
                   "<|start_header_id|>assistant<|end_header_id|>\n\n");
 }
 
+/* A conversation of system text only: that text is the one user turn, in every format (no
+ * system block and no empty user turn). */
 TEST(prompt_system_only)
 {
-    EXPECT_RENDER("chatml", "[{\"role\":\"system\",\"content\":\"Only rules.\"}]",
-                  "<|im_start|>system\nOnly rules.<|im_end|>\n<|im_start|>assistant\n");
-    EXPECT_RENDER("llama3", "[{\"role\":\"system\",\"content\":\"Only rules.\"}]",
-                  "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nOnly rules.<|eot_id|>"
-                  "<|start_header_id|>assistant<|end_header_id|>\n\n");
-    /* Formats without a system role must not drop the only text there is. */
-    static const char *const folded[] = {"llama2", "mistral", "gemma"};
-    for (size_t i = 0; i < sizeof folded / sizeof folded[0]; i++) {
-        char *got = render(folded[i], "[{\"role\":\"system\",\"content\":\"Only rules.\"}]");
+    static const char *const only = "[{\"role\":\"system\",\"content\":\"Only rules.\"}]";
+    static const char *const want[][2] = {
+        {"chatml", "<|im_start|>user\nOnly rules.<|im_end|>\n<|im_start|>assistant\n"},
+        {"llama2", "<s>[INST] Only rules. [/INST]"},
+        {"llama3", "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nOnly rules.<|eot_id|>"
+                   "<|start_header_id|>assistant<|end_header_id|>\n\n"},
+        {"mistral", "<s>[INST] Only rules. [/INST]"},
+        {"gemma", "<bos><start_of_turn>user\nOnly rules.<end_of_turn>\n<start_of_turn>model\n"},
+        {"phi3", "<|user|>\nOnly rules.<|end|>\n<|assistant|>\n"},
+        {"zephyr", "<|user|>\nOnly rules.</s>\n<|assistant|>\n"},
+        {"alpaca", "### Instruction:\nOnly rules.\n\n### Response:\n"},
+        {"vicuna", "USER: Only rules. ASSISTANT:"},
+        {"plain", "Only rules.\n\n"},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        EXPECT_RENDER(want[i][0], only, want[i][1]);
+    /* several system and developer messages: joined, still the one user turn */
+    EXPECT_RENDER("mistral",
+                  "[{\"role\":\"system\",\"content\":\"A.\"},{\"role\":\"developer\",\"content\":\"B.\"}]",
+                  "<s>[INST] A.\n\nB. [/INST]");
+    /* a format without a system role and no user turn to fold it into: a user turn of its own */
+    EXPECT_RENDER("mistral",
+                  "[{\"role\":\"system\",\"content\":\"Rules.\"},{\"role\":\"assistant\",\"content\":\"Hi.\"}]",
+                  "<s>[INST] Rules. [/INST]Hi.</s>");
+}
+
+/* The same for formats defined in the config. */
+TEST(prompt_system_only_custom)
+{
+    char err[1024] = "";
+    cfg_t *c = cfg_load("conf/prompt_custom.conf", err, sizeof err);
+    if (!CHECK_MSG(c != NULL, "cfg_load(conf/prompt_custom.conf): %s", err))
+        return;
+    static const char *const want[][2] = {
+        {"folded", "<BOS><U>Only rules.</U>\n<A>"},
+        {"roles", "U: Only rules.\nA:"},
+        {"eos", "<s>[U]Only rules.[A]"},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const prompt_format_t *f = NULL;
+        for (int j = 0; j < c->nformats; j++)
+            if (strcmp(c->formats[j].name, want[i][0]) == 0)
+                f = &c->formats[j];
+        if (!CHECK_MSG(f != NULL, "no prompt format named %s in the config", want[i][0]))
+            continue;
+        char *got = render_with(f, "[{\"role\":\"system\",\"content\":\"Only rules.\"}]");
         if (got)
-            CHECK_MSG(strstr(got, "Only rules.") != NULL, "format %s, system-only: the system text is lost: \"%s\"",
-                      folded[i], got);
+            CHECK_MSG(strcmp(got, want[i][1]) == 0, "format %s:\n  got  \"%s\"\n  want \"%s\"", want[i][0], got,
+                      want[i][1]);
         free(got);
     }
+    cfg_free(c);
 }
 
 TEST(prompt_not_an_array)
