@@ -79,6 +79,12 @@
 //   error-529      529 overloaded_error "Overloaded"
 //   stream-error   (stream) after message_start and 2 text deltas: event: error with
 //                  overloaded_error, then the stream ends; (non-stream) 529
+//   stream-overloaded  (stream) a 200 whose first and only event is event: error with
+//                  overloaded_error (with retry-after-S in the name, the 200 carries
+//                  retry-after: S); (non-stream) 529
+//   no-args-tool   the tool_use input is {}: streamed as content_block_start (input {}) and one
+//                  input_json_delta with partial_json "", as the API does for a tool without
+//                  arguments
 //   slow-stream[-NxMS]  the text is "w0 w1 ... w(N-1)" (default N=50), one delta every MS ms
 //                  (default 100); non-stream: answered after N*MS ms
 //   slow-first-byte[-MS]  waits MS (default 3000) before answering anything
@@ -143,6 +149,8 @@ function knobs(model) {
   if (m.includes('max-tokens')) k.maxTokens = true;
   if (m.includes('multi-tool')) k.multiTool = true;
   if (m.includes('stream-error')) k.streamError = true;
+  if (m.includes('stream-overloaded')) k.streamOverloaded = true;
+  if (m.includes('no-args-tool')) k.noArgsTool = true;
   if ((r = /slow-stream(?:-(\d+)x(\d+))?/.exec(m))) k.slowStream = { n: r[1] ? Number(r[1]) : 50, ms: r[2] ? Number(r[2]) : 100 };
   if ((r = /slow-first-byte(?:-(\d+))?/.exec(m))) k.slowFirstByte = r[1] ? Number(r[1]) : 3000;
   if (m.includes('hang')) k.hang = true;
@@ -316,7 +324,7 @@ function answerFor(body, k) {
     const content = [];
     if (tc.type === 'auto') content.push({ type: 'text', text: 'Let me check that.' });
     const first = tc.type === 'tool' ? tc.name : tools[0].name;
-    content.push({ type: 'tool_use', id: 'toolu_01A09q90qw90lq917835lq9', name: first, input: TOOL_INPUT });
+    content.push({ type: 'tool_use', id: 'toolu_01A09q90qw90lq917835lq9', name: first, input: k.noArgsTool ? {} : TOOL_INPUT });
     if (k.multiTool) content.push({ type: 'tool_use', id: 'toolu_01B77x3kfa2mZ0aa81p2x7', name: (tools[1] || tools[0]).name, input: TOOL_INPUT2 });
     const out = content.reduce((n, b) => n + (b.type === 'text' ? words(b.text).length : 10), 0);
     return { content, stop_reason: 'tool_use', stop_sequence: null, usage: { input_tokens: input, output_tokens: out } };
@@ -500,7 +508,7 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
     const id = `msg_01Mock${String(rec.id).padStart(8, '0')}`;
     const message = { id, type: 'message', role: 'assistant', model: k.dated ? `${model}-20241022` : model, content: ans.content, stop_reason: ans.stop_reason, stop_sequence: ans.stop_sequence, usage: ans.usage };
     if (body.stream !== true) {
-      if (k.streamError) return sendError(res, rec, 529, 'overloaded_error', 'Overloaded');
+      if (k.streamError || k.streamOverloaded) return sendError(res, rec, 529, 'overloaded_error', 'Overloaded');
       if (k.slowStream) await sleep(k.slowStream.n * k.slowStream.ms);
       else if (k.delay) await sleep(k.delay);
       if (gone(res)) return;
@@ -513,8 +521,13 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
       'Content-Type': 'text/event-stream; charset=utf-8',
       'Cache-Control': 'no-cache',
       'request-id': requestId(rec),
+      ...(k.streamOverloaded && k.retryAfter ? { 'retry-after': k.retryAfter } : {}),
     });
     res.flushHeaders();
+    if (k.streamOverloaded) {
+      sendEvent(res, rec, 'error', { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } });
+      return res.end();
+    }
     const delay = k.slowStream ? k.slowStream.ms : (k.delay || 0);
     // The event list, built up front; sent one by one.
     const seq = [];
@@ -528,7 +541,7 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
         seq.push(['content_block_start', { type: 'content_block_start', index: i, content_block: { type: 'tool_use', id: b.id, name: b.name, input: {} } }]);
         if (i === 0) seq.push(['ping', { type: 'ping' }]);
         seq.push(['content_block_delta', { type: 'content_block_delta', index: i, delta: { type: 'input_json_delta', partial_json: '' } }]);
-        for (const part of TOOL_JSON_PARTS(b.input)) seq.push(['content_block_delta', { type: 'content_block_delta', index: i, delta: { type: 'input_json_delta', partial_json: part } }]);
+        if (Object.keys(b.input).length) for (const part of TOOL_JSON_PARTS(b.input)) seq.push(['content_block_delta', { type: 'content_block_delta', index: i, delta: { type: 'input_json_delta', partial_json: part } }]);
       }
       seq.push(['content_block_stop', { type: 'content_block_stop', index: i }]);
     });

@@ -16,6 +16,7 @@
 #include "failover.h"
 #include "route.h"
 #include "trace.h"
+#include "validate.h"
 
 /* A stream whose backend says nothing for a while gets an SSE comment, so neither the
  * client nor libmicrohttpd's idle timeout (which counts time spent waiting in the
@@ -518,6 +519,9 @@ enum MHD_Result api_run(request_t *req, unsigned kind, json_object *body, bool g
     json_object *v;
     enum MHD_Result rc;
     job_t job = {.body = body, .kind = kind, .gateway = gateway};
+    validate_error_t bad;
+    if (validate_request(kind, body, &bad) < 0)
+        return http_respond_error(req, 400, bad.message, "invalid_request_error", bad.param, bad.code);
     route_t route;
     route_status_t rs = route_resolve(http_cfg, req->key, req->model_asked, kind, &route);
     if (rs != ROUTE_OK)

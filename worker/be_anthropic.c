@@ -25,6 +25,7 @@ struct be_call {
     const char *finish;           /* OpenAI finish_reason once known */
     int tool_index[MAX_TOOL_BLOCKS]; /* content block index -> OpenAI tool call index, -1: text */
     int ntools;
+    bool tool_has_args[MAX_TOOL_BLOCKS]; /* a non-empty input_json_delta came for the block */
     bool ended;
     json_object *queued;          /* a second chunk produced by one event (owned) */
 };
@@ -453,9 +454,23 @@ static json_object *translate_event(be_call_t *c, json_object *evj)
             return chunk(c, delta, NULL);
         }
         if (strcmp(dt, "input_json_delta") == 0 && json_object_object_get_ex(d, "partial_json", &text) && bi >= 0 &&
-            bi < MAX_TOOL_BLOCKS && c->tool_index[bi] >= 0)
+            bi < MAX_TOOL_BLOCKS && c->tool_index[bi] >= 0) {
+            if (!json_object_get_string_len(text))
+                return NULL; /* the empty delta that opens every tool input */
+            c->tool_has_args[bi] = true;
             return chunk(c, tool_delta(c->tool_index[bi], NULL, NULL, json_object_get_string(text)), NULL);
+        }
         return NULL; /* thinking deltas and the like have no OpenAI counterpart */
+    }
+    if (strcmp(t, "content_block_stop") == 0) {
+        /* A tool called without arguments streams no JSON at all; OpenAI's arguments are "{}",
+         * as in a whole answer, so that clients can parse them. */
+        json_object *idx;
+        int bi = json_object_object_get_ex(evj, "index", &idx) ? json_object_get_int(idx) : 0;
+        if (bi < 0 || bi >= MAX_TOOL_BLOCKS || c->tool_index[bi] < 0 || c->tool_has_args[bi])
+            return NULL;
+        c->tool_has_args[bi] = true;
+        return chunk(c, tool_delta(c->tool_index[bi], NULL, NULL, "{}"), NULL);
     }
     if (strcmp(t, "message_delta") == 0) {
         if (json_object_object_get_ex(evj, "delta", &d) && json_object_object_get_ex(d, "stop_reason", &v) && v)
@@ -473,7 +488,7 @@ static json_object *translate_event(be_call_t *c, json_object *evj)
         }
         return chunk(c, json_object_new_object(), c->finish ? c->finish : "stop");
     }
-    return NULL; /* ping, content_block_stop, unknown future events */
+    return NULL; /* ping, unknown future events */
 }
 
 /* ---- backend interface ---- */
@@ -531,6 +546,13 @@ static void anthropic_next(be_call_t *c, be_event_t *ev, int wait_ms)
         if (ev->type == BE_EV_END && c->stream) /* the connection closed before message_stop */
             be_event_error(ev, BE_ERR_PROTOCOL, 502, "server_error", "backend_error",
                            "The model's backend ended the stream early.");
+        if (ev->type == BE_EV_ERROR && strcmp(ev->err_type, "overloaded_error") == 0) {
+            /* The overload a 529 reports, told inside a stream: answered (and retried) the same way. */
+            int retry_after_s = ev->retry_after_s;
+            be_event_error(ev, BE_ERR_HTTP_5XX, 503, "server_error", "backend_overloaded",
+                           "The model's backend is overloaded; try again shortly.");
+            ev->retry_after_s = retry_after_s;
+        }
         if (ev->type != BE_EV_CHUNK)
             return; /* PENDING, END, ERROR */
         json_object *out = translate_event(c, ev->obj);

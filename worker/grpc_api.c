@@ -33,6 +33,7 @@
 #include "trace.h"
 #include "oai_shape.h"
 #include "route.h"
+#include "validate.h"
 
 #define METHOD_UNARY "/ai_router.AIRouter/RouteRequest"
 #define METHOD_STREAM "/ai_router.AIRouter/StreamingRouteRequest"
@@ -449,6 +450,11 @@ static void serve(rpc_t *r, AiRouter__AIRequest *in)
     body = gateway_chat_body(in->prompt, in->max_tokens, params, r->kind == RPC_STREAM, err, sizeof err);
     if (!body) {
         send_status(r, GRPC_STATUS_INVALID_ARGUMENT, err);
+        goto out;
+    }
+    validate_error_t bad;
+    if (validate_request(KIND_CHAT, body, &bad) < 0) {
+        send_status(r, GRPC_STATUS_INVALID_ARGUMENT, bad.message);
         goto out;
     }
 

@@ -276,6 +276,7 @@ static void sse_dispatch(hb_call_t *c)
         be_event_error(&c->failure, BE_ERR_HTTP_5XX, 502, "server_error", "backend_error",
                        "The model's backend reported an error during the stream.");
         read_backend_error(c, obj, &c->failure);
+        c->failure.retry_after_s = c->retry_after_s; /* the 200's Retry-After, if it had one */
         json_object_put(obj);
         return;
     }

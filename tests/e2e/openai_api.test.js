@@ -704,7 +704,7 @@ test('errors: body too large -> 413 request_too_large (Content-Length and chunke
 });
 
 test('errors: backend 4xx passed through with status, type and code, sanitised of backend details', T, async () => {
-  let r = await raw(open, 'POST', '/v1/chat/completions', { json: chatBody('err-400', 'x', { temperature: 7 }) });
+  let r = await raw(open, 'POST', '/v1/chat/completions', { json: chatBody('err-400', 'x', { temperature: 1.5 }) });
   let e = assertError(r, 400, 'invalid_value', { type: 'invalid_request_error' });
   assert.equal(e.message, "Invalid value for 'temperature': model 'err-400' does not support temperature=7.");
 
