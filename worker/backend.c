@@ -54,6 +54,19 @@ void be_event_error(be_event_t *ev, be_error_t err, int status, const char *type
     va_end(ap);
 }
 
+bool be_refuse_many_choices(const be_request_t *req, be_event_t *ev, const char *backend_name)
+{
+    json_object *n;
+    if (!req->body || !json_object_object_get_ex(req->body, "n", &n) || !json_object_is_type(n, json_type_int) ||
+        json_object_get_int64(n) <= 1)
+        return false;
+    be_event_error(ev, BE_ERR_INTERNAL, 400, "invalid_request_error", "unsupported_value",
+                   "Invalid 'n': this model's %s backend gives one choice per request, so 'n' must be 1.",
+                   backend_name);
+    snprintf(ev->err_param, sizeof ev->err_param, "n");
+    return true;
+}
+
 bool client_gone(int fd)
 {
     if (fd < 0)

@@ -124,6 +124,10 @@ const char *be_error_name(be_error_t e);
 void be_event_error(be_event_t *ev, be_error_t err, int status, const char *type,
                     const char *code, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
+/* For backend types that produce one choice per request: true (and ev filled as a 400 on
+ * param n) when the request asks for more, so a client never silently gets fewer choices. */
+bool be_refuse_many_choices(const be_request_t *req, be_event_t *ev, const char *backend_name);
+
 /* Replaces every occurrence of needle in msg (NUL-terminated, size bytes) with repl,
  * so backend-side names never reach a client. */
 void be_sanitise(char *msg, size_t size, const char *needle, const char *repl);

@@ -495,6 +495,8 @@ static json_object *translate_event(be_call_t *c, json_object *evj)
 
 static be_call_t *anthropic_open(const be_request_t *req, be_event_t *ev)
 {
+    if (be_refuse_many_choices(req, ev, "Anthropic"))
+        return NULL;
     be_call_t *c = calloc(1, sizeof *c);
     if (!c) {
         be_event_error(ev, BE_ERR_INTERNAL, 500, "server_error", NULL, "airouter is out of memory.");

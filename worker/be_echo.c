@@ -83,6 +83,8 @@ static int split_words(be_call_t *c, const char *s)
 
 static be_call_t *echo_open(const be_request_t *req, be_event_t *ev)
 {
+    if (be_refuse_many_choices(req, ev, "echo"))
+        return NULL;
     buf_t prompt = {0}, answer = {0};
     json_object *v;
     if (req->kind == KIND_CHAT) {

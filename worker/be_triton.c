@@ -569,6 +569,8 @@ static char tag_start, tag_recv, tag_status;
 
 static be_call_t *triton_open(const be_request_t *req, be_event_t *ev)
 {
+    if (be_refuse_many_choices(req, ev, "Triton"))
+        return NULL;
     const cfg_model_t *m = req->model;
     if (!m || m->profile == PROFILE_NONE) {
         be_event_error(ev, BE_ERR_INTERNAL, 500, "server_error", NULL, "The model has no Triton profile.");

@@ -312,3 +312,28 @@ test('validation: the gRPC API checks the same fields (INVALID_ARGUMENT with Ope
     c.close();
   }
 });
+
+test('validation: n > 1 on a backend that gives one choice (triton, anthropic, echo) is a 400 on param n; openai gets n', T, async () => {
+  const calls = backendCalls();
+  for (const model of ['trt-chat', 'claude-tool', 'echo']) {
+    for (const stream of [false, true]) {
+      const e = await sdkError(client().chat.completions.create({ model, messages: MSG, n: 3, stream }));
+      const where = `${model}${stream ? ' (stream)' : ''}`;
+      assert.ok(e instanceof OpenAI.BadRequestError, `${where}: ${e}`);
+      assert.equal(e.param, 'n', where);
+      assert.equal(e.code, 'unsupported_value', where);
+      assert.match(e.error.message, /'n' must be 1/, where);
+    }
+  }
+  const c = await sdkError(client().completions.create({ model: 'trt-chat', prompt: 'x', n: 2 }));
+  assert.equal(c.status, 400);
+  assert.equal(c.param, 'n');
+  assert.equal(backendCalls(), calls, 'no one-choice backend was asked for several choices');
+
+  const ok = await client().chat.completions.create({ model: 'echo', messages: MSG, n: 1 });
+  assert.equal(ok.choices.length, 1);
+  const since = omock.requests.length;
+  await client().chat.completions.create({ model: 'gpt', messages: MSG, n: 2 });
+  const rec = omock.requests.slice(since).find((r) => r.path === '/v1/chat/completions');
+  assert.equal(rec.body.n, 2, 'an OpenAI-compatible backend serves n itself');
+});
