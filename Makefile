@@ -6,12 +6,16 @@ PKGS    := libmicrohttpd libcurl json-c libconfig grpc libprotobuf-c
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
-CFLAGS  := -D_GNU_SOURCE -std=gnu11 -O2 -g -Wall -Wextra -Werror -pthread -DAIROUTER_VERSION='"$(VERSION)"' $(PKG_CFLAGS) -Ibuild/gen
+# grpc's C headers carry no version: -V takes the one built against from pkg-config.
+GRPC_VERSION := $(shell pkg-config --modversion grpc 2>/dev/null)
+CFLAGS  := -D_GNU_SOURCE -std=gnu11 -O2 -g -Wall -Wextra -Werror -pthread -DAIROUTER_VERSION='"$(VERSION)"' \
+           -DAIROUTER_GRPC_BUILD_VERSION='"$(GRPC_VERSION)"' $(PKG_CFLAGS) -Ibuild/gen
 LDLIBS  := $(PKG_LIBS) -pthread -lm
 # The release binary allocates with jemalloc: glibc's malloc spent a fifth of a stream's CPU time
 # consolidating the small blocks each request frees (make bench). The sanitizer builds keep
 # glibc's, which ASan replaces anyway.
 MALLOC_LIBS := $(shell pkg-config --libs jemalloc 2>/dev/null)
+MALLOC_CFLAGS := $(if $(MALLOC_LIBS),-DAIROUTER_JEMALLOC)
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 COMMON_SRC := $(wildcard common/*.c)
@@ -36,7 +40,7 @@ all: airouter
 
 build/release/%.o: %.c $(HDR)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CFLAGS) $(MALLOC_CFLAGS) -c -o $@ $<
 
 build/asan/%.o: %.c $(HDR)
 	@mkdir -p $(dir $@)

@@ -361,6 +361,14 @@ static const char *const tensor_keys[] = {"text_input", "max_tokens", "stream", 
                                           "finish_reason", "num_input_tokens", "num_output_tokens", NULL};
 static const char *const key_keys[] = {"key", "name", "models", "rpm", "tpm", "max_concurrent", NULL};
 
+const cfg_schema_group_t cfg_schema[] = {
+    {"", top_keys},           {"log", log_keys},          {"limits", limit_keys},
+    {"metrics", metrics_keys}, {"tracing", tracing_keys}, {"retry", retry_keys},
+    {"circuit_breaker", circuit_keys}, {"backends", backend_keys}, {"backends.health_check", health_keys},
+    {"models", model_keys},   {"models.targets", target_keys}, {"api_keys", key_keys},
+    {"prompt_formats", format_keys}, {"passthrough", passthrough_keys}, {NULL, NULL},
+};
+
 static int load_backends(loader_t *ld, config_t *lc, cfg_t *cfg)
 {
     config_setting_t *list = config_lookup(lc, "backends");

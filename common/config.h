@@ -156,6 +156,14 @@ typedef struct {
     bool hide_unavailable_models; /* /v1/models omits models with no available target */
 } cfg_t;
 
+/* The keys each group accepts ("" is the top level, "backends.health_check" a nested group),
+ * NULL-terminated; for code that must cover the whole schema (the -T dump). */
+typedef struct {
+    const char *group;
+    const char *const *keys;
+} cfg_schema_group_t;
+extern const cfg_schema_group_t cfg_schema[];
+
 /* Loads and validates path. On failure returns NULL and writes "FILE:LINE: reason"
  * (or "FILE: reason") into err. */
 cfg_t *cfg_load(const char *path, char *err, size_t errlen);

@@ -8,11 +8,13 @@
 #include <unistd.h>
 
 #include "../common/config.h"
+#include "../common/config_dump.h"
 #include "../common/log.h"
 #include "../common/metrics.h"
 #include "../common/state.h"
 #include "master.h"
 #include "pidfile.h"
+#include "version.h"
 
 #ifndef AIROUTER_VERSION
 #define AIROUTER_VERSION "0.1.0"
@@ -21,14 +23,16 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: airouter [-c FILE] [-w N] [-p FILE] [-t] [-s SIGNAL] [-V] [-h]\n"
+            "usage: airouter [-c FILE] [-w N] [-p FILE] [-t | -T] [-s SIGNAL] [-V] [-h]\n"
             "  -c FILE   configuration file (default: etc/airouter.conf if present,\n"
             "            else /etc/airouter/airouter.conf)\n"
             "  -w N      number of worker processes (overrides 'workers')\n"
             "  -p FILE   pidfile (overrides 'pidfile')\n"
             "  -t        test the configuration and exit\n"
+            "  -T        test the configuration, print it (defaults included, secrets\n"
+            "            masked) and exit\n"
             "  -s SIGNAL send SIGNAL to the running master: reload, quit, stop, reopen\n"
-            "  -V        print the version and exit\n"
+            "  -V        print the version and the libraries' versions and exit\n"
             "  -h        print this help and exit\n");
 }
 
@@ -59,12 +63,13 @@ static int send_signal(const char *name, const char *pidfile)
 int main(int argc, char **argv)
 {
     const char *conf = NULL, *pidfile = NULL, *sig = NULL;
-    int workers = 0, test_only = 0, opt;
-    while ((opt = getopt(argc, argv, "c:w:p:ts:Vh")) != -1) {
+    int workers = 0, test_only = 0, dump = 0, opt;
+    while ((opt = getopt(argc, argv, "c:w:p:tTs:Vh")) != -1) {
         switch (opt) {
         case 'c': conf = optarg; break;
         case 'p': pidfile = optarg; break;
         case 't': test_only = 1; break;
+        case 'T': test_only = dump = 1; break;
         case 's': sig = optarg; break;
         case 'w': {
             char *end;
@@ -76,7 +81,7 @@ int main(int argc, char **argv)
             workers = (int)n;
             break;
         }
-        case 'V': printf("airouter %s\n", AIROUTER_VERSION); return 0;
+        case 'V': version_print(stdout, AIROUTER_VERSION); return 0;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 1;
         }
@@ -99,6 +104,16 @@ int main(int argc, char **argv)
         return 1;
     }
     if (test_only) {
+        if (dump) { /* what it would run with: the command line's overrides included */
+            if (workers)
+                cfg->workers = workers;
+            if (pidfile && strcmp(cfg->pidfile, pidfile) != 0) {
+                free(cfg->pidfile);
+                cfg->pidfile = strdup(pidfile);
+            }
+            cfg_dump(cfg, stdout);
+            fflush(stdout);
+        }
         fprintf(stderr, "airouter: configuration %s is ok\n", conf);
         cfg_free(cfg);
         return 0;
