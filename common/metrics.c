@@ -192,6 +192,9 @@ static void help(buf_t *out, const char *name, const char *type, const char *tex
     buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
 }
 
+void met_label(buf_t *out, const char *key, const char *value) { label(out, key, value); }
+void met_help(buf_t *out, const char *name, const char *type, const char *text) { help(out, name, type, text); }
+
 static void render_hist(buf_t *out, enum met_hist_kind h, const char *name, const char *text)
 {
     help(out, name, "histogram", text);

@@ -46,5 +46,8 @@ void met_set_generation(unsigned gen);
 
 /* Appends the Prometheus text exposition of everything. */
 int met_render(buf_t *out, const char *version);
+/* For other modules' metrics: key="value" with the value escaped, and a HELP/TYPE header. */
+void met_label(buf_t *out, const char *key, const char *value);
+void met_help(buf_t *out, const char *name, const char *type, const char *text);
 
 #endif

@@ -377,3 +377,41 @@ void st_key_tokens(const cfg_key_t *k, uint64_t tokens, uint64_t now)
         next = (minute << TOKEN_BITS) | sum;
     } while (!CAS(&s->tokens, &old, next));
 }
+
+/* Targets are named "backend\x1fbackend_model" ("*": the requested name passes through). */
+static void target_labels(buf_t *out, const char *name)
+{
+    char backend[192];
+    const char *sep = strchr(name, '\x1f');
+    snprintf(backend, sizeof backend, "%.*s", sep ? (int)(sep - name) : (int)strlen(name), name);
+    met_label(out, "backend", backend);
+    buf_appends(out, ",");
+    met_label(out, "backend_model", sep ? sep + 1 : "*");
+}
+
+void st_render(buf_t *out, const cfg_t *cfg)
+{
+    if (!shm)
+        return;
+    int n = LOAD(&shm->ntargets);
+    met_help(out, "airouter_target_circuit_open", "gauge",
+             "1 while a target's circuit is open or half-open (backend and backend model).");
+    for (int i = 0; i < n && i < ST_TARGETS; i++) {
+        buf_appends(out, "airouter_target_circuit_open{");
+        target_labels(out, shm->targets[i].name);
+        buf_printf(out, "} %d\n", LOAD(&shm->targets[i].open_until) ? 1 : 0);
+    }
+    met_help(out, "airouter_target_in_flight", "gauge", "Requests in flight to a target.");
+    for (int i = 0; i < n && i < ST_TARGETS; i++) {
+        int64_t v = LOAD(&shm->targets[i].in_flight);
+        buf_appends(out, "airouter_target_in_flight{");
+        target_labels(out, shm->targets[i].name);
+        buf_printf(out, "} %lld\n", (long long)(v > 0 ? v : 0));
+    }
+    met_help(out, "airouter_backend_healthy", "gauge", "0 while a backend fails its active health checks, else 1.");
+    for (int b = 0; cfg && b < cfg->nbackends; b++) {
+        buf_appends(out, "airouter_backend_healthy{");
+        met_label(out, "backend", cfg->backends[b].name);
+        buf_printf(out, "} %d\n", st_backend_healthy(cfg->backends[b].metric_slot) ? 1 : 0);
+    }
+}

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "buf.h"
 #include "config.h"
 
 #define ST_TARGETS 512
@@ -69,5 +70,9 @@ typedef struct {
 char st_key_admit(const cfg_key_t *key, uint64_t now, int *retry_after_s, st_key_usage_t *usage);
 void st_key_release(const cfg_key_t *key);
 void st_key_tokens(const cfg_key_t *key, uint64_t tokens, uint64_t now);
+
+/* Appends the state's metrics (Prometheus text): each target's circuit and requests in
+ * flight, each of cfg's backends' health. */
+void st_render(buf_t *out, const cfg_t *cfg);
 
 #endif

@@ -80,6 +80,7 @@ static enum MHD_Result handle_metrics(request_t *req)
         buf_free(&b);
         return http_respond_error(req, 500, "metrics are not available", "server_error", NULL, NULL);
     }
+    st_render(&b, http_cfg);
     enum MHD_Result rc = http_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
     buf_free(&b);
     return rc;

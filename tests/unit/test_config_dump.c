@@ -1,0 +1,39 @@
+/* cfg_dump (common/config_dump.c): what the dump covers and how it masks URLs. The round trip
+ * through the real binary (-T output fed back to -t) is in tests/e2e/install.test.js. */
+#include "../../common/config_dump.h"
+#include "unit.h"
+
+#include <stdlib.h>
+
+/* A key the loader accepts but the dump does not print would vanish from `airouter -T`:
+ * a new key needs its line in the dump's table. */
+TEST(config_dump_covers_every_key)
+{
+    int groups = 0;
+    for (const cfg_schema_group_t *g = cfg_schema; g->group; g++, groups++)
+        for (const char *const *k = g->keys; *k; k++)
+            CHECK_MSG(cfg_dump_covers(g->group, *k), "-T does not print '%s' of group '%s' (add it to common/config_dump.c)",
+                      *k, g->group);
+    CHECK(groups >= 10);
+    CHECK(!cfg_dump_covers("limits", "no_such_key"));
+    CHECK(!cfg_dump_covers("no_such_group", "name"));
+}
+
+static void check_mask(const char *url, const char *want)
+{
+    char *got = cfg_mask_url(url);
+    CHECK_STR(got, want);
+    free(got);
+}
+
+TEST(config_dump_mask_url)
+{
+    check_mask("https://api.example.com/v1", "https://api.example.com/v1");
+    check_mask("https://user:pa55@api.example.com/v1", "https://user:********@api.example.com/v1");
+    check_mask("http://user@host:8080/v1", "http://user@host:8080/v1");
+    check_mask("https://u:p@ss@host/v1?x=1", "https://u:********@host/v1?x=1");
+    check_mask("https://host/v1?api_key=abc&region=eu&token=t#frag", "https://host/v1?api_key=********&region=eu&token=********#frag");
+    check_mask("https://host/v1?sig=zz", "https://host/v1?sig=********");
+    check_mask("https://host/a@b/v1", "https://host/a@b/v1");
+    check_mask("", "");
+}
