@@ -1,5 +1,7 @@
 # airouter: the one build entry. `make` builds, `make run` starts it on the default
-# config, `make test` runs every test, `make bench` runs the benchmark.
+# config, `make test` runs every test, `make bench` runs the benchmark, `make install`
+# (PREFIX, DESTDIR) installs it, `make deb` builds a Debian package, `make deb-test`
+# installs that package into a scratch root and answers a request with it.
 CC      ?= cc
 VERSION := 0.1.0
 PKGS    := libmicrohttpd libcurl json-c libconfig grpc libprotobuf-c
@@ -35,7 +37,7 @@ build/gen/%.pb-c.c build/gen/%.pb-c.h: proto/%.proto
 	@mkdir -p build/gen
 	protoc-c --proto_path=proto --c_out=build/gen $<
 
-.PHONY: all asan deps run test unit e2e bench clean
+.PHONY: all asan deps run test unit e2e bench clean install uninstall deb deb-test
 all: airouter
 
 build/release/%.o: %.c $(HDR)
@@ -85,6 +87,71 @@ build/bench/%: scripts/%.c
 bench: deps
 	@$(MAKE) --no-print-directory airouter $(BENCH_TOOLS)
 	scripts/bench.sh
+
+# Installation. The configuration lives in $(SYSCONFDIR)/airouter whatever the PREFIX: the
+# binary's default -c and the unit look there. An existing airouter.conf is never replaced.
+PREFIX     ?= /usr/local
+SBINDIR    ?= $(PREFIX)/sbin
+MANDIR     ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+CONFDIR    := $(SYSCONFDIR)/airouter
+PIDFILE    := /run/airouter/airouter.pid
+EXAMPLES   := $(notdir $(wildcard etc/examples/*.conf))
+INSTALL_GEN := build/install/airouter.conf build/install/airouter.service build/install/airouter.logrotate
+
+# The shipped files with the installed paths filled in (the source tree's own are for running
+# from it).
+build/install/airouter.conf: etc/airouter.conf
+	@mkdir -p $(dir $@)
+	sed 's|^pidfile = "airouter.pid";|pidfile = "$(PIDFILE)";|' $< > $@
+build/install/airouter.service: etc/airouter.service
+	@mkdir -p $(dir $@)
+	sed 's|/usr/local/sbin/airouter|$(SBINDIR)/airouter|g; s|/etc/airouter/|$(CONFDIR)/|g; s|/run/airouter/airouter.pid|$(PIDFILE)|g' $< > $@
+build/install/airouter.logrotate: etc/airouter.logrotate
+	@mkdir -p $(dir $@)
+	sed 's|/usr/local/sbin/airouter|$(SBINDIR)/airouter|g; s|/run/airouter/airouter.pid|$(PIDFILE)|g' $< > $@
+.PHONY: $(INSTALL_GEN) # the paths come from the command line: always regenerate
+
+install: airouter $(INSTALL_GEN)
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(UNITDIR) \
+	    $(DESTDIR)$(CONFDIR)/examples $(DESTDIR)$(SYSCONFDIR)/logrotate.d
+	install -m 0755 airouter $(DESTDIR)$(SBINDIR)/airouter
+	install -m 0644 man/airouter.8 $(DESTDIR)$(MANDIR)/man8/airouter.8
+	install -m 0644 man/airouter.conf.5 $(DESTDIR)$(MANDIR)/man5/airouter.conf.5
+	install -m 0644 build/install/airouter.service $(DESTDIR)$(UNITDIR)/airouter.service
+	install -m 0644 build/install/airouter.logrotate $(DESTDIR)$(SYSCONFDIR)/logrotate.d/airouter
+	install -m 0644 $(addprefix etc/examples/,$(EXAMPLES)) $(DESTDIR)$(CONFDIR)/examples/
+	@if [ -e $(DESTDIR)$(CONFDIR)/airouter.conf ]; then \
+	    echo "install: keeping the existing $(DESTDIR)$(CONFDIR)/airouter.conf"; \
+	else install -m 0644 build/install/airouter.conf $(DESTDIR)$(CONFDIR)/airouter.conf; fi
+	@[ -n "$(DESTDIR)" ] || id airouter >/dev/null 2>&1 || echo "install: the systemd unit runs as user" \
+	    "airouter: useradd --system --no-create-home --shell /usr/sbin/nologin airouter"
+
+# Removes what install put there: a configuration that differs from the shipped one stays, and
+# so does anything else in the directories.
+uninstall: build/install/airouter.conf
+	rm -f $(DESTDIR)$(SBINDIR)/airouter $(DESTDIR)$(MANDIR)/man8/airouter.8 $(DESTDIR)$(MANDIR)/man5/airouter.conf.5 \
+	    $(DESTDIR)$(UNITDIR)/airouter.service $(DESTDIR)$(SYSCONFDIR)/logrotate.d/airouter \
+	    $(addprefix $(DESTDIR)$(CONFDIR)/examples/,$(EXAMPLES))
+	@if cmp -s build/install/airouter.conf $(DESTDIR)$(CONFDIR)/airouter.conf; then \
+	    rm -f $(DESTDIR)$(CONFDIR)/airouter.conf; \
+	elif [ -e $(DESTDIR)$(CONFDIR)/airouter.conf ]; then \
+	    echo "uninstall: keeping $(DESTDIR)$(CONFDIR)/airouter.conf (changed since install)"; fi
+	-rmdir $(DESTDIR)$(CONFDIR)/examples $(DESTDIR)$(CONFDIR) 2>/dev/null
+
+# The Debian package: built from a staged `make install` with dpkg-deb, no network.
+DEB_ARCH := $(shell dpkg --print-architecture 2>/dev/null)
+DEB      := build/airouter_$(VERSION)_$(DEB_ARCH).deb
+
+deb: airouter
+	rm -rf build/deb
+	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/build/deb/root PREFIX=/usr UNITDIR=/lib/systemd/system
+	scripts/make-deb.sh build/deb/root $(VERSION) $(DEB_ARCH) $(DEB)
+
+deb-test: deb
+	@[ -e tests/node_modules ] || $(MAKE) --no-print-directory deps
+	AIROUTER_DEB=$(CURDIR)/$(DEB) node --test --test-concurrency=1 tests/e2e/install.test.js
 
 clean:
 	rm -rf build airouter airouter-asan
