@@ -5,19 +5,22 @@
 CC      ?= cc
 VERSION := 0.1.0
 PKGS    := libmicrohttpd libcurl json-c libconfig grpc libprotobuf-c
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# pkg-config runs once, when a recipe first needs its answer (grpc's takes a second): targets
+# that compile nothing (install, uninstall) do not pay for it.
+lazy = $(eval $1 := $(shell $2))$($1)
+PKG_CFLAGS = $(call lazy,PKG_CFLAGS,pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(call lazy,PKG_LIBS,pkg-config --libs $(PKGS) 2>/dev/null)
 
 # grpc's C headers carry no version: -V takes the one built against from pkg-config.
-GRPC_VERSION := $(shell pkg-config --modversion grpc 2>/dev/null)
-CFLAGS  := -D_GNU_SOURCE -std=gnu11 -O2 -g -Wall -Wextra -Werror -pthread -DAIROUTER_VERSION='"$(VERSION)"' \
+GRPC_VERSION = $(call lazy,GRPC_VERSION,pkg-config --modversion grpc 2>/dev/null)
+CFLAGS  = -D_GNU_SOURCE -std=gnu11 -O2 -g -Wall -Wextra -Werror -pthread -DAIROUTER_VERSION='"$(VERSION)"' \
            -DAIROUTER_GRPC_BUILD_VERSION='"$(GRPC_VERSION)"' $(PKG_CFLAGS) -Ibuild/gen
-LDLIBS  := $(PKG_LIBS) -pthread -lm
+LDLIBS  = $(PKG_LIBS) -pthread -lm
 # The release binary allocates with jemalloc: glibc's malloc spent a fifth of a stream's CPU time
 # consolidating the small blocks each request frees (make bench). The sanitizer builds keep
 # glibc's, which ASan replaces anyway.
-MALLOC_LIBS := $(shell pkg-config --libs jemalloc 2>/dev/null)
-MALLOC_CFLAGS := $(if $(MALLOC_LIBS),-DAIROUTER_JEMALLOC)
+MALLOC_LIBS = $(call lazy,MALLOC_LIBS,pkg-config --libs jemalloc 2>/dev/null)
+MALLOC_CFLAGS = $(if $(MALLOC_LIBS),-DAIROUTER_JEMALLOC)
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 COMMON_SRC := $(wildcard common/*.c)
@@ -141,7 +144,7 @@ uninstall: build/install/airouter.conf
 	-rmdir $(DESTDIR)$(CONFDIR)/examples $(DESTDIR)$(CONFDIR) 2>/dev/null
 
 # The Debian package: built from a staged `make install` with dpkg-deb, no network.
-DEB_ARCH := $(shell dpkg --print-architecture 2>/dev/null)
+DEB_ARCH = $(call lazy,DEB_ARCH,dpkg --print-architecture 2>/dev/null)
 DEB      := build/airouter_$(VERSION)_$(DEB_ARCH).deb
 
 deb: airouter

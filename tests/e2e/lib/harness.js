@@ -47,14 +47,14 @@ function childPids(pid) {
 function alive(pid) { try { process.kill(pid, 0); return true; } catch { return false; } }
 
 // Starts airouter. `config` is the config text; the string @PORT@ is replaced by the
-// chosen port and @DIR@ by the temp directory. Returns a handle.
-async function startRouter(config, { args = [], env = {}, port, waitReady = true } = {}) {
+// chosen port and @DIR@ by the temp directory; `bin` runs another binary. Returns a handle.
+async function startRouter(config, { args = [], env = {}, port, waitReady = true, bin = BIN } = {}) {
   port = port || await freePort();
   const dir = tmpDir();
   const confPath = path.join(dir, 'airouter.conf');
   const pidfile = path.join(dir, 'airouter.pid');
   fs.writeFileSync(confPath, config.replaceAll('@PORT@', String(port)).replaceAll('@DIR@', dir));
-  const proc = spawn(BIN, ['-c', confPath, '-p', pidfile, ...args], {
+  const proc = spawn(bin, ['-c', confPath, '-p', pidfile, ...args], {
     env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
   });
   live.add(proc);
