@@ -9,7 +9,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { execFileSync, spawnSync } = require('node:child_process');
 const OpenAI = require('openai');
-const { REPO, BIN, tmpDir, startRouter, echoConfig, freePort, waitFor } = require('./lib/harness');
+const { REPO, BIN, tmpDir, startRouter, freePort, waitFor } = require('./lib/harness');
 
 function run(bin, args, env = {}) {
   const r = spawnSync(bin, args, { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 20000 });
@@ -169,29 +169,81 @@ function missingNames(queries, names) {
   return missing;
 }
 
-test('the Grafana dashboard only queries metrics a running router exports', async () => {
+// Label names on the scrape's series, per series name.
+function seriesLabels(scrape) {
+  const labels = new Map();
+  for (const line of scrape.split('\n')) {
+    const m = line.match(/^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? \S+$/);
+    if (!m) continue;
+    const set = labels.get(m[1]) || new Set();
+    for (const l of (m[2] || '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="(?:[^"\\]|\\.)*"/g)) set.add(l[1]);
+    labels.set(m[1], set);
+  }
+  return labels;
+}
+
+// Labels a query groups by or matches on that the series of its metrics do not carry.
+function missingLabels(queries, labels) {
+  const missing = [];
+  for (const q of queries) {
+    const wanted = new Set();
+    for (const m of q.matchAll(/\bby \(([^)]*)\)/g)) m[1].split(',').map((x) => x.trim()).filter(Boolean).forEach((x) => wanted.add(x));
+    for (const m of q.matchAll(/\{([^}]*)\}/g)) for (const x of m[1].matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)/g)) wanted.add(x[1]);
+    for (const metric of new Set(q.match(/\bairouter_[a-zA-Z0-9_]+/g) || [])) {
+      const have = labels.get(metric);
+      if (!have) { missing.push(`${metric}: no series`); continue; }
+      for (const l of wanted) if (!have.has(l)) missing.push(`${metric}: no label ${l}`);
+    }
+  }
+  return missing;
+}
+
+const DASHBOARD_CONFIG = `
+listen = "127.0.0.1:@PORT@";
+workers = 1;
+backends = ( { name = "echo"; type = "echo"; }, { name = "slow"; type = "echo"; chunk_delay_ms = 200; },
+             { name = "down"; type = "openai"; url = "http://127.0.0.1:1/v1"; } );
+models = ( { name = "echo"; backend = "echo"; default = true; }, { name = "slow"; backend = "slow"; },
+           { name = "down"; backend = "down"; } );
+`;
+
+test('the Grafana dashboard only queries metrics and labels a running router exports', async () => {
   const file = path.join(REPO, 'etc/grafana/airouter.json');
   const dashboard = JSON.parse(fs.readFileSync(file, 'utf8'));
   const queries = dashboardQueries(dashboard);
   assert.ok(queries.length >= 20, `only ${queries.length} queries found`);
-  const h = await startRouter(echoConfig({ workers: 1 }));
+  // Traffic that makes every series appear: answers, a stream, a backend error, a client abort.
+  const h = await startRouter(DASHBOARD_CONFIG);
   try {
-    const client = new OpenAI({ baseURL: `${h.base}/v1`, apiKey: 'x' });
+    const client = new OpenAI({ baseURL: `${h.base}/v1`, apiKey: 'x', maxRetries: 0 });
     await client.chat.completions.create({ model: 'echo', messages: [{ role: 'user', content: 'hi' }] });
     const stream = await client.chat.completions.create({ model: 'echo', stream: true, messages: [{ role: 'user', content: 'a b c' }] });
     for await (const _ of stream) { /* drain */ }
+    await assert.rejects(client.chat.completions.create({ model: 'down', messages: [{ role: 'user', content: 'x' }] }));
+    const abort = new AbortController();
+    const slow = await fetch(`${h.base}/v1/chat/completions`, {
+      method: 'POST', signal: abort.signal, headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'slow', stream: true, messages: [{ role: 'user', content: 'one two three four five six' }] }),
+    });
+    await slow.body.getReader().read();
+    abort.abort();
     const scrape = await waitFor(async () => {
       const text = await (await fetch(`${h.base}/metrics`)).text();
-      return text.includes('airouter_time_to_first_token_seconds_bucket') && text;
-    }, { what: 'a scrape with the streaming histograms' });
+      return ['airouter_time_to_first_token_seconds_bucket', 'airouter_backend_errors_total{', 'airouter_client_aborts_total{']
+        .every((n) => text.includes(n)) && text;
+    }, { what: 'a scrape with every series' });
     const names = exposedNames(scrape);
     assert.deepEqual(missingNames(queries, names), [], 'the dashboard names metrics airouter does not export');
-    // The check itself fails on a name that does not exist, and on a query without a metric.
+    const labels = seriesLabels(scrape);
+    assert.deepEqual(missingLabels(queries, labels), [], 'the dashboard uses labels the metrics do not have');
+    // The checks themselves fail on a name that does not exist, a query without a metric, a wrong label.
     assert.deepEqual(missingNames(['rate(airouter_no_such_total[5m])', 'up'], names),
       ['airouter_no_such_total', '(no airouter metric in: up)']);
+    assert.deepEqual(missingLabels(['sum by (model) (airouter_backend_errors_total{reason="x"})'], labels),
+      ['airouter_backend_errors_total: no label model']);
     // The new gauges carry the labels the dashboard groups by.
     assert.match(scrape, /^airouter_target_circuit_open\{backend="echo",backend_model="\*"\} 0$/m);
-    assert.match(scrape, /^airouter_backend_healthy\{backend="echo"\} 1$/m);
+    assert.match(scrape, /^airouter_backend_healthy\{backend="down"\} 1$/m);
   } finally {
     await h.stop();
   }
