@@ -39,10 +39,10 @@ static void indent(dump_t *d)
         fputs("  ", d->out);
 }
 
-static void put_quoted(dump_t *d, const char *s)
+/* s[0..len) as the inside of a libconfig string. */
+static void put_escaped(dump_t *d, const char *s, size_t len)
 {
-    fputc('"', d->out);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    for (const unsigned char *p = (const unsigned char *)s; p < (const unsigned char *)s + len; p++) {
         switch (*p) {
         case '"': fputs("\\\"", d->out); break;
         case '\\': fputs("\\\\", d->out); break;
@@ -57,6 +57,12 @@ static void put_quoted(dump_t *d, const char *s)
                 fputc(*p, d->out);
         }
     }
+}
+
+static void put_quoted(dump_t *d, const char *s)
+{
+    fputc('"', d->out);
+    put_escaped(d, s, strlen(s));
     fputc('"', d->out);
 }
 
@@ -204,8 +210,10 @@ static bool secret_name(const char *name, size_t len)
  * named like credentials (?api_key=VALUE). Returns a malloc'd string. */
 char *cfg_mask_url(const char *url)
 {
-    size_t len = strlen(url);
-    char *out = malloc(len * 2 + sizeof MASK * 8 + 1), *w = out;
+    size_t masks = 1; /* the password, and at most one per query value */
+    for (const char *e = strchr(url, '='); e; e = strchr(e + 1, '='))
+        masks++;
+    char *out = malloc(strlen(url) + masks * sizeof MASK + 1), *w = out;
     if (!out)
         return NULL;
     const char *p = url, *scheme = strstr(url, "://");
@@ -270,22 +278,20 @@ static void put_headers(dump_t *d, const field_t *f, const char *o)
     char *const *h = AT(char **, o, f->off);
     if (n <= 0)
         return;
-    char **shown = calloc((size_t)n, sizeof *shown);
-    for (int i = 0; shown && i < n; i++) {
+    indent(d);
+    fprintf(d->out, "%s = [", f->name);
+    for (int i = 0; i < n; i++) {
         size_t name_len = strcspn(h[i], ":");
-        if (secret_name(h[i], name_len) && (shown[i] = malloc(name_len + sizeof MASK + 2)))
-            sprintf(shown[i], "%.*s: %s", (int)name_len, h[i], MASK);
-        else
-            shown[i] = strdup(h[i]);
+        fputs(i ? ", \"" : " \"", d->out);
+        if (secret_name(h[i], name_len)) {
+            put_escaped(d, h[i], name_len);
+            fputs(": " MASK, d->out);
+        } else {
+            put_escaped(d, h[i], strlen(h[i]));
+        }
+        fputc('"', d->out);
     }
-    for (int i = 0; shown && i < n; i++)
-        if (!shown[i])
-            shown[i] = strdup(MASK);
-    if (shown)
-        key_strings(d, f->name, shown, n);
-    for (int i = 0; shown && i < n; i++)
-        free(shown[i]);
-    free(shown);
+    fputs(" ];\n", d->out);
 }
 
 /* Aggregates. */

@@ -4,6 +4,7 @@
 #include "unit.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 /* A key the loader accepts but the dump does not print would vanish from `airouter -T`:
  * a new key needs its line in the dump's table. */
@@ -36,4 +37,11 @@ TEST(config_dump_mask_url)
     check_mask("https://host/v1?sig=zz", "https://host/v1?sig=********");
     check_mask("https://host/a@b/v1", "https://host/a@b/v1");
     check_mask("", "");
+    /* many short credential values: the masked URL is much longer than the original */
+    char url[2048] = "https://h/v1?", want[8192] = "https://h/v1?";
+    for (int i = 0; i < 200; i++) {
+        strcat(url, i ? "&sig=" : "sig=");
+        strcat(want, i ? "&sig=********" : "sig=********");
+    }
+    check_mask(url, want);
 }
