@@ -1,6 +1,8 @@
 #include "config.h"
 #include "log.h"
+#include "buf.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <libconfig.h>
 #include <stdarg.h>
@@ -1086,6 +1088,78 @@ static int load_top(loader_t *ld, config_t *lc, cfg_t *cfg)
     return 0;
 }
 
+/* libconfig 1.5 silently truncates an integer literal beyond 32 bits unless it ends in L
+ * (tpm = 5000000000 would load as 705032704). Returns a copy of text in which every such
+ * literal outside strings and comments has its L, so large limits mean what they say;
+ * lines keep their numbers. NULL when out of memory. */
+static char *widen_large_integers(const char *text, size_t len)
+{
+    char *out = malloc(len + len / 2 + 2), *o = out;
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < len;) {
+        char c = text[i];
+        if (c == '"') { /* a string, with its escapes */
+            *o++ = text[i++];
+            while (i < len && text[i] != '"') {
+                if (text[i] == '\\' && i + 1 < len)
+                    *o++ = text[i++];
+                *o++ = text[i++];
+            }
+            if (i < len)
+                *o++ = text[i++];
+        } else if (c == '#' || (c == '/' && i + 1 < len && text[i + 1] == '/')) {
+            while (i < len && text[i] != '\n')
+                *o++ = text[i++];
+        } else if (c == '/' && i + 1 < len && text[i + 1] == '*') {
+            *o++ = text[i++];
+            *o++ = text[i++];
+            while (i < len && !(text[i] == '*' && i + 1 < len && text[i + 1] == '/'))
+                *o++ = text[i++];
+        } else if (c >= '0' && c <= '9' &&
+                   (i == 0 || !(isalnum((unsigned char)text[i - 1]) || text[i - 1] == '_' || text[i - 1] == '.'))) {
+            size_t start = i;
+            bool hex = c == '0' && i + 1 < len && (text[i + 1] == 'x' || text[i + 1] == 'X');
+            if (hex)
+                i += 2;
+            while (i < len && (hex ? isxdigit((unsigned char)text[i]) : isdigit((unsigned char)text[i])))
+                i++;
+            bool integer = i >= len || !(isalnum((unsigned char)text[i]) || text[i] == '_' || text[i] == '.');
+            errno = 0;
+            unsigned long long v = strtoull(text + start, NULL, hex ? 16 : 10);
+            bool wide = v > 2147483647ULL || errno == ERANGE;
+            memcpy(o, text + start, i - start);
+            o += i - start;
+            if (integer && wide)
+                *o++ = 'L';
+        } else {
+            *o++ = text[i++];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+/* The file's text with large integers widened, or NULL with errno set. */
+static char *read_config_text(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    buf_t raw = {0};
+    char chunk[8192];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        buf_append(&raw, chunk, n);
+    int failed = ferror(f);
+    fclose(f);
+    char *text = failed ? NULL : widen_large_integers(raw.data ? raw.data : "", raw.len);
+    buf_free(&raw);
+    if (failed)
+        errno = EIO;
+    return text;
+}
+
 cfg_t *cfg_load(const char *path, char *err, size_t errlen)
 {
     loader_t ld = {path, err, errlen};
@@ -1096,7 +1170,14 @@ cfg_t *cfg_load(const char *path, char *err, size_t errlen)
         return NULL;
     }
     config_init(&lc);
-    if (!config_read_file(&lc, path)) {
+    char *text = read_config_text(path);
+    if (!text) {
+        snprintf(err, errlen, "%s: cannot read file: %s", path, strerror(errno));
+        goto fail;
+    }
+    int parsed = config_read_string(&lc, text);
+    free(text);
+    if (!parsed) {
         if (config_error_type(&lc) == CONFIG_ERR_FILE_IO)
             snprintf(err, errlen, "%s: cannot read file: %s", path, strerror(errno));
         else

@@ -178,6 +178,23 @@ TEST(config_full_every_key)
     cfg_free(c);
 }
 
+TEST(config_large_integers_keep_their_value)
+{
+    cfg_t *c = load_ok("conf/good_large_integers.conf");
+    if (!c)
+        return;
+    if (CHECK_INT(c->nkeys, 3)) {
+        CHECK(c->keys[0].tpm == 5000000000L);
+        CHECK(c->keys[0].rpm == 12);
+        CHECK_STR(c->keys[0].key, "sk-5000000000");
+        CHECK(c->keys[1].tpm == 0x100000000L);
+        CHECK(c->keys[2].tpm == 2147483647L);
+    }
+    if (CHECK_INT(c->backends[0].nheaders, 1))
+        CHECK_STR(c->backends[0].headers[0], "X-Note: 5000000000");
+    cfg_free(c);
+}
+
 TEST(config_listen_any_address)
 {
     cfg_t *c = load_ok("conf/good_listen_any.conf");
