@@ -27,10 +27,14 @@ COMMON_SRC := $(wildcard common/*.c)
 PROTOS     := $(wildcard proto/*.proto)
 PROTO_SRC  := $(PROTOS:proto/%.proto=build/gen/%.pb-c.c)
 PROTO_HDR  := $(PROTO_SRC:.c=.h)
-SRC        := $(COMMON_SRC) $(wildcard master/*.c) $(wildcard worker/*.c) $(PROTO_SRC)
+# The descriptors that gRPC server reflection answers with, embedded into the binary.
+REFLECTED  := proto/ai_router.proto proto/reflection.proto build/gen/reflection_v1alpha.proto
+DESC_SRC   := build/gen/descriptor_set.c
+SRC        := $(COMMON_SRC) $(wildcard master/*.c) $(wildcard worker/*.c) $(PROTO_SRC) $(DESC_SRC)
 HDR        := $(wildcard common/*.h master/*.h worker/*.h) $(PROTO_HDR)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
-UNIT_DEPS  := $(COMMON_SRC) worker/route.c worker/oai_shape.c worker/validate.c
+UNIT_DEPS  := $(COMMON_SRC) worker/route.c worker/oai_shape.c worker/validate.c worker/grpc_reflection.c \
+              build/gen/reflection.pb-c.c $(DESC_SRC)
 
 OBJ      := $(SRC:%.c=build/release/%.o)
 OBJ_ASAN := $(SRC:%.c=build/asan/%.o)
@@ -39,6 +43,27 @@ OBJ_ASAN := $(SRC:%.c=build/asan/%.o)
 build/gen/%.pb-c.c build/gen/%.pb-c.h: proto/%.proto
 	@mkdir -p build/gen
 	protoc-c --proto_path=proto --c_out=build/gen $<
+
+# grpc.reflection.v1alpha has the same messages as v1 under another package name: its descriptor
+# comes from the one reflection.proto.
+build/gen/reflection_v1alpha.proto: proto/reflection.proto
+	@mkdir -p build/gen
+	sed 's/^package grpc\.reflection\.v1;/package grpc.reflection.v1alpha;/' $< > $@.tmp
+	grep -q '^package grpc\.reflection\.v1alpha;' $@.tmp
+	mv $@.tmp $@
+
+# A google.protobuf.FileDescriptorSet of the served files, as a C byte array.
+build/gen/descriptor_set.pb: $(REFLECTED)
+	protoc-c --proto_path=proto --proto_path=build/gen --include_imports --descriptor_set_out=$@ $(notdir $(REFLECTED))
+
+$(DESC_SRC): build/gen/descriptor_set.pb
+	{ echo '/* Generated from $< at build time. */'; \
+	  echo '#include <stddef.h>'; \
+	  echo 'const unsigned char reflection_descriptor_set[] = {'; \
+	  od -An -v -tx1 $< | sed 's/\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
+	  echo '};'; \
+	  echo 'const size_t reflection_descriptor_set_len = sizeof reflection_descriptor_set;'; } > $@.tmp
+	mv $@.tmp $@
 
 .PHONY: all asan deps run test unit e2e bench clean install uninstall deb deb-test
 all: airouter

@@ -1,8 +1,8 @@
-/* The ai_router.AIRouter gRPC API (RouteRequest, StreamingRouteRequest), served by
- * each worker with grpc core on grpc_listen (every worker binds it with SO_REUSEPORT,
- * which grpc core sets by default, so the kernel spreads connections). One thread
- * takes new calls; each call is served in a thread of its own, like an HTTP
- * connection, calling the backend synchronously. */
+/* The ai_router.AIRouter gRPC API (RouteRequest, StreamingRouteRequest) and server reflection
+ * for it, served by each worker with grpc core on grpc_listen (every worker binds it with
+ * SO_REUSEPORT, which grpc core sets by default, so the kernel spreads connections). One thread
+ * takes new calls; each call is served in a thread of its own, like an HTTP connection, calling
+ * the backend synchronously. */
 #include "grpc_api.h"
 
 #include <grpc/byte_buffer.h>
@@ -29,18 +29,29 @@
 #include "balance.h"
 #include "failover.h"
 #include "gateway.h"
+#include "grpc_reflection.h"
 #include "http.h"
 #include "trace.h"
 #include "oai_shape.h"
 #include "route.h"
 #include "validate.h"
 
-#define METHOD_UNARY "/ai_router.AIRouter/RouteRequest"
-#define METHOD_STREAM "/ai_router.AIRouter/StreamingRouteRequest"
 #define MAX_MESSAGE (50 * 1024 * 1024)
-#define POLL_MS 200 /* how often a waiting call checks for cancellation and its deadline */
+#define POLL_MS 200 /* how often a waiting call checks for cancellation, its deadline, a stop */
 
-typedef enum { RPC_UNARY, RPC_STREAM, RPC_OTHER } rpc_kind_t;
+typedef enum { RPC_UNARY, RPC_STREAM, RPC_REFLECT_V1, RPC_REFLECT_V1ALPHA, RPC_OTHER } rpc_kind_t;
+
+/* The registered methods, by kind. A reflection call is a bidi stream: its messages are read
+ * one at a time, so nothing is read with the call. */
+static const struct {
+    const char *path;
+    grpc_server_register_method_payload_handling payload;
+} methods[RPC_OTHER] = {
+    [RPC_UNARY] = {"/ai_router.AIRouter/RouteRequest", GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER},
+    [RPC_STREAM] = {"/ai_router.AIRouter/StreamingRouteRequest", GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER},
+    [RPC_REFLECT_V1] = {"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", GRPC_SRM_PAYLOAD_NONE},
+    [RPC_REFLECT_V1ALPHA] = {"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", GRPC_SRM_PAYLOAD_NONE},
+};
 
 typedef struct {
     rpc_kind_t kind;
@@ -53,6 +64,7 @@ typedef struct {
     bool closed;               /* the close-on-server op completed (cancelled or done) */
     int cancelled;
     bool sent_initial;
+    bool ended_waiting;        /* a stream ended (by a stop or idleness) while it waited for a message */
     /* for logs and metrics */
     char id[40];
     uint64_t start_us;
@@ -72,12 +84,12 @@ typedef struct {
 static const cfg_t *gcfg;
 static grpc_server *server;
 static grpc_completion_queue *server_cq;
-static void *m_unary, *m_stream;
+static void *registered[RPC_OTHER];
 static pthread_t loop_thread;
 static bool started;
 static volatile int stopping;
 static unsigned in_flight;
-static char tag_shutdown, tag_batch, tag_close;
+static char tag_shutdown, tag_batch, tag_close, tag_status;
 
 /* ---- call plumbing ---- */
 
@@ -131,15 +143,9 @@ static grpc_op initial_md_op(void)
     return op;
 }
 
-static bool send_response(rpc_t *r, const char *content, const char *provider, const char *model)
+/* Sends one message (with the initial metadata, the first time); false if the call is over. */
+static bool send_message(rpc_t *r, grpc_slice slice)
 {
-    AiRouter__AIResponse resp = AI_ROUTER__AIRESPONSE__INIT;
-    resp.content = (char *)content;
-    resp.provider = (char *)provider;
-    resp.model = (char *)model;
-    size_t len = ai_router__airesponse__get_packed_size(&resp);
-    grpc_slice slice = grpc_slice_malloc(len);
-    ai_router__airesponse__pack(&resp, GRPC_SLICE_START_PTR(slice));
     grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&slice, 1);
     grpc_slice_unref(slice);
     grpc_op ops[2];
@@ -153,6 +159,17 @@ static bool send_response(rpc_t *r, const char *content, const char *provider, c
     bool ok = batch(r, ops, n);
     grpc_byte_buffer_destroy(bb);
     return ok;
+}
+
+static bool send_response(rpc_t *r, const char *content, const char *provider, const char *model)
+{
+    AiRouter__AIResponse resp = AI_ROUTER__AIRESPONSE__INIT;
+    resp.content = (char *)content;
+    resp.provider = (char *)provider;
+    resp.model = (char *)model;
+    grpc_slice slice = grpc_slice_malloc(ai_router__airesponse__get_packed_size(&resp));
+    ai_router__airesponse__pack(&resp, GRPC_SLICE_START_PTR(slice));
+    return send_message(r, slice);
 }
 
 static void send_status(rpc_t *r, grpc_status_code code, const char *details)
@@ -556,7 +573,7 @@ static void access_log(rpc_t *r, const char *method)
         buf_append_json_string(&b, r->backend);
     else
         buf_appends(&b, "null");
-    buf_printf(&b, ",\"stream\":%s,\"error\":", r->kind == RPC_STREAM ? "true" : "false");
+    buf_printf(&b, ",\"stream\":%s,\"error\":", r->kind != RPC_UNARY && r->kind != RPC_OTHER ? "true" : "false");
     if (r->error && r->code != GRPC_STATUS_OK)
         buf_append_json_string(&b, r->error);
     else
@@ -589,6 +606,106 @@ static void rpc_free(rpc_t *r)
     free(r);
 }
 
+/* Ends a stream that waits for its client's next message with UNAVAILABLE (the client may call
+ * again); the pending receive then completes with nothing. */
+static void end_waiting_stream(rpc_t *r, const char *why, const char *reason)
+{
+    grpc_slice d = grpc_slice_from_static_string(why);
+    grpc_op ops[2];
+    size_t n = 0;
+    if (!r->sent_initial) {
+        ops[n++] = initial_md_op();
+        r->sent_initial = true;
+    }
+    ops[n] = (grpc_op){.op = GRPC_OP_SEND_STATUS_FROM_SERVER};
+    ops[n].data.send_status_from_server.status = GRPC_STATUS_UNAVAILABLE;
+    ops[n++].data.send_status_from_server.status_details = &d;
+    if (grpc_call_start_batch(r->call, ops, n, &tag_status, NULL) == GRPC_CALL_OK)
+        grpc_completion_queue_pluck(r->cq, &tag_status, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    else
+        grpc_call_cancel(r->call, NULL);
+    r->code = GRPC_STATUS_UNAVAILABLE;
+    r->error = reason;
+    r->ended_waiting = true;
+}
+
+/* Waits for the call's pending receive (started with tag_batch). A stream that waits for its
+ * client longer than limits.idle_timeout, or while the worker stops (so that it does not hold the
+ * drain), is ended. */
+static grpc_event await_receive(rpc_t *r)
+{
+    uint64_t idle_until = http_now_us() + (uint64_t)gcfg->idle_timeout * 1000000u;
+    for (;;) {
+        gpr_timespec poll = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(POLL_MS, GPR_TIMESPAN));
+        grpc_event ev = grpc_completion_queue_pluck(r->cq, &tag_batch, poll, NULL);
+        if (ev.type != GRPC_QUEUE_TIMEOUT)
+            return ev;
+        if (r->ended_waiting) /* the receive completes soon */
+            continue;
+        if (stopping)
+            end_waiting_stream(r, "This airouter worker is stopping; call again.", "worker_stopping");
+        else if (gcfg->idle_timeout > 0 && http_now_us() > idle_until)
+            end_waiting_stream(r, "The stream waited too long for a request (limits.idle_timeout).", "idle_timeout");
+    }
+}
+
+/* A server reflection stream: one response per request message, in order, until the client
+ * half-closes (OK), cancels, or the stream waits too long or while the worker stops. */
+static void serve_reflection(rpc_t *r)
+{
+    for (;;) {
+        grpc_byte_buffer *msg = NULL;
+        grpc_op op = {.op = GRPC_OP_RECV_MESSAGE};
+        op.data.recv_message.recv_message = &msg;
+        if (grpc_call_start_batch(r->call, &op, 1, &tag_batch, NULL) != GRPC_CALL_OK) {
+            send_status(r, GRPC_STATUS_INTERNAL, "The call cannot be read.");
+            return;
+        }
+        grpc_event ev = await_receive(r);
+        if (r->ended_waiting) {
+            if (msg)
+                grpc_byte_buffer_destroy(msg);
+            return;
+        }
+        if (!ev.success || !msg) { /* cancelled, or the client has no more requests */
+            if (msg)
+                grpc_byte_buffer_destroy(msg);
+            if (ev.success) {
+                send_status(r, GRPC_STATUS_OK, "");
+            } else {
+                r->code = GRPC_STATUS_CANCELLED;
+                r->error = "client_abort";
+            }
+            return;
+        }
+        grpc_byte_buffer_reader rd;
+        grpc_slice in = grpc_empty_slice();
+        if (grpc_byte_buffer_reader_init(&rd, msg)) {
+            in = grpc_byte_buffer_reader_readall(&rd);
+            grpc_byte_buffer_reader_destroy(&rd);
+        }
+        grpc_byte_buffer_destroy(msg);
+        uint8_t *out = NULL;
+        size_t out_len = 0;
+        int rc = grpc_reflection_answer(GRPC_SLICE_START_PTR(in), GRPC_SLICE_LENGTH(in), &out, &out_len);
+        grpc_slice_unref(in);
+        if (rc == -1) {
+            send_status(r, GRPC_STATUS_INVALID_ARGUMENT, "The message is not a valid ServerReflectionRequest.");
+            return;
+        }
+        if (rc < 0) {
+            send_status(r, GRPC_STATUS_RESOURCE_EXHAUSTED, "The server is out of memory.");
+            return;
+        }
+        grpc_slice reply = grpc_slice_new(out, out_len, free); /* the slice owns out */
+        if (!send_message(r, reply)) {
+            r->code = GRPC_STATUS_CANCELLED;
+            r->error = "client_abort";
+            return;
+        }
+    }
+}
+
 static void *serve_thread(void *arg)
 {
     rpc_t *r = arg;
@@ -597,9 +714,11 @@ static void *serve_thread(void *arg)
     grpc_op close_op = {.op = GRPC_OP_RECV_CLOSE_ON_SERVER};
     close_op.data.recv_close_on_server.cancelled = &r->cancelled;
     grpc_call_start_batch(r->call, &close_op, 1, &tag_close, NULL);
-    const char *method = r->kind == RPC_UNARY ? METHOD_UNARY : r->kind == RPC_STREAM ? METHOD_STREAM : "(unknown)";
+    const char *method = r->kind == RPC_OTHER ? "(unknown)" : methods[r->kind].path;
     if (r->kind == RPC_OTHER) {
-        send_status(r, GRPC_STATUS_UNIMPLEMENTED, "airouter serves ai_router.AIRouter only");
+        send_status(r, GRPC_STATUS_UNIMPLEMENTED, "airouter serves ai_router.AIRouter and server reflection only");
+    } else if (r->kind == RPC_REFLECT_V1 || r->kind == RPC_REFLECT_V1ALPHA) {
+        serve_reflection(r);
     } else {
         met_in_flight(1);
         AiRouter__AIRequest *in = NULL;
@@ -681,8 +800,9 @@ static rpc_t *ask_for_call(rpc_kind_t kind)
         grpc_call_details_init(&r->details);
         e = grpc_server_request_call(server, &r->call, &r->details, &r->md, r->cq, server_cq, r);
     } else {
-        e = grpc_server_request_registered_call(server, kind == RPC_UNARY ? m_unary : m_stream, &r->call,
-                                                &r->deadline, &r->md, &r->payload, r->cq, server_cq, r);
+        grpc_byte_buffer **payload = methods[kind].payload == GRPC_SRM_PAYLOAD_NONE ? NULL : &r->payload;
+        e = grpc_server_request_registered_call(server, registered[kind], &r->call, &r->deadline, &r->md, payload,
+                                                r->cq, server_cq, r);
     }
     if (e != GRPC_CALL_OK) {
         log_error("grpc: cannot wait for calls (error %d)", (int)e);
@@ -695,9 +815,8 @@ static rpc_t *ask_for_call(rpc_kind_t kind)
 static void *loop_main(void *arg)
 {
     (void)arg;
-    ask_for_call(RPC_UNARY);
-    ask_for_call(RPC_STREAM);
-    ask_for_call(RPC_OTHER);
+    for (int k = 0; k <= RPC_OTHER; k++)
+        ask_for_call((rpc_kind_t)k);
     for (;;) {
         grpc_event ev = grpc_completion_queue_next(server_cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
         if (ev.type == GRPC_QUEUE_SHUTDOWN)
@@ -737,6 +856,8 @@ int grpc_api_start(const cfg_t *cfg)
     gcfg = cfg;
     if (!cfg->grpc_listen)
         return 0;
+    if (grpc_reflection_init() < 0)
+        return -1;
     grpc_init(); /* in the worker, after fork: never in the master */
     grpc_arg args[] = {
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, .value.integer = MAX_MESSAGE},
@@ -747,8 +868,8 @@ int grpc_api_start(const cfg_t *cfg)
     server = grpc_server_create(&cargs, NULL);
     server_cq = grpc_completion_queue_create_for_next(NULL);
     grpc_server_register_completion_queue(server, server_cq, NULL);
-    m_unary = grpc_server_register_method(server, METHOD_UNARY, NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
-    m_stream = grpc_server_register_method(server, METHOD_STREAM, NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+    for (int k = 0; k < RPC_OTHER; k++)
+        registered[k] = grpc_server_register_method(server, methods[k].path, NULL, methods[k].payload, 0);
     grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
     int port = grpc_server_add_http2_port(server, cfg->grpc_listen, creds);
     grpc_server_credentials_release(creds);
@@ -758,6 +879,7 @@ int grpc_api_start(const cfg_t *cfg)
         grpc_completion_queue_shutdown(server_cq);
         grpc_completion_queue_destroy(server_cq);
         server = NULL;
+        grpc_reflection_free();
         return -1;
     }
     grpc_server_start(server);
@@ -804,4 +926,5 @@ void grpc_api_stop(int drain_s)
     server = NULL;
     started = false;
     grpc_shutdown();
+    grpc_reflection_free();
 }
