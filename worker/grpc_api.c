@@ -284,6 +284,7 @@ static rpc_try_t try_call(rpc_t *r, const cfg_model_t *m, bool is_fallback, cons
         .request_id = r->id,
         .traceparent = "",
         .client_fd = -1,
+        .max_event_bytes = gcfg->max_event_bytes,
     };
     if (!ops) {
         be_event_error(ev, BE_ERR_INTERNAL, 500, "server_error", NULL, "backend type not available");
@@ -347,6 +348,11 @@ static rpc_try_t try_call(rpc_t *r, const cfg_model_t *m, bool is_fallback, cons
                     shape_agg_add(agg, ev->obj);
             }
             json_object_put(ev->obj);
+            if (shape_agg_size(agg) > CFG_MAX_ANSWER_BYTES) {
+                be_event_error(ev, BE_ERR_PROTOCOL, 502, "server_error", "backend_error",
+                               "The model's backend sent an answer that is too large.");
+                break;
+            }
             continue;
         }
         if (ev->type == BE_EV_RESPONSE) {
