@@ -14,7 +14,9 @@
 //   m.events     [{ type: 'open'|'close'|'request', conn, time, ... }]
 //   m.closedCount number of connections closed so far
 //   m.reset()    forget recorded requests/events (connections stay open)
-//   m.waitFor(pred, ms) resolves with the first request matching pred (waits up to ms)
+//   m.waitFor(pred, ms) resolves with the first request matching pred (waits up to ms; pred is tried
+//                again whenever a request arrives, a socket closes, a stream event or a piece of a
+//                hostile knob's big part is sent)
 //   m.waitClosed(req, ms) resolves when that request's socket has closed (rejects after ms)
 //   await m.close()
 //
@@ -550,7 +552,7 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
   // Writes one SSE event (obj, or the string '[DONE]') in the wire variant the knobs select.
   async function sendEvent(res, rec, obj, k = {}) {
     if (res.destroyed || res.writableEnded) return false;
-    if (obj !== '[DONE]') { rec.response.push(obj); rec.chunksSent++; }
+    if (obj !== '[DONE]') { rec.response.push(obj); rec.chunksSent++; notify(); }
     const eol = k.crlf ? '\r\n' : '\n';
     let text = `${k.nospace ? 'data:' : 'data: '}${obj === '[DONE]' ? obj : JSON.stringify(obj)}${eol}${eol}`;
     if (k.comments) text = `: ping${eol}${eol}${text}`;
@@ -597,6 +599,7 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
       const piece = left >= XS.length ? XS : XS.subarray(0, left);
       if (!await writeFlowing(res, piece)) return false;
       rec.bigBytes += piece.length;
+      notify();
     }
     if (tail === null) { res.destroy(); return false; }
     return writeFlowing(res, tail);
@@ -985,7 +988,7 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
   // SSE event with an `event:` line (Responses API style) or data only (eventName null).
   async function sendNamed(res, rec, eventName, obj, k = {}) {
     if (res.destroyed || res.writableEnded) return false;
-    rec.response.push(obj); rec.chunksSent++;
+    rec.response.push(obj); rec.chunksSent++; notify();
     const eol = k.crlf ? '\r\n' : '\n';
     let text = `${eventName ? `event: ${eventName}${eol}` : ''}${k.nospace ? 'data:' : 'data: '}${JSON.stringify(obj)}${eol}${eol}`;
     if (k.comments) text = `: ping${eol}${eol}${text}`;

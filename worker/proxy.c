@@ -122,7 +122,8 @@ static int relay_event(proxy_relay_t *r, be_event_t *ev)
             return -1; /* a binary body cannot carry an error: cut it short */
         buf_t e = {0};
         oaierr_format(&e, ev->message, ev->err_type, NULL, ev->err_code[0] ? ev->err_code : NULL);
-        buf_appends(&r->pending, "event: error\ndata: ");
+        /* The blank line first ends an event whose lines were relayed in part (a client drops it). */
+        buf_appends(&r->pending, "\nevent: error\ndata: ");
         buf_append(&r->pending, e.data, e.len);
         buf_appends(&r->pending, "\n\n");
         buf_free(&e);
