@@ -15,14 +15,16 @@ const OpenAI = require('openai');
 const h = require('./lib/harness.js');
 const { startMock } = require('../../scripts/mock-openai.js');
 const { startMock: startAnthropic } = require('../../scripts/mock-anthropic.js');
+const { startMock: startTriton } = require('../../scripts/mock-triton.js');
 
 const T = { timeout: 60000 };
 const MAX_EVENT = 1024 * 1024;
-let mock, anth, router, big, client, worker;
+let mock, anth, triton, router, big, client, worker;
 
 before(async () => {
   mock = await startMock();
   anth = await startAnthropic({ apiKey: 'sk-ant-test' });
+  triton = await startTriton({ port: 0 });
   const oa = (name, backendModel, extra = '') => `{ name = "${name}"; backend = "oa"; backend_model = "${backendModel}"; ${extra} }`;
   router = await h.startRouter(`
 listen = "127.0.0.1:@PORT@";
@@ -32,7 +34,8 @@ limits = { drain_timeout = 5; max_event_bytes = ${MAX_EVENT}; };
 retry = { attempts = 1; };
 backends = (
   { name = "oa"; type = "openai"; url = "${mock.url}"; idle_timeout = 30; },
-  { name = "an"; type = "anthropic"; url = "${anth.url}"; api_key = "sk-ant-test"; idle_timeout = 30; }
+  { name = "an"; type = "anthropic"; url = "${anth.url}"; api_key = "sk-ant-test"; idle_timeout = 30; },
+  { name = "t"; type = "triton"; url = "${triton.url}"; idle_timeout = 30; }
 );
 models = (
   ${oa('huge-first', 'huge-line-64')},
@@ -46,7 +49,8 @@ models = (
   ${oa('resp-open', 'huge-open-256', 'kinds = ["responses"];')},
   ${oa('resp-endless', 'endless-20', 'kinds = ["responses"];')},
   ${oa('resp-endless-fast', 'endless-0', 'kinds = ["responses"];')},
-  { name = "claude-huge"; backend = "an"; backend_model = "claude-huge-delta-64"; }
+  { name = "claude-huge"; backend = "an"; backend_model = "claude-huge-delta-64"; },
+  { name = "trt-huge"; backend = "t"; backend_model = "ensemble+big=2000000"; profile = "trtllm"; prompt_format = "chatml"; }
 );
 `);
   big = await h.startRouter(`
@@ -66,6 +70,7 @@ after(async () => {
   if (big) await big.stop();
   if (mock) await mock.close();
   if (anth) await anth.close();
+  if (triton) await triton.close();
 });
 
 // kB of /proc/PID/status field (VmRSS, VmHWM...).
@@ -189,6 +194,22 @@ test('anthropic: a huge stream event ends the stream with a last error event', T
   assert.ok(last.json && last.json.error, `a last error event, got ${last.data.slice(0, 200)}`);
   assert.match(last.json.error.message, /larger than 1048576 bytes/);
   await assertStoppedEarly(anth, 'claude-huge-delta-64');
+});
+
+test('triton: a stream message over the limit ends the stream; a whole answer may be larger', T, async () => {
+  const res = await post('/v1/chat/completions', chatBody('trt-huge', { stream: true }));
+  assert.equal(res.status, 200);
+  const events = sseData(await res.text());
+  const last = events.at(-1);
+  assert.equal(events[0].json.choices[0].delta.role, 'assistant');
+  assert.ok(last.json && last.json.error, `a last error event, got ${last.data.slice(0, 200)}`);
+  assert.match(last.json.error.message, /larger than 1048576 bytes/);
+  const st = triton.streams.at(-1);
+  await h.waitFor(() => st.cancelled, { what: 'the Triton stream cancelled' });
+  // not streamed, the same 2 MB come as one answer, which is bounded by the answer cap, not the event limit
+  const whole = await client.chat.completions.create(chatBody('trt-huge'));
+  assert.ok(whole.choices[0].message.content.endsWith('x'.repeat(1000)));
+  assert.ok(whole.choices[0].message.content.length > 2000000);
 });
 
 // Starts a request, waits until the mock has sent `events` events of it (or, when events is a function,
