@@ -637,6 +637,7 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
     while (Date.now() < end && !gone(res)) {
       if (k.endless) await sleep(k.endless);
       else if (res.writableNeedDrain) await drained(res);
+      else await new Promise((r) => setImmediate(r)); // let timers and socket events run
       if (gone(res)) return;
       await send();
     }

@@ -39,6 +39,7 @@
 #define METHOD_STREAM "/ai_router.AIRouter/StreamingRouteRequest"
 #define MAX_MESSAGE (50 * 1024 * 1024)
 #define POLL_MS 200 /* how often a waiting call checks for cancellation and its deadline */
+#define CLIENT_CHECK_US 20000u /* how often a stream of chunks checks for cancellation */
 
 typedef enum { RPC_UNARY, RPC_STREAM, RPC_OTHER } rpc_kind_t;
 
@@ -308,8 +309,18 @@ static rpc_try_t try_call(rpc_t *r, const cfg_model_t *m, bool is_fallback, cons
     rpc_try_t result = TRY_FAIL;
     shape_agg_t *agg = NULL;
     bool sent = false;
+    uint64_t checked_us = http_now_us(); /* when the client was last looked at */
     for (;;) {
         ops->next(call, ev, POLL_MS);
+        /* Chunks that keep coming skip the PENDING branch below: look at the client now and then. */
+        if (ev->type == BE_EV_CHUNK && http_now_us() - checked_us >= CLIENT_CHECK_US) {
+            checked_us = http_now_us();
+            if (gone(r)) {
+                json_object_put(ev->obj);
+                be_event_error(ev, BE_ERR_CLIENT_GONE, 499, "client_gone", NULL, "the client cancelled the call");
+                break;
+            }
+        }
         if (ev->type == BE_EV_PENDING) {
             if (gone(r)) {
                 be_event_error(ev, BE_ERR_CLIENT_GONE, 499, "client_gone", NULL, "the client cancelled the call");

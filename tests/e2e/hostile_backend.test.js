@@ -11,6 +11,9 @@
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
+const path = require('node:path');
+const grpc = require('@grpc/grpc-js');
+const protoLoader = require('@grpc/proto-loader');
 const OpenAI = require('openai');
 const h = require('./lib/harness.js');
 const { startMock } = require('../../scripts/mock-openai.js');
@@ -19,15 +22,17 @@ const { startMock: startTriton } = require('../../scripts/mock-triton.js');
 
 const T = { timeout: 60000 };
 const MAX_EVENT = 1024 * 1024;
-let mock, anth, triton, router, big, client, worker;
+let mock, anth, triton, router, big, client, worker, grpcPort;
 
 before(async () => {
   mock = await startMock();
   anth = await startAnthropic({ apiKey: 'sk-ant-test' });
   triton = await startTriton({ port: 0 });
   const oa = (name, backendModel, extra = '') => `{ name = "${name}"; backend = "oa"; backend_model = "${backendModel}"; ${extra} }`;
+  grpcPort = await h.freePort();
   router = await h.startRouter(`
 listen = "127.0.0.1:@PORT@";
+grpc_listen = "127.0.0.1:${grpcPort}";
 workers = 1;
 log = { level = "info"; };
 limits = { drain_timeout = 5; max_event_bytes = ${MAX_EVENT}; };
@@ -248,6 +253,28 @@ test('a client that leaves while a huge line is being read stops the /v1/respons
 
 test('a client that leaves while a fast stream is folded into one answer stops the backend call', T, async () => {
   await leaveAndWatch('/v1/chat/completions', chatBody('endless-folded'), 'endless-0', 2000);
+});
+
+test('a gRPC client that cancels while a fast stream is folded into one answer stops the backend call', T, async () => {
+  const def = protoLoader.loadSync(path.join(__dirname, 'proto', 'ai_router.proto'), { keepCase: true, defaults: true, oneofs: true });
+  const ai = grpc.loadPackageDefinition(def).ai_router;
+  const c = new ai.AIRouter(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
+  try {
+    const done = new Promise((resolve) => {
+      const call = c.RouteRequest({ provider: '', model: 'endless-folded', prompt: 'hello world', max_tokens: 0, parameters: {} },
+        new grpc.Metadata(), { deadline: Date.now() + 30000 }, (err) => resolve(err));
+      mock.waitFor((r) => r.model === 'endless-0' && !r.socketClosedAt && r.chunksSent >= 2000, 10000).then((rec) => {
+        call.cancel();
+        resolve(mock.waitClosed(rec, 5000));
+      }, resolve);
+    });
+    const outcome = await done;
+    assert.ok(!(outcome instanceof Error) || outcome.code === grpc.status.CANCELLED, String(outcome));
+    const rec = mock.requests.filter((r) => r.model === 'endless-0').at(-1);
+    await mock.waitClosed(rec, 5000);
+  } finally {
+    c.close();
+  }
 });
 
 test('the worker survived every hostile stream', T, async () => {
