@@ -110,7 +110,7 @@ static grpc_channel *channel_for(const cfg_backend_t *be)
     if (!ch && nchannels < 64) {
         grpc_arg args[] = {
             /* Triton sets no send limit; the 4 MiB default receive limit is too low for a whole
-             * answer (an embeddings batch), but a backend must not fill the worker's memory. */
+             * answer, but a backend must not fill the worker's memory. */
             {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, .value.integer = (int)CFG_MAX_ANSWER_BYTES},
             {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, .value.integer = -1},
             {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, .value.integer = 200},
