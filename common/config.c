@@ -344,7 +344,7 @@ static const char *const metrics_keys[] = {"token", "listen", NULL};
 static const char *const tracing_keys[] = {"otlp_endpoint", "service_name", "queue_size", "batch_size",
                                            "flush_interval_ms", NULL};
 static const char *const log_keys[] = {"level", "error_log", "access_log", NULL};
-static const char *const limit_keys[] = {"max_body_bytes", "max_connections", "idle_timeout",
+static const char *const limit_keys[] = {"max_body_bytes", "max_event_bytes", "max_connections", "idle_timeout",
                                          "drain_timeout", NULL};
 static const char *const backend_keys[] = {
     "name", "type", "url", "api_key", "headers", "pass_client_key", "connect_timeout",
@@ -899,6 +899,7 @@ static int load_top(loader_t *ld, config_t *lc, cfg_t *cfg)
     cfg->workers = 2;
     cfg->log_level = 1;
     cfg->max_body_bytes = 10 * 1024 * 1024;
+    cfg->max_event_bytes = CFG_DEFAULT_MAX_EVENT_BYTES;
     cfg->max_connections = 1024;
     cfg->idle_timeout = 60;
     cfg->drain_timeout = 30;
@@ -1072,6 +1073,10 @@ static int load_top(loader_t *ld, config_t *lc, cfg_t *cfg)
         if (get_int(ld, lim, "max_body_bytes", 1024, 1LL << 34, &v) < 0)
             return -1;
         cfg->max_body_bytes = (size_t)v;
+        v = (long long)cfg->max_event_bytes;
+        if (get_int(ld, lim, "max_event_bytes", 1024, (long long)CFG_MAX_ANSWER_BYTES, &v) < 0)
+            return -1;
+        cfg->max_event_bytes = (size_t)v;
         v = cfg->max_connections;
         if (get_int(ld, lim, "max_connections", 1, 100000, &v) < 0)
             return -1;

@@ -25,6 +25,11 @@ const char *cfg_kind_name(unsigned kind);
 /* 0..KIND_COUNT-1 for a single kind bit. */
 int cfg_kind_index(unsigned kind);
 
+/* A whole (non-streaming) answer from a backend is held in memory to be reshaped; a larger
+ * one is refused. A stream's events are bounded by limits.max_event_bytes, never above it. */
+#define CFG_MAX_ANSWER_BYTES (64u * 1024 * 1024)
+#define CFG_DEFAULT_MAX_EVENT_BYTES (8u * 1024 * 1024)
+
 typedef struct {
     char *name;
     char *type;             /* "echo", "openai" */
@@ -124,6 +129,7 @@ typedef struct {
     char *error_log;
     char *access_log;
     size_t max_body_bytes;
+    size_t max_event_bytes; /* longest stream event or line a backend may send */
     int max_connections;
     int idle_timeout;
     int drain_timeout;

@@ -492,6 +492,7 @@ static const field_t log_fields[] = {
 
 static const field_t limit_fields[] = {
     F(cfg_t, "max_body_bytes", put_size, max_body_bytes),
+    F(cfg_t, "max_event_bytes", put_size, max_event_bytes),
     F(cfg_t, "max_connections", put_int, max_connections),
     F(cfg_t, "idle_timeout", put_int, idle_timeout),
     F(cfg_t, "drain_timeout", put_int, drain_timeout),

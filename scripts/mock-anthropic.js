@@ -92,6 +92,8 @@
 //   delay-MS       waits MS before each streamed event (and before a non-stream answer)
 //   dated          the Message's model is the requested name + "-20241022" (as the API resolves an
 //                  alias to a dated snapshot)
+//   huge-delta-N   (stream) after 2 text deltas, one content_block_delta whose text is N MiB of "x"
+//                  (written as the socket takes it; rec.bigBytes counts them), then the rest
 const http = require('node:http');
 
 const TOOL_INPUT = { location: 'Paris, France', unit: 'celsius' };
@@ -157,6 +159,7 @@ function knobs(model) {
   if (m.includes('dated')) k.dated = true;
   if ((r = /delay-(\d+)/.exec(m))) k.delay = Number(r[1]);
   if ((r = /retry-after-(\d+)/.exec(m))) k.retryAfter = r[1];
+  if ((r = /huge-delta-(\d+)/.exec(m))) k.hugeDelta = Number(r[1]) * 1024 * 1024;
   return k;
 }
 
@@ -454,6 +457,33 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
 
   function gone(res) { return res.destroyed || res.socket === null || (res.socket && res.socket.destroyed); }
 
+  // Writes piece; waits until the socket takes more. False once the client has gone.
+  async function writeFlowing(res, piece) {
+    if (gone(res)) return false;
+    if (!res.write(piece)) {
+      await new Promise((resolve) => {
+        const done = () => { res.off('drain', done); res.off('close', done); resolve(); };
+        res.on('drain', done);
+        res.on('close', done);
+      });
+    }
+    return !gone(res);
+  }
+
+  // huge-delta-N: one text delta of `bytes` bytes of "x".
+  async function sendHugeDelta(res, rec, index, bytes) {
+    const [a, b] = JSON.stringify({ type: 'content_block_delta', index, delta: { type: 'text_delta', text: '@X@' } }).split('@X@');
+    const xs = Buffer.alloc(64 * 1024, 'x');
+    rec.bigBytes = 0;
+    if (!await writeFlowing(res, `event: content_block_delta\ndata: ${a}`)) return false;
+    for (let left = bytes; left > 0; left -= xs.length) {
+      const piece = left >= xs.length ? xs : xs.subarray(0, left);
+      if (!await writeFlowing(res, piece)) return false;
+      rec.bigBytes += piece.length;
+    }
+    return writeFlowing(res, `${b}\n\n`);
+  }
+
   function sendEvent(res, rec, name, data) {
     if (gone(res) || res.writableEnded) return false;
     rec.response.push({ event: name, data });
@@ -558,6 +588,7 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
       }
       if (delay && name !== 'message_start') await sleep(delay);
       if (gone(res)) return;
+      if (k.hugeDelta && name === 'content_block_delta' && deltas === 2 && !await sendHugeDelta(res, rec, data.index, k.hugeDelta)) return;
       sendEvent(res, rec, name, data);
       if (name === 'content_block_delta') deltas++;
     }

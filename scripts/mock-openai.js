@@ -14,7 +14,9 @@
 //   m.events     [{ type: 'open'|'close'|'request', conn, time, ... }]
 //   m.closedCount number of connections closed so far
 //   m.reset()    forget recorded requests/events (connections stay open)
-//   m.waitFor(pred, ms) resolves with the first request matching pred (waits up to ms)
+//   m.waitFor(pred, ms) resolves with the first request matching pred (waits up to ms; pred is tried
+//                again whenever a request arrives, a socket closes, a stream event or a piece of a
+//                hostile knob's big part is sent)
 //   m.waitClosed(req, ms) resolves when that request's socket has closed (rejects after ms)
 //   await m.close()
 //
@@ -104,6 +106,17 @@
 //   slow-body-MS     non-stream: sends the headers (with Content-Length) and the first half of the JSON
 //                    body at once, the rest MS later (total-time tests)
 //   chunks-N         speech: the audio is written in N pieces (default 8; 4 events with stream_format sse)
+// Hostile streams (chat/completions and responses with stream=true; a client that leaves ends them, and
+// each ends by itself: rec.bigBytes counts the bytes of the big parts written so far):
+//   huge-line-N      the first event is one data: line of N MiB (a valid chunk / output_text.delta whose
+//                    text is N MiB of "x"), then the normal stream
+//   huge-line-late-N the same event after the first 2 events
+//   huge-open-N      after the first 2 events, a data: line of N MiB that never ends (no newline), then
+//                    the socket is closed
+//   no-blank-line    after the first 2 events, data: lines (about 1 KiB each) without the blank line that
+//                    would end the event, as fast as the socket takes them, 1 GiB at most
+//   endless-MS       after the normal events, one more text event every MS ms (0: as fast as the socket
+//                    takes them) for at most 60 s, without ending the stream
 // The surface endpoints that take a model (speech, transcriptions, translations, images, moderations,
 // responses) honour error-400/-400-leaky/-400-long/-404/-429/-500/-503, error-html, hang, slow-first-byte
 // and delay-MS too (responses: stream-then-die cuts the event stream after 3 events; dated: the answer's
@@ -237,6 +250,9 @@ function knobs(model) {
   if ((r = /retry-after-(\d+)/.exec(m))) k.retryAfter = r[1];
   if ((r = /slow-body-(\d+)/.exec(m))) k.slowBody = Number(r[1]);
   if ((r = /chunks-(\d+)/.exec(m))) k.chunks = Math.max(1, Number(r[1]));
+  if ((r = /huge-(line|line-late|open)-(\d+)/.exec(m))) k.huge = { at: r[1] === 'line' ? 0 : 2, open: r[1] === 'open', bytes: Number(r[2]) * 1024 * 1024 };
+  if (m.includes('no-blank-line')) k.noBlank = true;
+  if ((r = /endless-(\d+)/.exec(m))) k.endless = Number(r[1]);
   return k;
 }
 
@@ -536,7 +552,7 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
   // Writes one SSE event (obj, or the string '[DONE]') in the wire variant the knobs select.
   async function sendEvent(res, rec, obj, k = {}) {
     if (res.destroyed || res.writableEnded) return false;
-    if (obj !== '[DONE]') { rec.response.push(obj); rec.chunksSent++; }
+    if (obj !== '[DONE]') { rec.response.push(obj); rec.chunksSent++; notify(); }
     const eol = k.crlf ? '\r\n' : '\n';
     let text = `${k.nospace ? 'data:' : 'data: '}${obj === '[DONE]' ? obj : JSON.stringify(obj)}${eol}${eol}`;
     if (k.comments) text = `: ping${eol}${eol}${text}`;
@@ -556,6 +572,77 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
   }
 
   function gone(res) { return res.destroyed || res.socket === null || (res.socket && res.socket.destroyed); }
+
+  // Resolves when the socket takes more writes, or has closed.
+  function drained(res) {
+    return new Promise((resolve) => {
+      const done = () => { res.off('drain', done); res.off('close', done); resolve(); };
+      res.on('drain', done);
+      res.on('close', done);
+    });
+  }
+
+  // Writes piece, then waits until the socket takes more; false once the client has gone.
+  async function writeFlowing(res, piece) {
+    if (gone(res)) return false;
+    if (!res.write(piece)) await drained(res);
+    return !gone(res);
+  }
+
+  const XS = Buffer.alloc(64 * 1024, 'x');
+  // The hostile knobs' big writes (see the header): head, then `bytes` of "x", then tail (null: the
+  // line never ends and the socket is closed). False once the client has gone.
+  async function writeHuge(res, rec, head, bytes, tail) {
+    rec.bigBytes = rec.bigBytes || 0;
+    if (!await writeFlowing(res, head)) return false;
+    for (let left = bytes; left > 0; left -= XS.length) {
+      const piece = left >= XS.length ? XS : XS.subarray(0, left);
+      if (!await writeFlowing(res, piece)) return false;
+      rec.bigBytes += piece.length;
+      notify();
+    }
+    if (tail === null) { res.destroy(); return false; }
+    return writeFlowing(res, tail);
+  }
+
+  // data: lines that never end their event, until the client leaves (1 GiB at most).
+  async function writeNoBlankLines(res, rec, line) {
+    rec.bigBytes = rec.bigBytes || 0;
+    const block = Buffer.from(`data: ${line}\n`.repeat(64));
+    while (rec.bigBytes < 1024 * 1024 * 1024) {
+      if (!await writeFlowing(res, block)) return;
+      rec.bigBytes += block.length;
+    }
+    res.end();
+  }
+
+  // The hostile knobs, at event index i of a stream: a huge event (text is the JSON of an event around
+  // the marker "@X@", which stands for the bytes of "x"), or data lines without an end. False when the
+  // stream must stop here.
+  async function hostileAt(res, rec, k, i, prefix, text) {
+    if (k.huge && k.huge.at === i) {
+      const [a, b] = text.split('@X@');
+      return writeHuge(res, rec, `${prefix}data: ${a}`, k.huge.bytes, k.huge.open ? null : `${b}\n\n`);
+    }
+    if (k.noBlank && i === 2) {
+      await writeNoBlankLines(res, rec, text.replace('@X@', 'x'.repeat(900)));
+      return false;
+    }
+    return true;
+  }
+
+  // endless-MS: one more event (send()) every MS ms until the client leaves, for 60 s at most.
+  async function endlessEvents(res, k, send) {
+    const end = Date.now() + 60000;
+    while (Date.now() < end && !gone(res)) {
+      if (k.endless) await sleep(k.endless);
+      else if (res.writableNeedDrain) await drained(res);
+      else await new Promise((r) => setImmediate(r)); // let timers and socket events run
+      if (gone(res)) return;
+      await send();
+    }
+    res.end();
+  }
 
   // Per-mock switches (see the header).
   const ctl = { failNext: 0, failEvery: 0, everyCount: 0, failStatus: 500, retryAfter: '1', latencyMs: 0, modelsStatus: 200, backendKey: null };
@@ -794,9 +881,17 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
       if (delay) await sleep(delay);
       if (k.stall && i === k.stall.n) await sleep(k.stall.ms);
       if (gone(res)) return;
+      const big = chat ? { ...base, choices: [{ index: 0, delta: { content: '@X@' }, logprobs: null, finish_reason: null }] }
+        : { ...base, choices: [{ text: '@X@', index: 0, logprobs: null, finish_reason: null }] };
+      if (!await hostileAt(res, rec, k, i, '', JSON.stringify(big))) return;
       await sendEvent(res, rec, seq[i], k);
     }
     if (gone(res)) return;
+    if (k.endless !== undefined) {
+      const more = chat ? { ...base, choices: [{ index: 0, delta: { content: 'more ' }, logprobs: null, finish_reason: null }] }
+        : { ...base, choices: [{ text: 'more ', index: 0, logprobs: null, finish_reason: null }] };
+      return endlessEvents(res, k, () => sendEvent(res, rec, more, k));
+    }
     await sendEvent(res, rec, '[DONE]', k);
     res.end();
   }
@@ -894,7 +989,7 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
   // SSE event with an `event:` line (Responses API style) or data only (eventName null).
   async function sendNamed(res, rec, eventName, obj, k = {}) {
     if (res.destroyed || res.writableEnded) return false;
-    rec.response.push(obj); rec.chunksSent++;
+    rec.response.push(obj); rec.chunksSent++; notify();
     const eol = k.crlf ? '\r\n' : '\n';
     let text = `${eventName ? `event: ${eventName}${eol}` : ''}${k.nospace ? 'data:' : 'data: '}${JSON.stringify(obj)}${eol}${eol}`;
     if (k.comments) text = `: ping${eol}${eol}${text}`;
@@ -1107,8 +1202,15 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
       if (k.delay) await sleep(k.delay);
       if (k.die && i === 3) { await sleep(50); res.destroy(); return; }
       if (gone(res)) return;
+      const big = { type: 'response.output_text.delta', sequence_number: i, item_id: item.id, output_index: 0, content_index: 0, delta: '@X@', logprobs: [] };
+      if (!await hostileAt(res, rec, k, i, 'event: response.output_text.delta\n', JSON.stringify(big))) return;
       const [type, fields] = seq[i];
       await sendNamed(res, rec, type, { type, sequence_number: i, ...fields }, k);
+    }
+    if (k.endless !== undefined) {
+      let n = seq.length;
+      return endlessEvents(res, k, () => sendNamed(res, rec, 'response.output_text.delta',
+        { type: 'response.output_text.delta', sequence_number: n++, item_id: item.id, output_index: 0, content_index: 0, delta: 'more ', logprobs: [] }, k));
     }
     res.end();
   }

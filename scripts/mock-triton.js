@@ -58,7 +58,8 @@
 //   echo         the prompt is echoed whatever exclude_input_in_output says (non-streaming: in
 //                front of the text; streaming: in front of the first response, or of every one
 //                with cumulative), like older vLLM backends
-//   big=N        (non-streaming) N more 'x' characters after the answer (messages over 4 MiB)
+//   big=N        (non-streaming) N more 'x' characters after the answer (messages over 4 MiB);
+//                (streaming) the second response carries N more 'x' characters
 //
 // Answers (deterministic, derived from the prompt P = text_input[0]):
 //   replyTokens(P) = ["Hello", " from", " Triton", ":", " W", " words", ",", " C", " chars."]
@@ -554,6 +555,7 @@ async function startMock({ port = 0, host = '127.0.0.1', quiet = true } = {}) {
       const fin = model.profile === 'vllm' && last ? finish : 'None';
       let text = k.cumulative ? tokens.slice(0, i + 1).join('') : tokens[i];
       if (k.echo && (k.cumulative || i === 0)) text = rec.text + text;
+      if (k.big && i === 1) text += 'x'.repeat(Number(k.big));
       send(response(model, rec, final, outputsFor(model, rec, { text, finish: fin, nIn, nOut: 1 })), { final, text });
     }
     if (tokens.length === 0 && !flagOnly && !eos) { // nothing generated: one empty final data response

@@ -367,6 +367,11 @@ static json_object *collect_whole(request_t *req, const backend_ops_t *ops, be_c
                 shape_agg_add(agg, ev->obj);
             json_object_put(ev->obj);
             ev->obj = NULL;
+            if (shape_agg_size(agg) > CFG_MAX_ANSWER_BYTES) {
+                be_event_error(ev, BE_ERR_PROTOCOL, 502, "server_error", "backend_error",
+                               "The model's backend sent an answer that is too large.");
+                break;
+            }
             continue;
         }
         if (ev->type == BE_EV_RESPONSE)
@@ -430,6 +435,7 @@ static try_result_t try_target(request_t *req, const void *job_arg, const cfg_mo
         .client_key = req->client_key,
         .request_id = req->id,
         .client_fd = http_client_fd(req),
+        .max_event_bytes = http_cfg->max_event_bytes,
         .traceparent = traceparent,
         .chunk_text = job->client_stream && backend_stream && !job->gateway,
     };

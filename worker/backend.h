@@ -29,6 +29,7 @@ typedef struct {
     const char *request_id;
     const char *traceparent;       /* W3C trace context for the backend, "" for none */
     int client_fd;                 /* watched so a departed client cancels the call */
+    size_t max_event_bytes;        /* longest stream event (or line of one) the backend may send */
     /* The caller relays chunks to an OpenAI client as they are: a backend that speaks OpenAI
      * may hand a chunk out as its JSON text, model already renamed to client_model, instead of
      * parsing it (chunks with usage or an error still come parsed). */

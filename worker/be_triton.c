@@ -25,6 +25,7 @@
 
 #define METHOD "/inference.GRPCInferenceService/ModelStreamInfer"
 #define SLICE_MS 200        /* how often a wait checks the client and the timeouts */
+#define CLIENT_CHECK_US 20000u /* how often a stream of messages checks the client */
 #define DEFAULT_MAX_TOKENS 512
 
 static pthread_mutex_t channels_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -52,6 +53,8 @@ struct be_call {
     bool stream;
     bool want_usage;
     int client_fd;
+    uint64_t client_checked_us; /* when the client was last looked at */
+    size_t max_event;       /* streams: the largest message taken */
     char *backend_model, *client_model;
     char id[96];
     long created;
@@ -106,8 +109,9 @@ static grpc_channel *channel_for(const cfg_backend_t *be)
             ch = channels[i];
     if (!ch && nchannels < 64) {
         grpc_arg args[] = {
-            /* Triton sets no send limit; the 4 MiB default receive limit is too low. */
-            {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, .value.integer = -1},
+            /* Triton sets no send limit; the 4 MiB default receive limit is too low for a whole
+             * answer, but a backend must not fill the worker's memory. */
+            {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, .value.integer = (int)CFG_MAX_ANSWER_BYTES},
             {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, .value.integer = -1},
             {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, .value.integer = 200},
             {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, .value.integer = 2000},
@@ -523,6 +527,13 @@ static bool handle_response(be_call_t *c, Inference__ModelStreamInferResponse *r
     } else if (piece.len) {
         if (c->model->cumulative_output) /* the last response holds the whole text */
             buf_reset(&c->text);
+        if (c->text.len + piece.len > CFG_MAX_ANSWER_BYTES) {
+            buf_free(&piece);
+            c->failed = true;
+            be_event_error(ev, BE_ERR_PROTOCOL, 502, "server_error", "backend_error",
+                           "The model's backend sent an answer that is too large.");
+            return false;
+        }
         buf_append(&c->text, c->model->cumulative_output ? c->seen.data : piece.data,
                    c->model->cumulative_output ? c->seen.len : piece.len);
     }
@@ -616,6 +627,7 @@ static be_call_t *triton_open(const be_request_t *req, be_event_t *ev)
     c->stream = req->stream;
     c->want_usage = req->want_usage;
     c->client_fd = req->client_fd;
+    c->max_event = req->max_event_bytes ? req->max_event_bytes : CFG_DEFAULT_MAX_EVENT_BYTES;
     c->backend_model = strdup(req->backend_model);
     c->client_model = strdup(req->client_model ? req->client_model : req->backend_model);
     c->created = (long)time(NULL);
@@ -722,6 +734,12 @@ static void stream_ended(be_call_t *c, be_event_t *ev)
     be_sanitise(detail, sizeof detail, c->backend_model, c->client_model);
     be_sanitise(detail, sizeof detail, c->be->url, "the backend");
     c->failed = true;
+    if (c->status == GRPC_STATUS_RESOURCE_EXHAUSTED && strcasestr(detail, "larger than max")) {
+        /* grpc's own words for a message over the channel's receive limit */
+        be_event_error(ev, BE_ERR_PROTOCOL, 502, "server_error", "backend_error",
+                       "The model's backend sent an answer that is too large.");
+        return;
+    }
     switch (c->status) {
     case GRPC_STATUS_OK:
         be_event_error(ev, BE_ERR_PROTOCOL, 502, "server_error", "backend_error",
@@ -808,6 +826,15 @@ static void triton_next(be_call_t *c, be_event_t *ev, int wait_ms)
             return;
         }
         c->last_us = now_us();
+        if (c->stream && grpc_byte_buffer_length(c->recv) > c->max_event) {
+            grpc_byte_buffer_destroy(c->recv);
+            c->recv = NULL;
+            c->failed = true;
+            log_warn("backend '%s': a stream message passed limits.max_event_bytes (%zu)", c->be->name, c->max_event);
+            be_event_error(ev, BE_ERR_PROTOCOL, 502, "server_error", "backend_error",
+                           "The model's backend sent a stream event larger than %zu bytes.", c->max_event);
+            return;
+        }
         grpc_byte_buffer_reader rd;
         Inference__ModelStreamInferResponse *r = NULL;
         if (grpc_byte_buffer_reader_init(&rd, c->recv)) {
@@ -828,6 +855,14 @@ static void triton_next(be_call_t *c, be_event_t *ev, int wait_ms)
         inference__model_stream_infer_response__free_unpacked(r, NULL);
         if (!ok)
             return;
+        /* Messages that keep coming skip the wait that watches the client: look now and then. */
+        if (c->last_us - c->client_checked_us >= CLIENT_CHECK_US) {
+            c->client_checked_us = c->last_us;
+            if (client_gone(c->client_fd)) {
+                be_event_error(ev, BE_ERR_CLIENT_GONE, 499, "client_gone", NULL, "client disconnected");
+                return;
+            }
+        }
     }
 }
 

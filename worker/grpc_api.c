@@ -38,6 +38,7 @@
 
 #define MAX_MESSAGE (50 * 1024 * 1024)
 #define POLL_MS 200 /* how often a waiting call checks for cancellation, its deadline, a stop */
+#define CLIENT_CHECK_US 20000u /* how often a stream of chunks checks for cancellation */
 
 typedef enum { RPC_UNARY, RPC_STREAM, RPC_REFLECT_V1, RPC_REFLECT_V1ALPHA, RPC_OTHER } rpc_kind_t;
 
@@ -301,6 +302,7 @@ static rpc_try_t try_call(rpc_t *r, const cfg_model_t *m, bool is_fallback, cons
         .request_id = r->id,
         .traceparent = "",
         .client_fd = -1,
+        .max_event_bytes = gcfg->max_event_bytes,
     };
     if (!ops) {
         be_event_error(ev, BE_ERR_INTERNAL, 500, "server_error", NULL, "backend type not available");
@@ -324,8 +326,18 @@ static rpc_try_t try_call(rpc_t *r, const cfg_model_t *m, bool is_fallback, cons
     rpc_try_t result = TRY_FAIL;
     shape_agg_t *agg = NULL;
     bool sent = false;
+    uint64_t checked_us = http_now_us(); /* when the client was last looked at */
     for (;;) {
         ops->next(call, ev, POLL_MS);
+        /* Chunks that keep coming skip the PENDING branch below: look at the client now and then. */
+        if (ev->type == BE_EV_CHUNK && http_now_us() - checked_us >= CLIENT_CHECK_US) {
+            checked_us = http_now_us();
+            if (gone(r)) {
+                json_object_put(ev->obj);
+                be_event_error(ev, BE_ERR_CLIENT_GONE, 499, "client_gone", NULL, "the client cancelled the call");
+                break;
+            }
+        }
         if (ev->type == BE_EV_PENDING) {
             if (gone(r)) {
                 be_event_error(ev, BE_ERR_CLIENT_GONE, 499, "client_gone", NULL, "the client cancelled the call");
@@ -364,6 +376,11 @@ static rpc_try_t try_call(rpc_t *r, const cfg_model_t *m, bool is_fallback, cons
                     shape_agg_add(agg, ev->obj);
             }
             json_object_put(ev->obj);
+            if (shape_agg_size(agg) > CFG_MAX_ANSWER_BYTES) {
+                be_event_error(ev, BE_ERR_PROTOCOL, 502, "server_error", "backend_error",
+                               "The model's backend sent an answer that is too large.");
+                break;
+            }
             continue;
         }
         if (ev->type == BE_EV_RESPONSE) {

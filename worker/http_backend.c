@@ -5,6 +5,7 @@
  * back parsed; what they mean is the backend type's business. */
 #include <curl/curl.h>
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,13 +16,15 @@
 #include <time.h>
 
 #include "../common/buf.h"
+#include "../common/lines.h"
 #include "../common/log.h"
 #include "http_backend.h"
 #include "oai_shape.h"
 
-/* Non-streaming answers and error bodies larger than this are refused. */
-#define MAX_RESPONSE_BYTES (64u * 1024 * 1024)
 #define POOL_MAX 256
+/* While data keeps arriving the wait that watches the client does not run: the client is
+ * looked at this often instead. */
+#define CLIENT_CHECK_US 20000u
 
 /* A multi handle and its easy handle travel together: with the multi interface the
  * connection cache lives in the multi handle, so reusing the pair keeps backend
@@ -60,8 +63,9 @@ struct hb_call {
     bool response_sent;
     CURLcode result;
     buf_t resp;                 /* whole body (non-SSE answers and errors) */
-    buf_t line;                 /* SSE: the partial line */
+    lines_t lines;              /* SSE: the line scanner (holds a partial line) */
     buf_t data;                 /* SSE: the event's data lines */
+    size_t max_event;           /* SSE: bound of an event's data, and of a line */
     queued_chunk_t *queue;      /* chunks not yet handed out */
     int qhead, qlen, qcap;
     buf_t model_json;           /* chunk_text: the client's model as a JSON string literal */
@@ -69,6 +73,7 @@ struct hb_call {
     bool stream_failed;
     be_event_t failure;         /* set when stream_failed */
     uint64_t start_us, last_data_us;
+    uint64_t client_checked_us; /* when the client was last looked at */
     int retry_after_s;          /* from a Retry-After header */
     bool headers_seen;          /* got_headers as of the last pump: a change ends a wait */
     /* byte relay */
@@ -284,8 +289,23 @@ static void sse_dispatch(hb_call_t *c)
         json_object_put(obj);
 }
 
-static void sse_line(hb_call_t *c, const char *line, size_t len)
+/* Ends the stream: the backend sent more than an event may hold. */
+static void sse_too_large(hb_call_t *c)
 {
+    buf_free(&c->data);
+    lines_free(&c->lines);
+    if (c->stream_failed)
+        return;
+    c->stream_failed = true;
+    be_event_error(&c->failure, BE_ERR_PROTOCOL, 502, "server_error", "backend_error",
+                   "The model's backend sent a stream event larger than %zu bytes.", c->max_event);
+    log_warn("backend '%s': a stream event passed limits.max_event_bytes (%zu)", c->be->name, c->max_event);
+}
+
+/* One line of the stream (lines_fn). Returns -1 when the event outgrows its bound. */
+static int sse_line(void *ud, const char *line, size_t len)
+{
+    hb_call_t *c = ud;
     if (len == 0) {
         sse_dispatch(c);
     } else if (len >= 5 && strncmp(line, "data:", 5) == 0) {
@@ -293,27 +313,30 @@ static void sse_line(hb_call_t *c, const char *line, size_t len)
         size_t vl = len - 5;
         if (vl && *v == ' ')
             v++, vl--;
-        if (c->data.len)
-            buf_append(&c->data, "\n", 1);
-        buf_append(&c->data, v, vl);
+        if (c->data.len + (c->data.len ? 1 : 0) + vl > c->max_event)
+            return -1;
+        if ((c->data.len && buf_append(&c->data, "\n", 1) < 0) || buf_append(&c->data, v, vl) < 0)
+            return -1;
     }
     /* Comments (":"), "event:", "id:" and "retry:" lines carry nothing we relay. */
+    return 0;
 }
 
-static void sse_feed(hb_call_t *c, const char *p, size_t n)
+/* Returns -1 when the stream cannot go on (an event or line too large). */
+static int sse_feed(hb_call_t *c, const char *p, size_t n)
 {
-    buf_append(&c->line, p, n);
-    size_t start = 0;
-    for (size_t i = 0; i < c->line.len; i++) {
-        if (c->line.data[i] != '\n')
-            continue;
-        size_t end = i;
-        if (end > start && c->line.data[end - 1] == '\r')
-            end--;
-        sse_line(c, c->line.data + start, end - start);
-        start = i + 1;
-    }
-    buf_consume(&c->line, start);
+    if (lines_feed(&c->lines, p, n, sse_line, c) == LINES_OK)
+        return 0;
+    sse_too_large(c);
+    return -1;
+}
+
+/* The end of the stream: an unterminated last event still counts. */
+static void sse_end(hb_call_t *c)
+{
+    if (lines_finish(&c->lines, sse_line, c) == LINES_OK && sse_line(c, "", 0) == 0)
+        return;
+    sse_too_large(c);
 }
 
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
@@ -357,11 +380,9 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
     c->last_data_us = now_us();
     if (c->raw && (c->status < 400 || c->raw_errors_as_is))
         return buf_append(&c->rawbuf, p, len) < 0 ? 0 : len;
-    if (c->is_sse) {
-        sse_feed(c, p, len);
-        return len;
-    }
-    if (c->resp.len + len > MAX_RESPONSE_BYTES)
+    if (c->is_sse)
+        return sse_feed(c, p, len) < 0 ? 0 : len; /* 0 aborts the transfer */
+    if (c->resp.len + len > CFG_MAX_ANSWER_BYTES)
         return 0; /* aborts the transfer: reported as a protocol error */
     return buf_append(&c->resp, p, len) < 0 ? 0 : len;
 }
@@ -430,7 +451,7 @@ static void call_free(hb_call_t *c)
     buf_free(&c->resp);
     buf_free(&c->rawbuf);
     buf_free(&c->rawout);
-    buf_free(&c->line);
+    lines_free(&c->lines);
     buf_free(&c->data);
     for (int i = 0; i < c->qlen; i++) {
         json_object_put(c->queue[c->qhead + i].obj);
@@ -461,6 +482,8 @@ hb_call_t *hb_open(const be_request_t *req, const hb_options_t *opt, be_event_t 
         goto oom;
     c->be = be;
     c->stream = req->stream;
+    c->max_event = req->max_event_bytes ? req->max_event_bytes : CFG_DEFAULT_MAX_EVENT_BYTES;
+    c->lines.max_line = c->max_event;
     c->client_fd = req->client_fd;
     c->watch_client = req->client_fd >= 0;
     c->backend_model = strdup(req->backend_model);
@@ -570,7 +593,7 @@ static void finish_event(hb_call_t *c, be_event_t *ev)
         return;
     }
     if (c->is_sse) {
-        sse_feed(c, "\n\n", 2); /* an unterminated last event still counts */
+        sse_end(c);
         if (c->qlen > 0) {
             queue_pop(c, ev);
             return;
@@ -617,6 +640,20 @@ static bool check_client(hb_call_t *c, bool readable)
     return client_gone(c->client_fd);
 }
 
+/* Looks at the client without waiting; true if it has left. */
+static bool client_left_now(hb_call_t *c)
+{
+    c->client_checked_us = now_us();
+    if (c->client_fd < 0)
+        return false;
+    struct pollfd p = {.fd = c->client_fd, .events = POLLIN | POLLRDHUP};
+    if (poll(&p, 1, 0) <= 0)
+        return false;
+    if (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL))
+        return true;
+    return check_client(c, true);
+}
+
 /* Drives the transfer once: checks the timeouts, runs curl, waits for the backend
  * or the client (never past wait_end). Returns true with ev set when the caller
  * must return it (timeout, nothing within the wait, client gone). */
@@ -659,8 +696,13 @@ static bool pump(hb_call_t *c, be_event_t *ev, uint64_t wait_end)
             c->transfer_done = true;
             c->result = msg->data.result;
         }
-    if (c->transfer_done || c->qlen > 0 || c->stream_failed || c->rawbuf.len > 0 || c->got_headers != c->headers_seen)
+    if (c->transfer_done || c->qlen > 0 || c->stream_failed || c->rawbuf.len > 0 || c->got_headers != c->headers_seen) {
+        if (!c->transfer_done && now - c->client_checked_us >= CLIENT_CHECK_US && client_left_now(c)) {
+            be_event_error(ev, BE_ERR_CLIENT_GONE, 499, "client_gone", NULL, "client disconnected");
+            return true;
+        }
         return false;
+    }
     uint64_t until = limit < wait_end ? limit : wait_end;
     int timeout_ms = (int)((until - now) / 1000u) + 1;
     if (timeout_ms > 1000)

@@ -94,49 +94,43 @@ bool shape_usage(json_object *obj, long long *in, long long *out)
     return true;
 }
 
-static void sse_line(shape_sse_t *s, const char *line, size_t n, const char *model, buf_t *out)
+static int sse_line(void *ud, const char *line, size_t n)
 {
+    shape_sse_t *s = ud;
+    buf_t *out = s->out;
     if (n > 5 && strncmp(line, "data:", 5) == 0) {
         size_t skip = line[5] == ' ' ? 6 : 5;
         json_object *obj = shape_parse(line + skip, n - skip);
         if (obj && json_object_is_type(obj, json_type_object)) {
             shape_usage(obj, &s->tokens_in, &s->tokens_out);
-            shape_set_models(obj, model);
+            shape_set_models(obj, s->model);
             size_t len;
             const char *js = shape_json(obj, &len);
             buf_append(out, "data: ", 6);
             buf_append(out, js, len);
             buf_append(out, "\n", 1);
             json_object_put(obj);
-            return;
+            return 0;
         }
         json_object_put(obj);
     }
     buf_append(out, line, n);
     buf_append(out, "\n", 1);
+    return 0;
 }
 
-void shape_sse_feed(shape_sse_t *s, const char *p, size_t n, const char *model, buf_t *out)
+int shape_sse_feed(shape_sse_t *s, const char *p, size_t n, const char *model, buf_t *out)
 {
-    buf_append(&s->line, p, n);
-    size_t start = 0;
-    for (size_t i = 0; i < s->line.len; i++) {
-        if (s->line.data[i] != '\n')
-            continue;
-        size_t end = i;
-        if (end > start && s->line.data[end - 1] == '\r')
-            end--;
-        sse_line(s, s->line.data + start, end - start, model, out);
-        start = i + 1;
-    }
-    buf_consume(&s->line, start);
+    s->model = model;
+    s->out = out;
+    return lines_feed(&s->lines, p, n, sse_line, s) == LINES_OK ? 0 : -1;
 }
 
 void shape_sse_finish(shape_sse_t *s, const char *model, buf_t *out)
 {
-    if (s->line.len)
-        sse_line(s, s->line.data, s->line.len, model, out);
-    buf_free(&s->line);
+    s->model = model;
+    s->out = out;
+    lines_finish(&s->lines, sse_line, s);
 }
 
 const char *shape_json(json_object *obj, size_t *len)
@@ -179,6 +173,7 @@ struct shape_agg {
     json_object *usage;
     agg_choice_t *choices;
     int nchoices;
+    size_t bytes;        /* text folded in so far */
 };
 
 shape_agg_t *shape_agg_new(unsigned kind)
@@ -213,16 +208,17 @@ static void set_str(char **dst, json_object *v)
     }
 }
 
-static void agg_tool_delta(agg_choice_t *c, json_object *tc)
+/* Folds one tool call delta in; returns the bytes of arguments it added. */
+static size_t agg_tool_delta(agg_choice_t *c, json_object *tc)
 {
     json_object *v, *fn;
     int index = json_object_object_get_ex(tc, "index", &v) ? json_object_get_int(v) : c->ntools;
     if (index < 0 || index > 256)
-        return;
+        return 0;
     if (index >= c->ntools) {
         agg_tool_t *n = realloc(c->tools, (size_t)(index + 1) * sizeof *n);
         if (!n)
-            return;
+            return 0;
         memset(n + c->ntools, 0, (size_t)(index + 1 - c->ntools) * sizeof *n);
         c->tools = n;
         c->ntools = index + 1;
@@ -235,10 +231,25 @@ static void agg_tool_delta(agg_choice_t *c, json_object *tc)
     if (json_object_object_get_ex(tc, "function", &fn)) {
         if (json_object_object_get_ex(fn, "name", &v))
             set_str(&t->name, v);
-        if (json_object_object_get_ex(fn, "arguments", &v) && json_object_is_type(v, json_type_string))
-            buf_appends(&t->arguments, json_object_get_string(v));
+        if (json_object_object_get_ex(fn, "arguments", &v) && json_object_is_type(v, json_type_string)) {
+            size_t n = (size_t)json_object_get_string_len(v);
+            buf_append(&t->arguments, json_object_get_string(v), n);
+            return n;
+        }
     }
+    return 0;
 }
+
+/* Appends a text piece of a choice and counts it. */
+static void agg_text(shape_agg_t *a, agg_choice_t *c, json_object *text)
+{
+    size_t n = (size_t)json_object_get_string_len(text);
+    buf_append(&c->content, json_object_get_string(text), n);
+    c->has_content = true;
+    a->bytes += n;
+}
+
+size_t shape_agg_size(const shape_agg_t *a) { return a ? a->bytes : 0; }
 
 void shape_agg_add(shape_agg_t *a, json_object *chunk)
 {
@@ -264,23 +275,19 @@ void shape_agg_add(shape_agg_t *a, json_object *chunk)
             c->finish_reason = json_object_get(v);
         }
         if (a->kind != KIND_CHAT) {
-            if (json_object_object_get_ex(ch, "text", &text) && json_object_is_type(text, json_type_string)) {
-                buf_appends(&c->content, json_object_get_string(text));
-                c->has_content = true;
-            }
+            if (json_object_object_get_ex(ch, "text", &text) && json_object_is_type(text, json_type_string))
+                agg_text(a, c, text);
             continue;
         }
         if (!json_object_object_get_ex(ch, "delta", &delta))
             continue;
         if (json_object_object_get_ex(delta, "role", &v))
             set_str(&c->role, v);
-        if (json_object_object_get_ex(delta, "content", &v) && json_object_is_type(v, json_type_string)) {
-            buf_appends(&c->content, json_object_get_string(v));
-            c->has_content = true;
-        }
+        if (json_object_object_get_ex(delta, "content", &v) && json_object_is_type(v, json_type_string))
+            agg_text(a, c, v);
         if (json_object_object_get_ex(delta, "tool_calls", &v) && json_object_is_type(v, json_type_array))
             for (size_t t = 0; t < json_object_array_length(v); t++)
-                agg_tool_delta(c, json_object_array_get_idx(v, t));
+                a->bytes += agg_tool_delta(c, json_object_array_get_idx(v, t));
     }
 }
 

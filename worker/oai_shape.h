@@ -6,6 +6,7 @@
 #include <stdbool.h>
 
 #include "../common/buf.h"
+#include "../common/lines.h"
 
 /* Parses exactly one JSON value from data (surrounding whitespace allowed); NULL if the
  * text is not that. Reuses a per-thread parser: allocating one per call is costly. */
@@ -25,16 +26,21 @@ void shape_set_models(json_object *obj, const char *model);
 /* Rewrites the JSON data lines of an SSE stream as it passes (shape_set_models),
  * keeping every other line (event:, id:, comments) as it is. */
 typedef struct {
-    buf_t line; /* a partial line */
+    lines_t lines;   /* the scanner, holding a partial line */
+    const char *model;
+    buf_t *out;
     long long tokens_in, tokens_out; /* from the last event with usage (shape_usage); -1 none */
 } shape_sse_t;
-#define SHAPE_SSE_INIT {.line = {0}, .tokens_in = -1, .tokens_out = -1}
+/* longest: the longest line the stream may carry (0: no bound). */
+#define SHAPE_SSE_INIT(longest) {.lines = {.max_line = (longest)}, .tokens_in = -1, .tokens_out = -1}
 
 /* Reads token usage from obj.usage or obj.response.usage (the Responses API), in either naming:
  * prompt_tokens/completion_tokens or input_tokens/output_tokens. Leaves a count it does not find
  * as it was; false if there is no usage object. */
 bool shape_usage(json_object *obj, long long *in, long long *out);
-void shape_sse_feed(shape_sse_t *s, const char *p, size_t n, const char *model, buf_t *out);
+/* Appends the rewritten lines that p completes to out. Returns 0, or -1 when a line is
+ * longer than the bound (or memory ran out): the stream must end there. */
+int shape_sse_feed(shape_sse_t *s, const char *p, size_t n, const char *model, buf_t *out);
 /* Emits a last unterminated line, and frees the state. */
 void shape_sse_finish(shape_sse_t *s, const char *model, buf_t *out);
 
@@ -49,6 +55,8 @@ typedef struct shape_agg shape_agg_t;
 shape_agg_t *shape_agg_new(unsigned kind);
 /* Folds one stream chunk in (does not take ownership). */
 void shape_agg_add(shape_agg_t *agg, json_object *chunk);
+/* Bytes of text (content, tool arguments) folded in so far; 0 for NULL. */
+size_t shape_agg_size(const shape_agg_t *agg);
 /* Builds the completion object (caller owns it). */
 json_object *shape_agg_finish(shape_agg_t *agg);
 void shape_agg_free(shape_agg_t *agg);

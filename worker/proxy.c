@@ -24,9 +24,6 @@
 #include "route.h"
 #include "trace.h"
 
-/* JSON answers are rewritten whole; larger ones are refused as a protocol error. */
-#define MAX_JSON_ANSWER (64u * 1024 * 1024)
-
 typedef struct {
     unsigned kind;
     const char *method;
@@ -85,7 +82,12 @@ static int relay_event(proxy_relay_t *r, be_event_t *ev)
     switch (ev->type) {
     case BE_EV_DATA:
         if (r->sse) {
-            shape_sse_feed(&r->rewriter, ev->data, ev->len, r->client_model, &r->pending);
+            if (shape_sse_feed(&r->rewriter, ev->data, ev->len, r->client_model, &r->pending) < 0) {
+                be_event_error(ev, BE_ERR_PROTOCOL, 502, "server_error", "backend_error",
+                               "The model's backend sent a stream event larger than %zu bytes.",
+                               r->rewriter.lines.max_line);
+                return relay_event(r, ev);
+            }
             note_stream_usage(r);
         } else {
             buf_append(&r->pending, ev->data, ev->len);
@@ -120,7 +122,8 @@ static int relay_event(proxy_relay_t *r, be_event_t *ev)
             return -1; /* a binary body cannot carry an error: cut it short */
         buf_t e = {0};
         oaierr_format(&e, ev->message, ev->err_type, NULL, ev->err_code[0] ? ev->err_code : NULL);
-        buf_appends(&r->pending, "event: error\ndata: ");
+        /* The blank line first ends an event whose lines were relayed in part (a client drops it). */
+        buf_appends(&r->pending, "\nevent: error\ndata: ");
         buf_append(&r->pending, e.data, e.len);
         buf_appends(&r->pending, "\n\n");
         buf_free(&e);
@@ -171,7 +174,7 @@ static bool read_all(request_t *req, const backend_ops_t *ops, be_call_t *call, 
     for (;;) {
         ops->next_raw(call, ev, api_keepalive_ms());
         if (ev->type == BE_EV_DATA) {
-            if (out->len + ev->len > MAX_JSON_ANSWER) {
+            if (out->len + ev->len > CFG_MAX_ANSWER_BYTES) {
                 be_event_error(ev, BE_ERR_PROTOCOL, 502, "server_error", "backend_error",
                                "The model's backend sent an answer that is too large.");
                 return false;
@@ -326,7 +329,7 @@ static try_result_t try_proxy(request_t *req, const void *job_arg, const cfg_mod
     r->req = req;
     r->ops = ops;
     r->call = call;
-    r->rewriter = (shape_sse_t)SHAPE_SSE_INIT;
+    r->rewriter = (shape_sse_t)SHAPE_SSE_INIT(http_cfg->max_event_bytes);
     r->sse = !job->passthrough && asked && strncasecmp(content_type, "text/event-stream", 17) == 0;
     r->target_slot = t->state_slot;
     r->try_index = try_index;

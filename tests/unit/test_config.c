@@ -42,6 +42,7 @@ TEST(config_minimal_defaults)
     CHECK_STR(c->error_log, "");
     CHECK_STR(c->access_log, "");
     CHECK_INT(c->max_body_bytes, 10 * 1024 * 1024);
+    CHECK_INT(c->max_event_bytes, 8 * 1024 * 1024);
     CHECK_INT(c->max_connections, 1024);
     CHECK_INT(c->idle_timeout, 60);
     CHECK_INT(c->drain_timeout, 30);
@@ -94,6 +95,7 @@ TEST(config_full_every_key)
     CHECK_STR(c->error_log, "/tmp/airouter-unit-error.log");
     CHECK_STR(c->access_log, "off");
     CHECK_INT(c->max_body_bytes, 2048);
+    CHECK_INT(c->max_event_bytes, 65536);
     CHECK_INT(c->max_connections, 10);
     CHECK_INT(c->idle_timeout, 5);
     CHECK_INT(c->drain_timeout, 0);
@@ -260,6 +262,8 @@ static const struct {
     {"bad_model_key.conf", "conf/bad_model_key.conf:5: unknown key 'backend_name' in models[0]"},
     {"bad_log_key.conf", "conf/bad_log_key.conf:3: unknown key 'file' in log"},
     {"bad_limits_key.conf", "conf/bad_limits_key.conf:3: unknown key 'max_body' in limits"},
+    {"bad_max_event_bytes.conf",
+     "conf/bad_max_event_bytes.conf:2: 'max_event_bytes' must be between 1024 and 67108864"},
     {"bad_apikey_key.conf", "conf/bad_apikey_key.conf:5: unknown key 'model' in api_keys[0]"},
     {"bad_type_workers.conf", "conf/bad_type_workers.conf:3: 'workers' must be an integer"},
     {"bad_type_workers_range.conf",

@@ -564,7 +564,7 @@ TEST(shape_usage_both_namings_and_nested_response)
 
 TEST(shape_sse_rewrite_keeps_usage_and_renames)
 {
-    shape_sse_t s = SHAPE_SSE_INIT;
+    shape_sse_t s = SHAPE_SSE_INIT(0);
     buf_t out = {0};
     const char *stream =
         "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"model\":\"backend-m\"}}\n\n"
@@ -581,12 +581,44 @@ TEST(shape_sse_rewrite_keeps_usage_and_renames)
     CHECK(out.data && strstr(out.data, "\"model\":\"client-m\"") != NULL);
     buf_free(&out);
 
-    shape_sse_t none = SHAPE_SSE_INIT; /* a stream without usage leaves the counts unknown */
+    shape_sse_t none = SHAPE_SSE_INIT(0); /* a stream without usage leaves the counts unknown */
     shape_sse_feed(&none, "data: {\"model\":\"x\"}\n\n", 21, "y", &out);
     shape_sse_finish(&none, "y", &out);
     CHECK_INT(none.tokens_in, -1);
     CHECK_INT(none.tokens_out, -1);
     buf_free(&out);
+}
+
+TEST(shape_sse_rewrite_refuses_a_line_over_the_bound)
+{
+    shape_sse_t s = SHAPE_SSE_INIT(32);
+    buf_t out = {0};
+    CHECK_INT(shape_sse_feed(&s, "data: {\"model\":\"b\"}\n\n", 21, "c", &out), 0);
+    CHECK_STR(out.data, "data: {\"model\":\"c\"}\n\n");
+    char big[64];
+    memset(big, 'x', sizeof big);
+    CHECK_INT(shape_sse_feed(&s, "data: ", 6, "c", &out), 0);
+    CHECK_INT(shape_sse_feed(&s, big, sizeof big, "c", &out), -1); /* never ends: refused at the bound */
+    CHECK(s.lines.partial.data == NULL);
+    shape_sse_finish(&s, "c", &out);
+    CHECK_STR(out.data, "data: {\"model\":\"c\"}\n\n");
+    buf_free(&out);
+}
+
+TEST(shape_agg_counts_the_text_folded_in)
+{
+    shape_agg_t *a = shape_agg_new(KIND_CHAT);
+    CHECK_INT(shape_agg_size(a), 0);
+    json_object *c1 = json_tokener_parse("{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hello\"}}]}");
+    json_object *c2 = json_tokener_parse("{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,"
+                                         "\"function\":{\"arguments\":\"{\\\"a\\\":1}\"}}]}}]}");
+    shape_agg_add(a, c1);
+    shape_agg_add(a, c2);
+    CHECK_INT(shape_agg_size(a), 5 + 7);
+    json_object_put(c1);
+    json_object_put(c2);
+    shape_agg_free(a);
+    CHECK_INT(shape_agg_size(NULL), 0);
 }
 
 /* The fast rename must give what parsing, shape_set_model and re-parsing give, or refuse. */
