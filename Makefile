@@ -30,7 +30,7 @@ PROTO_HDR  := $(PROTO_SRC:.c=.h)
 SRC        := $(COMMON_SRC) $(wildcard master/*.c) $(wildcard worker/*.c) $(PROTO_SRC)
 HDR        := $(wildcard common/*.h master/*.h worker/*.h) $(PROTO_HDR)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
-UNIT_DEPS  := $(COMMON_SRC) worker/route.c worker/oai_shape.c worker/validate.c
+UNIT_DEPS  := $(COMMON_SRC) worker/route.c worker/oai_shape.c worker/validate.c worker/multipart.c
 
 OBJ      := $(SRC:%.c=build/release/%.o)
 OBJ_ASAN := $(SRC:%.c=build/asan/%.o)
