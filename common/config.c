@@ -1,6 +1,7 @@
 #include "config.h"
 #include "log.h"
 #include "buf.h"
+#include "urlpath.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -869,9 +870,13 @@ static int load_passthrough(loader_t *ld, config_t *lc, cfg_t *cfg)
             free(backend);
             return -1;
         }
-        if (!p->prefix || strncmp(p->prefix, "/v1/", 4) != 0 || strlen(p->prefix) < 5) {
+        if (!p->prefix || strncmp(p->prefix, "/v1/", 4) != 0 || strlen(p->prefix) < 5 ||
+            urlpath_check(p->prefix) != URLPATH_OK || !urlpath_forwardable(p->prefix) || strchr(p->prefix, '%')) {
             free(backend);
-            return fail(ld, g, "%s: 'prefix' must be a path under /v1/, like \"/v1/files\"", where);
+            return fail(ld, g,
+                        "%s: 'prefix' must be a path under /v1/, like \"/v1/files\", without '.' or '..' segments, "
+                        "escapes or characters that cannot be forwarded",
+                        where);
         }
         p->backend = backend ? find_backend(cfg, backend) : -1;
         if (p->backend < 0 || strcmp(cfg->backends[p->backend].type, "openai") != 0) {

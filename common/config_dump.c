@@ -192,8 +192,7 @@ static void put_secret_or_empty(dump_t *d, const field_t *f, const char *o)
     key_string(d, f->name, s && s[0] ? MASK : "");
 }
 
-/* Whether a header or query parameter name suggests a credential. */
-static bool secret_name(const char *name, size_t len)
+bool cfg_secret_name(const char *name, size_t len)
 {
     static const char *const words[] = {"auth", "key", "token", "secret", "password", "passwd", "cookie",
                                         "signature", "sig", "credential", NULL};
@@ -237,7 +236,7 @@ char *cfg_mask_url(const char *url)
     for (p = query + 1; *p && *p != '#';) {
         size_t plen = strcspn(p, "&#");
         const char *eq = memchr(p, '=', plen);
-        if (eq && secret_name(p, (size_t)(eq - p))) {
+        if (eq && cfg_secret_name(p, (size_t)(eq - p))) {
             memcpy(w, p, (size_t)(eq + 1 - p));
             w += eq + 1 - p;
             w = stpcpy(w, MASK);
@@ -283,7 +282,7 @@ static void put_headers(dump_t *d, const field_t *f, const char *o)
     for (int i = 0; i < n; i++) {
         size_t name_len = strcspn(h[i], ":");
         fputs(i ? ", \"" : " \"", d->out);
-        if (secret_name(h[i], name_len)) {
+        if (cfg_secret_name(h[i], name_len)) {
             put_escaped(d, h[i], name_len);
             fputs(": " MASK, d->out);
         } else {

@@ -93,20 +93,78 @@ void log_timestamp(char *out, unsigned long size)
              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
 }
 
+/* Length of the valid UTF-8 sequence at p (2-4 bytes, not a C1 control), or 0. */
+static size_t utf8_printable(const unsigned char *p)
+{
+    size_t n;
+    unsigned cp, min;
+    if ((p[0] & 0xe0) == 0xc0)
+        n = 2, min = 0xa0, cp = p[0] & 0x1f; /* U+0080..U+009F are C1 controls */
+    else if ((p[0] & 0xf0) == 0xe0)
+        n = 3, min = 0x800, cp = p[0] & 0x0f;
+    else if ((p[0] & 0xf8) == 0xf0)
+        n = 4, min = 0x10000, cp = p[0] & 0x07;
+    else
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3f);
+    }
+    return cp >= min && cp <= 0x10ffff && (cp < 0xd800 || cp > 0xdfff) ? n : 0;
+}
+
+size_t log_escape(char *out, size_t size, const char *in)
+{
+    size_t o = 0;
+    if (size == 0)
+        return 0;
+    for (const unsigned char *p = (const unsigned char *)in; *p;) {
+        char esc[8];
+        size_t n = 1, elen;
+        const char *e = esc;
+        if (*p == '\\') {
+            e = "\\\\", elen = 2;
+        } else if (*p == '\n') {
+            e = "\\n", elen = 2;
+        } else if (*p == '\r') {
+            e = "\\r", elen = 2;
+        } else if (*p == '\t') {
+            e = "\\t", elen = 2;
+        } else if (*p < 0x20 || *p == 0x7f) {
+            elen = (size_t)snprintf(esc, sizeof esc, "\\x%02x", *p);
+        } else if (*p < 0x80) {
+            e = (const char *)p, elen = 1;
+        } else if ((n = utf8_printable(p)) > 0) {
+            e = (const char *)p, elen = n;
+        } else {
+            n = 1;
+            elen = (size_t)snprintf(esc, sizeof esc, "\\x%02x", *p);
+        }
+        if (o + elen + 1 > size)
+            break; /* never a cut escape or character */
+        memcpy(out + o, e, elen);
+        o += elen;
+        p += n;
+    }
+    out[o] = '\0';
+    return o;
+}
+
 void log_msg(int level, const char *fmt, ...)
 {
     if (level < log_level)
         return;
-    char line[2048], ts[40];
-    log_timestamp(ts, sizeof ts);
-    int n = snprintf(line, sizeof line, "%s [%s] [%d] ", ts, level_names[level], (int)getpid());
+    char msg[2048], line[2048 + 64], ts[40];
     va_list ap;
     va_start(ap, fmt);
-    int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
-    if (len > sizeof line - 2)
-        len = sizeof line - 2;
+    log_timestamp(ts, sizeof ts);
+    int n = snprintf(line, sizeof line, "%s [%s] [%d] ", ts, level_names[level], (int)getpid());
+    /* Messages quote what clients and backends sent (model names, paths, error texts): escaped
+     * here, once, so that nothing from outside can end a line or forge the next one. */
+    size_t len = (size_t)n + log_escape(line + n, sizeof line - (size_t)n - 1, msg);
     line[len++] = '\n';
     ssize_t w = write(error_fd, line, len);
     (void)w;

@@ -53,7 +53,8 @@
 //                                (400 unless the response was created with background=true); 404 for unknown ids.
 //   POST /v1/files (multipart file + purpose), GET /v1/files (list, plus `echo`: {method, path, query,
 //                                auth: 'backend'|'other'|'none', authorized_with_backend_key}, where 'backend' means
-//                                Authorization was "Bearer " + m.backendKey), GET/DELETE /v1/files/{id},
+//                                Authorization was "Bearer " + m.backendKey), GET/DELETE /v1/files/{id}
+//                                (GET /v1/files/echo-credentials: a 400 quoting the Authorization header),
 //                                GET /v1/files/{id}/content.
 // Multipart requests are parsed: rec.form = { fields: {name: value (repeated names: array)},
 // files: [{ field, filename, contentType, size, sha256 }] } (rec.formError if malformed), rec.model is the
@@ -76,6 +77,7 @@
 //   error-400        400 {"error":{message mentioning the model name, type invalid_request_error,
 //                    param "temperature", code "invalid_value"}}
 //   error-400-leaky  same, but the message also names the backend URL (http://HOST/v1/...) it was sent to
+//   error-400-echo-key  400 whose message quotes the Authorization and x-api-key headers it was sent
 //   error-400-long   400 whose message quotes the last user message (long, non-ASCII input -> long message)
 //   error-404        404 model_not_found in OpenAI's words (message names the model)
 //   error-429        429 rate_limit_exceeded (type "requests"), Retry-After header (m.retryAfter, default
@@ -225,6 +227,7 @@ function knobs(model) {
   const m = String(model || '');
   const k = {};
   if (m.includes('error-400-leaky')) k.error = 'leaky400';
+  else if (m.includes('error-400-echo-key')) k.error = 'echoKey400';
   else if (m.includes('error-400-long')) k.error = 'long400';
   else if (m.includes('error-400')) k.error = 400;
   else if (m.includes('error-404')) k.error = 404;
@@ -665,6 +668,11 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
     return true;
   }
 
+  // An error text that quotes the credentials the request came with, as careless servers do.
+  function echoedCredentials(req, what) {
+    return `Request for ${what} refused: Authorization was '${req.headers.authorization || ''}', x-api-key was '${req.headers['x-api-key'] || ''}'.`;
+  }
+
   // The error knobs of a model name (error-400, error-404, ..., error-html): sends that error and
   // returns true, else false. input: the request's text (quoted by error-400-long).
   function knobError(req, res, rec, k, model, p, input) {
@@ -685,6 +693,8 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
       }
       case 'leaky400':
         sendJson(res, rec, 400, errorBody(`Invalid request to http://${host}${p} for model '${model}': 'temperature' is invalid.`, 'invalid_request_error', 'temperature', 'invalid_value')); return true;
+      case 'echoKey400':
+        sendJson(res, rec, 400, errorBody(echoedCredentials(req, model), 'invalid_request_error', null, 'invalid_value')); return true;
       case 404:
         sendJson(res, rec, 404, errorBody(`The model \`${model}\` does not exist or you do not have access to it.`, 'invalid_request_error', null, 'model_not_found')); return true;
       case 429:
@@ -1276,7 +1286,9 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
     });
   }
   function noFile(a, id) { return sendJson(a.res, a.rec, 404, errorBody(`No such File object: ${id}`, 'invalid_request_error', 'id', null)); }
-  function fileGet(a, id) { const s = storedFiles.get(id); return s ? sendJson(a.res, a.rec, 200, s.file) : noFile(a, id); }
+  function fileGet(a, id) {
+    if (id === 'echo-credentials') return sendJson(a.res, a.rec, 400, errorBody(echoedCredentials(a.req, id), 'invalid_request_error', 'id', null));
+    const s = storedFiles.get(id); return s ? sendJson(a.res, a.rec, 200, s.file) : noFile(a, id); }
   function fileDelete(a, id) { return storedFiles.delete(id) ? sendJson(a.res, a.rec, 200, { object: 'file', id, deleted: true }) : noFile(a, id); }
   function fileContent(a, id) {
     const s = storedFiles.get(id);

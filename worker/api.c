@@ -298,7 +298,15 @@ static enum MHD_Result start_stream(request_t *req, relay_t *r)
 /* Parses the body as one JSON object; NULL (and a queued 400) when it is not. */
 json_object *api_parse_body(request_t *req, enum MHD_Result *rc)
 {
-    json_object *obj = req->body.len > 0 ? shape_parse(req->body.data, req->body.len) : NULL;
+    shape_parse_status_t st = SHAPE_PARSE_INVALID;
+    json_object *obj = req->body.len > 0 ? shape_parse_status(req->body.data, req->body.len, &st) : NULL;
+    if (!obj && st == SHAPE_PARSE_TOO_DEEP) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "The JSON body of your request nests objects and arrays more than %d levels deep.",
+                 SHAPE_MAX_DEPTH);
+        *rc = http_respond_error(req, 400, msg, "invalid_request_error", NULL, "invalid_json");
+        return NULL;
+    }
     if (!obj) {
         *rc = http_respond_error(req, 400,
                                  "We could not parse the JSON body of your request. The body must "

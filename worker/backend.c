@@ -3,8 +3,11 @@
 
 #include <poll.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "../common/config_dump.h"
 
 extern const backend_ops_t be_echo_ops;
 extern const backend_ops_t be_openai_ops;
@@ -22,8 +25,102 @@ const backend_ops_t *backend_lookup(const char *type)
     return NULL;
 }
 
-int backends_worker_init(void)
+/* The secrets of the worker's config: pointers into it (it lives as long as the worker). */
+#define MAX_SECRETS 256
+static const char *secrets[MAX_SECRETS];
+static size_t secret_lens[MAX_SECRETS];
+static int nsecrets;
+/* Shorter values are not secrets worth the damage replacing them would do to a message. */
+#define MIN_SECRET_LEN 4
+
+static void add_secret(const char *s, size_t n)
 {
+    if (n >= MIN_SECRET_LEN && nsecrets < MAX_SECRETS) {
+        secrets[nsecrets] = s;
+        secret_lens[nsecrets++] = n;
+    }
+}
+
+static void collect_secrets(const cfg_t *cfg)
+{
+    nsecrets = 0;
+    for (int i = 0; i < cfg->nbackends; i++) {
+        const cfg_backend_t *be = &cfg->backends[i];
+        if (be->api_key)
+            add_secret(be->api_key, strlen(be->api_key));
+        for (int h = 0; h < be->nheaders; h++) {
+            const char *line = be->headers[h], *colon = strchr(line, ':');
+            if (!colon || !cfg_secret_name(line, (size_t)(colon - line)))
+                continue;
+            const char *v = colon + 1;
+            while (*v == ' ' || *v == '\t')
+                v++;
+            add_secret(v, strlen(v));
+            const char *space = strchr(v, ' '); /* "Bearer TOKEN": the token alone too */
+            if (space)
+                add_secret(space + 1, strlen(space + 1));
+        }
+    }
+    /* Longest first, so a secret that contains another is replaced whole. */
+    for (int i = 1; i < nsecrets; i++)
+        for (int j = i; j > 0 && secret_lens[j] > secret_lens[j - 1]; j--) {
+            const char *s = secrets[j];
+            size_t n = secret_lens[j];
+            secrets[j] = secrets[j - 1], secret_lens[j] = secret_lens[j - 1];
+            secrets[j - 1] = s, secret_lens[j - 1] = n;
+        }
+}
+
+/* Replaces every occurrence of needle in b with repl. */
+static int replace_all(buf_t *b, const char *needle, size_t nl, const char *repl)
+{
+    if (nl == 0 || !b->data || !memmem(b->data, b->len, needle, nl))
+        return 0;
+    buf_t out = {0};
+    const char *p = b->data, *end = b->data + b->len, *hit;
+    while ((hit = memmem(p, (size_t)(end - p), needle, nl))) {
+        if (buf_append(&out, p, (size_t)(hit - p)) < 0 || buf_appends(&out, repl) < 0)
+            goto oom;
+        p = hit + nl;
+    }
+    if (buf_append(&out, p, (size_t)(end - p)) < 0)
+        goto oom;
+    buf_free(b);
+    *b = out;
+    return 0;
+oom:
+    buf_free(&out);
+    buf_free(b);
+    return -1;
+}
+
+int be_scrub_secrets(buf_t *b)
+{
+    for (int i = 0; i < nsecrets; i++)
+        if (replace_all(b, secrets[i], secret_lens[i], "[redacted]") < 0)
+            return -1;
+    return 0;
+}
+
+void be_client_message(char *msg, size_t size, const char *text, const cfg_backend_t *be,
+                       const char *backend_model, const char *client_model)
+{
+    buf_t b = {0};
+    if (buf_appends(&b, text) < 0 || be_scrub_secrets(&b) < 0 ||
+        (be && be->url && replace_all(&b, be->url, strlen(be->url), "the backend") < 0) ||
+        (backend_model && client_model &&
+         replace_all(&b, backend_model, strlen(backend_model), client_model) < 0)) {
+        snprintf(msg, size, "The model's backend rejected the request.");
+        buf_free(&b);
+        return;
+    }
+    snprintf(msg, size, "%s", b.data ? b.data : "");
+    buf_free(&b);
+}
+
+int backends_worker_init(const cfg_t *cfg)
+{
+    collect_secrets(cfg);
     for (size_t i = 0; i < NBACKEND_TYPES; i++)
         if (backend_table[i]->worker_init && backend_table[i]->worker_init() < 0)
             return -1;
@@ -73,26 +170,6 @@ bool client_gone(int fd)
         return false;
     struct pollfd p = {.fd = fd, .events = POLLRDHUP};
     return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
-}
-
-void be_sanitise(char *msg, size_t size, const char *needle, const char *repl)
-{
-    size_t nl = needle ? strlen(needle) : 0, rl = strlen(repl);
-    if (nl == 0)
-        return;
-    char out[1024];
-    size_t o = 0;
-    for (const char *p = msg; *p && o + 1 < sizeof out;) {
-        if (strncmp(p, needle, nl) == 0) {
-            for (size_t i = 0; i < rl && o + 1 < sizeof out; i++)
-                out[o++] = repl[i];
-            p += nl;
-        } else {
-            out[o++] = *p++;
-        }
-    }
-    out[o] = '\0';
-    snprintf(msg, size, "%s", out);
 }
 
 const char *be_error_name(be_error_t e)

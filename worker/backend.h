@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <sys/uio.h>
 
+#include "../common/buf.h"
 #include "../common/config.h"
 
 typedef struct be_call be_call_t;
@@ -115,7 +116,8 @@ typedef struct {
 
 /* The backend module for a config type name, or NULL. */
 const backend_ops_t *backend_lookup(const char *type);
-int backends_worker_init(void);
+/* Once per worker after fork: each type's worker_init, and the secrets be_scrub_secrets knows. */
+int backends_worker_init(const cfg_t *cfg);
 void backends_worker_cleanup(void);
 
 /* A short name for logs, metrics and traces ("backend_timeout", "client_abort"...). */
@@ -129,9 +131,16 @@ void be_event_error(be_event_t *ev, be_error_t err, int status, const char *type
  * param n) when the request asks for more, so a client never silently gets fewer choices. */
 bool be_refuse_many_choices(const be_request_t *req, be_event_t *ev, const char *backend_name);
 
-/* Replaces every occurrence of needle in msg (NUL-terminated, size bytes) with repl,
- * so backend-side names never reach a client. */
-void be_sanitise(char *msg, size_t size, const char *needle, const char *repl);
+/* Copies a backend's error text into msg (size bytes) fit for a client: every configured
+ * backend secret (see be_scrub_secrets) becomes "[redacted]", be's URL "the backend" and
+ * backend_model client_model. Works on the whole text before it is cut to size, so no
+ * part of a secret survives the cut. */
+void be_client_message(char *msg, size_t size, const char *text, const cfg_backend_t *be,
+                       const char *backend_model, const char *client_model);
+/* Replaces every configured backend secret in b (any bytes) with "[redacted]": the api_key of
+ * every backend, and the values of headers whose names say they carry a credential (with and
+ * without their "Bearer " scheme). Returns -1 when out of memory (b is then emptied). */
+int be_scrub_secrets(buf_t *b);
 
 /* True if the client on fd has closed its end (polls, never blocks). */
 bool client_gone(int fd);

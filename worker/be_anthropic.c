@@ -9,6 +9,7 @@
 
 #include "../common/buf.h"
 #include "http_backend.h"
+#include "oai_shape.h"
 
 #define DEFAULT_MAX_TOKENS 4096
 #define MAX_TOOL_BLOCKS 64
@@ -120,7 +121,7 @@ static json_object *content_blocks(json_object *msg, const char *role)
                                                                          ? json_object_get_string(name) : ""));
             json_object *input = NULL;
             if (fn && json_object_object_get_ex(fn, "arguments", &args) && json_object_is_type(args, json_type_string))
-                input = json_tokener_parse(json_object_get_string(args));
+                input = shape_parse(json_object_get_string(args), (size_t)json_object_get_string_len(args));
             if (!json_object_is_type(input, json_type_object)) {
                 json_object_put(input);
                 input = json_object_new_object();

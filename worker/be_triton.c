@@ -471,8 +471,7 @@ static bool handle_response(be_call_t *c, Inference__ModelStreamInferResponse *r
 {
     if (r->error_message && r->error_message[0]) {
         char msg[400];
-        snprintf(msg, sizeof msg, "%s", r->error_message);
-        be_sanitise(msg, sizeof msg, c->backend_model, c->client_model);
+        be_client_message(msg, sizeof msg, r->error_message, c->be, c->backend_model, c->client_model);
         be_event_error(ev, BE_ERR_HTTP_5XX, 502, "server_error", "backend_error", "The model's backend failed: %s", msg);
         c->failed = true;
         return false;
@@ -728,11 +727,10 @@ static void stream_ended(be_call_t *c, be_event_t *ev)
 {
     grpc_completion_queue_pluck(c->cq, &tag_status, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
     char detail[300];
-    snprintf(detail, sizeof detail, "%.*s", (int)GRPC_SLICE_LENGTH(c->status_details),
-             (const char *)GRPC_SLICE_START_PTR(c->status_details));
+    char *raw = strndup((const char *)GRPC_SLICE_START_PTR(c->status_details), GRPC_SLICE_LENGTH(c->status_details));
+    be_client_message(detail, sizeof detail, raw ? raw : "", c->be, c->backend_model, c->client_model);
+    free(raw);
     log_warn("backend '%s': Triton call ended with status %d: %s", c->be->name, (int)c->status, detail);
-    be_sanitise(detail, sizeof detail, c->backend_model, c->client_model);
-    be_sanitise(detail, sizeof detail, c->be->url, "the backend");
     c->failed = true;
     if (c->status == GRPC_STATUS_RESOURCE_EXHAUSTED && strcasestr(detail, "larger than max")) {
         /* grpc's own words for a message over the channel's receive limit */

@@ -8,6 +8,7 @@
 
 #include "../common/metrics.h"
 #include "api.h"
+#include "oai_shape.h"
 #include "trace.h"
 
 /* OpenAI chat fields whose values are not strings. */
@@ -77,7 +78,7 @@ json_object *gateway_chat_body(const char *prompt, long max_tokens, json_object 
                 }
                 conv = json_object_new_boolean(strcmp(s, "true") == 0);
             } else if (in(json_fields, key) && (s[0] == '[' || s[0] == '{')) {
-                conv = json_tokener_parse(s);
+                conv = shape_parse(s, strlen(s));
                 if (!conv) {
                     snprintf(err, errlen, "parameter '%s' is not valid JSON", key);
                     goto bad;

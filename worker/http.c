@@ -1,7 +1,9 @@
 #include "http.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +17,7 @@
 #include "../common/metrics.h"
 #include "../common/state.h"
 #include "../common/oai_error.h"
+#include "../common/urlpath.h"
 #include "api.h"
 #include "balance.h"
 #include "gateway.h"
@@ -66,8 +69,31 @@ static enum MHD_Result handle_ready(request_t *req)
     return http_respond(req, 200, "application/json", body, sizeof body - 1);
 }
 
+/* Whether the client is on this host (127.0.0.0/8, ::1 or IPv4-mapped loopback). */
+static bool peer_is_loopback(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    if (!sa)
+        return false;
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return false;
+}
+
 static enum MHD_Result handle_metrics(request_t *req)
 {
+    /* The metrics name every backend and model: with neither a token nor a listener of their
+     * own chosen by the operator, only this host may read them. */
+    if (!http_cfg->metrics_token && !metrics_daemon && !peer_is_loopback(req->conn))
+        return http_respond_error(req, 403,
+                                  "/metrics is served only to clients on this host; set metrics.token or "
+                                  "metrics.listen to scrape it from elsewhere.",
+                                  "invalid_request_error", NULL, "forbidden");
     if (http_cfg->metrics_token) {
         const char *auth = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Authorization");
         bool ok = auth && strncasecmp(auth, "Bearer ", 7) == 0 && route_secret_equal(auth + 7, http_cfg->metrics_token);
@@ -185,7 +211,7 @@ void http_add_common_headers(request_t *req, struct MHD_Response *resp)
 {
     char v[32];
     MHD_add_response_header(resp, "X-Request-Id", req->id);
-    if (http_draining || req->overloaded)
+    if (http_draining || req->overloaded || req->close_connection)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     if (req->retry_after_s > 0) {
         snprintf(v, sizeof v, "%d", req->retry_after_s);
@@ -217,7 +243,8 @@ enum MHD_Result http_respond(request_t *req, int status, const char *content_typ
     http_add_common_headers(req, resp);
     if (status == 405) {
         const endpoint_t *ep = req->endpoint >= 0 ? &endpoints[req->endpoint] : NULL;
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow_header(ep ? ep->methods : M_GET));
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
+                                req->allow ? req->allow : allow_header(ep ? ep->methods : M_GET));
     }
     if (status == 401)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
@@ -339,13 +366,137 @@ static int admit_key(request_t *req, enum MHD_Result *rc)
     return -1;
 }
 
-/* First call for a request: route it, check the method, key and announced size.
- * Returns MHD_YES with a queued response when the request is already answered. */
-static enum MHD_Result begin_request(request_t *req, bool on_metrics_port, bool *answered)
+/* What the request head says about framing, as sent (MHD's lookup sees only the first of
+ * repeated headers). */
+typedef struct {
+    int content_lengths, transfer_encodings, hosts;
+    bool lengths_differ;
+    bool bad_name;               /* a header name that is not an RFC 9110 token ("Name :") */
+    bool bad_value;              /* a NUL or control character in a value */
+    const char *content_length, *transfer_encoding;
+} head_t;
+
+static bool token_char(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static enum MHD_Result collect_head(void *cls, enum MHD_ValueKind kind, const char *name, size_t name_len,
+                                    const char *value, size_t value_len)
+{
+    (void)kind;
+    head_t *f = cls;
+    if (!value)
+        value = "", value_len = 0;
+    for (size_t i = 0; i < name_len; i++)
+        if (!token_char((unsigned char)name[i]))
+            f->bad_name = true;
+    if (name_len == 0)
+        f->bad_name = true;
+    for (size_t i = 0; i < value_len; i++)
+        if (((unsigned char)value[i] < 0x20 && value[i] != '\t') || value[i] == 0x7f)
+            f->bad_value = true;
+    if (strcasecmp(name, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        if (f->content_lengths++ && strcmp(value, f->content_length) != 0)
+            f->lengths_differ = true;
+        f->content_length = value;
+    } else if (strcasecmp(name, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        f->transfer_encodings++;
+        f->transfer_encoding = value;
+    } else if (strcasecmp(name, MHD_HTTP_HEADER_HOST) == 0) {
+        f->hosts++;
+    }
+    return MHD_YES;
+}
+
+/* Whether a Transfer-Encoding value is the chunked coding alone (RFC 9112 section 7). */
+static bool chunked_only(const char *te)
+{
+    while (*te == ' ' || *te == '\t')
+        te++;
+    size_t n = strlen(te);
+    while (n && (te[n - 1] == ' ' || te[n - 1] == '\t'))
+        n--;
+    return n == 7 && strncasecmp(te, "chunked", 7) == 0;
+}
+
+/* Whether the last coding of a Transfer-Encoding list is chunked. */
+static bool chunked_last(const char *te)
+{
+    const char *last = strrchr(te, ',');
+    return chunked_only(last ? last + 1 : te);
+}
+
+/* A body whose length two readers could see differently may hide a second request
+ * (request smuggling), so the framing rules of RFC 9112 (sections 3.2, 5 and 6) that
+ * libmicrohttpd does not enforce itself are enforced before anything else: the request
+ * is refused and the connection closed. Returns -1 with the answer queued in *rc. */
+static int check_framing(request_t *req, const char *version, enum MHD_Result *rc)
+{
+    head_t f = {0};
+    MHD_get_connection_values_n(req->conn, MHD_HEADER_KIND, collect_head, &f);
+    const char *why = NULL;
+    int status = 400;
+    bool http11 = strcmp(version, MHD_HTTP_VERSION_1_1) == 0;
+    if (f.bad_name)
+        why = "A header name is not a token (no space may come before the colon).";
+    else if (f.bad_value)
+        why = "A header value has a control character.";
+    else if (f.hosts > 1 || (http11 && f.hosts == 0))
+        why = "An HTTP/1.1 request needs exactly one Host header.";
+    else if (f.transfer_encodings && f.content_lengths)
+        why = "The request has both Content-Length and Transfer-Encoding.";
+    else if (f.transfer_encodings && !http11)
+        why = "Transfer-Encoding needs HTTP/1.1.";
+    else if (f.transfer_encodings > 1)
+        why = "The request has more than one Transfer-Encoding header.";
+    else if (f.transfer_encodings && !chunked_last(f.transfer_encoding))
+        why = "Transfer-Encoding must end with chunked.";
+    else if (f.transfer_encodings && !chunked_only(f.transfer_encoding))
+        why = "Only the chunked transfer coding is supported.", status = 501;
+    else if (f.lengths_differ)
+        why = "The request has Content-Length headers that disagree.";
+    if (!why)
+        return 0;
+    req->close_connection = true;
+    *rc = http_respond_error(req, status, why, "invalid_request_error", NULL,
+                             status == 501 ? "unsupported_transfer_encoding" : "invalid_framing");
+    return -1;
+}
+
+/* A path with dot segments or control characters, raw or percent-encoded, could leave
+ * the prefix it is forwarded under; no endpoint needs one. Returns -1 with a queued 400. */
+static int check_path(request_t *req, enum MHD_Result *rc)
+{
+    const char *why = NULL;
+    switch (urlpath_check(req->url)) {
+    case URLPATH_OK:
+        return 0;
+    case URLPATH_DOT_SEGMENT:
+        why = "The path has a '.' or '..' segment (raw or percent-encoded); paths must be written out in full.";
+        break;
+    case URLPATH_CONTROL:
+        why = "The path has a control character (raw or percent-encoded).";
+        break;
+    case URLPATH_DEEP_ESCAPES:
+        why = "The path is percent-encoded too many times over.";
+        break;
+    }
+    *rc = http_respond_error(req, 400, why, "invalid_request_error", NULL, "invalid_url");
+    return -1;
+}
+
+/* First call for a request: check its framing and path, route it, check the method, key
+ * and announced size. Returns MHD_YES with a queued response when it is already answered. */
+static enum MHD_Result begin_request(request_t *req, const char *version, bool on_metrics_port, bool *answered)
 {
     struct MHD_Connection *conn = req->conn;
     bool method_ok = false;
+    enum MHD_Result rc;
     *answered = true;
+    if (check_framing(req, version, &rc) < 0 || check_path(req, &rc) < 0)
+        return rc;
     req->endpoint = find_endpoint(req->url, &method_ok, req->method);
     /* With a separate metrics listener, each port serves only its own paths. */
     if (req->endpoint >= 0 && (metrics_daemon || on_metrics_port)) {
@@ -395,7 +546,6 @@ static enum MHD_Result begin_request(request_t *req, bool on_metrics_port, bool 
                 "invalid_request_error", NULL, "invalid_api_key");
         req->client_key = strdup(k);
         if (ep->handler != api_models_list && ep->handler != api_model_get) {
-            enum MHD_Result rc;
             if (admit_key(req, &rc) < 0)
                 return rc;
         }
@@ -413,7 +563,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   const char *upload_data, size_t *upload_data_size,
                                   void **con_cls)
 {
-    (void)version;
     request_t *req = *con_cls;
     if (!req) {
         req = calloc(1, sizeof *req);
@@ -437,7 +586,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         set_request_id(req, conn);
         bool answered;
-        enum MHD_Result rc = begin_request(req, cls != NULL, &answered);
+        enum MHD_Result rc = begin_request(req, version, cls != NULL, &answered);
         return answered ? rc : MHD_YES;
     }
     if (*upload_data_size) {

@@ -59,6 +59,8 @@ typedef struct request {
     int rl_reset_requests_s, rl_reset_tokens_s;
     bool holds_key_slot;         /* a concurrency slot of req->key to give back */
     bool overloaded;             /* over the connection limit: answer 503 and close */
+    const char *allow;           /* a 405's Allow header, if not the endpoint's methods */
+    bool close_connection;       /* the request's framing cannot be trusted: answer and close */
     char error_reason[32];       /* for the access log */
     struct MHD_Connection *conn;
     /* a gRPC call's trace record (grpc_api.c): the span describes the call, not HTTP */

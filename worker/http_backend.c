@@ -79,6 +79,8 @@ struct hb_call {
     /* byte relay */
     bool raw;
     bool raw_errors_as_is;      /* passthrough: error answers are relayed like any other */
+    bool hold_body;             /* ... but read whole and scrubbed of secrets first */
+    bool body_scrubbed;
     bool headers_reported;
     char content_type[128];
     buf_t rawbuf;               /* bytes received, not yet handed out */
@@ -229,19 +231,17 @@ static void read_backend_error(hb_call_t *c, json_object *err_obj, be_event_t *e
     json_object *e = err_obj, *v;
     if (json_object_object_get_ex(err_obj, "error", &v) && json_object_is_type(v, json_type_object))
         e = v;
-    if (json_object_object_get_ex(e, "message", &v) && json_object_is_type(v, json_type_string))
-        snprintf(ev->message, sizeof ev->message, "%s", json_object_get_string(v));
-    else if (json_object_object_get_ex(e, "detail", &v) && json_object_is_type(v, json_type_string))
-        snprintf(ev->message, sizeof ev->message, "%s", json_object_get_string(v));
+    /* The client must see its own model name, never the backend's, its address or a key. */
+    if ((json_object_object_get_ex(e, "message", &v) && json_object_is_type(v, json_type_string)) ||
+        (json_object_object_get_ex(e, "detail", &v) && json_object_is_type(v, json_type_string)))
+        be_client_message(ev->message, sizeof ev->message, json_object_get_string(v), c->be, c->backend_model,
+                          c->client_model);
     if (json_object_object_get_ex(e, "type", &v) && json_object_is_type(v, json_type_string))
         snprintf(ev->err_type, sizeof ev->err_type, "%s", json_object_get_string(v));
     if (json_object_object_get_ex(e, "code", &v) && json_object_is_type(v, json_type_string))
         snprintf(ev->err_code, sizeof ev->err_code, "%s", json_object_get_string(v));
     if (json_object_object_get_ex(e, "param", &v) && json_object_is_type(v, json_type_string))
         snprintf(ev->err_param, sizeof ev->err_param, "%s", json_object_get_string(v));
-    /* The client must see its own model name, never the backend's or its address. */
-    be_sanitise(ev->message, sizeof ev->message, c->backend_model, c->client_model);
-    be_sanitise(ev->message, sizeof ev->message, c->be->url, "the backend");
 }
 
 /* One complete SSE event's data. */
@@ -368,6 +368,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
             curl_easy_getinfo(c->pair->easy, CURLINFO_CONTENT_TYPE, &ct);
             snprintf(c->content_type, sizeof c->content_type, "%s", ct ? ct : "application/octet-stream");
             c->is_sse = c->stream && code == 200 && ct && strncasecmp(ct, "text/event-stream", 17) == 0;
+            c->hold_body = c->raw && c->raw_errors_as_is && code >= 400;
         }
     }
     return len;
@@ -378,6 +379,8 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
     hb_call_t *c = ud;
     size_t len = size * n;
     c->last_data_us = now_us();
+    if (c->hold_body && c->rawbuf.len + len > CFG_MAX_ANSWER_BYTES)
+        return 0;
     if (c->raw && (c->status < 400 || c->raw_errors_as_is))
         return buf_append(&c->rawbuf, p, len) < 0 ? 0 : len;
     if (c->is_sse)
@@ -696,7 +699,8 @@ static bool pump(hb_call_t *c, be_event_t *ev, uint64_t wait_end)
             c->transfer_done = true;
             c->result = msg->data.result;
         }
-    if (c->transfer_done || c->qlen > 0 || c->stream_failed || c->rawbuf.len > 0 || c->got_headers != c->headers_seen) {
+    if (c->transfer_done || c->qlen > 0 || c->stream_failed || (c->rawbuf.len > 0 && !c->hold_body) ||
+        c->got_headers != c->headers_seen) {
         if (!c->transfer_done && now - c->client_checked_us >= CLIENT_CHECK_US && client_left_now(c)) {
             be_event_error(ev, BE_ERR_CLIENT_GONE, 499, "client_gone", NULL, "client disconnected");
             return true;
@@ -803,7 +807,9 @@ hb_call_t *hb_open_raw(const be_raw_request_t *req, be_event_t *ev)
     snprintf(url, sizeof url, "%s%s%s%s", be->url, req->path, req->query ? "?" : "", req->query ? req->query : "");
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    if (strcmp(req->method, "GET") != 0) {
+    if (strcmp(req->method, "HEAD") == 0) {
+        curl_easy_setopt(e, CURLOPT_NOBODY, 1L); /* else curl waits for a body that never comes */
+    } else if (strcmp(req->method, "GET") != 0) {
         if (req->nbody > 0 || strcmp(req->method, "POST") == 0) {
             curl_easy_setopt(e, CURLOPT_POST, 1L);
             curl_easy_setopt(e, CURLOPT_READFUNCTION, read_segments);
@@ -837,7 +843,12 @@ void hb_next_raw(hb_call_t *c, be_event_t *ev, int wait_ms)
             ev->retry_after_s = c->retry_after_s;
             return;
         }
-        if (relayed && c->rawbuf.len > 0) {
+        if (c->hold_body && c->transfer_done && c->result == CURLE_OK && !c->body_scrubbed) {
+            /* An error may quote what it was sent, the backend's key included. */
+            c->body_scrubbed = true;
+            be_scrub_secrets(&c->rawbuf);
+        }
+        if (relayed && c->rawbuf.len > 0 && (!c->hold_body || c->body_scrubbed)) {
             buf_t t = c->rawout; /* hand the bytes over without copying */
             c->rawout = c->rawbuf;
             c->rawbuf = t;

@@ -1,5 +1,6 @@
 #include "multipart.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -8,21 +9,42 @@ bool mp_boundary(const char *ct, char *out, size_t size)
 {
     if (!ct || strncasecmp(ct, "multipart/form-data", 19) != 0)
         return false;
-    const char *b = strcasestr(ct, "boundary=");
-    if (!b)
+    /* "boundary=" twice, even inside another parameter, is refused: a backend that reads the
+     * parameters less carefully could take the other one and see other fields. */
+    const char *first = strcasestr(ct, "boundary=");
+    if (!first || strcasestr(first + 1, "boundary="))
         return false;
-    b += 9;
-    bool quoted = *b == '"';
-    if (quoted)
-        b++;
-    size_t n = 0;
-    while (b[n] && (quoted ? b[n] != '"' : (b[n] != ';' && b[n] != ' ' && b[n] != '\t')))
-        n++;
-    if (n == 0 || n > 70 || n + 1 > size) /* RFC 2046: at most 70 characters */
-        return false;
-    memcpy(out, b, n);
-    out[n] = '\0';
-    return true;
+    int found = 0;
+    for (const char *p = ct + 19; (p = strchr(p, ';'));) {
+        p++;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        const char *name = p;
+        while (*p && *p != '=' && *p != ';')
+            p++;
+        size_t nl = (size_t)(p - name);
+        while (nl && (name[nl - 1] == ' ' || name[nl - 1] == '\t'))
+            nl--;
+        if (*p != '=')
+            continue;
+        p++;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        bool quoted = *p == '"';
+        if (quoted)
+            p++;
+        size_t n = 0;
+        while (p[n] && (quoted ? p[n] != '"' : (p[n] != ';' && p[n] != ' ' && p[n] != '\t')))
+            n++;
+        if (nl == 8 && strncasecmp(name, "boundary", 8) == 0) {
+            if (found++ || n == 0 || n > 70 || n + 1 > size) /* RFC 2046: at most 70 characters */
+                return false;
+            memcpy(out, p, n);
+            out[n] = '\0';
+        }
+        p += n;
+    }
+    return found == 1;
 }
 
 /* Finds needle in [hay, hay+len). */
@@ -72,4 +94,52 @@ bool mp_find_field(const char *body, size_t len, const char *boundary, const cha
         p = vend + 2;
     }
     return false;
+}
+
+/* Whether the header block [h, end) names the field name in any spelling a lenient parser
+ * might accept: any case, spaces around '=', quoted or not, name* included. */
+static bool headers_name(const char *h, const char *end, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = h; p + 4 <= end; p++) {
+        if (strncasecmp(p, "name", 4) != 0 || (p > h && (isalnum((unsigned char)p[-1]) || p[-1] == '-' || p[-1] == '_')))
+            continue;
+        const char *v = p + 4;
+        if (v < end && *v == '*')
+            v++;
+        while (v < end && (*v == ' ' || *v == '\t'))
+            v++;
+        if (v >= end || *v != '=')
+            continue;
+        v++;
+        while (v < end && (*v == ' ' || *v == '\t' || *v == '"'))
+            v++;
+        const char *tick = memchr(v, '\'', (size_t)(end - v)); /* name*=utf-8''model */
+        if (tick && tick + 1 < end && tick[1] == '\'' && (size_t)(tick - v) < 20)
+            v = tick + 2;
+        if ((size_t)(end - v) >= n && strncasecmp(v, name, n) == 0 &&
+            (v + n == end || strchr("\"; \t\r\n", v[n])))
+            return true;
+    }
+    return false;
+}
+
+int mp_count_fields(const char *body, size_t len, const char *boundary, const char *name)
+{
+    char delim[80];
+    size_t dl = (size_t)snprintf(delim, sizeof delim, "--%s", boundary);
+    const char *end = body + len;
+    int count = 0;
+    for (const char *p = find(body, len, delim, dl); p; p = find(p, (size_t)(end - p), delim, dl)) {
+        p += dl;
+        /* The part's headers end at the first blank line, CRLF or bare LF alike. */
+        const char *hend = p;
+        for (; hend < end; hend++)
+            if (*hend == '\n' && ((hend + 1 < end && hend[1] == '\n') ||
+                                  (hend + 2 < end && hend[1] == '\r' && hend[2] == '\n')))
+                break;
+        if (headers_name(p, hend, name))
+            count++;
+    }
+    return count;
 }

@@ -12,4 +12,9 @@ bool mp_boundary(const char *content_type, char *out, size_t size);
 bool mp_find_field(const char *body, size_t len, const char *boundary, const char *name, size_t *value_off,
                    size_t *value_len);
 
+/* How many parts name the field called name in any spelling a lenient parser might accept
+ * (any case, unquoted, name*=, a filename, LF-only lines). More than mp_find_field's one means
+ * a backend could read another value than the one airouter routed by. */
+int mp_count_fields(const char *body, size_t len, const char *boundary, const char *name);
+
 #endif

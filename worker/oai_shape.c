@@ -15,12 +15,16 @@ static pthread_once_t tokener_once = PTHREAD_ONCE_INIT;
 static void tokener_free(void *tok) { json_tokener_free(tok); }
 static void tokener_key_init(void) { pthread_key_create(&tokener_key, tokener_free); }
 
-json_object *shape_parse(const char *data, size_t len)
+json_object *shape_parse_status(const char *data, size_t len, shape_parse_status_t *status)
 {
+    shape_parse_status_t ignored;
+    if (!status)
+        status = &ignored;
+    *status = SHAPE_PARSE_INVALID;
     pthread_once(&tokener_once, tokener_key_init);
     json_tokener *tok = pthread_getspecific(tokener_key);
     if (!tok) {
-        tok = json_tokener_new();
+        tok = json_tokener_new_ex(SHAPE_MAX_DEPTH);
         if (!tok || pthread_setspecific(tokener_key, tok) != 0) {
             json_tokener_free(tok);
             return NULL;
@@ -37,8 +41,11 @@ json_object *shape_parse(const char *data, size_t len)
     if (len > 0x7fffffff)
         return NULL;
     json_object *obj = json_tokener_parse_ex(tok, data, (int)len);
-    if (json_tokener_get_error(tok) != json_tokener_success) {
+    enum json_tokener_error err = json_tokener_get_error(tok);
+    if (err != json_tokener_success) {
         json_object_put(obj);
+        if (err == json_tokener_error_depth)
+            *status = SHAPE_PARSE_TOO_DEEP;
         return NULL;
     }
     size_t used = json_tokener_get_parse_end(tok);
@@ -48,8 +55,11 @@ json_object *shape_parse(const char *data, size_t len)
         json_object_put(obj);
         return NULL;
     }
+    *status = SHAPE_PARSE_OK;
     return obj;
 }
+
+json_object *shape_parse(const char *data, size_t len) { return shape_parse_status(data, len, NULL); }
 
 void shape_set_model(json_object *obj, const char *model)
 {

@@ -8,9 +8,18 @@
 #include "../common/buf.h"
 #include "../common/lines.h"
 
+/* How deep JSON may nest (objects and arrays): json-c's default of 32 refuses real tool
+ * schemas. Parsing is iterative, but serialising and freeing recurse once per level: at this
+ * depth they take under 32 KB of a request thread's stack. */
+#define SHAPE_MAX_DEPTH 256
+
+typedef enum { SHAPE_PARSE_OK, SHAPE_PARSE_INVALID, SHAPE_PARSE_TOO_DEEP } shape_parse_status_t;
+
 /* Parses exactly one JSON value from data (surrounding whitespace allowed); NULL if the
  * text is not that. Reuses a per-thread parser: allocating one per call is costly. */
 json_object *shape_parse(const char *data, size_t len);
+/* shape_parse, saying why it failed in *status (may be NULL). */
+json_object *shape_parse_status(const char *data, size_t len, shape_parse_status_t *status);
 
 /* Sets obj.model to model when obj has a model field. */
 void shape_set_model(json_object *obj, const char *model);

@@ -15,6 +15,7 @@
 #include "../common/metrics.h"
 #include "../common/oai_error.h"
 #include "../common/state.h"
+#include "../common/urlpath.h"
 #include "api.h"
 #include "backend.h"
 #include "balance.h"
@@ -290,6 +291,14 @@ static try_result_t try_proxy(request_t *req, const void *job_arg, const cfg_mod
     snprintf(content_type, sizeof content_type, "%s", ev->content_type);
     req->first_byte_us = http_now_us();
 
+    if (strcmp(req->method, "HEAD") == 0) {
+        /* No body to relay; a streamed response would still end in a chunk terminator. */
+        ops->close(call);
+        st_target_in_flight(t->state_slot, -1);
+        trace_try_end(req, try_index, "");
+        *rc = http_respond(req, status, content_type, "", 0);
+        return TRY_ANSWERED;
+    }
     if (!job->passthrough && strncasecmp(content_type, "application/json", 16) == 0) {
         buf_t answer = {0};
         bool ok = read_all(req, ops, call, &answer, ev);
@@ -354,16 +363,27 @@ static try_result_t try_proxy(request_t *req, const void *job_arg, const cfg_mod
 
 /* ---- handlers ---- */
 
-/* Whether a path can go into a backend URL as it is (escapes are allowed). */
-static bool forwardable(const char *path)
-{
-    for (const char *c = path; *c; c++)
-        if (*c <= ' ' || *c == '"' || *c == '<' || *c == '>' || *c == '\\' || *c == '^' || *c == '`' || *c == '{' ||
-            *c == '|' || *c == '}' || *c == '#' || (unsigned char)*c >= 0x7f)
-            return false;
-    return true;
-}
+/* The longest path and query forwarded: a longer one would be cut short, and a cut
+ * request is a different request. */
+#define MAX_FORWARD_PATH 1000
+#define MAX_FORWARD_QUERY 2000
 
+/* Checks what a request forwards as it was sent: its path (from the backend's /v1 on) and
+ * query string. Returns -1 with the answer queued in *rc. */
+static int check_forwarded(request_t *req, const char *path, const char *query, enum MHD_Result *rc)
+{
+    if (strlen(path) > MAX_FORWARD_PATH || (query && strlen(query) > MAX_FORWARD_QUERY)) {
+        *rc = http_respond_error(req, 414, "The path or query string is too long to forward.",
+                                 "invalid_request_error", NULL, "invalid_url");
+        return -1;
+    }
+    if (!urlpath_forwardable(path) || (query && !urlpath_forwardable(query))) {
+        *rc = http_respond_error(req, 400, "The path or query string has characters that cannot be forwarded.",
+                                 "invalid_request_error", NULL, "invalid_url");
+        return -1;
+    }
+    return 0;
+}
 
 /* Routes and dispatches a job whose model is req->model_asked ("" = the kind's default). */
 static enum MHD_Result route_and_dispatch(request_t *req, proxy_job_t *job)
@@ -432,6 +452,13 @@ static enum MHD_Result handle_multipart(request_t *req, unsigned kind, const cha
                                   "invalid_request_error", NULL, "invalid_content_type");
     const char *body = req->body.data ? req->body.data : "";
     job.has_model_field = mp_find_field(body, req->body.len, job.boundary, "model", &job.model_off, &job.model_len);
+    /* The model routed by must be the only one the backend can read. */
+    int models = mp_count_fields(body, req->body.len, job.boundary, "model");
+    if (models > 1 || (models == 1 && !job.has_model_field))
+        return http_respond_error(req, 400,
+                                  "The form must have at most one 'model' field, sent as "
+                                  "Content-Disposition: form-data; name=\"model\" without a filename.",
+                                  "invalid_request_error", "model", "invalid_value");
     if (job.has_model_field && job.model_len > 0 && job.model_len < 256)
         req->model_asked = strndup(body + job.model_off, job.model_len);
     else if (model_required)
@@ -470,9 +497,10 @@ const char *proxy_query_string(request_t *req);
  * to the default responses model (or the first model that serves responses). */
 enum MHD_Result proxy_response_by_id(request_t *req)
 {
-    if (!forwardable(req->url))
-        return http_respond_error(req, 400, "The path has characters that cannot be forwarded.",
-                                  "invalid_request_error", NULL, "invalid_url");
+    enum MHD_Result rc;
+    const char *query = proxy_query_string(req);
+    if (check_forwarded(req, req->url + 3, query, &rc) < 0)
+        return rc;
     proxy_job_t job = {0};
     begin(req, &job, KIND_RESPONSES, req->url + 3);
     const cfg_model_t *m = NULL;
@@ -488,7 +516,7 @@ enum MHD_Result proxy_response_by_id(request_t *req)
     req->model_asked = strdup(m->name);
     req->model_routed = m->name;
     req->model_slot = m->metric_slot;
-    job.query = proxy_query_string(req);
+    job.query = query;
     return failover_dispatch(req, &job, m, try_proxy);
 }
 
@@ -526,6 +554,20 @@ const cfg_passthrough_t *proxy_match(const char *url)
     return NULL;
 }
 
+/* The methods a passthrough rule forwards. Others are refused: TRACE would have the backend
+ * echo the request, airouter's credentials included, and CONNECT or made-up tokens have no
+ * business on an API. */
+#define PASSTHROUGH_METHODS "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+
+static bool passthrough_method(const char *m)
+{
+    static const char *const allowed[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
+    for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++)
+        if (strcmp(m, allowed[i]) == 0)
+            return true;
+    return false;
+}
+
 /* Forwards the request unchanged but for auth: the backend's own key (or, with
  * pass_client_key, the client's) replaces whatever the client sent. */
 enum MHD_Result proxy_passthrough(request_t *req)
@@ -533,13 +575,20 @@ enum MHD_Result proxy_passthrough(request_t *req)
     const cfg_passthrough_t *p = proxy_match(req->url);
     if (!p)
         return http_respond_error(req, 404, "Invalid URL", "invalid_request_error", NULL, "unknown_url");
-    if (!forwardable(req->url))
-        return http_respond_error(req, 400, "The path has characters that cannot be forwarded.",
-                                  "invalid_request_error", NULL, "invalid_url");
+    if (!passthrough_method(req->method)) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "Method %.16s is not forwarded; use %s.", req->method, PASSTHROUGH_METHODS);
+        req->allow = PASSTHROUGH_METHODS;
+        return http_respond_error(req, 405, msg, "invalid_request_error", NULL, "method_not_allowed");
+    }
+    enum MHD_Result rc;
+    const char *query = proxy_query_string(req);
+    if (check_forwarded(req, req->url + 3, query, &rc) < 0)
+        return rc;
     proxy_job_t job = {0};
     job.method = req->method;
     snprintf(job.path, sizeof job.path, "%s", req->url + 3); /* the backend URL ends in /v1 */
-    job.query = proxy_query_string(req);
+    job.query = query;
     job.content_type = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     job.passthrough = true;
     const char *beta = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "OpenAI-Beta");

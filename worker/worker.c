@@ -35,7 +35,7 @@ int worker_run(const cfg_t *cfg, int listen_fd, int metrics_fd, int ready_fd, pi
     signal(SIGPIPE, SIG_IGN);
     srandom((unsigned)(time(NULL) ^ getpid()));
 
-    if (backends_worker_init() < 0 || trace_start(cfg) < 0 || health_start(cfg) < 0 ||
+    if (backends_worker_init(cfg) < 0 || trace_start(cfg) < 0 || health_start(cfg) < 0 ||
         http_start(cfg, listen_fd, metrics_fd) < 0 || grpc_api_start(cfg) < 0) {
         log_error("worker start-up failed");
         return 2;

@@ -349,6 +349,9 @@ static const struct {
     {"bad_target_key.conf", "conf/bad_target_key.conf:2: unknown key 'model' in model 'm' targets[0]"},
     {"bad_failure_ratio.conf", "conf/bad_failure_ratio.conf:3: 'failure_ratio' must be more than 0 and at most 1"},
     {"bad_min_requests.conf", "conf/bad_min_requests.conf:3: 'min_requests' must be between 1 and 1000000"},
+    {"bad_passthrough_dots.conf",
+     "conf/bad_passthrough_dots.conf:4: passthrough[0]: 'prefix' must be a path under /v1/, like \"/v1/files\", "
+     "without '.' or '..' segments, escapes or characters that cannot be forwarded"},
 };
 
 static void load_bad(const char *file, const char *want)
