@@ -210,6 +210,7 @@ test('20 reloads under keep-alive and streaming load lose no request', { timeout
     for (let k = 0; running; k++) {
       const text = `plain ${i} ${k}`;
       let idleMs = 0;
+      let sock;
       try {
         const data = JSON.stringify(chatBody(text));
         const r = await new Promise((resolve, reject) => {
@@ -219,10 +220,10 @@ test('20 reloads under keep-alive and streaming load lose no request', { timeout
           }, (res) => {
             let b = '';
             res.on('data', (c) => { b += c; });
-            res.on('end', () => { lastAnswer.set(res.socket, Date.now()); resolve({ status: res.statusCode, body: b }); });
+            res.on('end', () => { lastAnswer.set(sock, Date.now()); resolve({ status: res.statusCode, body: b }); });
             res.on('error', reject);
           });
-          req.on('socket', (s) => { idleMs = lastAnswer.has(s) ? Date.now() - lastAnswer.get(s) : 0; });
+          req.on('socket', (s) => { sock = s; idleMs = lastAnswer.has(s) ? Date.now() - lastAnswer.get(s) : 0; });
           req.setTimeout(10000, () => req.destroy(new Error('no answer in 10 s')));
           req.on('error', reject);
           req.end(data);
