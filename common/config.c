@@ -346,7 +346,7 @@ static const char *const tracing_keys[] = {"otlp_endpoint", "service_name", "que
                                            "flush_interval_ms", NULL};
 static const char *const log_keys[] = {"level", "error_log", "access_log", NULL};
 static const char *const limit_keys[] = {"max_body_bytes", "max_event_bytes", "max_connections", "idle_timeout",
-                                         "drain_timeout", NULL};
+                                         "drain_timeout", "header_timeout", "min_body_rate", NULL};
 static const char *const backend_keys[] = {
     "name", "type", "url", "api_key", "headers", "pass_client_key", "connect_timeout",
     "first_byte_timeout", "idle_timeout", "timeout", "chunk_delay_ms", "stream_usage", "health_check", NULL};
@@ -908,6 +908,8 @@ static int load_top(loader_t *ld, config_t *lc, cfg_t *cfg)
     cfg->max_connections = 1024;
     cfg->idle_timeout = 60;
     cfg->drain_timeout = 30;
+    cfg->header_timeout = 10;
+    cfg->min_body_rate = 1024;
     long long v;
     if (get_string(ld, root, "listen", &cfg->listen) < 0 ||
         get_string(ld, root, "pidfile", &cfg->pidfile) < 0)
@@ -1094,6 +1096,12 @@ static int load_top(loader_t *ld, config_t *lc, cfg_t *cfg)
         if (get_int(ld, lim, "drain_timeout", 0, 86400, &v) < 0)
             return -1;
         cfg->drain_timeout = (int)v;
+        if (get_seconds(ld, lim, "header_timeout", &cfg->header_timeout) < 0)
+            return -1;
+        v = cfg->min_body_rate;
+        if (get_int(ld, lim, "min_body_rate", 0, 1LL << 30, &v) < 0)
+            return -1;
+        cfg->min_body_rate = (long)v;
     }
     return 0;
 }

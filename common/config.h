@@ -133,6 +133,8 @@ typedef struct {
     int max_connections;
     int idle_timeout;
     int drain_timeout;
+    double header_timeout;  /* seconds for a whole request head */
+    long min_body_rate;     /* bytes per second a body must keep up after its grace; 0: no minimum */
     cfg_backend_t *backends;
     int nbackends;
     cfg_model_t *models;

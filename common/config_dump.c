@@ -495,6 +495,8 @@ static const field_t limit_fields[] = {
     F(cfg_t, "max_connections", put_int, max_connections),
     F(cfg_t, "idle_timeout", put_int, idle_timeout),
     F(cfg_t, "drain_timeout", put_int, drain_timeout),
+    F(cfg_t, "header_timeout", put_double, header_timeout),
+    F(cfg_t, "min_body_rate", put_long, min_body_rate),
     {0},
 };
 

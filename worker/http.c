@@ -20,6 +20,7 @@
 #include "../common/urlpath.h"
 #include "api.h"
 #include "balance.h"
+#include "conn_watch.h"
 #include "gateway.h"
 #include "proxy.h"
 #include "route.h"
@@ -30,18 +31,11 @@ volatile int http_draining;
 static struct MHD_Daemon *daemon_handle;
 static struct MHD_Daemon *metrics_daemon;  /* separate /metrics listener, if configured */
 static unsigned active_requests;
-/* Connections accepted that have not begun a request yet. A drain waits for them
- * too: closing one would drop a request its client has already sent. */
-static unsigned fresh_connections;
 /* Open client connections; beyond limits.max_connections new ones get a fast 503. */
 static unsigned open_connections;
 /* libmicrohttpd's own cap sits above ours, so that it still accepts (and we answer)
  * connections over the limit instead of dropping them. */
 #define OVERLOAD_SLACK 256
-
-typedef struct {
-    bool started_request;
-} conn_state_t;
 
 /* Bodies above the limit are read and dropped up to this much more, so the client
  * can read the 413; beyond that the connection is simply closed. */
@@ -558,13 +552,22 @@ static enum MHD_Result begin_request(request_t *req, const char *version, bool o
     return MHD_YES;
 }
 
+static conn_watch_t *watch_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
                                   void **con_cls)
 {
     request_t *req = *con_cls;
+    conn_watch_t *watch = watch_of(conn);
     if (!req) {
+        if (!conn_watch_head_done(watch))
+            return MHD_NO; /* cut for slowness just now: already answered 408 */
         req = calloc(1, sizeof *req);
         if (!req)
             return MHD_NO;
@@ -577,21 +580,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->tokens_in = req->tokens_out = -1;
         req->start_unix_ns = http_unix_ns();
         __atomic_add_fetch(&active_requests, 1, __ATOMIC_SEQ_CST);
-        const union MHD_ConnectionInfo *ci =
-            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-        conn_state_t *cs = ci ? ci->socket_context : NULL;
-        if (cs && !cs->started_request) {
-            cs->started_request = true;
-            __atomic_sub_fetch(&fresh_connections, 1, __ATOMIC_SEQ_CST);
-        }
         set_request_id(req, conn);
         bool answered;
         enum MHD_Result rc = begin_request(req, version, cls != NULL, &answered);
+        if (answered) /* whatever body follows is only discarded: no rate to keep */
+            conn_watch_body_done(watch);
         return answered ? rc : MHD_YES;
     }
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
+        if (!conn_watch_body(watch, n))
+            return MHD_NO;
         req->body_seen += n;
         if (req->body_seen > http_cfg->max_body_bytes) {
             req->too_large = true;
@@ -600,6 +600,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         return buf_append(&req->body, upload_data, n) < 0 ? MHD_NO : MHD_YES;
     }
+    if (!conn_watch_body_done(watch))
+        return MHD_NO;
     if (req->too_large) {
         char msg[160];
         snprintf(msg, sizeof msg, "Request body too large: the limit is %zu bytes",
@@ -679,10 +681,17 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     (void)cls;
-    (void)conn;
     request_t *req = *con_cls;
-    if (!req)
+    conn_watch_t *watch = watch_of(conn);
+    if (!req) {
+        conn_watch_request_done(watch);
         return;
+    }
+    const char *cut_reason = conn_watch_cut_reason(watch);
+    if (cut_reason && !req->status) {
+        req->status = 408;
+        snprintf(req->error_reason, sizeof req->error_reason, "%s", cut_reason);
+    }
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && !req->error_reason[0])
         snprintf(req->error_reason, sizeof req->error_reason, "%s",
                  toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT ? "client_abort"
@@ -721,26 +730,32 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     free(req);
     *con_cls = NULL;
     __atomic_sub_fetch(&active_requests, 1, __ATOMIC_SEQ_CST);
+    conn_watch_request_done(watch);
 }
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
 {
     (void)cls;
-    (void)conn;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         __atomic_add_fetch(&open_connections, 1, __ATOMIC_RELAXED);
-        *socket_context = calloc(1, sizeof(conn_state_t));
-        if (*socket_context)
-            __atomic_add_fetch(&fresh_connections, 1, __ATOMIC_SEQ_CST);
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_context = ci ? conn_watch_opened(ci->connect_fd) : NULL;
     } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
         __atomic_sub_fetch(&open_connections, 1, __ATOMIC_RELAXED);
-        conn_state_t *cs = *socket_context;
-        if (cs && !cs->started_request)
-            __atomic_sub_fetch(&fresh_connections, 1, __ATOMIC_SEQ_CST);
-        free(cs);
+        /* MHD closes the socket only after this: the watchdog never sees a reused fd */
+        conn_watch_closed(*socket_context);
         *socket_context = NULL;
     }
+}
+
+/* Called once a request line has been read: the request head's clock starts. The value
+ * returned becomes the request's initial context, which on_request expects NULL. */
+static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    (void)cls, (void)uri;
+    conn_watch_head_begun(watch_of(conn));
+    return NULL;
 }
 
 unsigned http_active_requests(void) { return __atomic_load_n(&active_requests, __ATOMIC_SEQ_CST); }
@@ -774,6 +789,7 @@ static struct MHD_Daemon *start_daemon(int fd, void *cls, const cfg_t *cfg)
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->idle_timeout,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
+        MHD_OPTION_URI_LOG_CALLBACK, on_request_line, NULL,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
         MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512 * 1024),
         MHD_OPTION_UNESCAPE_CALLBACK, keep_escapes, NULL,
@@ -783,6 +799,8 @@ static struct MHD_Daemon *start_daemon(int fd, void *cls, const cfg_t *cfg)
 int http_start(const cfg_t *cfg, int listen_fd, int metrics_fd)
 {
     http_cfg = cfg;
+    if (conn_watch_start(cfg->header_timeout, cfg->min_body_rate) < 0)
+        return -1;
     if (metrics_fd >= 0) {
         static int metrics_marker;
         metrics_daemon = start_daemon(metrics_fd, &metrics_marker, cfg);
@@ -799,20 +817,29 @@ int http_start(const cfg_t *cfg, int listen_fd, int metrics_fd)
     return 0;
 }
 
+/* Stops accepting on d; our copy of its socket is closed so that, once the master and
+ * every worker have let go of it, new connections are refused instead of queued. Quiesce
+ * first: without it, stopping would shut down the shared listen socket. */
+static void stop_accepting(struct MHD_Daemon *d)
+{
+    MHD_socket lfd = MHD_quiesce_daemon(d);
+    if (lfd != MHD_INVALID_SOCKET)
+        close(lfd);
+}
+
 void http_drain_and_stop(void)
 {
     if (!daemon_handle)
         return;
-    http_draining = 1;
-    /* Quiesce first: without it, stopping would shut down the shared listen socket.
-     * Our copy of the socket is then closed so that, once the master and every
-     * worker have let go of it, new connections are refused instead of queued. */
-    MHD_socket lfd = MHD_quiesce_daemon(daemon_handle);
-    if (lfd != MHD_INVALID_SOCKET)
-        close(lfd);
+    http_draining = 1; /* from now on every answer carries Connection: close */
+    stop_accepting(daemon_handle);
+    if (metrics_daemon)
+        stop_accepting(metrics_daemon);
+    /* A connection ends once it has answered its request, or once the watchdog has seen it
+     * idle with nothing received: a request already on its way is answered, never cut. */
+    conn_watch_drain();
     uint64_t deadline = http_now_us() + (uint64_t)http_cfg->drain_timeout * 1000000u;
-    while ((http_active_requests() > 0 || __atomic_load_n(&fresh_connections, __ATOMIC_SEQ_CST) > 0) &&
-           http_now_us() < deadline) {
+    while ((conn_watch_open_count() > 0 || http_active_requests() > 0) && http_now_us() < deadline) {
         struct timespec ts = {0, 20 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
@@ -821,10 +848,8 @@ void http_drain_and_stop(void)
     MHD_stop_daemon(daemon_handle);
     daemon_handle = NULL;
     if (metrics_daemon) {
-        MHD_socket mfd = MHD_quiesce_daemon(metrics_daemon);
-        if (mfd != MHD_INVALID_SOCKET)
-            close(mfd);
         MHD_stop_daemon(metrics_daemon);
         metrics_daemon = NULL;
     }
+    conn_watch_stop();
 }

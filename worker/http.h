@@ -73,7 +73,9 @@ extern volatile int http_draining;
 
 /* metrics_fd: a separate socket that serves only /metrics and /health, or -1. */
 int http_start(const cfg_t *cfg, int listen_fd, int metrics_fd);
-/* Stops accepting, waits for in-flight requests up to the drain timeout, stops. */
+/* Stops accepting; answers the requests in flight and those that arrive on open connections
+ * (with Connection: close) and closes idle connections, until none is left or the drain
+ * timeout passes; then stops. */
 void http_drain_and_stop(void);
 unsigned http_active_requests(void);
 

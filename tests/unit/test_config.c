@@ -46,6 +46,8 @@ TEST(config_minimal_defaults)
     CHECK_INT(c->max_connections, 1024);
     CHECK_INT(c->idle_timeout, 60);
     CHECK_INT(c->drain_timeout, 30);
+    CHECK(c->header_timeout == 10);
+    CHECK_INT(c->min_body_rate, 1024);
     CHECK_INT(c->nkeys, 0);
     if (CHECK_INT(c->nbackends, 1)) {
         const cfg_backend_t *b = &c->backends[0];
@@ -99,6 +101,8 @@ TEST(config_full_every_key)
     CHECK_INT(c->max_connections, 10);
     CHECK_INT(c->idle_timeout, 5);
     CHECK_INT(c->drain_timeout, 0);
+    CHECK(c->header_timeout == 2.5);
+    CHECK_INT(c->min_body_rate, 0);
 
     if (CHECK_INT(c->nbackends, 3)) {
         const cfg_backend_t *e = &c->backends[0], *up = &c->backends[1], *opt = &c->backends[2];
@@ -273,6 +277,9 @@ static const struct {
     {"bad_type_seconds_zero.conf",
      "conf/bad_type_seconds_zero.conf:3: 'connect_timeout' must be more than 0 and at most 86400 "
      "seconds"},
+    {"bad_header_timeout.conf",
+     "conf/bad_header_timeout.conf:3: 'header_timeout' must be more than 0 and at most 86400 seconds"},
+    {"bad_min_body_rate.conf", "conf/bad_min_body_rate.conf:3: 'min_body_rate' must be between 0 and 1073741824"},
     {"bad_type_string.conf", "conf/bad_type_string.conf:2: 'name' must be a string"},
     {"bad_type_headers.conf", "conf/bad_type_headers.conf:3: 'headers' must be a list of strings"},
     {"bad_type_kinds.conf", "conf/bad_type_kinds.conf:4: 'kinds' must be a list of strings"},
