@@ -1,7 +1,8 @@
 # airouter: the one build entry. `make` builds, `make run` starts it on the default
 # config, `make test` runs every test, `make bench` runs the benchmark, `make install`
 # (PREFIX, DESTDIR) installs it, `make deb` builds a Debian package, `make deb-test`
-# installs that package into a scratch root and answers a request with it.
+# installs that package into a scratch root and answers a request with it. `make capacity`
+# measures how many concurrent streams the workers hold and what each costs.
 CC      ?= cc
 VERSION := 0.1.0
 PKGS    := libmicrohttpd libcurl json-c libconfig grpc libprotobuf-c
@@ -65,7 +66,7 @@ $(DESC_SRC): build/gen/descriptor_set.pb
 	  echo 'const size_t reflection_descriptor_set_len = sizeof reflection_descriptor_set;'; } > $@.tmp
 	mv $@.tmp $@
 
-.PHONY: all asan deps run test unit e2e bench clean install uninstall deb deb-test
+.PHONY: all asan deps run test unit e2e bench capacity clean install uninstall deb deb-test
 all: airouter
 
 build/release/%.o: %.c $(HDR)
@@ -106,7 +107,7 @@ test: deps
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory e2e
 
-BENCH_TOOLS := build/bench/benchmock build/bench/ttfb
+BENCH_TOOLS := build/bench/benchmock build/bench/ttfb build/bench/streamload
 
 build/bench/%: scripts/%.c
 	@mkdir -p $(dir $@)
@@ -115,6 +116,10 @@ build/bench/%: scripts/%.c
 bench: deps
 	@$(MAKE) --no-print-directory airouter $(BENCH_TOOLS)
 	scripts/bench.sh
+
+capacity:
+	@$(MAKE) --no-print-directory airouter $(BENCH_TOOLS)
+	scripts/capacity.sh
 
 # Installation. The configuration lives in $(SYSCONFDIR)/airouter whatever the PREFIX: the
 # binary's default -c and the unit look there. An existing airouter.conf is never replaced.

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# airouter capacity measurement (`make capacity`): how many concurrent streams the thread-per-
+# connection workers hold, and what each costs. A mock backend (scripts/benchmock.c) sends one
+# event per second per stream; scripts/streamload.c opens CAP_STREAMS streaming chat completions
+# through airouter and reads each to its end. Once every stream has had its first event, every
+# worker's threads, RSS and open files are sampled (and again each second while all are open;
+# the peak is reported). Prints a Markdown table ready to paste into an issue note.
+# Everything runs on 127.0.0.1 and stops by itself. This is a measurement, not a test: it exits 0
+# unless something could not start. Raising the open-file limits above the hard limit needs root
+# (the script raises its own hard limit when it can; airouter's master then raises the workers'
+# soft limit to that hard limit, its default for rlimit_nofile).
+#
+# Environment (defaults in brackets):
+#   CAP_STREAMS [20000]   concurrent streams        CAP_WORKERS [2]     airouter workers
+#   CAP_EVENTS [30]       events per stream, one a second (how long each stream stays open)
+#   CAP_RATE [1000]       new streams per second    CAP_PORT_BASE [18700] first loopback port tried
+#   CAP_KEEP [0]          keep the temp dir         AIROUTER_BIN [<repo>/airouter]
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+STREAMS=${CAP_STREAMS:-20000}
+WORKERS=${CAP_WORKERS:-2}
+EVENTS=${CAP_EVENTS:-30}
+RATE=${CAP_RATE:-1000}
+PORT=${CAP_PORT_BASE:-18700}
+AIROUTER_BIN=${AIROUTER_BIN:-$ROOT/airouter}
+BENCHMOCK=${BENCHMOCK:-$ROOT/build/bench/benchmock}
+STREAMLOAD=${STREAMLOAD:-$ROOT/build/bench/streamload}
+
+say() { printf '%s\n' "$*" >&2; }
+die() { say "capacity: $*"; exit 1; }
+for b in "$AIROUTER_BIN" "$BENCHMOCK" "$STREAMLOAD"; do [ -x "$b" ] || die "$b not built (make capacity builds it)"; done
+
+# The mock holds a socket and a timer per stream; each worker a client and a backend socket.
+need=$((2 * STREAMS + 4096))
+if [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt "$need" ]; then
+    ulimit -Hn "$need" 2>/dev/null || say "capacity: cannot raise the hard open-file limit to $need (not root?): the mock may run out of descriptors"
+fi
+ulimit -n "$(ulimit -Hn)"
+
+TMP=$(mktemp -d /tmp/airouter-capacity.XXXXXX)
+PIDS=()
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+        local alive=0
+        for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+        [ "$alive" = 0 ] && break
+        sleep 0.5
+    done
+    for p in "${PIDS[@]}"; do
+        pkill -KILL -P "$p" 2>/dev/null || true
+        kill -KILL "$p" 2>/dev/null || true
+    done
+    wait 2>/dev/null || true
+    if [ "${CAP_KEEP:-0}" = 1 ]; then say "capacity: kept $TMP"; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() { PORT=$((PORT + 1)); while [ -n "$(ss -Htln "sport = :$PORT" 2>/dev/null)" ]; do PORT=$((PORT + 1)); done; }
+free_port; MOCK_PORT=$PORT
+free_port; AIR_PORT=$PORT
+wait_http() { local end=$((SECONDS + $2)); while [ $SECONDS -lt $end ]; do curl -s -o /dev/null -m 1 "$1" && return 0; sleep 0.2; done; return 1; }
+
+"$BENCHMOCK" -p "$MOCK_PORT" -t 2 -k "$EVENTS" -d 1000 2>"$TMP/mock.log" &
+PIDS+=($!)
+wait_http "http://127.0.0.1:$MOCK_PORT/health" 5 || die "mock did not start: $(cat "$TMP/mock.log")"
+
+cat >"$TMP/airouter.conf" <<EOF
+listen = "127.0.0.1:$AIR_PORT";
+workers = $WORKERS;
+pidfile = "$TMP/airouter.pid";
+log = { level = "warn"; error_log = "$TMP/airouter-error.log"; access_log = "off"; };
+limits = { max_connections = $((STREAMS / WORKERS * 2 + 1024)); idle_timeout = 120; };
+backends = ( { name = "mock"; type = "openai"; url = "http://127.0.0.1:$MOCK_PORT/v1"; } );
+models = ( { name = "bench"; backend = "mock"; } );
+EOF
+"$AIROUTER_BIN" -c "$TMP/airouter.conf" >"$TMP/airouter-out.log" 2>&1 &
+MASTER=$!
+PIDS+=("$MASTER")
+wait_http "http://127.0.0.1:$AIR_PORT/health" 10 || die "airouter did not start: $(cat "$TMP/airouter-out.log" "$TMP/airouter-error.log" 2>/dev/null)"
+
+workers() { pgrep -P "$MASTER" | sort -n; }
+status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+fds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
+sample() { # file: one line "pid threads rss_kb fds" per worker
+    local w
+    : >"$1"
+    for w in $(workers); do echo "$w $(status_kb "$w" Threads) $(status_kb "$w" VmRSS) $(fds "$w")" >>"$1"; done
+}
+# idle figures: after one request per worker has warmed the path
+for _ in $(seq 1 $((WORKERS * 2))); do
+    curl -s -o /dev/null -m 5 -H 'Content-Type: application/json' \
+        -d '{"model":"bench","messages":[{"role":"user","content":"hi"}]}' "http://127.0.0.1:$AIR_PORT/v1/chat/completions" || true
+done
+sleep 1
+sample "$TMP/idle"
+limit=$(awk '/Max open files/ { print $4 }' "/proc/$(workers | head -n 1)/limits")
+
+say "capacity: $STREAMS streams at $RATE/s, $EVENTS events each, $WORKERS workers (open-file limit per worker $limit)"
+"$STREAMLOAD" -p "$AIR_PORT" -n "$STREAMS" -r "$RATE" -T $((STREAMS / RATE + EVENTS + 60)) >"$TMP/load.out" 2>&1 &
+LOAD=$!
+PIDS+=("$LOAD")
+: >"$TMP/peak"
+while kill -0 "$LOAD" 2>/dev/null; do
+    if grep -q '^all_open' "$TMP/load.out"; then
+        sample "$TMP/now"
+        # keep the sample with the most threads (streams still open)
+        if [ ! -s "$TMP/peak" ] || [ "$(awk '{ t += $2 } END { print t }' "$TMP/now")" -gt "$(awk '{ t += $2 } END { print t }' "$TMP/peak")" ]; then
+            cp "$TMP/now" "$TMP/peak"
+        fi
+    fi
+    sleep 1
+done
+wait "$LOAD" || true
+result=$(grep '^result' "$TMP/load.out" || echo "result failed=1 $(tr '\n' ' ' <"$TMP/load.out")")
+opened=$(grep '^all_open' "$TMP/load.out" || echo "all_open never")
+[ -s "$TMP/peak" ] || sample "$TMP/peak"
+
+field() { sed -n "s/.*[ ]$1=\([^ ]*\).*/\1/p" <<<" $2"; }
+{
+    echo
+    echo "### airouter capacity ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs shared by load, mock, proxy)"
+    echo
+    echo "$STREAMS concurrent streams, one event a second, $EVENTS events each, opened at $RATE/s; $WORKERS workers, open-file limit $limit per worker."
+    echo "Streams completed: $(field completed "$result") of $STREAMS (failed: $(field failed "$result")); all open at once: ${opened#all_open }."
+    echo
+    echo "| worker | idle RSS MB | idle fds | peak threads | peak RSS MB | peak fds | RSS per stream KB | fds per stream |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+    join "$TMP/idle" "$TMP/peak" | while read -r pid ithr irss ifds pthr prss pfds; do
+        awk -v p="$pid" -v ithr="$ithr" -v irss="$irss" -v ifds="$ifds" -v t="$pthr" -v prss="$prss" -v pfds="$pfds" 'BEGIN {
+            per = t - ithr; if (per < 1) per = 1
+            printf "| %s | %.1f | %d | %d | %.1f | %d | %.1f | %.2f |\n", p, irss / 1024, ifds, t, prss / 1024, pfds,
+                (prss - irss) / per, (pfds - ifds) / per }'
+    done
+    echo
+    echo "(per stream: (peak - idle) / (peak - idle threads) of that worker: one thread per open stream.)"
+}
