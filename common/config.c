@@ -334,7 +334,7 @@ static int parse_kinds(loader_t *ld, const config_setting_t *m, unsigned *out)
 static const char *const top_keys[] = {"listen", "workers", "pidfile", "log", "limits",
                                        "backends", "models", "api_keys", "metrics", "tracing",
                                        "retry", "circuit_breaker", "hide_unavailable_models", "passthrough", "grpc_listen",
-                                       "prompt_formats", NULL};
+                                       "prompt_formats", "rlimit_nofile", NULL};
 static const char *const passthrough_keys[] = {"prefix", "backend", NULL};
 static const char *const retry_keys[] = {"attempts", "retry_on", "backoff_ms", "max_backoff_ms", "deadline",
                                          "attempts_header", NULL};
@@ -921,6 +921,10 @@ static int load_top(loader_t *ld, config_t *lc, cfg_t *cfg)
     if (get_int(ld, root, "workers", 1, 256, &v) < 0)
         return -1;
     cfg->workers = (int)v;
+    v = 0;
+    if (get_int(ld, root, "rlimit_nofile", 64, 1LL << 30, &v) < 0)
+        return -1;
+    cfg->rlimit_nofile = v;
     config_setting_t *log = config_setting_get_member(root, "log");
     if (log) {
         char *level = NULL;

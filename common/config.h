@@ -124,6 +124,7 @@ typedef struct {
     char *listen_host;      /* "" = any address */
     char *listen_port;
     int workers;
+    long long rlimit_nofile; /* open files per worker; 0: the hard limit */
     char *pidfile;
     int log_level;
     char *error_log;

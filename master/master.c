@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -216,6 +217,38 @@ static void reap(void)
     }
 }
 
+/* Sets the open-file limit the workers inherit (each stream holds a client and a backend
+ * socket): to rlimit_nofile, or by default to the hard limit. A value above the hard limit
+ * raises that too, which needs privilege; when that fails the hard limit is used. */
+static void set_nofile_limit(const cfg_t *c)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+        log_warn("cannot read the open-file limit: %s", strerror(errno));
+        return;
+    }
+    rlim_t want = c->rlimit_nofile > 0 ? (rlim_t)c->rlimit_nofile : rl.rlim_max;
+    struct rlimit next = {want, want > rl.rlim_max ? want : rl.rlim_max};
+    if (setrlimit(RLIMIT_NOFILE, &next) < 0) {
+        int err = errno;
+        next = (struct rlimit){rl.rlim_max, rl.rlim_max};
+        if (want > rl.rlim_max && setrlimit(RLIMIT_NOFILE, &next) == 0)
+            log_warn("cannot raise the open-file limit to %llu (rlimit_nofile): %s; using the hard limit %llu",
+                     (unsigned long long)want, strerror(err), (unsigned long long)rl.rlim_max);
+        else
+            log_warn("cannot set the open-file limit to %llu: %s; it stays at %llu", (unsigned long long)want,
+                     strerror(err), (unsigned long long)rl.rlim_cur);
+    }
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    log_info("open-file limit per worker: %llu", (unsigned long long)rl.rlim_cur);
+    /* a stream holds two descriptors; a few dozen more serve the worker itself */
+    unsigned long long need = 2ull * (unsigned long long)c->max_connections + 64;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+        log_warn("open-file limit %llu is below the %llu that limits.max_connections = %d may need",
+                 (unsigned long long)rl.rlim_cur, need, c->max_connections);
+}
+
 static void reload(void)
 {
     char err[1024];
@@ -253,6 +286,7 @@ static void reload(void)
     }
     cfg_free(cfg);
     cfg = next;
+    set_nofile_limit(cfg);
     generation++;
     met_reload(true);
     met_set_generation(generation);
@@ -326,6 +360,7 @@ int master_run(cfg_t *c, int fd, int mfd, int workers_override, const char *pidf
     met_set_generation(generation);
     override = workers_override;
     desired = override ? override : cfg->workers;
+    set_nofile_limit(cfg);
 
     sigset_t block, orig;
     sigemptyset(&block);

@@ -118,11 +118,20 @@ void be_client_message(char *msg, size_t size, const char *text, const cfg_backe
     buf_free(&b);
 }
 
+static bool type_used(const cfg_t *cfg, const char *type)
+{
+    for (int i = 0; i < cfg->nbackends; i++)
+        if (strcmp(cfg->backends[i].type, type) == 0)
+            return true;
+    return false;
+}
+
 int backends_worker_init(const cfg_t *cfg)
 {
     collect_secrets(cfg);
     for (size_t i = 0; i < NBACKEND_TYPES; i++)
-        if (backend_table[i]->worker_init && backend_table[i]->worker_init() < 0)
+        if (backend_table[i]->worker_init && type_used(cfg, backend_table[i]->type) &&
+            backend_table[i]->worker_init() < 0)
             return -1;
     return 0;
 }

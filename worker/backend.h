@@ -116,7 +116,8 @@ typedef struct {
 
 /* The backend module for a config type name, or NULL. */
 const backend_ops_t *backend_lookup(const char *type);
-/* Once per worker after fork: each type's worker_init, and the secrets be_scrub_secrets knows. */
+/* Once per worker after fork: the worker_init of each backend type cfg uses (a type's libraries
+ * cost memory only if used), and the secrets be_scrub_secrets knows. */
 int backends_worker_init(const cfg_t *cfg);
 void backends_worker_cleanup(void);
 

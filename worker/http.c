@@ -22,6 +22,7 @@
 #include "balance.h"
 #include "conn_watch.h"
 #include "gateway.h"
+#include "mem.h"
 #include "proxy.h"
 #include "route.h"
 #include "trace.h"
@@ -36,6 +37,9 @@ static unsigned open_connections;
 /* libmicrohttpd's own cap sits above ours, so that it still accepts (and we answer)
  * connections over the limit instead of dropping them. */
 #define OVERLOAD_SLACK 256
+/* Connection threads keep jemalloc's per-thread cache (faster allocation) while the worker
+ * has at most this many connections open; beyond, new ones start without it (see mem.c). */
+#define CACHED_THREADS_MAX 64
 
 /* Bodies above the limit are read and dropped up to this much more, so the client
  * can read the 413; beyond that the connection is simply closed. */
@@ -755,6 +759,8 @@ static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *
 {
     (void)cls, (void)uri;
     conn_watch_head_begun(watch_of(conn));
+    if (__atomic_load_n(&open_connections, __ATOMIC_RELAXED) > CACHED_THREADS_MAX)
+        mem_thread_without_cache(); /* before the request's first allocation in this thread */
     return NULL;
 }
 
@@ -790,7 +796,7 @@ static struct MHD_Daemon *start_daemon(int fd, void *cls, const cfg_t *cfg)
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
         MHD_OPTION_URI_LOG_CALLBACK, on_request_line, NULL,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024),
         MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512 * 1024),
         MHD_OPTION_UNESCAPE_CALLBACK, keep_escapes, NULL,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL, MHD_OPTION_END);

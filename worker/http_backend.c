@@ -18,6 +18,7 @@
 #include "../common/buf.h"
 #include "../common/lines.h"
 #include "../common/log.h"
+#include "curl_nowakeup.h"
 #include "http_backend.h"
 #include "oai_shape.h"
 
@@ -171,7 +172,7 @@ static curl_pair_t *pair_take(void)
     p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
-    p->multi = curl_multi_init();
+    p->multi = curl_nowakeup_multi_init();
     p->easy = curl_easy_init();
     if (!p->multi || !p->easy) {
         pair_free(p);

@@ -37,6 +37,7 @@ TEST(config_minimal_defaults)
     CHECK_STR(c->listen_host, "127.0.0.1");
     CHECK_STR(c->listen_port, "8080");
     CHECK_INT(c->workers, 2);
+    CHECK_INT(c->rlimit_nofile, 0); /* the hard limit */
     CHECK_STR(c->pidfile, "/run/airouter.pid");
     CHECK_INT(c->log_level, LOG_INFO);
     CHECK_STR(c->error_log, "");
@@ -92,6 +93,7 @@ TEST(config_full_every_key)
     CHECK_STR(c->listen_host, "::1");
     CHECK_STR(c->listen_port, "9090");
     CHECK_INT(c->workers, 4);
+    CHECK_INT(c->rlimit_nofile, 65536);
     CHECK_STR(c->pidfile, "/tmp/airouter-unit.pid");
     CHECK_INT(c->log_level, LOG_DEBUG);
     CHECK_STR(c->error_log, "/tmp/airouter-unit-error.log");
@@ -272,6 +274,8 @@ static const struct {
     {"bad_type_workers.conf", "conf/bad_type_workers.conf:3: 'workers' must be an integer"},
     {"bad_type_workers_range.conf",
      "conf/bad_type_workers_range.conf:3: 'workers' must be between 1 and 256"},
+    {"bad_rlimit_nofile.conf",
+     "conf/bad_rlimit_nofile.conf:3: 'rlimit_nofile' must be between 64 and 1073741824"},
     {"bad_type_bool.conf", "conf/bad_type_bool.conf:3: 'pass_client_key' must be true or false"},
     {"bad_type_seconds.conf", "conf/bad_type_seconds.conf:3: 'timeout' must be a number of seconds"},
     {"bad_type_seconds_zero.conf",
