@@ -11,7 +11,8 @@
 # soft limit to that hard limit, its default for rlimit_nofile).
 #
 # Environment (defaults in brackets):
-#   CAP_STREAMS [20000]   concurrent streams        CAP_WORKERS [2]     airouter workers
+#   CAP_STREAMS [20000]   concurrent streams
+#   CAP_WORKERS [2, or more if the open-file limit needs it]   airouter workers
 #   CAP_EVENTS [30]       events per stream, one a second (how long each stream stays open)
 #   CAP_RATE [1000]       new streams per second    CAP_PORT_BASE [18700] first loopback port tried
 #   CAP_KEEP [0]          keep the temp dir         AIROUTER_BIN [<repo>/airouter]
@@ -19,7 +20,6 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STREAMS=${CAP_STREAMS:-20000}
-WORKERS=${CAP_WORKERS:-2}
 EVENTS=${CAP_EVENTS:-30}
 RATE=${CAP_RATE:-1000}
 PORT=${CAP_PORT_BASE:-18700}
@@ -31,12 +31,19 @@ say() { printf '%s\n' "$*" >&2; }
 die() { say "capacity: $*"; exit 1; }
 for b in "$AIROUTER_BIN" "$BENCHMOCK" "$STREAMLOAD"; do [ -x "$b" ] || die "$b not built (make capacity builds it)"; done
 
-# The mock holds a socket and a timer per stream; each worker a client and a backend socket.
+# Each worker holds a client and a backend socket per stream, the mock a socket and a timer:
+# raise the hard open-file limit if allowed, else spread the streams over more processes.
 need=$((2 * STREAMS + 4096))
 if [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt "$need" ]; then
-    ulimit -Hn "$need" 2>/dev/null || say "capacity: cannot raise the hard open-file limit to $need (not root?): the mock may run out of descriptors"
+    ulimit -Hn "$need" 2>/dev/null || say "capacity: cannot raise the hard open-file limit to $need; using more processes"
 fi
 ulimit -n "$(ulimit -Hn)"
+per_process=$(( $(ulimit -n) - 512 ))
+[ "$per_process" -gt 0 ] || die "open-file limit $(ulimit -n) too low"
+# at most 2/3 of what fits in one process: the kernel does not spread connections evenly
+MOCKS=$(( (3 * STREAMS + per_process - 1) / per_process ))
+WORKERS=${CAP_WORKERS:-$(( (3 * STREAMS + per_process - 1) / per_process ))}
+[ "$WORKERS" -ge 2 ] || WORKERS=2
 
 TMP=$(mktemp -d /tmp/airouter-capacity.XXXXXX)
 PIDS=()
@@ -60,13 +67,20 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 free_port() { PORT=$((PORT + 1)); while [ -n "$(ss -Htln "sport = :$PORT" 2>/dev/null)" ]; do PORT=$((PORT + 1)); done; }
-free_port; MOCK_PORT=$PORT
-free_port; AIR_PORT=$PORT
+free_port
 wait_http() { local end=$((SECONDS + $2)); while [ $SECONDS -lt $end ]; do curl -s -o /dev/null -m 1 "$1" && return 0; sleep 0.2; done; return 1; }
 
-"$BENCHMOCK" -p "$MOCK_PORT" -t 2 -k "$EVENTS" -d 1000 2>"$TMP/mock.log" &
-PIDS+=($!)
-wait_http "http://127.0.0.1:$MOCK_PORT/health" 5 || die "mock did not start: $(cat "$TMP/mock.log")"
+BACKENDS=""
+TARGETS=""
+for i in $(seq 1 "$MOCKS"); do
+    [ "$i" = 1 ] || free_port
+    "$BENCHMOCK" -p "$PORT" -t 2 -k "$EVENTS" -d 1000 2>"$TMP/mock$i.log" &
+    PIDS+=($!)
+    wait_http "http://127.0.0.1:$PORT/health" 5 || die "mock did not start: $(cat "$TMP/mock$i.log")"
+    BACKENDS+="${BACKENDS:+, }{ name = \"mock$i\"; type = \"openai\"; url = \"http://127.0.0.1:$PORT/v1\"; }"
+    TARGETS+="${TARGETS:+, }{ backend = \"mock$i\"; }"
+done
+free_port; AIR_PORT=$PORT
 
 cat >"$TMP/airouter.conf" <<EOF
 listen = "127.0.0.1:$AIR_PORT";
@@ -74,8 +88,8 @@ workers = $WORKERS;
 pidfile = "$TMP/airouter.pid";
 log = { level = "warn"; error_log = "$TMP/airouter-error.log"; access_log = "off"; };
 limits = { max_connections = $((STREAMS / WORKERS * 2 + 1024)); idle_timeout = 120; };
-backends = ( { name = "mock"; type = "openai"; url = "http://127.0.0.1:$MOCK_PORT/v1"; } );
-models = ( { name = "bench"; backend = "mock"; } );
+backends = ( $BACKENDS );
+models = ( { name = "bench"; strategy = "least_inflight"; targets = ( $TARGETS ); } );
 EOF
 "$AIROUTER_BIN" -c "$TMP/airouter.conf" >"$TMP/airouter-out.log" 2>&1 &
 MASTER=$!
@@ -99,7 +113,7 @@ sleep 1
 sample "$TMP/idle"
 limit=$(awk '/Max open files/ { print $4 }' "/proc/$(workers | head -n 1)/limits")
 
-say "capacity: $STREAMS streams at $RATE/s, $EVENTS events each, $WORKERS workers (open-file limit per worker $limit)"
+say "capacity: $STREAMS streams at $RATE/s, $EVENTS events each, $WORKERS workers (open-file limit per worker $limit), $MOCKS mock backend(s)"
 "$STREAMLOAD" -p "$AIR_PORT" -n "$STREAMS" -r "$RATE" -T $((STREAMS / RATE + EVENTS + 60)) >"$TMP/load.out" 2>&1 &
 LOAD=$!
 PIDS+=("$LOAD")
@@ -124,7 +138,7 @@ field() { sed -n "s/.*[ ]$1=\([^ ]*\).*/\1/p" <<<" $2"; }
     echo
     echo "### airouter capacity ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs shared by load, mock, proxy)"
     echo
-    echo "$STREAMS concurrent streams, one event a second, $EVENTS events each, opened at $RATE/s; $WORKERS workers, open-file limit $limit per worker."
+    echo "$STREAMS concurrent streams, one event a second, $EVENTS events each, opened at $RATE/s; $WORKERS workers, open-file limit $limit per worker; $MOCKS mock backend process(es)."
     echo "Streams completed: $(field completed "$result") of $STREAMS (failed: $(field failed "$result")); all open at once: ${opened#all_open }."
     echo
     echo "| worker | idle RSS MB | idle fds | peak threads | peak RSS MB | peak fds | RSS per stream KB | fds per stream |"
