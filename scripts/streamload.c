@@ -9,7 +9,8 @@
  * open-file limit (raised to the hard limit first). Stops by itself after T seconds at most.
  *
  * Prints, on stdout:
- *   "all_open n=N" once every stream has had its first event (the moment to sample the proxy),
+ *   "all_open n=N open=K" once every stream has had its first event or ended, K of them still open
+ *   (the moment to sample the proxy; K = N when none failed early),
  *   "result n=N completed=C failed=F events=E seconds=S" at the end.
  *
  * usage: streamload -p PORT [-a ADDR] [-n STREAMS] [-r PER_SECOND] [-m MODEL] [-T SECONDS]
@@ -102,7 +103,7 @@ static int run_share(long n, long rate, int out_fd)
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)g_port)};
     inet_pton(AF_INET, g_addr, &sa.sin_addr);
     double start = now_s(), deadline = start + g_limit_s;
-    long opened = 0, done = 0, completed = 0, first_events = 0, events = 0;
+    long opened = 0, done = 0, completed = 0, first_events = 0, early_ends = 0, events = 0;
     int reported_open = 0;
     char buf[65536];
     while (done < n && now_s() < deadline) {
@@ -115,6 +116,7 @@ static int run_share(long n, long rate, int out_fd)
                     close(s->fd);
                 s->state = DONE;
                 done++;
+                early_ends++;
                 continue;
             }
             struct epoll_event ev = {.events = EPOLLOUT | EPOLLIN | EPOLLRDHUP, .data.ptr = s};
@@ -150,6 +152,8 @@ static int run_share(long n, long rate, int out_fd)
                 s->state = DONE;
             }
             if (s->state == DONE) {
+                if (!s->counted_open)
+                    early_ends++;
                 close(s->fd);
                 done++;
                 events += s->events;
@@ -157,9 +161,11 @@ static int run_share(long n, long rate, int out_fd)
                     completed++;
             }
         }
-        if (!reported_open && first_events == n) {
+        if (!reported_open && first_events + early_ends == n) {
             reported_open = 1;
-            if (write(out_fd, "O", 1) < 0)
+            char line[32];
+            int len = snprintf(line, sizeof line, "O %ld\n", n - done);
+            if (write(out_fd, line, (size_t)len) != len)
                 return 1;
         }
     }
@@ -202,7 +208,7 @@ int main(int argc, char **argv)
     if (per > 50000)
         per = 50000;
     int nproc = (int)((g_n + per - 1) / per);
-    int pipes[64];
+    int pipes[64], got[64] = {0};
     pid_t pids[64];
     if (nproc > 64) {
         fprintf(stderr, "streamload: open-file limit %ld too low for %ld streams\n", (long)rl.rlim_cur, g_n);
@@ -223,16 +229,17 @@ int main(int argc, char **argv)
         close(p[1]);
         pipes[i] = p[0];
     }
-    long completed = 0, failed = 0, events = 0;
+    long completed = 0, failed = 0, events = 0, open_now = 0;
     int opened = 0, results = 0;
     char in[256];
     size_t inlen[64] = {0};
     char acc[64][256];
+    for (int i = 0; i < nproc; i++)
+        fcntl(pipes[i], F_SETFL, O_NONBLOCK);
     while (results < nproc) {
         for (int i = 0; i < nproc; i++) {
             if (pipes[i] < 0)
                 continue;
-            fcntl(pipes[i], F_SETFL, O_NONBLOCK);
             ssize_t r = read(pipes[i], in, sizeof in);
             if (r == 0) {
                 close(pipes[i]);
@@ -241,29 +248,33 @@ int main(int argc, char **argv)
                 continue;
             }
             for (ssize_t j = 0; j < r; j++) {
-                if (in[j] == 'O' && inlen[i] == 0) {
+                if (inlen[i] < sizeof acc[i] - 1)
+                    acc[i][inlen[i]++] = in[j];
+                if (in[j] != '\n')
+                    continue;
+                acc[i][inlen[i]] = '\0';
+                long k = 0, c = 0, f = 0, e = 0;
+                if (sscanf(acc[i], "O %ld", &k) == 1) {
+                    open_now += k;
                     if (++opened == nproc) {
-                        printf("all_open n=%ld seconds=%.1f\n", g_n, now_s() - start);
+                        printf("all_open n=%ld open=%ld seconds=%.1f\n", g_n, open_now, now_s() - start);
                         fflush(stdout);
                     }
-                } else if (inlen[i] < sizeof acc[i] - 1) {
-                    acc[i][inlen[i]++] = in[j];
+                } else if (sscanf(acc[i], "R %ld %ld %ld", &c, &f, &e) == 3) {
+                    completed += c;
+                    failed += f;
+                    events += e;
+                    got[i] = 1;
                 }
+                inlen[i] = 0;
             }
         }
         struct timespec ts = {0, 20 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
     for (int i = 0; i < nproc; i++) {
-        long c = 0, f = 0, e = 0;
-        acc[i][inlen[i]] = '\0';
-        if (sscanf(acc[i], "R %ld %ld %ld", &c, &f, &e) == 3) {
-            completed += c;
-            failed += f;
-            events += e;
-        } else {
+        if (!got[i])
             failed += g_n / nproc + (i < g_n % nproc);
-        }
         waitpid(pids[i], NULL, 0);
     }
     printf("result n=%ld completed=%ld failed=%ld events=%ld seconds=%.1f\n", g_n, completed, failed, events,
