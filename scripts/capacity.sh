@@ -128,6 +128,7 @@ done
 wait "$LOAD" || true
 result=$(grep '^result' "$TMP/load.out" || echo "result failed=1 $(tr '\n' ' ' <"$TMP/load.out")")
 opened=$(grep '^all_open' "$TMP/load.out" || echo "all_open never")
+failures=$(grep '^failures' "$TMP/load.out" || echo "failures unknown")
 [ -s "$TMP/peak" ] || sample "$TMP/peak"
 
 field() { sed -n "s/.*[ ]$1=\([^ ]*\).*/\1/p" <<<" $2"; }
@@ -137,6 +138,7 @@ field() { sed -n "s/.*[ ]$1=\([^ ]*\).*/\1/p" <<<" $2"; }
     echo
     echo "$STREAMS concurrent streams, one event a second, $EVENTS events each, opened at $RATE/s; $WORKERS workers, open-file limit $limit per worker; $MOCKS mock backend process(es)."
     echo "Streams completed: $(field completed "$result") of $STREAMS (failed: $(field failed "$result")); open when the last one had started: $(field open "$opened") (after $(field seconds "$opened") s)."
+    echo "Failures by kind: ${failures#failures } (no_answer: no HTTP answer; status: not 200; cut: a 200 stream without [DONE])."
     echo
     echo "| worker | idle RSS MB | idle fds | peak threads | peak RSS MB | peak fds | RSS per stream KB | fds per stream |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|"
