@@ -113,7 +113,7 @@ sample "$TMP/idle"
 limit=$(awk '/Max open files/ { print $4 }' "/proc/$(workers | head -n 1)/limits")
 
 say "capacity: $STREAMS streams at $RATE/s, $EVENTS events each, $WORKERS workers (open-file limit per worker $limit), $MOCKS mock backend(s)"
-"$STREAMLOAD" -p "$AIR_PORT" -n "$STREAMS" -r "$RATE" -T $((STREAMS / RATE + EVENTS + 60)) >"$TMP/load.out" 2>&1 &
+"$STREAMLOAD" -p "$AIR_PORT" -n "$STREAMS" -r "$RATE" -T $((3 * STREAMS / RATE + 2 * EVENTS + 120)) >"$TMP/load.out" 2>&1 &
 LOAD=$!
 PIDS+=("$LOAD")
 : >"$TMP/peak"
@@ -138,7 +138,7 @@ field() { sed -n "s/.*[ ]$1=\([^ ]*\).*/\1/p" <<<" $2"; }
     echo
     echo "$STREAMS concurrent streams, one event a second, $EVENTS events each, opened at $RATE/s; $WORKERS workers, open-file limit $limit per worker; $MOCKS mock backend process(es)."
     echo "Streams completed: $(field completed "$result") of $STREAMS (failed: $(field failed "$result")); open when the last one had started: $(field open "$opened") (after $(field seconds "$opened") s)."
-    echo "Failures by kind: ${failures#failures } (no_answer: no HTTP answer; status: not 200; cut: a 200 stream without [DONE])."
+    echo "Failures by kind: ${failures#failures } (no_answer: no HTTP answer; status: not 200; cut: a 200 stream that ended without [DONE]; running: still streaming when the load tool's time was up)."
     echo
     echo "| worker | idle RSS MB | idle fds | peak threads | peak RSS MB | peak fds | RSS per stream KB | fds per stream |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|"

@@ -12,8 +12,8 @@
  *   "all_open n=N open=K" once every stream has had its first event or ended, K of them still open
  *   (the moment to sample the proxy; K = N when none failed early),
  *   "result n=N completed=C failed=F events=E seconds=S" at the end, then the failures by kind:
- *   "failures no_answer=A status=B cut=C" (no HTTP answer at all; an answer other than 200;
- *   a 200 stream that ended, or was still running at the deadline, without [DONE]).
+ *   "failures no_answer=A status=B cut=C running=D" (no HTTP answer at all; an answer other than
+ *   200; a 200 stream that ended without [DONE]; a 200 stream still running at the deadline).
  *
  * usage: streamload -p PORT [-a ADDR] [-n STREAMS] [-r PER_SECOND] [-m MODEL] [-T SECONDS]
  *
@@ -106,7 +106,7 @@ static int run_share(long n, long rate, int out_fd)
     inet_pton(AF_INET, g_addr, &sa.sin_addr);
     double start = now_s(), deadline = start + g_limit_s;
     long opened = 0, done = 0, completed = 0, first_events = 0, early_ends = 0, events = 0;
-    long no_answer = 0, bad_status = 0, cut = 0;
+    long no_answer = 0, bad_status = 0, cut = 0, running = 0;
     int reported_open = 0;
     char buf[65536];
     while (done < n && now_s() < deadline) {
@@ -186,11 +186,11 @@ static int run_share(long n, long rate, int out_fd)
             else if (ss[i].status != 200)
                 bad_status++;
             else
-                cut++;
+                running++;
         }
     char line[128];
-    int len = snprintf(line, sizeof line, "R %ld %ld %ld %ld %ld %ld\n", completed, n - completed, events,
-                       no_answer, bad_status, cut);
+    int len = snprintf(line, sizeof line, "R %ld %ld %ld %ld %ld %ld %ld\n", completed, n - completed, events,
+                       no_answer, bad_status, cut, running);
     return write(out_fd, line, (size_t)len) == len ? 0 : 1;
 }
 
@@ -249,7 +249,7 @@ int main(int argc, char **argv)
         close(p[1]);
         pipes[i] = p[0];
     }
-    long completed = 0, failed = 0, events = 0, open_now = 0, no_answer = 0, bad_status = 0, cut = 0;
+    long completed = 0, failed = 0, events = 0, open_now = 0, no_answer = 0, bad_status = 0, cut = 0, running = 0;
     int opened = 0, results = 0;
     char in[256];
     size_t inlen[64] = {0};
@@ -273,20 +273,21 @@ int main(int argc, char **argv)
                 if (in[j] != '\n')
                     continue;
                 acc[i][inlen[i]] = '\0';
-                long k = 0, c = 0, f = 0, e = 0, na = 0, bs = 0, ct = 0;
+                long k = 0, c = 0, f = 0, e = 0, na = 0, bs = 0, ct = 0, rn = 0;
                 if (sscanf(acc[i], "O %ld", &k) == 1) {
                     open_now += k;
                     if (++opened == nproc) {
                         printf("all_open n=%ld open=%ld seconds=%.1f\n", g_n, open_now, now_s() - start);
                         fflush(stdout);
                     }
-                } else if (sscanf(acc[i], "R %ld %ld %ld %ld %ld %ld", &c, &f, &e, &na, &bs, &ct) == 6) {
+                } else if (sscanf(acc[i], "R %ld %ld %ld %ld %ld %ld %ld", &c, &f, &e, &na, &bs, &ct, &rn) == 7) {
                     completed += c;
                     failed += f;
                     events += e;
                     no_answer += na;
                     bad_status += bs;
                     cut += ct;
+                    running += rn;
                     got[i] = 1;
                 }
                 inlen[i] = 0;
@@ -302,7 +303,7 @@ int main(int argc, char **argv)
     }
     printf("result n=%ld completed=%ld failed=%ld events=%ld seconds=%.1f\n", g_n, completed, failed, events,
            now_s() - start);
-    printf("failures no_answer=%ld status=%ld cut=%ld\n", no_answer, bad_status, cut);
+    printf("failures no_answer=%ld status=%ld cut=%ld running=%ld\n", no_answer, bad_status, cut, running);
     return failed == 0 ? 0 : 2;
 usage:
     fprintf(stderr, "usage: streamload -p PORT [-a ADDR] [-n STREAMS] [-r PER_SECOND] [-m MODEL] [-T SECONDS]\n");
