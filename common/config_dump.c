@@ -152,6 +152,17 @@ static void put_int_set(dump_t *d, const field_t *f, const char *o)
     if (AT(int, o, f->off))
         put_int(d, f, o);
 }
+/* The open-file limit: 0 means the hard limit, which is not known until the master runs. */
+static void put_nofile(dump_t *d, const field_t *f, const char *o)
+{
+    long long v = AT(long long, o, f->off);
+    if (v)
+        key_int(d, f->name, v);
+    else {
+        indent(d);
+        fprintf(d->out, "# %s: the hard limit\n", f->name);
+    }
+}
 static void put_double(dump_t *d, const field_t *f, const char *o) { key_double(d, f->name, AT(double, o, f->off)); }
 /* A number whose 0 means off and cannot be written: shown as a comment. */
 static void put_double_set(dump_t *d, const field_t *f, const char *o)
@@ -603,6 +614,7 @@ static const field_t passthrough_fields[] = {
 static const field_t top_fields[] = {
     F(cfg_t, "listen", put_str, listen),
     F(cfg_t, "workers", put_int, workers),
+    F(cfg_t, "rlimit_nofile", put_nofile, rlimit_nofile),
     F(cfg_t, "pidfile", put_str, pidfile),
     GROUP("log", 0, log_fields),
     GROUP("limits", 0, limit_fields),
