@@ -2,7 +2,7 @@
 'use strict';
 // airouter soak benchmark (`make soak`): for SOAK_SECONDS, a mix of non-streaming chats,
 // streams read to the end, streams the client drops after the first chunk, and calls through an
-// OpenAI mock backend, while the master is sent HUP (a reload: a new generation of workers) every
+// OpenAI mock backend and a Triton mock (gRPC), while the master is sent HUP (a reload: a new generation of workers) every
 // SOAK_RELOAD_SECONDS. The resident memory (VmRSS) of the master and of every worker is sampled
 // each second; at the end it prints, per process, the growth per minute (least-squares slope
 // after a warm-up), which should be flat: a leak per request shows in the workers, a leak per
@@ -64,7 +64,7 @@ async function waitHealthy(base) {
 }
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: CONC });
-const counts = { chat: 0, stream: 0, abort: 0, mock: 0, failed: 0 };
+const counts = { chat: 0, stream: 0, abort: 0, mock: 0, triton: 0, failed: 0 };
 
 // One request; resolves when it is over. abortAfterFirst drops the connection after the first chunk.
 function request(port, body, abortAfterFirst) {
@@ -93,7 +93,8 @@ async function loop(port, end, id) {
     if (pick < 4) { ok = await request(port, { model: 'echo', messages }, false); counts.chat++; }
     else if (pick < 7) { ok = await request(port, { model: 'echo', stream: true, messages }, false); counts.stream++; }
     else if (pick < 9) { ok = await request(port, { model: 'echo', stream: true, messages }, true); counts.abort++; }
-    else { ok = await request(port, { model: 'mock', stream: n % 2 === 0, messages }, false); counts.mock++; }
+    else if (n % 2) { ok = await request(port, { model: 'mock', stream: n % 4 === 1, messages }, false); counts.mock++; }
+    else { ok = await request(port, { model: 'triton', stream: n % 4 === 0, max_tokens: 16, messages }, false); counts.triton++; }
     if (!ok) counts.failed++;
   }
 }
@@ -110,9 +111,11 @@ function slopePerMin(points) {
 async function main() {
   if (!fs.existsSync(BIN)) throw new Error(`${BIN} not found (make airouter)`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'airouter-soak-'));
-  const [port, mockPort] = [await freePort(), await freePort()];
+  const [port, mockPort, tritonPort] = [await freePort(), await freePort(), await freePort()];
   const mock = spawn(process.execPath, [path.join(ROOT, 'scripts/mock-openai.js'), '--port', String(mockPort), '--quiet'], { stdio: 'ignore' });
   children.push(mock);
+  const triton = spawn(process.execPath, [path.join(ROOT, 'scripts/mock-triton.js'), '--port', String(tritonPort)], { stdio: 'ignore' });
+  children.push(triton);
   const conf = path.join(dir, 'airouter.conf');
   fs.writeFileSync(conf, `
 listen = "127.0.0.1:${port}";
@@ -121,11 +124,13 @@ log = { level = "warn"; };
 limits = { drain_timeout = 10; };
 backends = (
   { name = "echo"; type = "echo"; chunk_delay_ms = 1; },
-  { name = "mock"; type = "openai"; url = "http://127.0.0.1:${mockPort}/v1"; }
+  { name = "mock"; type = "openai"; url = "http://127.0.0.1:${mockPort}/v1"; },
+  { name = "triton"; type = "triton"; url = "127.0.0.1:${tritonPort}"; }
 );
 models = (
   { name = "echo"; backend = "echo"; default = true; },
-  { name = "mock"; backend = "mock"; backend_model = "gpt-4o-mini"; }
+  { name = "mock"; backend = "mock"; backend_model = "gpt-4o-mini"; },
+  { name = "triton"; backend = "triton"; backend_model = "ensemble"; profile = "trtllm"; prompt_format = "llama3"; }
 );
 `);
   const router = spawn(BIN, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -157,7 +162,7 @@ models = (
   sample();
 
   const total = counts.chat + counts.stream + counts.abort + counts.mock;
-  console.log(`soak: ${SECONDS} s, ${total} requests (${counts.chat} chat, ${counts.stream} streams, ${counts.abort} streams dropped after the first chunk, ${counts.mock} through the mock backend), ${counts.failed} failed, ${reloads} reloads`);
+  console.log(`soak: ${SECONDS} s, ${total} requests (${counts.chat} chat, ${counts.stream} streams, ${counts.abort} streams dropped after the first chunk, ${counts.mock} through the OpenAI mock, ${counts.triton} through the Triton mock), ${counts.failed} failed, ${reloads} reloads`);
   console.log('process     pid      life(s)  first KB   last KB   growth KB/min (after a ' + WARMUP + ' s warm-up)');
   const slopes = [];
   for (const [pid, s] of series) {
