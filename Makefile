@@ -1,7 +1,8 @@
 # airouter: the one build entry. `make` builds, `make run` starts it on the default
 # config, `make test` runs every test, `make bench` runs the benchmark, `make install`
 # (PREFIX, DESTDIR) installs it, `make deb` builds a Debian package, `make deb-test`
-# installs that package into a scratch root and answers a request with it.
+# installs that package into a scratch root and answers a request with it; `make fuzz` runs the
+# fuzz targets and `make soak` the soak benchmark.
 CC      ?= cc
 VERSION := 0.1.0
 PKGS    := libmicrohttpd libcurl json-c libconfig grpc libprotobuf-c
@@ -195,7 +196,7 @@ deb-test: deb
 # takes that file's place in the link).
 FUZZ_CC      ?= clang
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-FUZZ_CFLAGS  := $(filter-out -O2,$(CFLAGS)) -O1 $(FUZZ_SAN)
+FUZZ_CFLAGS   = $(filter-out -O2,$(CFLAGS)) -O1 $(FUZZ_SAN)
 FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_TARGETS := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_LIB_SRC := $(filter-out master/main.c,$(SRC))
