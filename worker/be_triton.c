@@ -27,6 +27,8 @@
 #define SLICE_MS 200        /* how often a wait checks the client and the timeouts */
 #define CLIENT_CHECK_US 20000u /* how often a stream of messages checks the client */
 #define DEFAULT_MAX_TOKENS 512
+/* Token counts a backend reports are held below this, so that sums of them cannot overflow. */
+#define MAX_TOKEN_COUNT (1LL << 40)
 
 static pthread_mutex_t channels_lock = PTHREAD_MUTEX_INITIALIZER;
 static const cfg_backend_t *channel_owner[64];
@@ -497,11 +499,13 @@ static bool handle_response(be_call_t *c, Inference__ModelStreamInferResponse *r
         } else if (strcmp(t->name, tensor_name(c->model, "num_input_tokens")) == 0) {
             long long v = first_int(t, raw);
             if (v >= 0)
-                c->prompt_tokens = v;
+                c->prompt_tokens = v < MAX_TOKEN_COUNT ? v : MAX_TOKEN_COUNT;
         } else if (strcmp(t->name, tensor_name(c->model, "num_output_tokens")) == 0) {
             long long v = first_int(t, raw); /* per response: a delta */
-            if (v >= 0)
-                c->completion_tokens = (c->completion_tokens < 0 ? 0 : c->completion_tokens) + v;
+            if (v >= 0) {
+                long long sum = (c->completion_tokens < 0 ? 0 : c->completion_tokens) + (v < MAX_TOKEN_COUNT ? v : MAX_TOKEN_COUNT);
+                c->completion_tokens = sum < MAX_TOKEN_COUNT ? sum : MAX_TOKEN_COUNT;
+            }
         }
     }
     new_text(c, &piece);
