@@ -1,6 +1,7 @@
 /* The HTTP transport's SSE parser (worker/http_backend.c): a backend's stream bytes, cut
  * into reads at fuzzed places, go through the line scanner and event dispatch exactly as
- * on_body feeds them; every queued chunk is handed out and freed as hb_next would.
+ * on_body feeds them; every queued chunk is handed out and freed as hb_next would; an
+ * event or line over the bound (4 KB here) fails the call.
  * Input: byte 0 picks the read sizes, byte 1 bit 0 the chunk_text mode; the rest is the
  * stream. The parser is static, so this file includes its source. */
 #include "fuzz.h"
@@ -19,6 +20,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     c->backend_model = strdup("backend-model");
     c->client_model = strdup("client-model");
     c->chunk_text = data[1] & 1;
+    c->max_event = 4096; /* small, so that the fuzzer reaches the bound (hb_open sets it from the config) */
+    c->lines.max_line = c->max_event;
     if (c->chunk_text)
         buf_append_json_string(&c->model_json, c->client_model);
     uint8_t seed = data[0];
@@ -26,7 +29,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     unsigned state = 0;
     for (size_t off = 0; off < size;) {
         size_t n = fuzz_piece(seed, size - off, &state);
-        sse_feed(c, (const char *)data + off, n);
+        if (sse_feed(c, (const char *)data + off, n) < 0) /* on_body aborts the transfer */
+            break;
         off += n;
         while (c->qlen) { /* hand everything out, as hb_next does */
             be_event_t ev = {0};
@@ -38,7 +42,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             json_object_put(ev.obj);
         }
     }
-    sse_feed(c, "\n\n", 2); /* the end of the transfer, as finish_event does */
+    if (!c->stream_failed)
+        sse_end(c); /* the end of the transfer, as finish_event does */
     if (c->stream_failed)
         FUZZ_ASSERT(c->failure.type == BE_EV_ERROR && c->failure.status >= 400);
     call_free(c);
