@@ -2,7 +2,8 @@
 # config, `make test` runs every test, `make bench` runs the benchmark, `make install`
 # (PREFIX, DESTDIR) installs it, `make deb` builds a Debian package, `make deb-test`
 # installs that package into a scratch root and answers a request with it. `make capacity`
-# measures how many concurrent streams the workers hold and what each costs.
+# measures how many concurrent streams the workers hold and what each costs; `make fuzz` runs
+# the fuzz targets and `make soak` the soak benchmark.
 CC      ?= cc
 VERSION := 0.1.0
 PKGS    := libmicrohttpd libcurl json-c libconfig grpc libprotobuf-c
@@ -66,7 +67,7 @@ $(DESC_SRC): build/gen/descriptor_set.pb
 	  echo 'const size_t reflection_descriptor_set_len = sizeof reflection_descriptor_set;'; } > $@.tmp
 	mv $@.tmp $@
 
-.PHONY: all asan deps run test unit e2e bench capacity clean install uninstall deb deb-test
+.PHONY: all asan deps run test unit e2e bench capacity fuzz fuzz-build soak clean install uninstall deb deb-test
 all: airouter
 
 build/release/%.o: %.c $(HDR)
@@ -85,9 +86,17 @@ airouter-asan: $(OBJ_ASAN)
 
 asan: airouter-asan
 
-build/unit-tests: $(UNIT_SRC) $(UNIT_DEPS) tests/unit/unit.h $(HDR)
+# The rest of the ASan objects, as an archive: a unit test that includes a module's source to
+# reach its static functions links in place of that module's object.
+UNIT_LIB_OBJ := $(filter-out build/asan/master/main.o $(UNIT_DEPS:%.c=build/asan/%.o),$(OBJ_ASAN))
+
+build/asan/libunit.a: $(UNIT_LIB_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+build/unit-tests: $(UNIT_SRC) $(UNIT_DEPS) tests/unit/unit.h $(HDR) build/asan/libunit.a
 	@mkdir -p build
-	$(CC) $(CFLAGS) $(SAN) -O1 -o $@ $(UNIT_SRC) $(UNIT_DEPS) $(LDLIBS)
+	$(CC) $(CFLAGS) $(SAN) -O1 -o $@ $(UNIT_SRC) $(UNIT_DEPS) build/asan/libunit.a $(LDLIBS)
 
 deps:
 	@scripts/install-deps.sh
@@ -185,6 +194,46 @@ deb: airouter
 deb-test: deb
 	@[ -e tests/node_modules ] || $(MAKE) --no-print-directory deps
 	AIROUTER_DEB=$(CURDIR)/$(DEB) node --test --test-concurrency=1 tests/e2e/install.test.js
+
+# libFuzzer targets, one per parser of outside input (tests/fuzz/fuzz_*.c); not part of
+# `make test`. Every source is built with coverage instrumentation into one archive, so a
+# target links only what it calls (a target that includes a .c to reach its static parser
+# takes that file's place in the link).
+FUZZ_CC      ?= clang
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS   = $(filter-out -O2,$(CFLAGS)) -O1 $(FUZZ_SAN)
+FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_TARGETS := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_LIB_SRC := $(filter-out master/main.c,$(SRC))
+FUZZ_OBJ     := $(FUZZ_LIB_SRC:%.c=build/fuzz/obj/%.o)
+FUZZ_SECONDS ?= 60
+
+build/fuzz/obj/%.o: %.c $(HDR)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+build/fuzz/libairouter.a: $(FUZZ_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h build/fuzz/libairouter.a $(HDR)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< build/fuzz/libairouter.a $(LDLIBS)
+
+fuzz-build: $(FUZZ_TARGETS)
+
+# Runs every target for its share of FUZZ_SECONDS from its seed corpus (tests/fuzz/corpus/NAME);
+# new inputs go to build/fuzz/corpus/NAME, crashes to build/fuzz/crashes/.
+fuzz:
+	@command -v $(FUZZ_CC) >/dev/null && [ -n "$$($(FUZZ_CC) -print-file-name=libclang_rt.fuzzer-x86_64.a | grep /)" ] \
+		|| scripts/install-deps.sh --fuzz
+	@$(MAKE) --no-print-directory fuzz-build
+	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh $(FUZZ_TARGETS)
+
+# Soak benchmark: mixed load and reloads for SOAK_SECONDS, the RSS growth per minute of the master
+# and of every worker (scripts/soak.js). Not part of `make test`.
+soak: deps
+	@$(MAKE) --no-print-directory airouter
+	node scripts/soak.js
 
 clean:
 	rm -rf build airouter airouter-asan

@@ -62,10 +62,12 @@ static void content_text(json_object *content, buf_t *out)
     }
 }
 
+/* A role that is missing or not a string (null, a number...) counts as the user's. */
 static const char *role_of(json_object *m)
 {
     json_object *r;
-    const char *role = json_object_object_get_ex(m, "role", &r) ? json_object_get_string(r) : "user";
+    const char *role = json_object_object_get_ex(m, "role", &r) && json_object_is_type(r, json_type_string)
+                           ? json_object_get_string(r) : "user";
     if (strcmp(role, "system") == 0 || strcmp(role, "developer") == 0)
         return "system";
     if (strcmp(role, "assistant") == 0)

@@ -8,6 +8,8 @@ DEBS=(build-essential pkg-config curl ca-certificates
       libmicrohttpd-dev libcurl4-openssl-dev libjson-c-dev libconfig-dev
       libgrpc-dev protobuf-c-compiler libprotobuf-c-dev libjemalloc-dev
       nginx-light wrk)
+# make fuzz: clang with its libFuzzer runtime (only on request: the other targets build with cc)
+[ "${1:-}" = "--fuzz" ] && DEBS+=(clang libclang-rt-dev)
 
 missing=()
 for p in "${DEBS[@]}"; do

@@ -33,6 +33,14 @@ struct be_call {
 
 /* ---- request: OpenAI chat -> Messages ---- */
 
+/* obj[key] as text (a string's value, other values as JSON), or dflt when the member is absent
+ * or null: a null from a client or a backend must never reach strcmp or a string copy. */
+static const char *member_str(json_object *obj, const char *key, const char *dflt)
+{
+    json_object *v;
+    return json_object_object_get_ex(obj, key, &v) && v ? json_object_get_string(v) : dflt;
+}
+
 static const char *text_of(json_object *content, buf_t *scratch)
 {
     if (json_object_is_type(content, json_type_string))
@@ -96,9 +104,9 @@ static json_object *content_blocks(json_object *msg, const char *role)
                 json_object_array_add(blocks, text_block(json_object_get_string(content)));
         } else if (json_object_is_type(content, json_type_array)) {
             for (size_t i = 0; i < json_object_array_length(content); i++) {
-                json_object *part = json_object_array_get_idx(content, i), *type, *t;
-                const char *ty = json_object_object_get_ex(part, "type", &type) ? json_object_get_string(type) : "text";
-                if (strcmp(ty, "text") == 0 && json_object_object_get_ex(part, "text", &t))
+                json_object *part = json_object_array_get_idx(content, i), *t;
+                const char *ty = member_str(part, "type", "text");
+                if (strcmp(ty, "text") == 0 && json_object_object_get_ex(part, "text", &t) && t)
                     json_object_array_add(blocks, text_block(json_object_get_string(t)));
                 else if (strcmp(ty, "image_url") == 0) {
                     json_object *img = image_block(part);
@@ -111,14 +119,12 @@ static json_object *content_blocks(json_object *msg, const char *role)
     if (strcmp(role, "assistant") == 0 && json_object_object_get_ex(msg, "tool_calls", &calls) &&
         json_object_is_type(calls, json_type_array)) {
         for (size_t i = 0; i < json_object_array_length(calls); i++) {
-            json_object *call = json_object_array_get_idx(calls, i), *id, *fn, *name, *args;
+            json_object *call = json_object_array_get_idx(calls, i), *fn, *args;
             json_object_object_get_ex(call, "function", &fn);
             json_object *b = json_object_new_object();
             json_object_object_add(b, "type", json_object_new_string("tool_use"));
-            json_object_object_add(b, "id", json_object_new_string(json_object_object_get_ex(call, "id", &id)
-                                                                       ? json_object_get_string(id) : "toolu_0"));
-            json_object_object_add(b, "name", json_object_new_string(fn && json_object_object_get_ex(fn, "name", &name)
-                                                                         ? json_object_get_string(name) : ""));
+            json_object_object_add(b, "id", json_object_new_string(member_str(call, "id", "toolu_0")));
+            json_object_object_add(b, "name", json_object_new_string(fn ? member_str(fn, "name", "") : ""));
             json_object *input = NULL;
             if (fn && json_object_object_get_ex(fn, "arguments", &args) && json_object_is_type(args, json_type_string))
                 input = shape_parse(json_object_get_string(args), (size_t)json_object_get_string_len(args));
@@ -204,8 +210,8 @@ static json_object *translate_request(const be_request_t *req)
     json_object_object_get_ex(in, "messages", &msgs);
     size_t n = json_object_is_type(msgs, json_type_array) ? json_object_array_length(msgs) : 0;
     for (size_t i = 0; i < n; i++) {
-        json_object *m = json_object_array_get_idx(msgs, i), *r;
-        const char *role = json_object_object_get_ex(m, "role", &r) ? json_object_get_string(r) : "user";
+        json_object *m = json_object_array_get_idx(msgs, i);
+        const char *role = member_str(m, "role", "user");
         json_object *content = NULL;
         json_object_object_get_ex(m, "content", &content);
         if (strcmp(role, "system") == 0 || strcmp(role, "developer") == 0) {
@@ -213,11 +219,9 @@ static json_object *translate_request(const be_request_t *req)
                 buf_appends(&system, "\n\n");
             buf_appends(&system, text_of(content, &scratch));
         } else if (strcmp(role, "tool") == 0) {
-            json_object *b = json_object_new_object(), *id;
+            json_object *b = json_object_new_object();
             json_object_object_add(b, "type", json_object_new_string("tool_result"));
-            json_object_object_add(b, "tool_use_id", json_object_new_string(
-                                                         json_object_object_get_ex(m, "tool_call_id", &id)
-                                                             ? json_object_get_string(id) : ""));
+            json_object_object_add(b, "tool_use_id", json_object_new_string(member_str(m, "tool_call_id", "")));
             json_object_object_add(b, "content", json_object_new_string(text_of(content, &scratch)));
             json_object *blocks = json_object_new_array();
             json_object_array_add(blocks, b);
@@ -339,9 +343,9 @@ static json_object *translate_message(be_call_t *c, json_object *msg)
     json_object *tools = json_object_new_array();
     if (json_object_object_get_ex(msg, "content", &content) && json_object_is_type(content, json_type_array))
         for (size_t i = 0; i < json_object_array_length(content); i++) {
-            json_object *b = json_object_array_get_idx(content, i), *type, *t;
-            const char *ty = json_object_object_get_ex(b, "type", &type) ? json_object_get_string(type) : "";
-            if (strcmp(ty, "text") == 0 && json_object_object_get_ex(b, "text", &t))
+            json_object *b = json_object_array_get_idx(content, i), *t;
+            const char *ty = member_str(b, "type", "");
+            if (strcmp(ty, "text") == 0 && json_object_object_get_ex(b, "text", &t) && t)
                 buf_appends(&text, json_object_get_string(t));
             else if (strcmp(ty, "tool_use") == 0) {
                 json_object *call = json_object_new_object(), *fn = json_object_new_object(), *id, *name, *input;
@@ -416,8 +420,8 @@ static json_object *tool_delta(int index, json_object *id, json_object *name, co
  * Returns NULL for events that produce nothing (ping, block stops...). */
 static json_object *translate_event(be_call_t *c, json_object *evj)
 {
-    json_object *type, *v, *d;
-    const char *t = json_object_object_get_ex(evj, "type", &type) ? json_object_get_string(type) : "";
+    json_object *v, *d;
+    const char *t = member_str(evj, "type", "");
     if (strcmp(t, "message_start") == 0) {
         if (json_object_object_get_ex(evj, "message", &v)) {
             read_identity(c, v);
@@ -433,7 +437,7 @@ static json_object *translate_event(be_call_t *c, json_object *evj)
         json_object *block, *idx;
         int bi = json_object_object_get_ex(evj, "index", &idx) ? json_object_get_int(idx) : 0;
         if (!json_object_object_get_ex(evj, "content_block", &block) ||
-            !json_object_object_get_ex(block, "type", &v) || strcmp(json_object_get_string(v), "tool_use") != 0)
+            strcmp(member_str(block, "type", ""), "tool_use") != 0)
             return NULL;
         if (bi < 0 || bi >= MAX_TOOL_BLOCKS)
             return NULL;
@@ -446,15 +450,15 @@ static json_object *translate_event(be_call_t *c, json_object *evj)
     if (strcmp(t, "content_block_delta") == 0) {
         json_object *idx, *text;
         int bi = json_object_object_get_ex(evj, "index", &idx) ? json_object_get_int(idx) : 0;
-        if (!json_object_object_get_ex(evj, "delta", &d) || !json_object_object_get_ex(d, "type", &v))
+        if (!json_object_object_get_ex(evj, "delta", &d))
             return NULL;
-        const char *dt = json_object_get_string(v);
-        if (strcmp(dt, "text_delta") == 0 && json_object_object_get_ex(d, "text", &text)) {
+        const char *dt = member_str(d, "type", "");
+        if (strcmp(dt, "text_delta") == 0 && json_object_object_get_ex(d, "text", &text) && text) {
             json_object *delta = json_object_new_object();
             json_object_object_add(delta, "content", json_object_get(text));
             return chunk(c, delta, NULL);
         }
-        if (strcmp(dt, "input_json_delta") == 0 && json_object_object_get_ex(d, "partial_json", &text) && bi >= 0 &&
+        if (strcmp(dt, "input_json_delta") == 0 && json_object_object_get_ex(d, "partial_json", &text) && text && bi >= 0 &&
             bi < MAX_TOOL_BLOCKS && c->tool_index[bi] >= 0) {
             if (!json_object_get_string_len(text))
                 return NULL; /* the empty delta that opens every tool input */

@@ -27,6 +27,8 @@
 #define SLICE_MS 200        /* how often a wait checks the client and the timeouts */
 #define CLIENT_CHECK_US 20000u /* how often a stream of messages checks the client */
 #define DEFAULT_MAX_TOKENS 512
+/* Token counts a backend reports are held below this, so that sums of them cannot overflow. */
+#define MAX_TOKEN_COUNT (1LL << 40)
 
 static pthread_mutex_t channels_lock = PTHREAD_MUTEX_INITIALIZER;
 static const cfg_backend_t *channel_owner[64];
@@ -45,6 +47,8 @@ struct be_call {
     grpc_slice status_details;
     grpc_byte_buffer *recv;
     bool recv_pending;
+    bool start_pending;     /* the first batch's completion is not collected yet */
+    bool status_pending;    /* nor the status batch's */
     bool finished;          /* the final response (or the stream's end) was seen */
     bool failed;
     const cfg_backend_t *be;
@@ -495,11 +499,13 @@ static bool handle_response(be_call_t *c, Inference__ModelStreamInferResponse *r
         } else if (strcmp(t->name, tensor_name(c->model, "num_input_tokens")) == 0) {
             long long v = first_int(t, raw);
             if (v >= 0)
-                c->prompt_tokens = v;
+                c->prompt_tokens = v < MAX_TOKEN_COUNT ? v : MAX_TOKEN_COUNT;
         } else if (strcmp(t->name, tensor_name(c->model, "num_output_tokens")) == 0) {
             long long v = first_int(t, raw); /* per response: a delta */
-            if (v >= 0)
-                c->completion_tokens = (c->completion_tokens < 0 ? 0 : c->completion_tokens) + v;
+            if (v >= 0) {
+                long long sum = (c->completion_tokens < 0 ? 0 : c->completion_tokens) + (v < MAX_TOKEN_COUNT ? v : MAX_TOKEN_COUNT);
+                c->completion_tokens = sum < MAX_TOKEN_COUNT ? sum : MAX_TOKEN_COUNT;
+            }
         }
     }
     new_text(c, &piece);
@@ -544,6 +550,31 @@ static bool handle_response(be_call_t *c, Inference__ModelStreamInferResponse *r
 
 /* ---- backend interface ---- */
 
+static char tag_start, tag_recv, tag_status;
+
+static void pluck(be_call_t *c, void *tag, gpr_timespec deadline, bool *pending)
+{
+    if (*pending && grpc_completion_queue_pluck(c->cq, tag, deadline, NULL).type == GRPC_OP_COMPLETE)
+        *pending = false;
+}
+
+/* Collects the completion of every batch started on the call: each holds a reference to the
+ * call until it is plucked, so one left in the queue keeps the call and its arena (about 20 KB)
+ * alive for ever. The status of a finished call is normally there already; one that is not
+ * within a second is cut short by a cancel. */
+static void collect_batches(be_call_t *c)
+{
+    gpr_timespec forever = gpr_inf_future(GPR_CLOCK_REALTIME);
+    if (c->status_pending)
+        pluck(c, &tag_status, gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(1000, GPR_TIMESPAN)),
+              &c->status_pending);
+    if (c->status_pending)
+        grpc_call_cancel(c->call, NULL);
+    pluck(c, &tag_status, forever, &c->status_pending);
+    pluck(c, &tag_start, forever, &c->start_pending);
+    pluck(c, &tag_recv, forever, &c->recv_pending);
+}
+
 static void call_free(be_call_t *c)
 {
     if (!c)
@@ -551,6 +582,7 @@ static void call_free(be_call_t *c)
     if (c->call) {
         if (!c->finished || c->recv_pending)
             grpc_call_cancel(c->call, NULL); /* the client left or the call failed: stop Triton's work */
+        collect_batches(c);
         grpc_call_unref(c->call);
     }
     if (c->cq) {
@@ -575,7 +607,6 @@ static void call_free(be_call_t *c)
     free(c);
 }
 
-static char tag_start, tag_recv, tag_status;
 
 static be_call_t *triton_open(const be_request_t *req, be_event_t *ev)
 {
@@ -704,12 +735,15 @@ static be_call_t *triton_open(const be_request_t *req, be_event_t *ev)
     ops[1].data.send_message.send_message = bb;
     ops[3].data.recv_initial_metadata.recv_initial_metadata = &c->initial_md;
     grpc_call_error e = grpc_call_start_batch(c->call, ops, 4, &tag_start, NULL);
+    c->start_pending = e == GRPC_CALL_OK;
     grpc_op st = {.op = GRPC_OP_RECV_STATUS_ON_CLIENT};
     st.data.recv_status_on_client.trailing_metadata = &c->trailing_md;
     st.data.recv_status_on_client.status = &c->status;
     st.data.recv_status_on_client.status_details = &c->status_details;
-    if (e == GRPC_CALL_OK)
+    if (e == GRPC_CALL_OK) {
         e = grpc_call_start_batch(c->call, &st, 1, &tag_status, NULL);
+        c->status_pending = e == GRPC_CALL_OK;
+    }
     grpc_byte_buffer_destroy(bb); /* the batch holds its own reference */
     if (nmd)
         grpc_slice_unref(md[0].value);
@@ -725,7 +759,7 @@ static be_call_t *triton_open(const be_request_t *req, be_event_t *ev)
 /* The stream ended without a final response: the call's status says why. */
 static void stream_ended(be_call_t *c, be_event_t *ev)
 {
-    grpc_completion_queue_pluck(c->cq, &tag_status, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    pluck(c, &tag_status, gpr_inf_future(GPR_CLOCK_REALTIME), &c->status_pending);
     char detail[300];
     char *raw = strndup((const char *)GRPC_SLICE_START_PTR(c->status_details), GRPC_SLICE_LENGTH(c->status_details));
     be_client_message(detail, sizeof detail, raw ? raw : "", c->be, c->backend_model, c->client_model);

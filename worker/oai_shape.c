@@ -510,6 +510,8 @@ bool shape_rename_model_text(const char *p, size_t n, const char *model_json, bu
             if (depth == 1 && expect_key) {
                 size_t klen = end - i - 2;
                 const char *key = p + i + 1;
+                if (memchr(key, '\\', klen))
+                    return false; /* an escaped key ("mod\u0065l") is read by the parser */
                 size_t v = skip_ws(p, n, end);
                 if (v >= n || p[v] != ':')
                     return false;

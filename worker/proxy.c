@@ -5,6 +5,7 @@
 #include "proxy.h"
 
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -535,12 +536,31 @@ static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const cha
     return MHD_YES;
 }
 
+/* One query buffer per connection thread, reused by its requests and freed when the thread
+ * ends (a plain __thread buffer would leak with every connection: each has its own thread). */
+static pthread_key_t query_key;
+static pthread_once_t query_once = PTHREAD_ONCE_INIT;
+static void query_free(void *q)
+{
+    buf_free(q);
+    free(q);
+}
+static void query_key_init(void) { pthread_key_create(&query_key, query_free); }
+
 const char *proxy_query_string(request_t *req)
 {
-    static __thread buf_t q;
-    buf_reset(&q);
-    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, collect_arg, &q);
-    return q.len ? q.data : NULL;
+    pthread_once(&query_once, query_key_init);
+    buf_t *q = pthread_getspecific(query_key);
+    if (!q) {
+        q = calloc(1, sizeof *q);
+        if (!q || pthread_setspecific(query_key, q) != 0) {
+            free(q);
+            return NULL;
+        }
+    }
+    buf_reset(q);
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, collect_arg, q);
+    return q->len ? q->data : NULL;
 }
 
 const cfg_passthrough_t *proxy_match(const char *url)

@@ -21,6 +21,7 @@
  *           (an assumption; see the test). */
 #include <json-c/json.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "../../common/buf.h"
 #include "../../common/config.h"
@@ -388,4 +389,22 @@ TEST(prompt_custom_format_in_user)
     if (r2)
         CHECK_STR(r2->eos, ""); /* absent: empty */
     cfg_free(c);
+}
+
+/* ---- malformed messages (found by tests/fuzz/fuzz_prompt.c) ---- */
+
+static void render_role_null(void)
+{
+    char *s = render("chatml", "[{\"role\":null,\"content\":\"a\"},{\"role\":7,\"content\":\"b\"},"
+                               "{\"role\":[\"system\"],\"content\":\"c\"},{\"content\":\"d\"}]");
+    _exit(s && strcmp(s, "<|im_start|>user\na<|im_end|>\n<|im_start|>user\nb<|im_end|>\n"
+                         "<|im_start|>user\nc<|im_end|>\n<|im_start|>user\nd<|im_end|>\n"
+                         "<|im_start|>assistant\n") == 0 ? 0 : 1);
+}
+
+TEST(prompt_role_not_a_string_is_the_user)
+{
+    int rc = unit_run_child(render_role_null);
+    CHECK_MSG(rc == 0, "a message whose role is null or not a string: child status %d (1: wrong prompt, "
+                       ">128: crashed)", rc);
 }
