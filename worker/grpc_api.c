@@ -173,10 +173,10 @@ static bool send_response(rpc_t *r, const char *content, const char *provider, c
     return send_message(r, slice);
 }
 
-static void send_status(rpc_t *r, grpc_status_code code, const char *details)
+/* Fills ops (room for two) with the initial metadata if not sent yet and the status; *d must
+ * outlive the batch. Returns the count of ops. */
+static size_t status_ops(rpc_t *r, grpc_op *ops, grpc_status_code code, grpc_slice *d)
 {
-    grpc_slice d = grpc_slice_from_copied_string(details ? details : "");
-    grpc_op ops[2];
     size_t n = 0;
     if (!r->sent_initial) {
         ops[n++] = initial_md_op();
@@ -184,9 +184,16 @@ static void send_status(rpc_t *r, grpc_status_code code, const char *details)
     }
     ops[n] = (grpc_op){.op = GRPC_OP_SEND_STATUS_FROM_SERVER};
     ops[n].data.send_status_from_server.status = code;
-    ops[n].data.send_status_from_server.status_details = &d;
+    ops[n].data.send_status_from_server.status_details = d;
     ops[n++].data.send_status_from_server.trailing_metadata_count = 0;
-    batch(r, ops, n);
+    return n;
+}
+
+static void send_status(rpc_t *r, grpc_status_code code, const char *details)
+{
+    grpc_slice d = grpc_slice_from_copied_string(details ? details : "");
+    grpc_op ops[2];
+    batch(r, ops, status_ops(r, ops, code, &d));
     grpc_slice_unref(d);
     r->code = code;
     if (code != GRPC_STATUS_OK && !r->error)
@@ -629,14 +636,7 @@ static void end_waiting_stream(rpc_t *r, const char *why, const char *reason)
 {
     grpc_slice d = grpc_slice_from_static_string(why);
     grpc_op ops[2];
-    size_t n = 0;
-    if (!r->sent_initial) {
-        ops[n++] = initial_md_op();
-        r->sent_initial = true;
-    }
-    ops[n] = (grpc_op){.op = GRPC_OP_SEND_STATUS_FROM_SERVER};
-    ops[n].data.send_status_from_server.status = GRPC_STATUS_UNAVAILABLE;
-    ops[n++].data.send_status_from_server.status_details = &d;
+    size_t n = status_ops(r, ops, GRPC_STATUS_UNAVAILABLE, &d);
     if (grpc_call_start_batch(r->call, ops, n, &tag_status, NULL) == GRPC_CALL_OK)
         grpc_completion_queue_pluck(r->cq, &tag_status, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
     else
