@@ -165,12 +165,16 @@ static void spawn_worker(void)
     log_info("worker %d started (generation %u)", (int)pid, generation);
 }
 
-static void signal_workers(int sig, bool mark_stopping, unsigned below_gen)
+/* value: queued with the signal (WORKER_QUIT_FINAL for a whole-service graceful stop), else 0. */
+static void signal_workers(int sig, bool mark_stopping, unsigned below_gen, int value)
 {
     for (int i = 0; i < nslots; i++) {
         if (slots[i].gen >= below_gen || (mark_stopping && slots[i].stopping && sig != SIGTERM))
             continue;
-        kill(slots[i].pid, sig);
+        if (value)
+            sigqueue(slots[i].pid, sig, (union sigval){.sival_int = value});
+        else
+            kill(slots[i].pid, sig);
         if (mark_stopping)
             slots[i].stopping = true;
     }
@@ -309,7 +313,7 @@ static void retire_old_generations(void)
             all_ready = false;
     if (!all_ready && now_ms() < retire_deadline)
         return;
-    signal_workers(SIGQUIT, true, generation);
+    signal_workers(SIGQUIT, true, generation, 0);
     retire_pending = false;
     if (old_listen_fd >= 0) {
         close(old_listen_fd);
@@ -340,7 +344,7 @@ static void begin_stop(bool graceful)
     uint64_t wait = graceful ? (uint64_t)cfg->drain_timeout * 1000u + 5000u : FAST_STOP_WAIT_MS;
     stop_deadline = now_ms() + wait;
     log_info("%s stop: stopping %d worker(s)", graceful ? "graceful" : "fast", nslots);
-    signal_workers(graceful ? SIGQUIT : SIGTERM, true, UINT32_MAX);
+    signal_workers(graceful ? SIGQUIT : SIGTERM, true, UINT32_MAX, graceful ? WORKER_QUIT_FINAL : 0);
     if (listen_fd >= 0)
         close(listen_fd);
     if (old_listen_fd >= 0)
@@ -395,14 +399,14 @@ int master_run(cfg_t *c, int fd, int mfd, int workers_override, const char *pidf
         if (got_usr1) {
             got_usr1 = 0;
             log_reopen();
-            signal_workers(SIGUSR1, false, UINT32_MAX);
+            signal_workers(SIGUSR1, false, UINT32_MAX, 0);
         }
         if (state != RUNNING) {
             if (nslots == 0)
                 break;
             if (now_ms() >= stop_deadline) {
                 log_warn("workers did not stop in time: killing %d", nslots);
-                signal_workers(SIGKILL, false, UINT32_MAX);
+                signal_workers(SIGKILL, false, UINT32_MAX, 0);
                 stop_deadline = now_ms() + FAST_STOP_WAIT_MS;
             }
         } else {

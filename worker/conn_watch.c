@@ -40,6 +40,7 @@ struct conn_watch {
  * so, even one stalled by a busy machine. A busy client instead gets its next request
  * answered with Connection: close. */
 #define DRAIN_QUIET_US 5000000u
+static uint64_t drain_quiet_us = DRAIN_QUIET_US;
 #define TICK_MAX_US 250000u
 #define TICK_MIN_US 10000u
 #define DRAIN_TICK_US 50000u
@@ -111,14 +112,14 @@ static void check(conn_watch_t *w, uint64_t now)
             if (rx != w->rx_mark) { /* the next request has begun: its head's clock starts */
                 w->phase = PHASE_HEAD;
                 w->since_us = now;
-            } else if (draining && age >= DRAIN_QUIET_US) {
+            } else if (draining && age >= drain_quiet_us) {
                 cut(w, "idle while draining", NULL);
             }
         } else if (age >= header_timeout_us) {
             bool said_something = bytes_received(w->fd) > 0;
             cut(w, said_something ? "header_timeout" : "silent past header_timeout",
                 said_something ? &reply_head_timeout : NULL);
-        } else if (draining && age >= DRAIN_QUIET_US && bytes_received(w->fd) == 0) {
+        } else if (draining && age >= drain_quiet_us && bytes_received(w->fd) == 0) {
             cut(w, "idle while draining", NULL);
         }
         break;
@@ -304,10 +305,11 @@ const char *conn_watch_cut_reason(conn_watch_t *w)
     return r;
 }
 
-void conn_watch_drain(void)
+void conn_watch_drain(bool final)
 {
     pthread_mutex_lock(&lock);
     draining = true;
+    drain_quiet_us = final ? 0 : DRAIN_QUIET_US;
     pthread_cond_signal(&wake);
     pthread_mutex_unlock(&lock);
 }

@@ -40,8 +40,10 @@ void conn_watch_request_done(conn_watch_t *w);
 const char *conn_watch_cut_reason(conn_watch_t *w);
 
 /* From now on, close every connection that has been idle a few seconds with nothing of a
- * next request received; requests that arrive are answered (with Connection: close). */
-void conn_watch_drain(void);
+ * next request received; requests that arrive are answered (with Connection: close).
+ * final: the whole service stops, so no other worker will serve the client's next request:
+ * idle connections are closed at once, as nginx does on a graceful stop. */
+void conn_watch_drain(bool final);
 /* Connections open (watched). */
 unsigned conn_watch_open_count(void);
 

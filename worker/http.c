@@ -833,7 +833,7 @@ static void stop_accepting(struct MHD_Daemon *d)
         close(lfd);
 }
 
-void http_drain_and_stop(void)
+void http_drain_and_stop(bool final)
 {
     if (!daemon_handle)
         return;
@@ -843,7 +843,7 @@ void http_drain_and_stop(void)
         stop_accepting(metrics_daemon);
     /* A connection ends once it has answered its request, or once the watchdog has seen it
      * idle with nothing received: a request already on its way is answered, never cut. */
-    conn_watch_drain();
+    conn_watch_drain(final);
     uint64_t deadline = http_now_us() + (uint64_t)http_cfg->drain_timeout * 1000000u;
     while ((conn_watch_open_count() > 0 || http_active_requests() > 0) && http_now_us() < deadline) {
         struct timespec ts = {0, 20 * 1000 * 1000};

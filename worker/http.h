@@ -75,8 +75,8 @@ extern volatile int http_draining;
 int http_start(const cfg_t *cfg, int listen_fd, int metrics_fd);
 /* Stops accepting; answers the requests in flight and those that arrive on open connections
  * (with Connection: close) and closes idle connections, until none is left or the drain
- * timeout passes; then stops. */
-void http_drain_and_stop(void);
+ * timeout passes; then stops. final: the whole service stops (see conn_watch_drain). */
+void http_drain_and_stop(bool final);
 unsigned http_active_requests(void);
 
 uint64_t http_now_us(void);

@@ -71,7 +71,8 @@ int worker_run(const cfg_t *cfg, int listen_fd, int metrics_fd, int ready_fd, pi
 
     for (;;) {
         struct timespec tick = {1, 0};
-        int sig = sigtimedwait(&set, NULL, &tick);
+        siginfo_t info;
+        int sig = sigtimedwait(&set, &info, &tick);
         if (sig < 0) {
             if (getppid() != master_pid) {
                 log_warn("master is gone: worker exiting");
@@ -85,7 +86,9 @@ int worker_run(const cfg_t *cfg, int listen_fd, int metrics_fd, int ready_fd, pi
             log_debug("graceful stop: draining %u request(s)", http_active_requests());
             grpc_api_quiesce(); /* both APIs stop taking work, then both drain */
             time_t drain_start = time(NULL);
-            http_drain_and_stop();
+            /* the master marks the QUIT of a whole-service stop (no other worker takes over) */
+            bool final = info.si_code == SI_QUEUE && info.si_value.sival_int == WORKER_QUIT_FINAL;
+            http_drain_and_stop(final);
             int left = cfg->drain_timeout - (int)(time(NULL) - drain_start); /* one deadline for both */
             grpc_api_stop(left > 0 ? left : 0);
             health_stop();

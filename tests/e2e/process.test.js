@@ -319,6 +319,42 @@ test('QUIT lets an in-flight slow stream finish, refuses new connections, exits 
   });
 });
 
+test('QUIT (the whole service stops) closes idle kept-alive connections at once, while a stream in flight still finishes', { timeout: 40000 }, async () => {
+  // One worker, so the idle connection and the stream share it; 12 words 400 ms apart.
+  await withRouter(echoConfig({ workers: 1, echoDelay: 400 }), {}, async (h) => {
+    await waitWorkers(h, 1, 'start', { settle: 100 });
+    // An idle kept-alive connection: one request answered, then nothing more sent.
+    const idle = net.connect(h.port, '127.0.0.1');
+    await new Promise((resolve, reject) => { idle.once('connect', resolve); idle.once('error', reject); });
+    let idleData = '';
+    idle.on('data', (d) => { idleData += d; });
+    const idleClosed = new Promise((resolve) => idle.once('close', resolve));
+    idle.write('GET /health HTTP/1.1\r\nHost: x\r\n\r\n');
+    await waitFor(() => idleData.includes('{"status":"ok"}'), { what: 'health answer on the idle connection' });
+
+    const msg = 'one two three four five six seven eight nine ten eleven twelve';
+    const client = new OpenAI({ baseURL: `${h.base}/v1`, apiKey: 'x', maxRetries: 0, timeout: 30000 });
+    const stream = await client.chat.completions.create({ model: 'echo', stream: true, messages: [{ role: 'user', content: msg }] });
+    let text = '';
+    let chunks = 0;
+    let chunksWhenIdleClosed = null;
+    idleClosed.then(() => { chunksWhenIdleClosed = chunks; });
+    for await (const chunk of stream) {
+      chunks++;
+      const c = chunk.choices[0];
+      if (c && c.delta && c.delta.content) text += c.delta.content;
+      if (chunks === 1) h.signal('SIGQUIT');
+    }
+    await idleClosed;
+    assert.equal(text.trim(), msg, 'the stream in flight finished');
+    // Closed at once: a retiring worker of a reload waits 5 s (12 chunks at 400 ms) for quiet.
+    assert.ok(chunksWhenIdleClosed !== null && chunksWhenIdleClosed <= 5,
+      `the idle connection was closed after ${chunksWhenIdleClosed} of ${chunks} chunks, not at once`);
+    const ex = await Promise.race([h.exited, sleep(12000).then(() => 'timeout')]);
+    assert.deepEqual(ex, { code: 0, signal: null }, 'master exits with code 0 after QUIT');
+  });
+});
+
 test('-t accepts etc/airouter.conf and rejects a broken config with file and line', { timeout: 30000 }, async () => {
   const good = path.join(REPO, 'etc', 'airouter.conf');
   const r = runBin(['-t', '-c', good]);
