@@ -103,6 +103,10 @@
 //                    (non-stream: headers and half a JSON body, then destroys the socket)
 //   tool-call        answers with a get_weather tool call; streamed, the arguments are split
 //                    across several chunks; finish_reason "tool_calls"
+//   multi-tool       answers with the text "Let me check." and two tool calls: get_weather (arguments
+//                    split as above) and get_time with empty arguments "" (a tool without
+//                    parameters, as vLLM sends it); a request whose last message is a tool answer
+//                    gets the text "tool said: " + the tool answers joined with "; " instead
 //   delay-MS         waits MS before each streamed chunk (and before a non-stream answer)
 //   retry-after-S    with error-429: the Retry-After header is S
 //   slow-body-MS     non-stream: sends the headers (with Content-Length) and the first half of the JSON
@@ -249,6 +253,7 @@ function knobs(model) {
   if (m.includes('stream-error-event')) k.streamError = true;
   if (m.includes('stream-then-die')) k.die = true;
   if (m.includes('tool-call')) k.tool = true;
+  if (m.includes('multi-tool')) k.multiTool = true;
   if ((r = /delay-(\d+)/.exec(m))) k.delay = Number(r[1]);
   if ((r = /retry-after-(\d+)/.exec(m))) k.retryAfter = r[1];
   if ((r = /slow-body-(\d+)/.exec(m))) k.slowBody = Number(r[1]);
@@ -792,6 +797,18 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
     const chat = kind === 'chat';
     const id = chat ? `chatcmpl-mock${rec.id}` : `cmpl-mock${rec.id}`;
     let r = replyFor(body, kind);
+    if (k.multiTool && chat) {
+      const msgs = Array.isArray(body.messages) ? body.messages : [];
+      const toolAnswers = [];
+      for (let i = msgs.length - 1; i >= 0 && msgs[i].role === 'tool'; i--) toolAnswers.unshift(String(msgs[i].content));
+      if (toolAnswers.length) {
+        const text = `tool said: ${toolAnswers.join('; ')}`;
+        const chunks = text.split(' ').map((w, i, a) => (i < a.length - 1 ? `${w} ` : w));
+        r = { text, finish: 'stop', chunks, usage: { prompt_tokens: r.usage.prompt_tokens, completion_tokens: chunks.length, total_tokens: r.usage.prompt_tokens + chunks.length } };
+      } else {
+        k = { ...k, tool: true, twoTools: true };
+      }
+    }
     if (k.slowStream) {
       const parts = [];
       for (let i = 0; i < k.slowStream.n; i++) parts.push(`w${i} `);
@@ -808,7 +825,9 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
       if (gone(res)) return;
       let obj;
       if (chat) {
-        const message = k.tool
+        const message = k.twoTools
+          ? { role: 'assistant', content: 'Let me check.', tool_calls: [{ id: 'call_mock1', type: 'function', function: { name: 'get_weather', arguments: TOOL_ARGS } }, { id: 'call_mock2', type: 'function', function: { name: 'get_time', arguments: '' } }], refusal: null }
+          : k.tool
           ? { role: 'assistant', content: null, tool_calls: [{ id: 'call_mock1', type: 'function', function: { name: 'get_weather', arguments: TOOL_ARGS } }], refusal: null }
           : { role: 'assistant', content: r.text, refusal: null };
         obj = {
@@ -859,7 +878,14 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
     const withUsage = (o) => (includeUsage ? { ...o, usage: null } : o);
     const seq = [];
     if (chat) {
-      if (k.tool) {
+      if (k.twoTools) {
+        seq.push(withUsage({ ...base, choices: [{ index: 0, delta: { role: 'assistant', content: 'Let me ', refusal: null }, logprobs: null, finish_reason: null }] }));
+        seq.push(withUsage({ ...base, choices: [{ index: 0, delta: { content: 'check.' }, logprobs: null, finish_reason: null }] }));
+        seq.push(withUsage({ ...base, choices: [{ index: 0, delta: { tool_calls: [{ index: 0, id: 'call_mock1', type: 'function', function: { name: 'get_weather', arguments: '' } }] }, logprobs: null, finish_reason: null }] }));
+        for (const a of TOOL_ARG_PARTS) seq.push(withUsage({ ...base, choices: [{ index: 0, delta: { tool_calls: [{ index: 0, function: { arguments: a } }] }, logprobs: null, finish_reason: null }] }));
+        seq.push(withUsage({ ...base, choices: [{ index: 0, delta: { tool_calls: [{ index: 1, id: 'call_mock2', type: 'function', function: { name: 'get_time', arguments: '' } }] }, logprobs: null, finish_reason: null }] }));
+        seq.push(withUsage({ ...base, choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: 'tool_calls' }] }));
+      } else if (k.tool) {
         seq.push(withUsage({ ...base, choices: [{ index: 0, delta: { role: 'assistant', content: null, tool_calls: [{ index: 0, id: 'call_mock1', type: 'function', function: { name: 'get_weather', arguments: '' } }], refusal: null }, logprobs: null, finish_reason: null }] }));
         for (const a of TOOL_ARG_PARTS) seq.push(withUsage({ ...base, choices: [{ index: 0, delta: { tool_calls: [{ index: 0, function: { arguments: a } }] }, logprobs: null, finish_reason: null }] }));
         seq.push(withUsage({ ...base, choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: 'tool_calls' }] }));

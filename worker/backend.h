@@ -48,6 +48,7 @@ typedef struct {
     const struct iovec *body;      /* segments, sent in order; must outlive the call */
     int nbody;
     const char *const *extra_headers; /* NULL-terminated "Name: value" lines, or NULL */
+    const char *key_header;        /* the header the backend key goes in; NULL: Authorization: Bearer */
     const char *backend_model;     /* errors: this name is replaced by client_model */
     const char *client_model;
     bool sanitise_errors;          /* false: error answers are relayed as they are */

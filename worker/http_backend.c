@@ -796,7 +796,8 @@ hb_call_t *hb_open_raw(const be_raw_request_t *req, be_event_t *ev)
         h = curl_slist_append(h, line);
     }
     h = curl_slist_append(h, "Expect:");
-    h = add_common_headers(h, be, req->request_id, req->traceparent, req->client_key, NULL, req->extra_headers);
+    h = add_common_headers(h, be, req->request_id, req->traceparent, req->client_key, req->key_header,
+                           req->extra_headers);
     c->headers = h;
     if (!h)
         goto oom;
