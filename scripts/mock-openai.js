@@ -23,6 +23,9 @@
 // CLI: node scripts/mock-openai.js [--port N] [--host H] [--quiet]
 //   (the CLI logs each request to stderr unless --quiet, and records nothing in memory)
 //
+// POST /tokenize (beside /v1, as vLLM serves it): {count, max_model_len, tokens} with count =
+// tokenizeCount(body) for {model, messages} or {model, prompt}; a model name containing no-tokenize
+// gets 404 {"detail":"Not Found"} (as a server without the endpoint answers).
 // Endpoints (shapes as OpenAI's): POST /v1/chat/completions, POST /v1/completions,
 // POST /v1/embeddings, GET /v1/models, GET /v1/models/{id}, and the rest of the surface:
 //   POST /v1/audio/speech        JSON in; audio out with the response_format's Content-Type (mp3 audio/mpeg,
@@ -152,6 +155,19 @@ const CREATED = 1700000000;
 function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
 
 function words(s) { return String(s || '').split(/\s+/).filter(Boolean); }
+
+// What the mock's POST /tokenize (vLLM's) counts: the words of every message's text (string
+// content or text parts), plus 4 template tokens per message, plus the words of a prompt.
+function tokenizeCount(body) {
+  let n = words(body.prompt).length;
+  for (const m of Array.isArray(body.messages) ? body.messages : []) {
+    const c = m.content;
+    if (typeof c === 'string') n += words(c).length;
+    else if (Array.isArray(c)) for (const part of c) if (part && part.type === 'text') n += words(part.text).length;
+    n += 4;
+  }
+  return n;
+}
 
 // Text of a message's content: a string, or the text parts of an array joined with a space.
 function contentText(c) {
@@ -727,6 +743,16 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
       }
       const id = decodeURIComponent(p.slice('/v1/models/'.length));
       return sendJson(res, rec, 200, { id, object: 'model', created: CREATED, owned_by: 'mock' });
+    }
+    if (p === '/tokenize') { // vLLM's tokenizer endpoint, beside /v1
+      const body = rec.body;
+      if (req.method !== 'POST') return sendJson(res, rec, 405, errorBody(`Method ${req.method} not allowed`, 'invalid_request_error'));
+      if (!body || typeof body !== 'object' || (!Array.isArray(body.messages) && typeof body.prompt !== 'string')) {
+        return sendJson(res, rec, 400, errorBody('messages or prompt is required', 'invalid_request_error'));
+      }
+      if (String(body.model || '').includes('no-tokenize')) return sendJson(res, rec, 404, { detail: 'Not Found' });
+      const count = tokenizeCount(body);
+      return sendJson(res, rec, 200, { count, max_model_len: 8192, tokens: Array.from({ length: count }, (_, i) => 1000 + i), token_strs: null });
     }
     const surface = surfaceRoute(req.method, p);
     if (surface === 405) return sendJson(res, rec, 405, errorBody(`Method ${req.method} not allowed`, 'invalid_request_error'));
@@ -1388,7 +1414,7 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
 module.exports = {
   startMock, embed, embeddingBase64, replyFor, replyChunks, knobs, TOOL_ARGS, TOOL_ARG_PARTS,
   speechAudio, AUDIO_TYPES, transcriptText, transcriptAnswer, imageBytes, moderationResult, responseReply,
-  responseInputText, parseMultipart, multipartBoundary, formSummary, sha256,
+  responseInputText, parseMultipart, multipartBoundary, formSummary, sha256, tokenizeCount,
 };
 
 if (require.main === module) {

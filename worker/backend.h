@@ -43,6 +43,7 @@ typedef struct {
     const cfg_backend_t *backend;
     const char *method;            /* GET, POST, DELETE, ... */
     const char *path;              /* appended to the backend URL (which ends in /v1) */
+    bool beside_v1;                /* path replaces the URL's trailing /v1 (vLLM's /tokenize) */
     const char *query;             /* without '?', or NULL */
     const char *content_type;      /* of the body, or NULL */
     const struct iovec *body;      /* segments, sent in order; must outlive the call */

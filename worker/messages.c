@@ -11,6 +11,8 @@
 #include "../common/metrics.h"
 #include "anthropic_shape.h"
 #include "api.h"
+#include "backend.h"
+#include "oai_shape.h"
 #include "proxy.h"
 #include "route.h"
 #include "trace.h"
@@ -36,10 +38,73 @@ static const char *forwarded_header(request_t *req, const char *name, char *line
     return line;
 }
 
-static enum MHD_Result answer_estimate(request_t *req, json_object *body)
+/* The input tokens of a Messages request as counted by the backend's tokenizer (vLLM's POST
+ * /tokenize, beside /v1), or -1 when the backend does not offer one or it fails. */
+static long long backend_token_count(request_t *req, const cfg_backend_t *be, const char *backend_model,
+                                     json_object *body)
+{
+    const backend_ops_t *ops = backend_lookup(be->type);
+    if (!ops || !ops->open_raw || strcmp(be->type, "openai") != 0)
+        return -1;
+    /* The chat form of the request; count_tokens has no max_tokens, the translation wants one. */
+    json_object *copy = json_object_new_object(), *v;
+    json_object_object_foreach(body, key, val) json_object_object_add(copy, key, json_object_get(val));
+    json_object_object_add(copy, "max_tokens", json_object_new_int(1));
+    char err[300];
+    const char *param;
+    json_object *chat = ashape_to_chat(copy, err, sizeof err, &param);
+    json_object_put(copy);
+    if (!chat)
+        return -1;
+    json_object *q = json_object_new_object();
+    json_object_object_add(q, "model", json_object_new_string(backend_model));
+    if (json_object_object_get_ex(chat, "messages", &v))
+        json_object_object_add(q, "messages", json_object_get(v));
+    if (json_object_object_get_ex(chat, "tools", &v))
+        json_object_object_add(q, "tools", json_object_get(v));
+    json_object_put(chat);
+    size_t n;
+    const char *js = shape_json(q, &n);
+    struct iovec seg = {(void *)js, n};
+    be_raw_request_t rr = {
+        .backend = be, .method = "POST", .path = "/tokenize", .beside_v1 = true,
+        .content_type = "application/json", .body = &seg, .nbody = 1,
+        .backend_model = backend_model, .client_model = req->model_asked, .sanitise_errors = true,
+        .client_key = req->client_key, .request_id = req->id, .traceparent = "", .client_fd = http_client_fd(req),
+    };
+    be_event_t ev;
+    long long count = -1;
+    buf_t answer = {0};
+    be_call_t *call = ops->open_raw(&rr, &ev);
+    bool ok = false;
+    while (call) {
+        ops->next_raw(call, &ev, api_keepalive_ms());
+        if (ev.type == BE_EV_HEADERS && ev.status != 200)
+            break;
+        if (ev.type == BE_EV_DATA && (answer.len + ev.len > CFG_MAX_ANSWER_BYTES || buf_append(&answer, ev.data, ev.len) < 0))
+            break;
+        if (ev.type == BE_EV_END) {
+            ok = true;
+            break;
+        }
+        if (ev.type == BE_EV_ERROR || (ev.type == BE_EV_PENDING && client_gone(http_client_fd(req))))
+            break;
+    }
+    if (call)
+        ops->close(call);
+    json_object *a = ok && answer.len ? shape_parse(answer.data, answer.len) : NULL;
+    if (a && json_object_object_get_ex(a, "count", &v) && json_object_is_type(v, json_type_int))
+        count = json_object_get_int64(v);
+    json_object_put(a);
+    buf_free(&answer);
+    json_object_put(q);
+    return count;
+}
+
+static enum MHD_Result answer_count(request_t *req, json_object *body, long long counted)
 {
     json_object *o = json_object_new_object();
-    json_object_object_add(o, "input_tokens", json_object_new_int64(ashape_estimate_tokens(body)));
+    json_object_object_add(o, "input_tokens", json_object_new_int64(counted >= 0 ? counted : ashape_estimate_tokens(body)));
     enum MHD_Result rc = api_respond_json(req, 200, o);
     json_object_put(o);
     return rc;
@@ -53,11 +118,13 @@ static try_result_t messages_try(request_t *req, const void *job_arg, const cfg_
     if (strcmp(be->type, "anthropic") == 0)
         return proxy_try(req, &job->relay, m, is_fallback, t, ev, rc);
     if (job->count_tokens) {
-        /* No backend type but Anthropic's counts a Messages request: estimated here. */
+        /* Counted by the backend's tokenizer where it has one, else estimated here. */
+        const char *backend_model = t->backend_model ? t->backend_model : is_fallback ? m->name : req->model_asked;
         req->backend_name = be->name;
         req->backend_slot = be->metric_slot;
         req->backend = be;
-        *rc = answer_estimate(req, job->body);
+        req->backend_model = backend_model;
+        *rc = answer_count(req, job->body, backend_token_count(req, be, backend_model, job->body));
         return TRY_ANSWERED;
     }
     if (!job->chat.body) {

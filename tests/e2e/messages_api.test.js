@@ -48,6 +48,7 @@ models = (
   { name = "local-503"; backend = "bk-oai"; backend_model = "upstream-error-503-m8"; },
   { name = "local-streamerr"; backend = "bk-oai"; backend_model = "upstream-stream-error-event-m9"; },
   { name = "local-maxtok"; backend = "bk-oai"; backend_model = "upstream-local-m10"; },
+  { name = "local-notok"; backend = "bk-oai"; backend_model = "upstream-no-tokenize-m12"; },
   { name = "emb-only"; backend = "bk-oai"; backend_model = "upstream-emb-m11"; kinds = ["embeddings"]; },
   { name = "triton-chat"; backend = "bk-tri"; backend_model = "vllm_model"; profile = "vllm"; prompt_format = "chatml"; },
   { name = "echo"; backend = "bk-echo"; }
@@ -394,18 +395,31 @@ test('translated (Triton and echo backends): non-streaming and streaming agree',
 
 // ---------------------------------------------------------------- count_tokens
 
-test('count_tokens: relayed to Anthropic; estimated for the other backends; Anthropic\'s shape', T, async () => {
+test('count_tokens: relayed to Anthropic; vLLM\'s /tokenize where offered; else estimated; Anthropic\'s shape', T, async () => {
   const c = client();
   const params = { model: 'claude', system: 'sys words here', messages: [{ role: 'user', content: 'count these five words' }] };
   const n = await c.messages.countTokens(params);
   assert.equal(n.input_tokens, antMock.inputTokens(params));
   const rec = ant.last((x) => x.path === '/v1/messages/count_tokens');
   assert.deepEqual(rec.body, { ...params, model: 'upstream-claude-m1' });
+  assert.equal(rec.headers['anthropic-version'], '2023-06-01');
+
   const local = await c.messages.countTokens({ ...params, model: 'local' });
   assert.deepEqual(Object.keys(local), ['input_tokens']);
-  assert.ok(Number.isInteger(local.input_tokens) && local.input_tokens > 0);
-  const bigger = await c.messages.countTokens({ ...params, model: 'local', messages: [{ role: 'user', content: 'count these five words '.repeat(50) }] });
-  assert.ok(bigger.input_tokens > local.input_tokens * 10);
+  const tok = oai.last((x) => x.path === '/tokenize');
+  assert.ok(tok, 'the OpenAI-compatible backend was asked to count');
+  assert.equal(tok.body.model, 'upstream-local-m6');
+  assert.deepEqual(tok.body.messages, [{ role: 'system', content: 'sys words here' }, { role: 'user', content: 'count these five words' }]);
+  assert.equal(local.input_tokens, oaiMock.tokenizeCount(tok.body));
+
+  // a backend without /tokenize (404): airouter's estimate, still a positive count
+  const est = await c.messages.countTokens({ ...params, model: 'local-notok' });
+  assert.deepEqual(Object.keys(est), ['input_tokens']);
+  assert.ok(Number.isInteger(est.input_tokens) && est.input_tokens > 0);
+  const bigger = await c.messages.countTokens({ ...params, model: 'local-notok', messages: [{ role: 'user', content: 'count these five words '.repeat(50) }] });
+  assert.ok(bigger.input_tokens > est.input_tokens * 10);
+  const echo = await c.messages.countTokens({ ...params, model: 'echo' });
+  assert.equal(echo.input_tokens, est.input_tokens, 'the same estimate for every backend without a tokenizer');
   const unknown = await raw('/v1/messages/count_tokens', { ...params, model: 'nope' });
   assertError(unknown, 404, 'not_found_error');
 });
