@@ -29,7 +29,7 @@ listen = "127.0.0.1:@PORT@";
 workers = 2;
 log = { level = "info"; };
 limits = { max_body_bytes = ${MAX_BODY}; drain_timeout = 5; };
-retry = { attempts = 1; };
+retry = { attempts = 2; backoff_ms = 0; };
 circuit_breaker = { failures = 1000; };
 backends = (
   { name = "bk-ant"; type = "anthropic"; url = "${ant.url}"; api_key = "${BACKEND_KEY}"; },
@@ -48,6 +48,7 @@ models = (
   { name = "local-503"; backend = "bk-oai"; backend_model = "upstream-error-503-m8"; },
   { name = "local-streamerr"; backend = "bk-oai"; backend_model = "upstream-stream-error-event-m9"; },
   { name = "local-maxtok"; backend = "bk-oai"; backend_model = "upstream-local-m10"; },
+  { name = "claude-then-local"; backend = "bk-ant"; backend_model = "upstream-error-529-m13"; fallbacks = ["local"]; },
   { name = "local-notok"; backend = "bk-oai"; backend_model = "upstream-no-tokenize-m12"; },
   { name = "emb-only"; backend = "bk-oai"; backend_model = "upstream-emb-m11"; kinds = ["embeddings"]; },
   { name = "triton-chat"; backend = "bk-tri"; backend_model = "vllm_model"; profile = "vllm"; prompt_format = "chatml"; },
@@ -391,6 +392,20 @@ test('translated (Triton and echo backends): non-streaming and streaming agree',
   }
   const rec = tri.last((x) => x.model === 'vllm_model');
   assert.ok(rec.text.includes('hello there backend'));
+});
+
+test('failover: an overloaded Anthropic target falls over to an OpenAI fallback, relayed then translated', T, async () => {
+  const c = client();
+  const params = { model: 'claude-then-local', max_tokens: 50, messages: [{ role: 'user', content: 'fall over please' }] };
+  const { data: msg, response } = await c.messages.create(params).withResponse();
+  assert.equal(msg.model, 'claude-then-local');
+  assert.equal(msg.content[0].text, 'you said: fall over please');
+  assert.ok(ant.last((x) => x.body && x.body.model === 'upstream-error-529-m13'), 'Anthropic was tried first');
+  assert.ok(response.headers.get('request-id'));
+  const r = await raw('/v1/messages', { ...params, stream: true });
+  const o = checkOrder(sseEvents(r.text));
+  assert.equal(o.text, 'you said: fall over please');
+  assert.equal(o.start.model, 'claude-then-local');
 });
 
 // ---------------------------------------------------------------- count_tokens
