@@ -49,6 +49,8 @@ models = (
   { name = "local-streamerr"; backend = "bk-oai"; backend_model = "upstream-stream-error-event-m9"; },
   { name = "local-maxtok"; backend = "bk-oai"; backend_model = "upstream-local-m10"; },
   { name = "claude-then-local"; backend = "bk-ant"; backend_model = "upstream-error-529-m13"; fallbacks = ["local"]; },
+  { name = "claude-slow"; backend = "bk-ant"; backend_model = "upstream-slow-stream-30x100-m14"; },
+  { name = "local-slow"; backend = "bk-oai"; backend_model = "upstream-slow-stream-30x100-m15"; },
   { name = "local-notok"; backend = "bk-oai"; backend_model = "upstream-no-tokenize-m12"; },
   { name = "emb-only"; backend = "bk-oai"; backend_model = "upstream-emb-m11"; kinds = ["embeddings"]; },
   { name = "triton-chat"; backend = "bk-tri"; backend_model = "vllm_model"; profile = "vllm"; prompt_format = "chatml"; },
@@ -406,6 +408,27 @@ test('failover: an overloaded Anthropic target falls over to an OpenAI fallback,
   const o = checkOrder(sseEvents(r.text));
   assert.equal(o.text, 'you said: fall over please');
   assert.equal(o.start.model, 'claude-then-local');
+});
+
+test('streams are not buffered: the first text reaches the client while the backend is still sending', T, async () => {
+  for (const [model, mock, bmodel] of [['claude-slow', ant, 'upstream-slow-stream-30x100-m14'], ['local-slow', oai, 'upstream-slow-stream-30x100-m15']]) {
+    const res = await fetch(`${router.base}/v1/messages`, {
+      method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': KEY },
+      body: JSON.stringify({ model, max_tokens: 100, stream: true, messages: [{ role: 'user', content: 'slow' }] }),
+    });
+    assert.equal(res.status, 200);
+    const reader = res.body.getReader();
+    const dec = new TextDecoder();
+    let text = '';
+    while (!text.includes('text_delta')) {
+      const { value, done } = await reader.read();
+      assert.ok(!done, `${model}: the stream ended before any text`);
+      text += dec.decode(value, { stream: true });
+    }
+    const rec = mock.last((x) => x.body && x.body.model === bmodel);
+    assert.equal(rec.finishedAt, null, `${model}: text arrived only after the backend had finished`);
+    await reader.cancel();
+  }
 });
 
 // ---------------------------------------------------------------- count_tokens
