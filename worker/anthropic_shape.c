@@ -65,8 +65,11 @@ static bool is_obj(json_object *v) { return v && json_object_is_type(v, json_typ
         goto bad;                                                                                                      \
     } while (0)
 
-/* The text of a tool_result's content (a string or text blocks); NULL when it holds other blocks. */
-static char *tool_result_text(json_object *content)
+static json_object *image_part(json_object *blk);
+
+/* The text of a tool_result's content (a string or text blocks; its image blocks, when images is
+ * not NULL, go to *images as image_url parts). NULL when it holds other blocks. */
+static char *tool_result_text(json_object *content, json_object **images)
 {
     buf_t b = {0};
     if (!content)
@@ -76,8 +79,14 @@ static char *tool_result_text(json_object *content)
     if (!is_arr(content))
         return NULL;
     for (size_t i = 0; i < json_object_array_length(content); i++) {
-        json_object *blk = json_object_array_get_idx(content, i);
+        json_object *blk = json_object_array_get_idx(content, i), *img;
         const char *type = get_str(blk, "type"), *text = get_str(blk, "text");
+        if (images && type && strcmp(type, "image") == 0 && (img = image_part(blk))) {
+            if (!*images)
+                *images = json_object_new_array();
+            json_object_array_add(*images, img);
+            continue;
+        }
         if (!type || strcmp(type, "text") != 0 || !text) {
             buf_free(&b);
             return NULL;
@@ -176,12 +185,20 @@ static int add_turn(json_object *out, json_object *turn, size_t idx, char *err, 
         } else if (strcmp(type, "tool_result") == 0 && !assistant) {
             const char *id = get_str(blk, "tool_use_id");
             json_object *is_error = get(blk, "is_error");
-            char *t = tool_result_text(get(blk, "content"));
+            json_object *images = NULL;
+            char *t = tool_result_text(get(blk, "content"), &images);
             if (!id || !t) {
                 free(t);
-                FAIL("messages", "messages.%zu.content.%zu: a tool_result needs a tool_use_id and text content "
-                                 "(this model's backend takes no other blocks in tool results)", idx, i);
+                json_object_put(images);
+                FAIL("messages", "messages.%zu.content.%zu: a tool_result needs a tool_use_id and text or image "
+                                 "content (this model's backend takes no other blocks in tool results)", idx, i);
             }
+            /* A tool message carries text only: its images follow in the user's part of the turn. */
+            for (size_t k = 0; images && k < json_object_array_length(images); k++) {
+                json_object_array_add(parts, json_object_get(json_object_array_get_idx(images, k)));
+                only_text = false;
+            }
+            json_object_put(images);
             json_object *m = json_object_new_object();
             json_object_object_add(m, "role", json_object_new_string("tool"));
             json_object_object_add(m, "tool_call_id", json_object_new_string(id));
@@ -276,7 +293,7 @@ json_object *ashape_to_chat(json_object *req, char *err, size_t errlen, const ch
 
     json_object *system = get(req, "system");
     if (system) {
-        char *text = is_str(system) ? strdup(json_object_get_string(system)) : tool_result_text(system);
+        char *text = is_str(system) ? strdup(json_object_get_string(system)) : tool_result_text(system, NULL);
         if (!text)
             FAIL("system", "system: must be a string or an array of text blocks");
         if (text[0]) {

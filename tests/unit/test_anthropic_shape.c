@@ -284,3 +284,28 @@ TEST(ashape_estimate)
     json_object_put(a);
     json_object_put(b);
 }
+
+/* Claude Code's tools answer with images (screenshots): the tool message keeps the text, the
+ * images follow in the user's part of the turn. */
+TEST(ashape_tool_result_with_image)
+{
+    json_object *req = parse(
+        "{\"model\":\"m\",\"max_tokens\":5,\"messages\":["
+        "{\"role\":\"user\",\"content\":\"look\"},"
+        "{\"role\":\"assistant\",\"content\":[{\"type\":\"tool_use\",\"id\":\"t1\",\"name\":\"shot\",\"input\":{}}]},"
+        "{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"t1\",\"content\":["
+        "{\"type\":\"text\",\"text\":\"here\"},"
+        "{\"type\":\"image\",\"source\":{\"type\":\"base64\",\"media_type\":\"image/png\",\"data\":\"QUJD\"}}]}]}]}");
+    char err[300] = "";
+    const char *param = NULL;
+    json_object *c = ashape_to_chat(req, err, sizeof err, &param);
+    if (CHECK_MSG(c != NULL, "translation failed: %s", err)) {
+        CHECK_STR(str_at(c, "messages.2.role"), "tool");
+        CHECK_STR(str_at(c, "messages.2.content"), "here");
+        CHECK_STR(str_at(c, "messages.3.role"), "user");
+        CHECK_STR(str_at(c, "messages.3.content.0.image_url.url"), "data:image/png;base64,QUJD");
+        CHECK(at(c, "messages.4") == NULL);
+    }
+    json_object_put(c);
+    json_object_put(req);
+}
