@@ -442,7 +442,8 @@ static const char *stop_reason(const char *finish, json_object *choice, json_obj
     const char *matched = get_str(choice, "stop_reason");
     if (matched && is_arr(stop_sequences))
         for (size_t i = 0; i < json_object_array_length(stop_sequences); i++)
-            if (strcmp(json_object_get_string(json_object_array_get_idx(stop_sequences, i)), matched) == 0) {
+            if (is_str(json_object_array_get_idx(stop_sequences, i)) &&
+                strcmp(json_object_get_string(json_object_array_get_idx(stop_sequences, i)), matched) == 0) {
                 *stop_seq = matched;
                 return "stop_sequence";
             }

@@ -173,7 +173,7 @@ TEST(ashape_completion_to_message)
     json_object_put(comp);
 
     /* vLLM names the stop string that ended it: stop_sequence */
-    json_object *stops = parse("[\"###\"]");
+    json_object *stops = parse("[null,\"###\"]"); /* a null entry is skipped, not compared */
     comp = parse("{\"choices\":[{\"finish_reason\":\"stop\",\"stop_reason\":\"###\",\"message\":{\"content\":\"a\"}}]}");
     m = ashape_from_completion(comp, "m", stops, err, sizeof err);
     CHECK_STR(str_at(m, "stop_reason"), "stop_sequence");
