@@ -35,7 +35,7 @@ DESC_SRC   := build/gen/descriptor_set.c
 SRC        := $(COMMON_SRC) $(wildcard master/*.c) $(wildcard worker/*.c) $(PROTO_SRC) $(DESC_SRC)
 HDR        := $(wildcard common/*.h master/*.h worker/*.h) $(PROTO_HDR)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
-UNIT_DEPS  := $(COMMON_SRC) worker/route.c worker/oai_shape.c worker/validate.c worker/multipart.c \
+UNIT_DEPS  := $(COMMON_SRC) worker/route.c worker/oai_shape.c worker/anthropic_shape.c worker/validate.c worker/multipart.c \
               worker/grpc_reflection.c build/gen/reflection.pb-c.c $(DESC_SRC)
 
 OBJ      := $(SRC:%.c=build/release/%.o)

@@ -20,14 +20,14 @@ static const struct {
     unsigned kinds;
     int url;            /* what its 'url' is: none, http(s)://..., or a gRPC host:port */
 } backend_types[] = {
-    {"echo", KIND_CHAT | KIND_COMPLETIONS, URL_NONE},
+    {"echo", KIND_CHAT | KIND_COMPLETIONS | KIND_MESSAGES, URL_NONE},
     {"openai", KIND_ALL, URL_HTTP},
-    {"anthropic", KIND_CHAT, URL_HTTP},
-    {"triton", KIND_CHAT | KIND_COMPLETIONS, URL_GRPC},
+    {"anthropic", KIND_CHAT | KIND_MESSAGES, URL_HTTP},
+    {"triton", KIND_CHAT | KIND_COMPLETIONS | KIND_MESSAGES, URL_GRPC},
 };
 
 static const char *kind_names[KIND_COUNT] = {"chat",   "completions", "embeddings",  "speech",   "transcriptions",
-                                             "translations", "images", "moderations", "responses"};
+                                             "translations", "images", "moderations", "responses", "messages"};
 
 int cfg_kind_index(unsigned kind)
 {
@@ -319,10 +319,12 @@ static int parse_kinds(loader_t *ld, const config_setting_t *m, unsigned *out)
         if (!k)
             rc = fail(ld, config_setting_get_member(m, "kinds"),
                       "unknown kind '%s' (known: chat, completions, embeddings, speech, transcriptions, "
-                      "translations, images, moderations, responses)",
+                      "translations, images, moderations, responses, messages)",
                       names[i]);
         kinds |= k;
     }
+    if (kinds & KIND_CHAT) /* a chat model answers the Messages API through translation */
+        kinds |= KIND_MESSAGES;
     for (int i = 0; names && i < n; i++)
         free(names[i]);
     free(names);

@@ -18,7 +18,8 @@ enum {
     KIND_IMAGES = 1u << 6,          /* /v1/images/generations, edits, variations */
     KIND_MODERATIONS = 1u << 7,     /* /v1/moderations */
     KIND_RESPONSES = 1u << 8,       /* /v1/responses */
-    KIND_COUNT = 9,
+    KIND_MESSAGES = 1u << 9,        /* /v1/messages (Anthropic's Messages API); chat models serve it too */
+    KIND_COUNT = 10,
     KIND_ALL = (1u << KIND_COUNT) - 1,
 };
 const char *cfg_kind_name(unsigned kind);

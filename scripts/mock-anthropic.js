@@ -21,7 +21,8 @@
 //
 // CLI: node scripts/mock-anthropic.js [--port N] [--host H] [--api-key K] [--quiet]
 //
-// Endpoints: POST /v1/messages, GET /v1/models (List Models, same key and version checks;
+// Endpoints: POST /v1/messages, POST /v1/messages/count_tokens ({"input_tokens": inputTokens(body)};
+// the same header checks, model and messages required, max_tokens not), GET /v1/models (List Models, same key and version checks;
 // m.modelsStatus = N answers it with that error status instead) — anything else: 404
 // not_found_error; other methods: 405.
 //
@@ -90,6 +91,8 @@
 //   slow-first-byte[-MS]  waits MS (default 3000) before answering anything
 //   hang           never answers
 //   delay-MS       waits MS before each streamed event (and before a non-stream answer)
+//   cache-usage    usage also reports prompt caching: cache_creation_input_tokens 7 and
+//                  cache_read_input_tokens 100 (in the Message and in message_start)
 //   dated          the Message's model is the requested name + "-20241022" (as the API resolves an
 //                  alias to a dated snapshot)
 //   huge-delta-N   (stream) after 2 text deltas, one content_block_delta whose text is N MiB of "x"
@@ -157,6 +160,7 @@ function knobs(model) {
   if ((r = /slow-first-byte(?:-(\d+))?/.exec(m))) k.slowFirstByte = r[1] ? Number(r[1]) : 3000;
   if (m.includes('hang')) k.hang = true;
   if (m.includes('dated')) k.dated = true;
+  if (m.includes('cache-usage')) k.cacheUsage = true;
   if ((r = /delay-(\d+)/.exec(m))) k.delay = Number(r[1]);
   if ((r = /retry-after-(\d+)/.exec(m))) k.retryAfter = r[1];
   if ((r = /huge-delta-(\d+)/.exec(m))) k.hugeDelta = Number(r[1]) * 1024 * 1024;
@@ -494,7 +498,7 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
 
   async function handle(req, res, rec) {
     const p = new URL(req.url, 'http://x').pathname.replace(/\/+$/, '');
-    if (p !== '/v1/messages' && p !== '/v1/models') return sendError(res, rec, 404, 'not_found_error', 'Not Found');
+    if (p !== '/v1/messages' && p !== '/v1/models' && p !== '/v1/messages/count_tokens') return sendError(res, rec, 404, 'not_found_error', 'Not Found');
     if (req.method !== (p === '/v1/models' ? 'GET' : 'POST')) return sendError(res, rec, 405, 'invalid_request_error', `Method Not Allowed`);
     const key = req.headers['x-api-key'];
     if (!key) return sendError(res, rec, 401, 'authentication_error', 'x-api-key header is required');
@@ -512,6 +516,12 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
     }
     if (!rec.parsed) return sendError(res, rec, 400, 'invalid_request_error', 'There was an error parsing the body of your request. Make sure it is valid JSON.');
     const body = rec.body;
+    if (p === '/v1/messages/count_tokens') {
+      if (isObj(body) && body.max_tokens !== undefined) return sendError(res, rec, 400, 'invalid_request_error', 'max_tokens: Extra inputs are not permitted');
+      const cv = validate(isObj(body) ? { ...body, max_tokens: 1 } : body);
+      if (cv) return sendError(res, rec, cv[0], cv[1], cv[2]);
+      return sendJson(res, rec, 200, { input_tokens: inputTokens(body) });
+    }
     const v = validate(body);
     if (v) return sendError(res, rec, v[0], v[1], v[2]);
     const model = body.model;
@@ -535,6 +545,7 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
       default: break;
     }
     const ans = answerFor(body, k);
+    if (k.cacheUsage) ans.usage = { ...ans.usage, cache_creation_input_tokens: 7, cache_read_input_tokens: 100 };
     const id = `msg_01Mock${String(rec.id).padStart(8, '0')}`;
     const message = { id, type: 'message', role: 'assistant', model: k.dated ? `${model}-20241022` : model, content: ans.content, stop_reason: ans.stop_reason, stop_sequence: ans.stop_sequence, usage: ans.usage };
     if (body.stream !== true) {
@@ -561,7 +572,7 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
     const delay = k.slowStream ? k.slowStream.ms : (k.delay || 0);
     // The event list, built up front; sent one by one.
     const seq = [];
-    seq.push(['message_start', { type: 'message_start', message: { ...message, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: ans.usage.input_tokens, output_tokens: 1 } } }]);
+    seq.push(['message_start', { type: 'message_start', message: { ...message, content: [], stop_reason: null, stop_sequence: null, usage: { ...ans.usage, output_tokens: 1 } } }]);
     ans.content.forEach((b, i) => {
       if (b.type === 'text') {
         seq.push(['content_block_start', { type: 'content_block_start', index: i, content_block: { type: 'text', text: '' } }]);

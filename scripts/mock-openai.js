@@ -23,6 +23,9 @@
 // CLI: node scripts/mock-openai.js [--port N] [--host H] [--quiet]
 //   (the CLI logs each request to stderr unless --quiet, and records nothing in memory)
 //
+// POST /tokenize (beside /v1, as vLLM serves it): {count, max_model_len, tokens} with count =
+// tokenizeCount(body) for {model, messages} or {model, prompt}; a model name containing no-tokenize
+// gets 404 {"detail":"Not Found"} (as a server without the endpoint answers).
 // Endpoints (shapes as OpenAI's): POST /v1/chat/completions, POST /v1/completions,
 // POST /v1/embeddings, GET /v1/models, GET /v1/models/{id}, and the rest of the surface:
 //   POST /v1/audio/speech        JSON in; audio out with the response_format's Content-Type (mp3 audio/mpeg,
@@ -103,6 +106,10 @@
 //                    (non-stream: headers and half a JSON body, then destroys the socket)
 //   tool-call        answers with a get_weather tool call; streamed, the arguments are split
 //                    across several chunks; finish_reason "tool_calls"
+//   multi-tool       answers with the text "Let me check." and two tool calls: get_weather (arguments
+//                    split as above) and get_time with empty arguments "" (a tool without
+//                    parameters, as vLLM sends it); a request whose last message is a tool answer
+//                    gets the text "tool said: " + the tool answers joined with "; " instead
 //   delay-MS         waits MS before each streamed chunk (and before a non-stream answer)
 //   retry-after-S    with error-429: the Retry-After header is S
 //   slow-body-MS     non-stream: sends the headers (with Content-Length) and the first half of the JSON
@@ -148,6 +155,19 @@ const CREATED = 1700000000;
 function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
 
 function words(s) { return String(s || '').split(/\s+/).filter(Boolean); }
+
+// What the mock's POST /tokenize (vLLM's) counts: the words of every message's text (string
+// content or text parts), plus 4 template tokens per message, plus the words of a prompt.
+function tokenizeCount(body) {
+  let n = words(body.prompt).length;
+  for (const m of Array.isArray(body.messages) ? body.messages : []) {
+    const c = m.content;
+    if (typeof c === 'string') n += words(c).length;
+    else if (Array.isArray(c)) for (const part of c) if (part && part.type === 'text') n += words(part.text).length;
+    n += 4;
+  }
+  return n;
+}
 
 // Text of a message's content: a string, or the text parts of an array joined with a space.
 function contentText(c) {
@@ -249,6 +269,7 @@ function knobs(model) {
   if (m.includes('stream-error-event')) k.streamError = true;
   if (m.includes('stream-then-die')) k.die = true;
   if (m.includes('tool-call')) k.tool = true;
+  if (m.includes('multi-tool')) k.multiTool = true;
   if ((r = /delay-(\d+)/.exec(m))) k.delay = Number(r[1]);
   if ((r = /retry-after-(\d+)/.exec(m))) k.retryAfter = r[1];
   if ((r = /slow-body-(\d+)/.exec(m))) k.slowBody = Number(r[1]);
@@ -723,6 +744,16 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
       const id = decodeURIComponent(p.slice('/v1/models/'.length));
       return sendJson(res, rec, 200, { id, object: 'model', created: CREATED, owned_by: 'mock' });
     }
+    if (p === '/tokenize') { // vLLM's tokenizer endpoint, beside /v1
+      const body = rec.body;
+      if (req.method !== 'POST') return sendJson(res, rec, 405, errorBody(`Method ${req.method} not allowed`, 'invalid_request_error'));
+      if (!body || typeof body !== 'object' || (!Array.isArray(body.messages) && typeof body.prompt !== 'string')) {
+        return sendJson(res, rec, 400, errorBody('messages or prompt is required', 'invalid_request_error'));
+      }
+      if (String(body.model || '').includes('no-tokenize')) return sendJson(res, rec, 404, { detail: 'Not Found' });
+      const count = tokenizeCount(body);
+      return sendJson(res, rec, 200, { count, max_model_len: 8192, tokens: Array.from({ length: count }, (_, i) => 1000 + i), token_strs: null });
+    }
     const surface = surfaceRoute(req.method, p);
     if (surface === 405) return sendJson(res, rec, 405, errorBody(`Method ${req.method} not allowed`, 'invalid_request_error'));
     if (surface) return surface({ req, res, rec, url, p });
@@ -792,6 +823,18 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
     const chat = kind === 'chat';
     const id = chat ? `chatcmpl-mock${rec.id}` : `cmpl-mock${rec.id}`;
     let r = replyFor(body, kind);
+    if (k.multiTool && chat) {
+      const msgs = Array.isArray(body.messages) ? body.messages : [];
+      const toolAnswers = [];
+      for (let i = msgs.length - 1; i >= 0 && msgs[i].role === 'tool'; i--) toolAnswers.unshift(String(msgs[i].content));
+      if (toolAnswers.length) {
+        const text = `tool said: ${toolAnswers.join('; ')}`;
+        const chunks = text.split(' ').map((w, i, a) => (i < a.length - 1 ? `${w} ` : w));
+        r = { text, finish: 'stop', chunks, usage: { prompt_tokens: r.usage.prompt_tokens, completion_tokens: chunks.length, total_tokens: r.usage.prompt_tokens + chunks.length } };
+      } else {
+        k = { ...k, tool: true, twoTools: true };
+      }
+    }
     if (k.slowStream) {
       const parts = [];
       for (let i = 0; i < k.slowStream.n; i++) parts.push(`w${i} `);
@@ -808,7 +851,9 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
       if (gone(res)) return;
       let obj;
       if (chat) {
-        const message = k.tool
+        const message = k.twoTools
+          ? { role: 'assistant', content: 'Let me check.', tool_calls: [{ id: 'call_mock1', type: 'function', function: { name: 'get_weather', arguments: TOOL_ARGS } }, { id: 'call_mock2', type: 'function', function: { name: 'get_time', arguments: '' } }], refusal: null }
+          : k.tool
           ? { role: 'assistant', content: null, tool_calls: [{ id: 'call_mock1', type: 'function', function: { name: 'get_weather', arguments: TOOL_ARGS } }], refusal: null }
           : { role: 'assistant', content: r.text, refusal: null };
         obj = {
@@ -859,7 +904,14 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
     const withUsage = (o) => (includeUsage ? { ...o, usage: null } : o);
     const seq = [];
     if (chat) {
-      if (k.tool) {
+      if (k.twoTools) {
+        seq.push(withUsage({ ...base, choices: [{ index: 0, delta: { role: 'assistant', content: 'Let me ', refusal: null }, logprobs: null, finish_reason: null }] }));
+        seq.push(withUsage({ ...base, choices: [{ index: 0, delta: { content: 'check.' }, logprobs: null, finish_reason: null }] }));
+        seq.push(withUsage({ ...base, choices: [{ index: 0, delta: { tool_calls: [{ index: 0, id: 'call_mock1', type: 'function', function: { name: 'get_weather', arguments: '' } }] }, logprobs: null, finish_reason: null }] }));
+        for (const a of TOOL_ARG_PARTS) seq.push(withUsage({ ...base, choices: [{ index: 0, delta: { tool_calls: [{ index: 0, function: { arguments: a } }] }, logprobs: null, finish_reason: null }] }));
+        seq.push(withUsage({ ...base, choices: [{ index: 0, delta: { tool_calls: [{ index: 1, id: 'call_mock2', type: 'function', function: { name: 'get_time', arguments: '' } }] }, logprobs: null, finish_reason: null }] }));
+        seq.push(withUsage({ ...base, choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: 'tool_calls' }] }));
+      } else if (k.tool) {
         seq.push(withUsage({ ...base, choices: [{ index: 0, delta: { role: 'assistant', content: null, tool_calls: [{ index: 0, id: 'call_mock1', type: 'function', function: { name: 'get_weather', arguments: '' } }], refusal: null }, logprobs: null, finish_reason: null }] }));
         for (const a of TOOL_ARG_PARTS) seq.push(withUsage({ ...base, choices: [{ index: 0, delta: { tool_calls: [{ index: 0, function: { arguments: a } }] }, logprobs: null, finish_reason: null }] }));
         seq.push(withUsage({ ...base, choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: 'tool_calls' }] }));
@@ -1362,7 +1414,7 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
 module.exports = {
   startMock, embed, embeddingBase64, replyFor, replyChunks, knobs, TOOL_ARGS, TOOL_ARG_PARTS,
   speechAudio, AUDIO_TYPES, transcriptText, transcriptAnswer, imageBytes, moderationResult, responseReply,
-  responseInputText, parseMultipart, multipartBoundary, formSummary, sha256,
+  responseInputText, parseMultipart, multipartBoundary, formSummary, sha256, tokenizeCount,
 };
 
 if (require.main === module) {

@@ -10,6 +10,7 @@
 #include "../common/metrics.h"
 #include "../common/state.h"
 #include "../common/oai_error.h"
+#include "anthropic_shape.h"
 #include "backend.h"
 #include "oai_shape.h"
 #include "balance.h"
@@ -80,6 +81,7 @@ typedef struct {
     char *client_model;         /* owned */
     bool client_wants_usage;
     bool gateway;               /* ai_router /stream: bare text events */
+    ashape_stream_t *amsg;      /* owned: a Messages API client's event state, NULL for OpenAI */
     int target_slot;            /* its in-flight count is held until the call closes */
     int try_index;              /* for the trace */
 } relay_t;
@@ -138,6 +140,10 @@ static void relay_chunk(relay_t *r, json_object *chunk)
         met_observe(MET_H_GAP, r->req->model_slot, now - r->req->last_event_us);
     r->req->last_event_us = now;
     note_usage(r->req, chunk);
+    if (r->amsg) {
+        ashape_stream_chunk(r->amsg, chunk, &r->pending);
+        return;
+    }
     if (r->gateway) {
         json_object *choices, *delta, *content;
         if (json_object_object_get_ex(chunk, "choices", &choices) && json_object_is_type(choices, json_type_array) &&
@@ -172,13 +178,18 @@ static void relay_chunk_text(relay_t *r, const char *text, size_t len)
 
 static void relay_error_event(relay_t *r, const be_event_t *ev)
 {
-    buf_t e = {0};
-    oaierr_format(&e, ev->message, ev->err_type, ev->err_param[0] ? ev->err_param : NULL,
-                  ev->err_code[0] ? ev->err_code : NULL);
-    buf_appends(&r->pending, r->gateway ? "event: error\ndata: " : "data: ");
-    buf_append(&r->pending, e.data, e.len);
-    buf_appends(&r->pending, "\n\n");
-    buf_free(&e);
+    if (r->amsg) {
+        int status;
+        ashape_stream_error(&r->pending, ashape_error_type(ev->status, &status), ev->message);
+    } else {
+        buf_t e = {0};
+        oaierr_format(&e, ev->message, ev->err_type, ev->err_param[0] ? ev->err_param : NULL,
+                      ev->err_code[0] ? ev->err_code : NULL);
+        buf_appends(&r->pending, r->gateway ? "event: error\ndata: " : "data: ");
+        buf_append(&r->pending, e.data, e.len);
+        buf_appends(&r->pending, "\n\n");
+        buf_free(&e);
+    }
     snprintf(r->req->error_reason, sizeof r->req->error_reason, "%s", be_error_name(ev->error));
     failover_count_error(r->req, ev->error);
     log_warn("request %s: stream to model '%s' failed after it started: %s", r->req->id,
@@ -202,6 +213,10 @@ static int relay_event(relay_t *r, be_event_t *ev)
         break;
     case BE_EV_RESPONSE:
         note_usage(r->req, ev->obj);
+        if (r->amsg) {
+            ashape_stream_completion(r->amsg, ev->obj, &r->pending);
+            break;
+        }
         if (r->gateway) {
             gateway_text_event(&r->pending, completion_text(ev->obj));
             break;
@@ -210,7 +225,10 @@ static int relay_event(relay_t *r, be_event_t *ev)
         shape_synthesise(r->kind, ev->obj, r->client_wants_usage, &r->pending);
         break;
     case BE_EV_END:
-        buf_appends(&r->pending, stream_end(r->gateway));
+        if (r->amsg)
+            ashape_stream_finish(r->amsg, &r->pending);
+        else
+            buf_appends(&r->pending, stream_end(r->gateway));
         r->finished = true;
         relay_close_call(r); /* give the backend connection back before the client reads */
         break;
@@ -271,6 +289,9 @@ static void relay_free(void *cls)
     relay_close_call(r);
     buf_free(&r->pending);
     free(r->client_model);
+    if (r->amsg)
+        ashape_stream_free(r->amsg);
+    free(r->amsg);
     free(r);
 }
 
@@ -343,14 +364,7 @@ static bool json_true(json_object *obj, const char *key)
  * (TRY_ANSWERED), or the try failed before anything reached the client (TRY_FAILED,
  * with the failure in *ev) and the caller may try elsewhere. */
 
-typedef struct {
-    json_object *body;           /* the client's request; model and stream set per try */
-    json_object *stream_options; /* the client's, kept to restore per try (owned ref) */
-    bool gateway;                /* answer in the ai_router gateway's shapes */
-    unsigned kind;
-    bool client_stream;
-    bool client_usage;
-} job_t;
+typedef api_job_t job_t;
 
 /* Pulls a non-streaming answer: one response, or a backend stream folded into one.
  * Returns the response, or NULL with *ev holding the error. */
@@ -395,7 +409,7 @@ static json_object *collect_whole(request_t *req, const backend_ops_t *ops, be_c
     return ev->type == BE_EV_ERROR ? NULL : result;
 }
 
-static try_result_t try_target(request_t *req, const void *job_arg, const cfg_model_t *m, bool is_fallback,
+try_result_t api_try_target(request_t *req, const void *job_arg, const cfg_model_t *m, bool is_fallback,
                                const cfg_target_t *t, be_event_t *ev, enum MHD_Result *rc)
 {
     const job_t *job = job_arg;
@@ -438,14 +452,14 @@ static try_result_t try_target(request_t *req, const void *job_arg, const cfg_mo
         .body = body,
         .stream = backend_stream,
         /* Folding a stream into one answer needs its usage even if the client did not ask. */
-        .want_usage = backend_stream && (job->client_usage || !job->client_stream || be->stream_usage),
+        .want_usage = backend_stream && (job->client_usage || !job->client_stream || be->stream_usage || job->messages),
         .max_tokens = m->max_tokens,
         .client_key = req->client_key,
         .request_id = req->id,
         .client_fd = http_client_fd(req),
         .max_event_bytes = http_cfg->max_event_bytes,
         .traceparent = traceparent,
-        .chunk_text = job->client_stream && backend_stream && !job->gateway,
+        .chunk_text = job->client_stream && backend_stream && !job->gateway && !job->messages,
     };
     st_target_in_flight(t->state_slot, 1);
     be_call_t *call = ops->open(&breq, ev);
@@ -472,6 +486,11 @@ static try_result_t try_target(request_t *req, const void *job_arg, const cfg_mo
             json_object_object_add(g, "model", json_object_new_string(req->model_asked));
             *rc = api_respond_json(req, 200, g);
             json_object_put(g);
+        } else if (job->messages) {
+            char err[200];
+            json_object *msg = ashape_from_completion(result, req->model_asked, job->stop_sequences, err, sizeof err);
+            *rc = msg ? api_respond_json(req, 200, msg) : http_respond_error(req, 502, err, "server_error", NULL, "backend_error");
+            json_object_put(msg);
         } else {
             *rc = api_respond_json(req, 200, result);
         }
@@ -512,6 +531,15 @@ static try_result_t try_target(request_t *req, const void *job_arg, const cfg_mo
     r->kind = job->kind;
     r->client_wants_usage = job->client_usage;
     r->gateway = job->gateway;
+    if (job->messages) {
+        if (!(r->amsg = calloc(1, sizeof *r->amsg))) {
+            json_object_put(ev->obj);
+            relay_free(r);
+            *rc = MHD_NO;
+            return TRY_ANSWERED;
+        }
+        ashape_stream_init(r->amsg, req->model_asked, job->stop_sequences, job->input_estimate);
+    }
     r->target_slot = t->state_slot;
     r->try_index = try_index;
     req->first_byte_us = http_now_us();
@@ -519,7 +547,10 @@ static try_result_t try_target(request_t *req, const void *job_arg, const cfg_mo
     relay_event(r, &first);
     req->last_event_us = req->first_byte_us; /* gaps are counted from the first event */
     if (ev->type == BE_EV_RESPONSE) { /* synthesised stream: the whole answer is here */
-        buf_appends(&r->pending, stream_end(r->gateway));
+        if (r->amsg)
+            ashape_stream_finish(r->amsg, &r->pending);
+        else
+            buf_appends(&r->pending, stream_end(r->gateway));
         r->finished = true;
         relay_close_call(r);
     }
@@ -560,7 +591,7 @@ enum MHD_Result api_run(request_t *req, unsigned kind, json_object *body, bool g
         job.stream_options = json_object_get(v);
     }
     req->stream = job.client_stream;
-    rc = failover_dispatch(req, &job, route.model, try_target);
+    rc = failover_dispatch(req, &job, route.model, api_try_target);
     json_object_put(job.stream_options);
     return rc;
 }

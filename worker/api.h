@@ -4,8 +4,28 @@
 #define AIROUTER_API_H
 #include <json-c/json.h>
 
+#include "failover.h"
 #include "http.h"
 #include "route.h"
+
+/* One JSON inference request as the failover loop carries it (see api_try_target). */
+typedef struct {
+    json_object *body;           /* the client's request; model and stream set per try */
+    json_object *stream_options; /* the client's, kept to restore per try (owned ref) */
+    bool gateway;                /* answer in the ai_router gateway's shapes */
+    unsigned kind;
+    bool client_stream;
+    bool client_usage;
+    /* A Messages API client (worker/messages.c): the chat answer becomes a Message, a chat
+     * stream Anthropic's events. */
+    bool messages;
+    json_object *stop_sequences; /* the Messages request's (borrowed), NULL: none */
+    long long input_estimate;    /* message_start's input tokens until the backend counts them */
+} api_job_t;
+
+/* One try of job (an api_job_t) against target t: a failover_try_fn. */
+try_result_t api_try_target(request_t *req, const void *job, const cfg_model_t *m, bool is_fallback,
+                            const cfg_target_t *t, be_event_t *ev, enum MHD_Result *rc);
 
 enum MHD_Result api_chat_completions(request_t *req);
 enum MHD_Result api_completions(request_t *req);

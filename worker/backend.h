@@ -43,11 +43,13 @@ typedef struct {
     const cfg_backend_t *backend;
     const char *method;            /* GET, POST, DELETE, ... */
     const char *path;              /* appended to the backend URL (which ends in /v1) */
+    bool beside_v1;                /* path replaces the URL's trailing /v1 (vLLM's /tokenize) */
     const char *query;             /* without '?', or NULL */
     const char *content_type;      /* of the body, or NULL */
     const struct iovec *body;      /* segments, sent in order; must outlive the call */
     int nbody;
     const char *const *extra_headers; /* NULL-terminated "Name: value" lines, or NULL */
+    const char *key_header;        /* the header the backend key goes in; NULL: Authorization: Bearer */
     const char *backend_model;     /* errors: this name is replaced by client_model */
     const char *client_model;
     bool sanitise_errors;          /* false: error answers are relayed as they are */

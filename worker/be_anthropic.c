@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "../common/buf.h"
@@ -582,7 +583,41 @@ static void anthropic_close(be_call_t *c)
     free(c);
 }
 
+/* The Messages API relayed as bytes (worker/messages.c): the key goes in x-api-key, and an
+ * anthropic-version goes along unless the caller's headers carry the client's own. */
+static be_call_t *anthropic_open_raw(const be_raw_request_t *req, be_event_t *ev)
+{
+    const char *headers[12];
+    int n = 0;
+    bool has_version = false;
+    for (int i = 0; req->extra_headers && req->extra_headers[i] && n < 10; i++) {
+        has_version |= strncasecmp(req->extra_headers[i], "anthropic-version:", 18) == 0;
+        headers[n++] = req->extra_headers[i];
+    }
+    if (!has_version)
+        headers[n++] = "anthropic-version: " ANTHROPIC_VERSION;
+    headers[n] = NULL;
+    be_raw_request_t r = *req;
+    r.extra_headers = headers;
+    r.key_header = "x-api-key";
+    be_call_t *c = calloc(1, sizeof *c);
+    if (!c) {
+        be_event_error(ev, BE_ERR_INTERNAL, 500, "server_error", NULL, "airouter is out of memory.");
+        return NULL;
+    }
+    c->hb = hb_open_raw(&r, ev); /* copies the header lines */
+    if (!c->hb) {
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void anthropic_next_raw(be_call_t *c, be_event_t *ev, int wait_ms) { hb_next_raw(c->hb, ev, wait_ms); }
+
 const backend_ops_t be_anthropic_ops = {
+    .open_raw = anthropic_open_raw,
+    .next_raw = anthropic_next_raw,
     .type = "anthropic",
     .worker_init = hb_worker_init,
     .worker_cleanup = hb_worker_cleanup,

@@ -20,9 +20,11 @@
 #include "../common/urlpath.h"
 #include "api.h"
 #include "balance.h"
+#include "anthropic_shape.h"
 #include "conn_watch.h"
 #include "gateway.h"
 #include "mem.h"
+#include "messages.h"
 #include "proxy.h"
 #include "route.h"
 #include "trace.h"
@@ -137,6 +139,8 @@ static const endpoint_t endpoints[] = {
     {"/v1/moderations", false, M_POST, true, proxy_moderations},
     {"/v1/responses", false, M_POST, true, proxy_responses},
     {"/v1/responses/", true, M_GET | M_POST | M_DELETE, true, proxy_response_by_id},
+    {"/v1/messages", false, M_POST, true, messages_create},
+    {"/v1/messages/count_tokens", false, M_POST, true, messages_count_tokens},
     {"/generate", false, M_POST, true, gateway_generate},
     {"/stream", false, M_POST, true, gateway_stream},
     {"(passthrough)", false, M_ANY, true, proxy_passthrough},
@@ -209,6 +213,8 @@ void http_add_common_headers(request_t *req, struct MHD_Response *resp)
 {
     char v[32];
     MHD_add_response_header(resp, "X-Request-Id", req->id);
+    if (req->anthropic)
+        MHD_add_response_header(resp, "request-id", req->id);
     if (http_draining || req->overloaded || req->close_connection)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     if (req->retry_after_s > 0) {
@@ -257,7 +263,14 @@ enum MHD_Result http_respond_error(request_t *req, int status, const char *messa
                                    const char *type, const char *param, const char *code)
 {
     buf_t b = {0};
-    if (oaierr_format(&b, message, type, param, code) < 0) {
+    int rc_format;
+    if (req->anthropic) {
+        const char *atype = ashape_error_type(status, &status);
+        rc_format = ashape_error_format(&b, atype, message);
+    } else {
+        rc_format = oaierr_format(&b, message, type, param, code);
+    }
+    if (rc_format < 0) {
         buf_free(&b);
         return MHD_NO;
     }
@@ -508,6 +521,7 @@ static enum MHD_Result begin_request(request_t *req, const char *version, bool o
         return http_respond_error(req, 404, msg, "invalid_request_error", NULL, "unknown_url");
     }
     const endpoint_t *ep = &endpoints[req->endpoint];
+    req->anthropic = ep->handler == messages_create || ep->handler == messages_count_tokens;
     if (__atomic_load_n(&open_connections, __ATOMIC_RELAXED) > (unsigned)http_cfg->max_connections &&
         req->endpoint != ENDPOINT_HEALTH && req->endpoint != ENDPOINT_METRICS) {
         req->overloaded = true;

@@ -16,6 +16,7 @@ typedef struct request {
     const char *method;          /* MHD's; valid for the connection's life */
     const char *url;
     int endpoint;                /* index in the endpoint table, -1 none */
+    bool anthropic;              /* Messages API: errors in Anthropic's shape, request-id header */
     buf_t body;                  /* owned: request body */
     size_t body_seen;            /* bytes received, including discarded ones */
     bool too_large;

@@ -796,7 +796,8 @@ hb_call_t *hb_open_raw(const be_raw_request_t *req, be_event_t *ev)
         h = curl_slist_append(h, line);
     }
     h = curl_slist_append(h, "Expect:");
-    h = add_common_headers(h, be, req->request_id, req->traceparent, req->client_key, NULL, req->extra_headers);
+    h = add_common_headers(h, be, req->request_id, req->traceparent, req->client_key, req->key_header,
+                           req->extra_headers);
     c->headers = h;
     if (!h)
         goto oom;
@@ -805,7 +806,11 @@ hb_call_t *hb_open_raw(const be_raw_request_t *req, be_event_t *ev)
         goto oom;
     CURL *e = c->pair->easy;
     char url[4096];
-    snprintf(url, sizeof url, "%s%s%s%s", be->url, req->path, req->query ? "?" : "", req->query ? req->query : "");
+    int base_len = (int)strlen(be->url);
+    if (req->beside_v1 && base_len >= 3 && strcmp(be->url + base_len - 3, "/v1") == 0)
+        base_len -= 3;
+    snprintf(url, sizeof url, "%.*s%s%s%s", base_len, be->url, req->path, req->query ? "?" : "",
+             req->query ? req->query : "");
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     if (strcmp(req->method, "HEAD") == 0) {

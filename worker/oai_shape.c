@@ -73,6 +73,8 @@ void shape_set_models(json_object *obj, const char *model)
     shape_set_model(obj, model);
     if (json_object_object_get_ex(obj, "response", &inner))
         shape_set_model(inner, model);
+    if (json_object_object_get_ex(obj, "message", &inner) && json_object_is_type(inner, json_type_object))
+        shape_set_model(inner, model); /* Anthropic's message_start */
 }
 
 static bool int_member(json_object *obj, const char *a, const char *b, long long *out)
@@ -93,13 +95,21 @@ bool shape_usage(json_object *obj, long long *in, long long *out)
         return false;
     if (!json_object_object_get_ex(obj, "usage", &u) || !json_object_is_type(u, json_type_object)) {
         u = NULL;
-        if (json_object_object_get_ex(obj, "response", &inner) && json_object_is_type(inner, json_type_object) &&
+        if ((json_object_object_get_ex(obj, "response", &inner) || json_object_object_get_ex(obj, "message", &inner)) &&
+            json_object_is_type(inner, json_type_object) &&
             (!json_object_object_get_ex(inner, "usage", &u) || !json_object_is_type(u, json_type_object)))
             u = NULL;
     }
     if (!u)
         return false;
-    int_member(u, "prompt_tokens", "input_tokens", in);
+    if (int_member(u, "prompt_tokens", "input_tokens", in)) {
+        /* Anthropic counts prompt-cache reads and writes apart from input_tokens. */
+        long long cached;
+        if (int_member(u, "cache_creation_input_tokens", "cache_creation_input_tokens", &cached))
+            *in += cached;
+        if (int_member(u, "cache_read_input_tokens", "cache_read_input_tokens", &cached))
+            *in += cached;
+    }
     int_member(u, "completion_tokens", "output_tokens", out);
     return true;
 }

@@ -29,7 +29,7 @@ const char *shape_json(json_object *obj, size_t *len);
 int shape_append_sse(buf_t *out, json_object *obj);
 
 /* Sets model in obj and in a nested "response" object (the Responses API's events
- * carry the model there). */
+ * carry the model there) or "message" object (Anthropic's message_start). */
 void shape_set_models(json_object *obj, const char *model);
 
 /* Rewrites the JSON data lines of an SSE stream as it passes (shape_set_models),
@@ -43,8 +43,9 @@ typedef struct {
 /* longest: the longest line the stream may carry (0: no bound). */
 #define SHAPE_SSE_INIT(longest) {.lines = {.max_line = (longest)}, .tokens_in = -1, .tokens_out = -1}
 
-/* Reads token usage from obj.usage or obj.response.usage (the Responses API), in either naming:
- * prompt_tokens/completion_tokens or input_tokens/output_tokens. Leaves a count it does not find
+/* Reads token usage from obj.usage, obj.response.usage (the Responses API) or obj.message.usage
+ * (Anthropic's message_start), in either naming: prompt_tokens/completion_tokens or
+ * input_tokens/output_tokens; Anthropic's cache_creation/cache_read_input_tokens count as input. Leaves a count it does not find
  * as it was; false if there is no usage object. */
 bool shape_usage(json_object *obj, long long *in, long long *out);
 /* Appends the rewritten lines that p completes to out. Returns 0, or -1 when a line is

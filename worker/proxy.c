@@ -17,6 +17,7 @@
 #include "../common/oai_error.h"
 #include "../common/state.h"
 #include "../common/urlpath.h"
+#include "anthropic_shape.h"
 #include "api.h"
 #include "backend.h"
 #include "balance.h"
@@ -26,21 +27,6 @@
 #include "route.h"
 #include "trace.h"
 
-typedef struct {
-    unsigned kind;
-    const char *method;
-    char path[1024];            /* after the backend's /v1 */
-    const char *query;          /* NULL: none */
-    const char *content_type;   /* the client's */
-    json_object *json;          /* JSON requests: re-serialised per try with the model set */
-    /* multipart requests: the model value's place in the body (absent: inserted) */
-    bool multipart;
-    bool has_model_field;
-    size_t model_off, model_len;
-    char boundary[80];
-    bool passthrough;           /* relay everything, errors included, rewrite nothing */
-    const char *extra_headers[4];
-} proxy_job_t;
 
 /* ---- streaming relay of an answer ---- */
 
@@ -123,7 +109,12 @@ static int relay_event(proxy_relay_t *r, be_event_t *ev)
         if (!r->sse)
             return -1; /* a binary body cannot carry an error: cut it short */
         buf_t e = {0};
-        oaierr_format(&e, ev->message, ev->err_type, NULL, ev->err_code[0] ? ev->err_code : NULL);
+        if (r->req->anthropic) {
+            int status;
+            ashape_error_format(&e, ashape_error_type(ev->status, &status), ev->message);
+        } else {
+            oaierr_format(&e, ev->message, ev->err_type, NULL, ev->err_code[0] ? ev->err_code : NULL);
+        }
         /* The blank line first ends an event whose lines were relayed in part (a client drops it). */
         buf_appends(&r->pending, "\nevent: error\ndata: ");
         buf_append(&r->pending, e.data, e.len);
@@ -193,7 +184,7 @@ static bool read_all(request_t *req, const backend_ops_t *ops, be_call_t *call, 
     }
 }
 
-static try_result_t try_proxy(request_t *req, const void *job_arg, const cfg_model_t *m, bool is_fallback,
+try_result_t proxy_try(request_t *req, const void *job_arg, const cfg_model_t *m, bool is_fallback,
                               const cfg_target_t *t, be_event_t *ev, enum MHD_Result *rc)
 {
     const proxy_job_t *job = job_arg;
@@ -395,7 +386,7 @@ static enum MHD_Result route_and_dispatch(request_t *req, proxy_job_t *job)
         return api_route_error(req, rs, job->kind);
     req->model_routed = route.model->name;
     req->model_slot = route.model->metric_slot;
-    return failover_dispatch(req, job, route.model, try_proxy);
+    return failover_dispatch(req, job, route.model, proxy_try);
 }
 
 static void begin(request_t *req, proxy_job_t *job, unsigned kind, const char *path)
@@ -518,7 +509,7 @@ enum MHD_Result proxy_response_by_id(request_t *req)
     req->model_routed = m->name;
     req->model_slot = m->metric_slot;
     job.query = query;
-    return failover_dispatch(req, &job, m, try_proxy);
+    return failover_dispatch(req, &job, m, proxy_try);
 }
 
 static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
@@ -621,5 +612,5 @@ enum MHD_Result proxy_passthrough(request_t *req)
     cfg_target_t target = {.backend = p->backend, .weight = 1, .state_slot = -1};
     cfg_model_t model = {.name = p->prefix, .targets = &target, .ntargets = 1, .metric_slot = 0};
     req->backend_name = http_cfg->backends[p->backend].name;
-    return failover_dispatch(req, &job, &model, try_proxy);
+    return failover_dispatch(req, &job, &model, proxy_try);
 }

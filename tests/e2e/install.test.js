@@ -100,7 +100,7 @@ test('-T shows the defaults of an empty-ish config and the command line override
   for (const d of ['listen = "127.0.0.1:8080";', 'workers = 2;', 'pidfile = "/run/airouter.pid";', 'level = "info";',
     'max_connections = 1024;', 'idle_timeout = 60;', 'attempts = 2;', 'retry_on = [ "connect", "timeout", "5xx", "429" ];',
     'failures = 5;', 'cooldown = 30.0;', '# failure_ratio: off', 'hide_unavailable_models = false;', 'stream_usage = true;',
-    'kinds = [ "chat", "completions" ];', 'grpc_listen = "";', 'token = "";'])
+    'kinds = [ "chat", "completions", "messages" ];', 'grpc_listen = "";', 'token = "";'])
     assert.ok(out.includes(d), `-T lacks the default ${d}:\n${out}`);
   const over = run(BIN, ['-T', '-c', conf, '-w', '7', '-p', '/tmp/x.pid']);
   assert.equal(over.code, 0, over.err);
@@ -114,7 +114,7 @@ test('-T shows the defaults of an empty-ish config and the command line override
 
 test('-T round-trips the shipped configuration and every example', () => {
   const env = { OPENAI_API_KEY: 'sk-x-secret', ANTHROPIC_API_KEY: 'sk-ant-x-secret', KEY_TEAM_A: 'team-a-key-secret',
-    KEY_TEAM_B: 'team-b-key-secret', KEY_CI: 'ci-key-secret-1' };
+    KEY_TEAM_B: 'team-b-key-secret', KEY_CI: 'ci-key-secret-1', KEY_DEV: 'dev-key-secret-1' };
   const files = ['etc/airouter.conf', ...fs.readdirSync(path.join(REPO, 'etc/examples')).map((f) => `etc/examples/${f}`)];
   for (const f of files) {
     const out = roundTrip(path.join(REPO, f), env);

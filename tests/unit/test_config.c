@@ -54,7 +54,7 @@ TEST(config_minimal_defaults)
         const cfg_backend_t *b = &c->backends[0];
         CHECK_STR(b->name, "e");
         CHECK_STR(b->type, "echo");
-        CHECK_INT(b->kinds, KIND_CHAT | KIND_COMPLETIONS);
+        CHECK_INT(b->kinds, KIND_CHAT | KIND_COMPLETIONS | KIND_MESSAGES);
         CHECK(b->url == NULL);
         CHECK(b->api_key == NULL);
         CHECK_INT(b->nheaders, 0);
@@ -71,7 +71,7 @@ TEST(config_minimal_defaults)
         CHECK(!m->is_glob);
         CHECK_INT(m->backend, 0);
         CHECK(m->backend_model == NULL);
-        CHECK_INT(m->kinds, KIND_CHAT | KIND_COMPLETIONS); /* the backend's kinds */
+        CHECK_INT(m->kinds, KIND_CHAT | KIND_COMPLETIONS | KIND_MESSAGES); /* the backend's kinds */
         CHECK(!m->is_default);
         CHECK_INT(m->backend_stream, -1);
     }
@@ -110,7 +110,7 @@ TEST(config_full_every_key)
         const cfg_backend_t *e = &c->backends[0], *up = &c->backends[1], *opt = &c->backends[2];
         CHECK_STR(e->name, "echo");
         CHECK_STR(e->type, "echo");
-        CHECK_INT(e->kinds, KIND_CHAT | KIND_COMPLETIONS);
+        CHECK_INT(e->kinds, KIND_CHAT | KIND_COMPLETIONS | KIND_MESSAGES);
         CHECK_INT(e->chunk_delay_ms, 25);
 
         CHECK_STR(up->name, "up");
@@ -140,7 +140,7 @@ TEST(config_full_every_key)
         CHECK_STR(m[0].name, "echo");
         CHECK(!m[0].is_glob);
         CHECK_INT(m[0].backend, 0);
-        CHECK_INT(m[0].kinds, KIND_CHAT);
+        CHECK_INT(m[0].kinds, KIND_CHAT | KIND_MESSAGES); /* chat models serve messages too */
         CHECK(m[0].is_default);
         CHECK_INT(m[0].backend_stream, -1);
         CHECK(m[0].backend_model == NULL);
@@ -148,7 +148,7 @@ TEST(config_full_every_key)
         CHECK_STR(m[1].name, "gpt-4o*");
         CHECK(m[1].is_glob);
         CHECK_INT(m[1].backend, 1);
-        CHECK_INT(m[1].kinds, KIND_CHAT | KIND_COMPLETIONS);
+        CHECK_INT(m[1].kinds, KIND_CHAT | KIND_COMPLETIONS | KIND_MESSAGES);
         CHECK(!m[1].is_default);
         CHECK_INT(m[1].backend_stream, 1);
 
@@ -289,7 +289,7 @@ static const struct {
     {"bad_type_kinds.conf", "conf/bad_type_kinds.conf:4: 'kinds' must be a list of strings"},
     {"bad_unknown_kind.conf",
      "conf/bad_unknown_kind.conf:4: unknown kind 'pictures' (known: chat, completions, embeddings, speech, "
-     "transcriptions, translations, images, moderations, responses)"},
+     "transcriptions, translations, images, moderations, responses, messages)"},
     {"bad_empty_kinds.conf", "conf/bad_empty_kinds.conf:3: model 'm': 'kinds' is empty"},
     {"bad_type_log.conf", "conf/bad_type_log.conf:3: 'log' must be a group { ... }"},
     {"bad_log_level.conf", "conf/bad_log_level.conf:4: log level must be debug, info, warn or error"},
@@ -473,7 +473,7 @@ TEST(config_resilience_keys)
     CHECK_INT(m->strategy, STRATEGY_LEAST_INFLIGHT);
     CHECK_INT(m->nfallbacks, 1);
     CHECK_INT(m->fallbacks[0], 1);
-    CHECK_INT((int)m->kinds, (int)(KIND_CHAT | KIND_COMPLETIONS)); /* what both targets serve */
+    CHECK_INT((int)m->kinds, (int)(KIND_CHAT | KIND_COMPLETIONS | KIND_MESSAGES)); /* what both targets serve */
     CHECK_INT(c->retry.attempts, 4);
     CHECK_INT((int)c->retry.retry_on, RETRY_ON_5XX);
     CHECK_INT(c->retry.backoff_ms, 50);
@@ -520,7 +520,8 @@ TEST(config_empty_metrics_token_keeps_grpc_listen)
     cfg_free(c);
 }
 
-/* A Triton model serves chat and completions only: without 'kinds' those two, never embeddings. */
+/* A Triton model serves chat and completions (and messages, through chat) only: without 'kinds'
+ * those, never embeddings. */
 TEST(config_triton_default_kinds)
 {
     char err[1024] = "";
@@ -528,7 +529,7 @@ TEST(config_triton_default_kinds)
     if (!CHECK_MSG(c != NULL, "cfg_load(conf/prompt_custom.conf): %s", err))
         return;
     for (int i = 0; i < c->nmodels; i++)
-        CHECK_MSG(c->models[i].kinds == (KIND_CHAT | KIND_COMPLETIONS), "model %s: kinds 0x%x", c->models[i].name,
+        CHECK_MSG(c->models[i].kinds == (KIND_CHAT | KIND_COMPLETIONS | KIND_MESSAGES), "model %s: kinds 0x%x", c->models[i].name,
                   c->models[i].kinds);
     cfg_free(c);
 }

@@ -549,6 +549,16 @@ TEST(shape_usage_both_namings_and_nested_response)
     CHECK_INT(out, -1);
     json_object_put(o);
 
+    in = out = -1; /* Anthropic's message_start: message.usage, prompt-cache tokens count as input */
+    o = parse("{\"type\":\"message_start\",\"message\":{\"model\":\"m\",\"usage\":{\"input_tokens\":10,"
+              "\"cache_creation_input_tokens\":7,\"cache_read_input_tokens\":100,\"output_tokens\":1}}}");
+    CHECK(shape_usage(o, &in, &out));
+    CHECK_INT(in, 117);
+    CHECK_INT(out, 1);
+    shape_set_models(o, "client");
+    CHECK_STR(json_object_get_string(json_object_object_get(json_object_object_get(o, "message"), "model")), "client");
+    json_object_put(o);
+
     in = out = 5; /* no usage, usage null, usage not an object: nothing changes */
     const char *none[] = {"{\"id\":\"x\"}", "{\"usage\":null}", "{\"usage\":3}", "{\"response\":{\"id\":\"r\"}}",
                           "{\"usage\":{\"prompt_tokens\":\"12\"}}", "[1,2]"};
