@@ -6,7 +6,7 @@
 # the fuzz targets and `make soak` the soak benchmark.
 CC      ?= cc
 VERSION := 0.1.0
-PKGS    := libmicrohttpd libcurl json-c libconfig grpc libprotobuf-c
+PKGS    := libmicrohttpd libcurl json-c libconfig grpc libprotobuf-c hiredis
 # pkg-config runs once, when a recipe first needs its answer (grpc's takes a second): targets
 # that compile nothing (install, uninstall) do not pay for it.
 lazy = $(eval $1 := $(shell $2))$($1)
@@ -67,7 +67,7 @@ $(DESC_SRC): build/gen/descriptor_set.pb
 	  echo 'const size_t reflection_descriptor_set_len = sizeof reflection_descriptor_set;'; } > $@.tmp
 	mv $@.tmp $@
 
-.PHONY: all asan deps run test unit e2e bench capacity fuzz fuzz-build soak clean install uninstall deb deb-test
+.PHONY: all asan deps run test unit e2e bench bench-cluster capacity fuzz fuzz-build soak clean install uninstall deb deb-test
 all: airouter
 
 build/release/%.o: %.c $(HDR)
@@ -129,6 +129,11 @@ bench: deps
 capacity:
 	@$(MAKE) --no-print-directory airouter $(BENCH_TOOLS)
 	scripts/capacity.sh
+
+# What shared limits in Redis add per request, against limits in shared memory.
+bench-cluster: deps
+	@$(MAKE) --no-print-directory airouter
+	scripts/bench-cluster.sh
 
 # Installation. The configuration lives in $(SYSCONFDIR)/airouter whatever the PREFIX: the
 # binary's default -c and the unit look there. An existing airouter.conf is never replaced.

@@ -336,7 +336,8 @@ static int parse_kinds(loader_t *ld, const config_setting_t *m, unsigned *out)
 static const char *const top_keys[] = {"listen", "workers", "pidfile", "log", "limits",
                                        "backends", "models", "api_keys", "metrics", "tracing",
                                        "retry", "circuit_breaker", "hide_unavailable_models", "passthrough", "grpc_listen",
-                                       "prompt_formats", "rlimit_nofile", NULL};
+                                       "prompt_formats", "rlimit_nofile", "cluster", NULL};
+static const char *const cluster_keys[] = {"redis", "key_prefix", "on_error", "timeout_ms", "hosts", NULL};
 static const char *const passthrough_keys[] = {"prefix", "backend", NULL};
 static const char *const retry_keys[] = {"attempts", "retry_on", "backoff_ms", "max_backoff_ms", "deadline",
                                          "attempts_header", NULL};
@@ -371,7 +372,8 @@ const cfg_schema_group_t cfg_schema[] = {
     {"metrics", metrics_keys}, {"tracing", tracing_keys}, {"retry", retry_keys},
     {"circuit_breaker", circuit_keys}, {"backends", backend_keys}, {"backends.health_check", health_keys},
     {"models", model_keys},   {"models.targets", target_keys}, {"api_keys", key_keys},
-    {"prompt_formats", format_keys}, {"passthrough", passthrough_keys}, {NULL, NULL},
+    {"prompt_formats", format_keys}, {"passthrough", passthrough_keys}, {"cluster", cluster_keys},
+    {NULL, NULL},
 };
 
 static int load_backends(loader_t *ld, config_t *lc, cfg_t *cfg)
@@ -1184,6 +1186,119 @@ static char *read_config_text(const char *path)
     return text;
 }
 
+int cfg_parse_redis_url(const char *url, char **host, int *port, char **user, char **password, int *db, char *err,
+                        size_t errlen)
+{
+    *host = *user = *password = NULL;
+    *port = 6379;
+    *db = 0;
+    if (strncmp(url, "redis://", 8) != 0) {
+        snprintf(err, errlen, "must start with redis:// (rediss:// needs a hiredis built with TLS)");
+        return -1;
+    }
+    const char *p = url + 8, *end = p + strcspn(p, "/?#");
+    const char *at = memrchr(p, '@', (size_t)(end - p));
+    if (at) { /* [user]:password@ or password@ */
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        if (colon) {
+            if (colon > p)
+                *user = strndup(p, (size_t)(colon - p));
+            *password = strndup(colon + 1, (size_t)(at - colon - 1));
+        } else {
+            *password = strndup(p, (size_t)(at - p));
+        }
+        p = at + 1;
+    }
+    const char *hend = end;
+    if (*p == '[') { /* [v6]:port */
+        const char *close = memchr(p, ']', (size_t)(end - p));
+        if (!close)
+            goto bad;
+        *host = strndup(p + 1, (size_t)(close - p - 1));
+        hend = close + 1;
+    } else {
+        const char *colon = memchr(p, ':', (size_t)(end - p));
+        hend = colon ? colon : end;
+        *host = strndup(p, (size_t)(hend - p));
+    }
+    if (!*host || !**host)
+        goto bad;
+    if (hend < end) {
+        if (*hend != ':' || hend + 1 == end)
+            goto bad;
+        char *e;
+        long v = strtol(hend + 1, &e, 10);
+        if (e != end || v < 1 || v > 65535)
+            goto bad;
+        *port = (int)v;
+    }
+    if (*end == '/' && end[1]) {
+        char *e;
+        long v = strtol(end + 1, &e, 10);
+        if (*e || v < 0 || v > 1000000)
+            goto bad;
+        *db = (int)v;
+    } else if (*end && *end != '/') {
+        goto bad;
+    }
+    return 0;
+bad:
+    snprintf(err, errlen, "must be redis://[[user]:password@]host[:port][/db]");
+    free(*host);
+    free(*user);
+    free(*password);
+    *host = *user = *password = NULL;
+    return -1;
+}
+
+static int load_cluster(loader_t *ld, config_t *lc, cfg_t *cfg)
+{
+    cfg_cluster_t *c = &cfg->cluster;
+    c->timeout_ms = 5;
+    c->hosts = 1;
+    c->on_error = CLUSTER_ON_ERROR_LOCAL;
+    if (!(c->key_prefix = strdup("airouter:")))
+        return fail(ld, NULL, "out of memory");
+    config_setting_t *g = config_lookup(lc, "cluster");
+    if (!g)
+        return 0;
+    if (!config_setting_is_group(g))
+        return fail(ld, g, "'cluster' must be a group { ... }");
+    char *on_error = NULL;
+    long long timeout = c->timeout_ms, hosts = c->hosts;
+    if (check_keys(ld, g, "cluster", cluster_keys) < 0 || get_string(ld, g, "redis", &c->redis) < 0 ||
+        get_string(ld, g, "key_prefix", &c->key_prefix) < 0 || get_string(ld, g, "on_error", &on_error) < 0 ||
+        get_int(ld, g, "timeout_ms", 1, 10000, &timeout) < 0 || get_int(ld, g, "hosts", 1, 1000, &hosts) < 0) {
+        free(on_error);
+        return -1;
+    }
+    c->timeout_ms = (int)timeout;
+    c->hosts = (int)hosts;
+    if (on_error) {
+        static const char *const names[] = {"local", "allow", "deny"};
+        int found = -1;
+        for (int i = 0; i < 3; i++)
+            if (strcmp(on_error, names[i]) == 0)
+                found = i;
+        free(on_error);
+        if (found < 0)
+            return fail(ld, config_setting_get_member(g, "on_error"),
+                        "cluster.on_error must be \"local\", \"allow\" or \"deny\"");
+        c->on_error = found;
+    }
+    if (c->redis && !c->redis[0]) { /* as -T prints "no cluster" */
+        free(c->redis);
+        c->redis = NULL;
+    }
+    if (!c->redis)
+        return 0;
+    char why[160];
+    if (cfg_parse_redis_url(c->redis, &c->redis_host, &c->redis_port, &c->redis_user, &c->redis_password,
+                            &c->redis_db, why, sizeof why) < 0)
+        return fail(ld, config_setting_get_member(g, "redis"), "cluster.redis %s", why);
+    return 0;
+}
+
 cfg_t *cfg_load(const char *path, char *err, size_t errlen)
 {
     loader_t ld = {path, err, errlen};
@@ -1212,7 +1327,8 @@ cfg_t *cfg_load(const char *path, char *err, size_t errlen)
     cfg->path = strdup(path);
     cfg->loaded_at = (long)time(NULL);
     if (!cfg->path || load_top(&ld, &lc, cfg) < 0 || load_backends(&ld, &lc, cfg) < 0 ||
-        load_formats(&ld, &lc, cfg) < 0 || load_models(&ld, &lc, cfg) < 0 || load_keys(&ld, &lc, cfg) < 0 || load_passthrough(&ld, &lc, cfg) < 0)
+        load_formats(&ld, &lc, cfg) < 0 || load_models(&ld, &lc, cfg) < 0 || load_keys(&ld, &lc, cfg) < 0 || load_passthrough(&ld, &lc, cfg) < 0 ||
+        load_cluster(&ld, &lc, cfg) < 0)
         goto fail;
     config_destroy(&lc);
     return cfg;
@@ -1270,6 +1386,11 @@ void cfg_free(cfg_t *cfg)
         free_strings(cfg->keys[i].models, cfg->nkeys ? cfg->keys[i].nmodels : 0);
     }
     free(cfg->keys);
+    free(cfg->cluster.redis);
+    free(cfg->cluster.redis_host);
+    free(cfg->cluster.redis_user);
+    free(cfg->cluster.redis_password);
+    free(cfg->cluster.key_prefix);
     free(cfg->path);
     free(cfg->listen);
     free(cfg->listen_host);

@@ -108,6 +108,26 @@ typedef struct {
     int backend;
 } cfg_passthrough_t;
 
+/* Shared limits across hosts (top-level "cluster" group). */
+enum { CLUSTER_ON_ERROR_LOCAL, CLUSTER_ON_ERROR_ALLOW, CLUSTER_ON_ERROR_DENY };
+typedef struct {
+    char *redis;            /* URL as written (after ${VAR}); NULL: no cluster, limits per host */
+    char *redis_host;       /* parsed from the URL */
+    int redis_port;
+    char *redis_user;       /* NULL: none */
+    char *redis_password;   /* NULL: none */
+    int redis_db;
+    char *key_prefix;
+    int on_error;           /* CLUSTER_ON_ERROR_* */
+    int timeout_ms;         /* connect and each command */
+    int hosts;              /* how many hosts share the limits (on_error = "local" divides by it) */
+} cfg_cluster_t;
+
+/* Parses redis://[[user]:password@]host[:port][/db] (also unix:///path is not supported).
+ * Returns 0, or -1 with the reason in err. The out strings are malloc'd. */
+int cfg_parse_redis_url(const char *url, char **host, int *port, char **user, char **password, int *db, char *err,
+                        size_t errlen);
+
 /* Retries and failover (top-level "retry" group). */
 typedef struct {
     int attempts;           /* total tries per request, across targets and fallbacks */
@@ -164,6 +184,7 @@ typedef struct {
     double circuit_window;  /* seconds */
     int circuit_min_requests;/* tries in the window before the ratio counts */
     bool hide_unavailable_models; /* /v1/models omits models with no available target */
+    cfg_cluster_t cluster;
 } cfg_t;
 
 /* The keys each group accepts ("" is the top level, "backends.health_check" a nested group),

@@ -545,6 +545,22 @@ static const field_t circuit_fields[] = {
     {0},
 };
 
+static void put_on_error(dump_t *d, const field_t *f, const char *o)
+{
+    static const char *const names[] = {"local", "allow", "deny"};
+    int v = AT(int, o, f->off);
+    key_string(d, f->name, names[v >= 0 && v < 3 ? v : 0]);
+}
+
+static const field_t cluster_fields[] = {
+    F(cfg_cluster_t, "redis", put_url_or_empty, redis),
+    F(cfg_cluster_t, "key_prefix", put_str, key_prefix),
+    F(cfg_cluster_t, "on_error", put_on_error, on_error),
+    F(cfg_cluster_t, "timeout_ms", put_int, timeout_ms),
+    F(cfg_cluster_t, "hosts", put_int, hosts),
+    {0},
+};
+
 static const field_t backend_fields[] = {
     F(cfg_backend_t, "name", put_str, name),
     F(cfg_backend_t, "type", put_str, type),
@@ -624,6 +640,7 @@ static const field_t top_fields[] = {
     GROUP("retry", offsetof(cfg_t, retry), retry_fields),
     GROUP("circuit_breaker", 0, circuit_fields),
     F(cfg_t, "hide_unavailable_models", put_bool, hide_unavailable_models),
+    GROUP("cluster", offsetof(cfg_t, cluster), cluster_fields),
     LIST(cfg_t, "backends", backends, nbackends, backend_fields, cfg_backend_t),
     LIST(cfg_t, "prompt_formats", formats, nformats, format_fields, prompt_format_t),
     LIST(cfg_t, "models", models, nmodels, model_fields, cfg_model_t),

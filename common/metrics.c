@@ -29,6 +29,7 @@ typedef struct {
     int64_t in_flight[MET_WORKERS];
     uint64_t workers_alive, worker_restarts, reloads_ok, reloads_failed, generation;
     uint64_t spans_exported, spans_dropped;
+    uint64_t cluster_errors, cluster_state; /* state: 0 no cluster, 1 up, 2 down */
 } met_shm_t;
 
 static met_shm_t *shm;
@@ -146,6 +147,18 @@ void met_spans(uint64_t exported, uint64_t dropped)
         return;
     ADD(&shm->spans_exported, exported);
     ADD(&shm->spans_dropped, dropped);
+}
+
+void met_cluster_error(void)
+{
+    if (shm)
+        ADD(&shm->cluster_errors, 1);
+}
+
+void met_cluster_up(bool up)
+{
+    if (shm)
+        STORE(&shm->cluster_state, up ? 1 : 2);
 }
 
 void met_set_workers(int alive)
@@ -309,5 +322,12 @@ int met_render(buf_t *out, const char *version)
     buf_printf(out, "airouter_trace_spans_exported_total %llu\n", (unsigned long long)LOAD(&shm->spans_exported));
     help(out, "airouter_trace_spans_dropped_total", "counter", "Spans dropped (queue full or collector failing).");
     buf_printf(out, "airouter_trace_spans_dropped_total %llu\n", (unsigned long long)LOAD(&shm->spans_dropped));
+    uint64_t cluster = LOAD(&shm->cluster_state);
+    if (cluster) {
+        help(out, "airouter_cluster_up", "gauge", "1 while the shared limits' Redis answers, 0 while it does not.");
+        buf_printf(out, "airouter_cluster_up %d\n", cluster == 1 ? 1 : 0);
+        help(out, "airouter_cluster_errors_total", "counter", "Calls to the shared limits' Redis that failed.");
+        buf_printf(out, "airouter_cluster_errors_total %llu\n", (unsigned long long)LOAD(&shm->cluster_errors));
+    }
     return 0;
 }

@@ -37,6 +37,10 @@ void met_tokens(int model, uint64_t prompt, uint64_t completion);
 void met_backend_error(int backend, enum met_reason reason);
 void met_client_abort(int model);
 void met_spans(uint64_t exported, uint64_t dropped);
+/* Shared limits in Redis: a failed call (counted), and whether Redis answers (gauge:
+ * 1 reachable, 0 not; not shown until a worker with a cluster group reports). */
+void met_cluster_error(void);
+void met_cluster_up(bool up);
 
 /* Master-side process gauges and counters. */
 void met_set_workers(int alive);

@@ -7,6 +7,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "quota.h"
 
 typedef struct {
     char name[192];             /* "backend\x1fbackend_model" */
@@ -376,6 +377,50 @@ void st_key_tokens(const cfg_key_t *k, uint64_t tokens, uint64_t now)
             sum = TOKEN_MASK;
         next = (minute << TOKEN_BITS) | sum;
     } while (!CAS(&s->tokens, &old, next));
+}
+
+char st_key_reserve(const cfg_key_t *k, long long estimate, uint64_t now, uint64_t *window, int *retry_after_s)
+{
+    *window = 0;
+    *retry_after_s = 0;
+    if (!ok_key(k) || !k->tpm)
+        return 0;
+    st_key_t *s = &shm->keys[k->state_slot];
+    uint64_t minute = (now / 60000) & 0xffffff, old = LOAD(&s->tokens), next;
+    do {
+        uint64_t used = (old >> TOKEN_BITS) == minute ? old & TOKEN_MASK : 0;
+        if (used >= (uint64_t)k->tpm) {
+            *retry_after_s = (int)(60 - (now / 1000) % 60);
+            return 't';
+        }
+        next = (minute << TOKEN_BITS) | quota_add(used, estimate, TOKEN_MASK);
+    } while (!CAS(&s->tokens, &old, next));
+    *window = minute + 1; /* 0 means "nothing reserved" */
+    return 0;
+}
+
+void st_key_settle(const cfg_key_t *k, uint64_t window, long long reserved, long long used, uint64_t now)
+{
+    if (!ok_key(k) || !k->tpm || !window)
+        return;
+    uint64_t minute = (now / 60000) & 0xffffff;
+    if (window - 1 != minute || used == reserved)
+        return; /* the window it counted in is over: what it held there stays */
+    st_key_t *s = &shm->keys[k->state_slot];
+    uint64_t old = LOAD(&s->tokens), next;
+    do {
+        if ((old >> TOKEN_BITS) != minute)
+            return;
+        next = (minute << TOKEN_BITS) | quota_add(old & TOKEN_MASK, used - reserved, TOKEN_MASK);
+    } while (!CAS(&s->tokens, &old, next));
+}
+
+uint64_t st_key_tokens_used(const cfg_key_t *k, uint64_t now)
+{
+    if (!ok_key(k))
+        return 0;
+    uint64_t v = LOAD(&shm->keys[k->state_slot].tokens);
+    return (v >> TOKEN_BITS) == ((now / 60000) & 0xffffff) ? v & TOKEN_MASK : 0;
 }
 
 /* Targets are named "backend\x1fbackend_model" ("*": the requested name passes through). */

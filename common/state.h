@@ -70,6 +70,15 @@ typedef struct {
 char st_key_admit(const cfg_key_t *key, uint64_t now, int *retry_after_s, st_key_usage_t *usage);
 void st_key_release(const cfg_key_t *key);
 void st_key_tokens(const cfg_key_t *key, uint64_t tokens, uint64_t now);
+/* Token reservation: if the key's tokens-per-minute window is not full, adds estimate to it
+ * at once and returns 0 with *window set (the minute it was counted in); else returns 't'
+ * with *retry_after_s. Keys without tpm always pass and reserve nothing (*window = 0). */
+char st_key_reserve(const cfg_key_t *key, long long estimate, uint64_t now, uint64_t *window, int *retry_after_s);
+/* Replaces a reservation by what was finally used (quota_settled): the difference is
+ * applied to the window it was counted in, if that window is still the current one. */
+void st_key_settle(const cfg_key_t *key, uint64_t window, long long reserved, long long used, uint64_t now);
+/* The tokens counted in the key's current window (for tests and metrics). */
+uint64_t st_key_tokens_used(const cfg_key_t *key, uint64_t now);
 
 /* Appends the state's metrics (Prometheus text): each target's circuit and requests in
  * flight, each of cfg's backends' health. */

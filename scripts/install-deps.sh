@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 DEBS=(build-essential pkg-config curl ca-certificates
       libmicrohttpd-dev libcurl4-openssl-dev libjson-c-dev libconfig-dev
       libgrpc-dev protobuf-c-compiler libprotobuf-c-dev libjemalloc-dev
-      nginx-light wrk)
+      libhiredis-dev redis-server nginx-light wrk)
 # make fuzz: clang with its libFuzzer runtime (only on request: the other targets build with cc)
 [ "${1:-}" = "--fuzz" ] && DEBS+=(clang libclang-rt-dev)
 

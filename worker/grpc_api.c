@@ -4,6 +4,7 @@
  * takes new calls; each call is served in a thread of its own, like an HTTP connection, calling
  * the backend synchronously. */
 #include "grpc_api.h"
+#include "limits.h"
 
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
@@ -77,6 +78,7 @@ typedef struct {
     grpc_status_code code;
     char *client_key;          /* the presented key (for pass_client_key) */
     long long tokens_in, tokens_out;
+    limits_ticket_t limits;    /* what key's limits hold for this call */
     request_t *trace;          /* the call's trace record (trace.h); NULL if out of memory */
     uint64_t first_piece_us;   /* streams: when the first piece went out (0: none yet) */
     uint64_t last_piece_us;
@@ -428,7 +430,6 @@ static void serve(rpc_t *r, AiRouter__AIRequest *in)
 {
     const char *provider = in->provider && in->provider[0] ? in->provider : NULL;
     r->client_key = bearer(&r->md);
-    bool holds_key = false;
     json_object *params = NULL, *body = NULL;
 
     if (gcfg->nkeys > 0) {
@@ -440,13 +441,13 @@ static void serve(rpc_t *r, AiRouter__AIRequest *in)
         }
         st_key_usage_t usage;
         int retry_after;
-        char which = st_key_admit(r->key, st_now_ms(), &retry_after, &usage);
+        char which = limits_admit(r->key, &r->limits, &retry_after, &usage);
         if (which) {
-            send_status(r, GRPC_STATUS_RESOURCE_EXHAUSTED,
-                        which == 't' ? "Rate limit reached for tokens per minute." : "Rate limit reached for requests.");
+            char msg[300];
+            limits_message(r->key, which, retry_after, msg, sizeof msg);
+            send_status(r, which == 'u' ? GRPC_STATUS_UNAVAILABLE : GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
             goto out;
         }
-        holds_key = r->key->max_concurrent > 0;
     }
     const char *model = in->model ? in->model : "";
     route_t route;
@@ -497,6 +498,17 @@ static void serve(rpc_t *r, AiRouter__AIRequest *in)
     if (validate_request(KIND_CHAT, body, &bad) < 0) {
         send_status(r, GRPC_STATUS_INVALID_ARGUMENT, bad.message);
         goto out;
+    }
+    if (r->key && r->key->tpm) {
+        int retry_after;
+        long long estimate = quota_estimate(strlen(in->prompt) + 64, in->max_tokens, m->max_tokens, true);
+        char which = limits_reserve(r->key, &r->limits, estimate, &retry_after);
+        if (which) {
+            char msg[300];
+            limits_message(r->key, which, retry_after, msg, sizeof msg);
+            send_status(r, GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
+            goto out;
+        }
     }
 
     /* Targets of the model, then of its fallbacks, under the retry policy. */
@@ -560,13 +572,16 @@ static void serve(rpc_t *r, AiRouter__AIRequest *in)
         r->error = "client_abort";
     }
 out:
-    if (r->key && (r->tokens_in > 0 || r->tokens_out > 0))
-        st_key_tokens(r->key, (uint64_t)(r->tokens_in > 0 ? r->tokens_in : 0) + (uint64_t)(r->tokens_out > 0 ? r->tokens_out : 0),
-                      st_now_ms());
+    if (r->key) {
+        long long used = (r->tokens_in > 0 ? r->tokens_in : 0) + (r->tokens_out > 0 ? r->tokens_out : 0);
+        limits_finish(r->key, &r->limits,
+                      r->tokens_in >= 0 || r->tokens_out >= 0 ? QUOTA_USAGE
+                      : r->code != GRPC_STATUS_OK ? QUOTA_FAILED
+                                                                       : QUOTA_NO_USAGE,
+                      used);
+    }
     if (r->tokens_in > 0 || r->tokens_out > 0)
         met_tokens(r->model_slot, r->tokens_in > 0 ? (uint64_t)r->tokens_in : 0, r->tokens_out > 0 ? (uint64_t)r->tokens_out : 0);
-    if (holds_key)
-        st_key_release(r->key);
     json_object_put(params);
     json_object_put(body);
 }

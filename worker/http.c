@@ -339,7 +339,8 @@ static const char *presented_key(struct MHD_Connection *conn)
     return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "x-api-key");
 }
 
-/* Applies the key's per-minute and concurrency limits. Returns -1 with a queued 429. */
+/* Applies the key's per-minute and concurrency limits. Returns -1 with a queued 429 (503
+ * when the shared limits cannot be reached and cluster.on_error is "deny"). */
 static int admit_key(request_t *req, enum MHD_Result *rc)
 {
     const cfg_key_t *k = req->key;
@@ -347,31 +348,24 @@ static int admit_key(request_t *req, enum MHD_Result *rc)
         return 0;
     st_key_usage_t u;
     int retry_after;
-    char which = st_key_admit(k, st_now_ms(), &retry_after, &u);
-    req->ratelimit_headers = k->rpm || k->tpm;
+    char which = limits_admit(k, &req->limits, &retry_after, &u);
+    req->ratelimit_headers = (k->rpm || k->tpm) && which != 'u';
     req->rl_limit_requests = u.limit_requests;
     req->rl_remaining_requests = u.remaining_requests;
     req->rl_limit_tokens = u.limit_tokens;
     req->rl_remaining_tokens = u.remaining_tokens;
     req->rl_reset_requests_s = u.reset_requests_s;
     req->rl_reset_tokens_s = u.reset_tokens_s;
-    if (!which) {
-        req->holds_key_slot = k->max_concurrent > 0;
+    if (!which)
         return 0;
-    }
     char msg[300];
-    if (which == 'r')
-        snprintf(msg, sizeof msg,
-                 "Rate limit reached for requests per minute (RPM) on key '%.100s': limit %ld. Please try again in %ds.",
-                 k->name, k->rpm, retry_after);
-    else if (which == 't')
-        snprintf(msg, sizeof msg,
-                 "Rate limit reached for tokens per minute (TPM) on key '%.100s': limit %ld. Please try again in %ds.",
-                 k->name, k->tpm, retry_after);
-    else
-        snprintf(msg, sizeof msg, "Too many concurrent requests on key '%.100s': limit %d. Please try again shortly.",
-                 k->name, k->max_concurrent);
+    limits_message(k, which, retry_after, msg, sizeof msg);
     req->retry_after_s = retry_after;
+    if (which == 'u') {
+        snprintf(req->error_reason, sizeof req->error_reason, "cluster_unavailable");
+        *rc = http_respond_error(req, 503, msg, "server_error", NULL, "cluster_unavailable");
+        return -1;
+    }
     snprintf(req->error_reason, sizeof req->error_reason, "rate_limited");
     *rc = http_respond_error(req, 429, msg, which == 't' ? "tokens" : "requests", NULL, "rate_limit_exceeded");
     return -1;
@@ -735,11 +729,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         met_in_flight(-1);
         trace_request_done(req);
     }
-    if (req->key && (req->tokens_in > 0 || req->tokens_out > 0))
-        st_key_tokens(req->key, (uint64_t)(req->tokens_in > 0 ? req->tokens_in : 0) +
-                                    (uint64_t)(req->tokens_out > 0 ? req->tokens_out : 0), st_now_ms());
-    if (req->holds_key_slot)
-        st_key_release(req->key);
+    if (req->key) {
+        long long used = (req->tokens_in > 0 ? req->tokens_in : 0) + (req->tokens_out > 0 ? req->tokens_out : 0);
+        quota_outcome_t how = req->tokens_in >= 0 || req->tokens_out >= 0 ? QUOTA_USAGE
+                              : req->status >= 400 || !req->bytes_out ? QUOTA_FAILED
+                                                                      : QUOTA_NO_USAGE;
+        limits_finish(req->key, &req->limits, how, used);
+    }
     access_log(req);
     buf_free(&req->body);
     free(req->client_key);

@@ -8,6 +8,7 @@
 
 #include "../common/buf.h"
 #include "../common/config.h"
+#include "limits.h"
 
 typedef struct request {
     char id[72];                 /* X-Request-Id */
@@ -58,7 +59,7 @@ typedef struct request {
     bool ratelimit_headers;      /* send x-ratelimit-* (key with limits) */
     long rl_limit_requests, rl_remaining_requests, rl_limit_tokens, rl_remaining_tokens;
     int rl_reset_requests_s, rl_reset_tokens_s;
-    bool holds_key_slot;         /* a concurrency slot of req->key to give back */
+    limits_ticket_t limits;      /* what req->key's limits hold for this request */
     bool overloaded;             /* over the connection limit: answer 503 and close */
     const char *allow;           /* a 405's Allow header, if not the endpoint's methods */
     bool close_connection;       /* the request's framing cannot be trusted: answer and close */

@@ -10,6 +10,7 @@
 
 #include "../common/log.h"
 #include "backend.h"
+#include "cluster.h"
 #include "grpc_api.h"
 #include "health.h"
 #include "http.h"
@@ -59,6 +60,7 @@ int worker_run(const cfg_t *cfg, int listen_fd, int metrics_fd, int ready_fd, pi
     signal(SIGPIPE, SIG_IGN);
     srandom((unsigned)(time(NULL) ^ getpid()));
 
+    cluster_init(cfg);
     if (backends_worker_init(cfg) < 0 || trace_start(cfg) < 0 || health_start(cfg) < 0 ||
         http_start(cfg, listen_fd, metrics_fd) < 0 || grpc_api_start(cfg) < 0) {
         log_error("worker start-up failed");
@@ -94,6 +96,7 @@ int worker_run(const cfg_t *cfg, int listen_fd, int metrics_fd, int ready_fd, pi
             health_stop();
             trace_stop(); /* after the drain: the last requests' spans are queued */
             backends_worker_cleanup();
+            cluster_shutdown();
             leak_check();
             return 0;
         } else if (sig == SIGTERM || sig == SIGINT) {

@@ -1,0 +1,233 @@
+'use strict';
+// End-to-end tests of shared limits (issue 15): three real airouter processes on one real
+// redis-server (started here on a free loopback port, no persistence), hammered together with
+// the official openai client. Each limit is checked for its worst case: overshoot 0 for rpm and
+// max_concurrent, at most one reservation for tpm; then Redis is stopped and restarted under the
+// three on_error policies. A single-host test shows the token reservation without Redis.
+//
+// Windows are Redis's fixed minutes: a test that counts a window first waits until the current
+// minute has at least 25 s left (an event on the clock, not a sleep standing in for one).
+const { test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const { spawnSync } = require('node:child_process');
+const OpenAI = require('openai');
+const h = require('./lib/harness.js');
+const { startRedis } = require('./lib/redis.js');
+
+const T = { timeout: 120000 };
+const KEY_RPM = 'sk-cluster-rpm300-0001';
+const KEY_CONC = 'sk-cluster-conc3-00002';
+const KEY_TPM = 'sk-cluster-tpm200-0003';
+const KEY_OUT = 'sk-cluster-outage-0004';
+let redis;
+const routers = [];
+
+// timeout_ms is generous here: a loaded machine (or a sanitizer build) must not turn a slow answer
+// into an outage in the counting tests; the outage test stops Redis, which refuses at once.
+function clusterConfig(url, { onError = 'local', hosts = 3, echoDelay = 0, prefix = 'airouter:' } = {}) {
+  return h.echoConfig({
+    workers: 2,
+    echoDelay,
+    extra: `
+cluster = { redis = "${url}"; key_prefix = "${prefix}"; on_error = "${onError}"; timeout_ms = 2000; hosts = ${hosts}; };
+api_keys = (
+  { key = "${KEY_RPM}"; name = "rpm300"; rpm = 300; },
+  { key = "${KEY_CONC}"; name = "conc3"; max_concurrent = 3; },
+  { key = "${KEY_TPM}"; name = "tpm200"; tpm = 200; },
+  { key = "${KEY_OUT}"; name = "outage"; rpm = 30; }
+);`,
+  });
+}
+
+function client(router, key) {
+  return new OpenAI({ apiKey: key, baseURL: `${router.base}/v1`, maxRetries: 0, timeout: 20000 });
+}
+
+// Waits until Redis's current minute has at least `need` seconds left.
+async function roomInMinute(need = 25) {
+  await h.waitFor(() => {
+    const t = Number(redis.cli('TIME').split('\n')[0]);
+    return 60 - (t % 60) >= need;
+  }, { timeout: 40000, interval: 250, what: 'a fresh minute' });
+}
+
+// Runs n calls of fn with at most `width` in flight; returns every outcome.
+async function hammer(n, width, fn) {
+  const results = [];
+  let next = 0;
+  async function lane() {
+    while (next < n) {
+      const i = next++;
+      try { results[i] = { ok: true, value: await fn(i) }; } catch (e) { results[i] = { ok: false, error: e }; }
+    }
+  }
+  await Promise.all(Array.from({ length: width }, lane));
+  return results;
+}
+
+async function metric(router, name) {
+  const text = await (await fetch(`${router.base}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(name + ' '));
+  return line === undefined ? undefined : Number(line.split(' ')[1]);
+}
+
+before(async () => {
+  redis = await startRedis();
+  for (let i = 0; i < 3; i++) routers.push(await h.startRouter(clusterConfig(redis.url, { echoDelay: 0 })));
+});
+
+after(async () => {
+  for (const r of routers) await r.stop();
+  if (redis) await redis.stop();
+});
+
+test('rpm = 300 across three hosts: exactly 300 of 420 concurrent requests succeed, the rest 429 with Retry-After', T, async () => {
+  await roomInMinute();
+  const results = await hammer(420, 24, (i) =>
+    client(routers[i % 3], KEY_RPM).chat.completions.create({ model: 'echo', messages: [{ role: 'user', content: 'hi' }] }));
+  const ok = results.filter((r) => r.ok).length;
+  const refused = results.filter((r) => !r.ok);
+  assert.equal(ok, 300, 'overshoot must be 0 and no request lost');
+  assert.equal(refused.length, 120);
+  for (const r of refused) {
+    assert.equal(r.error.status, 429);
+    assert.equal(r.error.code, 'rate_limit_exceeded');
+    assert.ok(Number(r.error.headers['retry-after']) >= 1);
+  }
+  // counted in Redis all along (no request fell back to on_error)
+  for (const r of routers) assert.equal(await metric(r, 'airouter_cluster_errors_total'), 0);
+  assert.equal(redis.cli('EXISTS', `airouter:key:rpm300:r:${Math.floor(Number(redis.cli('TIME').split('\n')[0]) / 60)}`), '1');
+});
+
+test('max_concurrent = 3 across three hosts: of 9 concurrent slow streams exactly 3 are admitted', T, async () => {
+  const slow = [];
+  for (let i = 0; i < 3; i++) slow.push(await h.startRouter(clusterConfig(redis.url, { echoDelay: 300 })));
+  try {
+    const words = Array.from({ length: 12 }, (_, i) => `w${i}`).join(' ');
+    const opened = await Promise.allSettled(Array.from({ length: 9 }, (_, i) =>
+      client(slow[i % 3], KEY_CONC).chat.completions.create({ model: 'echo', stream: true, messages: [{ role: 'user', content: words }] })));
+    const streams = opened.filter((o) => o.status === 'fulfilled').map((o) => o.value);
+    const refused = opened.filter((o) => o.status === 'rejected').map((o) => o.reason);
+    assert.equal(streams.length, 3);
+    assert.equal(refused.length, 6);
+    for (const e of refused) assert.equal(e.status, 429);
+    for (const s of streams) { let n = 0; for await (const c of s) n += c.choices.length ? 1 : 0; assert.ok(n > 0); }
+    // the slots were given back: a new request is admitted
+    const again = await client(slow[1], KEY_CONC).chat.completions.create({ model: 'echo', messages: [{ role: 'user', content: 'x' }] });
+    assert.equal(again.choices[0].message.content, 'x');
+    assert.equal(redis.cli('ZCARD', 'airouter:key:conc3:c'), '0');
+  } finally {
+    for (const r of slow) await r.stop();
+  }
+});
+
+test('tpm = 200 across three hosts with reservation: tokens admitted stay within the limit plus one reservation', T, async () => {
+  const slow = [];
+  for (let i = 0; i < 3; i++) slow.push(await h.startRouter(clusterConfig(redis.url, { echoDelay: 200 })));
+  try {
+    await roomInMinute();
+    // "a b c d e": the echo backend reports 5 prompt + 5 completion tokens, known in advance
+    const body = { model: 'echo', max_tokens: 10, messages: [{ role: 'user', content: 'a b c d e' }] };
+    const reservation = Math.floor(JSON.stringify(body).length / 4) + 10;
+    const results = await hammer(30, 30, (i) => client(slow[i % 3], KEY_TPM).chat.completions.create(body));
+    const ok = results.filter((r) => r.ok);
+    const refused = results.filter((r) => !r.ok);
+    for (const r of ok) assert.equal(r.value.usage.total_tokens, 10);
+    for (const r of refused) { assert.equal(r.error.status, 429); assert.equal(r.error.type, 'tokens'); }
+    const admitted = ok.length * 10;
+    assert.ok(ok.length >= 1 && refused.length >= 1, `${ok.length} admitted, ${refused.length} refused`);
+    // Without reservation all 30 slow requests would pass the check (600 tokens) before any usage counts.
+    assert.ok(admitted <= 200 + reservation, `admitted ${admitted} tokens, limit 200 + reservation ${reservation}`);
+    // settled to the true usage: Redis holds exactly what was used
+    const minute = Math.floor(Number(redis.cli('TIME').split('\n')[0]) / 60);
+    assert.equal(Number(redis.cli('GET', `airouter:key:tpm200:t:${minute}`)), admitted);
+  } finally {
+    for (const r of slow) await r.stop();
+  }
+});
+
+test('tpm on one host without Redis: concurrent slow requests reserve, so the minute admits at most tpm + one reservation', T, async () => {
+  const solo = await h.startRouter(h.echoConfig({
+    workers: 2, echoDelay: 200,
+    extra: `api_keys = ( { key = "${KEY_TPM}"; name = "solo-tpm"; tpm = 100; } );`,
+  }));
+  try {
+    const body = { model: 'echo', max_tokens: 10, messages: [{ role: 'user', content: 'a b c d e' }] };
+    const reservation = Math.floor(JSON.stringify(body).length / 4) + 10;
+    const t0 = new Date();
+    if (60 - t0.getSeconds() < 25) await h.waitFor(() => 60 - new Date().getSeconds() >= 25, { timeout: 40000, what: 'a fresh minute' });
+    const results = await hammer(20, 20, () => client(solo, KEY_TPM).chat.completions.create(body));
+    const ok = results.filter((r) => r.ok).length;
+    assert.ok(ok >= 1 && ok * 10 <= 100 + reservation, `${ok} admitted of 20 (each 10 tokens, reservation ${reservation})`);
+    for (const r of results.filter((x) => !x.ok)) assert.equal(r.error.status, 429);
+  } finally {
+    await solo.stop();
+  }
+});
+
+test('Redis stopped mid-run: deny answers 503, local counts the host share, allow lets through; counting resumes when Redis is back', T, async () => {
+  const r2 = await startRedis();
+  const deny = await h.startRouter(clusterConfig(r2.url, { onError: 'deny', prefix: 'o:' }));
+  const local = await h.startRouter(clusterConfig(r2.url, { onError: 'local', hosts: 3, prefix: 'o:' }));
+  const allow = await h.startRouter(clusterConfig(r2.url, { onError: 'allow', prefix: 'o:' }));
+  let r3;
+  try {
+    const ask = (r) => client(r, KEY_OUT).chat.completions.create({ model: 'echo', messages: [{ role: 'user', content: 'hi' }] });
+    await ask(deny);
+    assert.equal(await metric(deny, 'airouter_cluster_up'), 1);
+    await r2.stop();
+    // deny: 503 cluster_unavailable with Retry-After, at once
+    const e = await ask(deny).then(() => null, (err) => err);
+    assert.ok(e, 'deny must refuse while Redis is down');
+    assert.equal(e.status, 503);
+    assert.equal(e.code, 'cluster_unavailable');
+    assert.equal(e.headers['retry-after'], '1');
+    await h.waitFor(async () => (await metric(deny, 'airouter_cluster_up')) === 0, { what: 'cluster_up 0' });
+    assert.ok((await metric(deny, 'airouter_cluster_errors_total')) >= 1);
+    // local: rpm 30 over 3 hosts is 10 on this one
+    const localRes = await hammer(14, 4, () => ask(local));
+    assert.equal(localRes.filter((r) => r.ok).length, 10);
+    for (const r of localRes.filter((x) => !x.ok)) assert.equal(r.error.status, 429);
+    // allow: no limit at all
+    const allowRes = await hammer(40, 4, () => ask(allow));
+    assert.equal(allowRes.filter((r) => r.ok).length, 40);
+    // the outage is logged once per worker, not per request
+    const lines = deny.log.split('\n').filter((l) => l.includes('unreachable'));
+    assert.ok(lines.length >= 1 && lines.length <= 2, lines.join('\n'));
+    // Redis back on the same port: counting resumes without restarting airouter
+    r3 = await startRedis(r2.port);
+    await h.waitFor(async () => { try { await ask(deny); return true; } catch { return false; } },
+      { timeout: 15000, what: 'deny host admits again' });
+    await h.waitFor(async () => (await metric(deny, 'airouter_cluster_up')) === 1, { what: 'cluster_up 1' });
+    await h.waitFor(() => /answers again/.test(deny.log), { what: 'recovery logged' });
+    assert.ok(Number(r3.cli('GET', `o:key:outage:r:${Math.floor(Number(r3.cli('TIME').split('\n')[0]) / 60)}`)) >= 1);
+  } finally {
+    for (const r of [deny, local, allow]) await r.stop();
+    if (r3) await r3.stop();
+    await r2.stop();
+  }
+});
+
+function check(config) {
+  const dir = h.tmpDir();
+  const file = require('node:path').join(dir, 'bad.conf');
+  require('node:fs').writeFileSync(file, config.replaceAll('@PORT@', '18080'));
+  return spawnSync(h.BIN, ['-t', '-c', file], { encoding: 'utf8' });
+}
+
+test('-t refuses a bad Redis URL and an unknown on_error, with file and line', T, () => {
+  let r = check(h.echoConfig({ extra: 'cluster = { redis = "http://127.0.0.1:6379"; };' }));
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /bad\.conf:\d+: cluster\.redis must start with redis:\/\//);
+  r = check(h.echoConfig({ extra: 'cluster = { redis = "redis://127.0.0.1:notaport/0"; };' }));
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /cluster\.redis must be redis:\/\/\[\[user\]:password@\]host\[:port\]\[\/db\]/);
+  r = check(h.echoConfig({ extra: 'cluster = { redis = "redis://127.0.0.1:6379/0"; on_error = "retry"; };' }));
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /cluster\.on_error must be "local", "allow" or "deny"/);
+  r = check(h.echoConfig({ extra: 'cluster = { redis = "redis://u:${NO_SUCH_VAR_15}@127.0.0.1/0"; };' }));
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /NO_SUCH_VAR_15/);
+  r = check(h.echoConfig({ extra: 'cluster = { redis = "redis://:secret@127.0.0.1:6380/2"; on_error = "deny"; hosts = 2; };' }));
+  assert.equal(r.status, 0, r.stderr);
+});
