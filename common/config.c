@@ -240,6 +240,32 @@ static int get_fraction(loader_t *ld, const config_setting_t *g, const char *key
     return get_positive(ld, g, key, 1, "a number", "", out);
 }
 
+/* A number from 0 to max (prices, budgets). */
+static int get_amount(loader_t *ld, const config_setting_t *g, const char *key, double max, double *out)
+{
+    config_setting_t *s = config_setting_get_member(g, key);
+    if (!s)
+        return 0;
+    int t = config_setting_type(s);
+    double v;
+    if (t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64)
+        v = (double)config_setting_get_int64(s);
+    else if (t == CONFIG_TYPE_FLOAT)
+        v = config_setting_get_float(s);
+    else
+        return fail(ld, s, "'%s' must be a number", key);
+    if (!(v >= 0 && v <= max))
+        return fail(ld, s, "'%s' must be from 0 to %g", key, max);
+    *out = v;
+    return 0;
+}
+
+const char *cfg_budget_period_name(int p)
+{
+    static const char *const names[] = {"none", "day", "week", "month", "total"};
+    return p >= 0 && p <= BUDGET_TOTAL ? names[p] : "none";
+}
+
 static int get_bool(loader_t *ld, const config_setting_t *g, const char *key, bool *out)
 {
     config_setting_t *s = config_setting_get_member(g, key);
@@ -336,7 +362,9 @@ static int parse_kinds(loader_t *ld, const config_setting_t *m, unsigned *out)
 static const char *const top_keys[] = {"listen", "workers", "pidfile", "log", "limits",
                                        "backends", "models", "api_keys", "metrics", "tracing",
                                        "retry", "circuit_breaker", "hide_unavailable_models", "passthrough", "grpc_listen",
-                                       "prompt_formats", "rlimit_nofile", "cluster", NULL};
+                                       "prompt_formats", "rlimit_nofile", "cluster", "state_file", NULL};
+static const char *const price_keys[] = {"input", "output", "cached_input", NULL};
+static const char *const budget_keys[] = {"usd", "period", NULL};
 static const char *const cluster_keys[] = {"redis", "key_prefix", "on_error", "timeout_ms", "hosts", NULL};
 static const char *const passthrough_keys[] = {"prefix", "backend", NULL};
 static const char *const retry_keys[] = {"attempts", "retry_on", "backoff_ms", "max_backoff_ms", "deadline",
@@ -356,7 +384,7 @@ static const char *const backend_keys[] = {
 static const char *const model_keys[] = {"name", "backend", "backend_model", "kinds", "default",
                                          "backend_stream", "targets", "strategy", "fallbacks", "max_tokens", "profile",
                                          "prompt_format", "batch_dim", "tensor_names", "cumulative_output",
-                                         "strip_prompt", NULL};
+                                         "strip_prompt", "price", NULL};
 static const char *const format_keys[] = {"name", "bos", "eos", "system_prefix", "system_suffix", "user_prefix", "user_suffix",
                                           "assistant_prefix", "assistant_suffix", "generation_prompt", "system",
                                           NULL};
@@ -365,7 +393,7 @@ static const char *const tensor_keys[] = {"text_input", "max_tokens", "stream", 
                                           "exclude_input_in_output", "sampling_parameters", "return_finish_reason",
                                           "return_num_input_tokens", "return_num_output_tokens", "text_output",
                                           "finish_reason", "num_input_tokens", "num_output_tokens", NULL};
-static const char *const key_keys[] = {"key", "name", "models", "rpm", "tpm", "max_concurrent", NULL};
+static const char *const key_keys[] = {"key", "name", "models", "rpm", "tpm", "max_concurrent", "budget", NULL};
 
 const cfg_schema_group_t cfg_schema[] = {
     {"", top_keys},           {"log", log_keys},          {"limits", limit_keys},
@@ -373,7 +401,7 @@ const cfg_schema_group_t cfg_schema[] = {
     {"circuit_breaker", circuit_keys}, {"backends", backend_keys}, {"backends.health_check", health_keys},
     {"models", model_keys},   {"models.targets", target_keys}, {"api_keys", key_keys},
     {"prompt_formats", format_keys}, {"passthrough", passthrough_keys}, {"cluster", cluster_keys},
-    {NULL, NULL},
+    {"models.price", price_keys}, {"api_keys.budget", budget_keys}, {NULL, NULL},
 };
 
 static int load_backends(loader_t *ld, config_t *lc, cfg_t *cfg)
@@ -757,6 +785,20 @@ static int load_models(loader_t *ld, config_t *lc, cfg_t *cfg)
         if (get_int(ld, g, "max_tokens", 1, 10000000, &mt) < 0)
             return -1;
         m->max_tokens = (int)mt;
+        config_setting_t *price = config_setting_get_member(g, "price");
+        if (price) {
+            if (!config_setting_is_group(price))
+                return fail(ld, price, "'price' must be a group { input = ...; output = ...; }");
+            m->price_cached_input = -1;
+            if (check_keys(ld, price, "price", price_keys) < 0 ||
+                get_amount(ld, price, "input", 1e6, &m->price_input) < 0 ||
+                get_amount(ld, price, "output", 1e6, &m->price_output) < 0 ||
+                get_amount(ld, price, "cached_input", 1e6, &m->price_cached_input) < 0)
+                return -1;
+            if (m->price_cached_input < 0)
+                m->price_cached_input = m->price_input;
+            m->priced = true;
+        }
         if (!m->name || !m->name[0])
             return fail(ld, g, "%s needs a 'name'", where);
         m->is_glob = strpbrk(m->name, "*?") != NULL;
@@ -838,6 +880,30 @@ static int load_keys(loader_t *ld, config_t *lc, cfg_t *cfg)
         k->rpm = (long)rpm;
         k->tpm = (long)tpm;
         k->max_concurrent = (int)conc;
+        config_setting_t *budget = config_setting_get_member(g, "budget");
+        if (budget) {
+            char *period = NULL;
+            if (!config_setting_is_group(budget))
+                return fail(ld, budget, "'budget' must be a group { usd = ...; period = ...; }");
+            if (check_keys(ld, budget, "budget", budget_keys) < 0 ||
+                get_amount(ld, budget, "usd", 1e7, &k->budget_usd) < 0 || get_string(ld, budget, "period", &period) < 0) {
+                free(period);
+                return -1;
+            }
+            k->budget_period = BUDGET_MONTH;
+            if (period) {
+                k->budget_period = BUDGET_NONE;
+                for (int p = BUDGET_DAY; p <= BUDGET_TOTAL; p++)
+                    if (strcmp(period, cfg_budget_period_name(p)) == 0)
+                        k->budget_period = p;
+                free(period);
+                if (k->budget_period == BUDGET_NONE)
+                    return fail(ld, config_setting_get_member(budget, "period"),
+                                "budget.period must be \"day\", \"week\", \"month\" or \"total\"");
+            }
+            if (!config_setting_get_member(budget, "usd"))
+                return fail(ld, budget, "a budget needs 'usd'");
+        }
         if (!k->name || !k->name[0])
             return fail(ld, g, "%s needs a 'name' (it is what the logs show)", where);
         if (!k->key || strlen(k->key) < 8)
@@ -1299,6 +1365,52 @@ static int load_cluster(loader_t *ld, config_t *lc, cfg_t *cfg)
     return 0;
 }
 
+/* Whether a request with key k can end up served under model m (directly or as a glob). */
+static bool key_reaches(const cfg_key_t *k, const cfg_model_t *m)
+{
+    if (k->nmodels == 0)
+        return true;
+    for (int i = 0; i < k->nmodels; i++)
+        if (cfg_glob_match(k->models[i], m->name) || (m->is_glob && cfg_glob_match(m->name, k->models[i])))
+            return true;
+    return false;
+}
+
+/* A key with a budget must reach only priced models (fallbacks included); its spend must be
+ * kept somewhere that outlives a restart. */
+static int check_budgets(loader_t *ld, config_t *lc, cfg_t *cfg)
+{
+    config_setting_t *top = config_root_setting(lc);
+    if (get_string(ld, top, "state_file", &cfg->state_file) < 0)
+        return -1;
+    if (cfg->state_file && !cfg->state_file[0]) {
+        free(cfg->state_file);
+        cfg->state_file = NULL;
+    }
+    for (int i = 0; i < cfg->nkeys; i++) {
+        const cfg_key_t *k = &cfg->keys[i];
+        if (k->budget_period == BUDGET_NONE)
+            continue;
+        config_setting_t *where = config_setting_get_elem(config_lookup(lc, "api_keys"), (unsigned)i);
+        for (int j = 0; j < cfg->nmodels; j++) {
+            const cfg_model_t *m = &cfg->models[j];
+            if (!key_reaches(k, m))
+                continue;
+            if (!m->priced)
+                return fail(ld, where, "api key '%s' has a budget but can reach model '%s', which has no price", k->name,
+                            m->name);
+            for (int f = 0; f < m->nfallbacks; f++)
+                if (!cfg->models[m->fallbacks[f]].priced)
+                    return fail(ld, where, "api key '%s' has a budget but can reach model '%s' (fallback of '%s'), which has no price",
+                                k->name, cfg->models[m->fallbacks[f]].name, m->name);
+        }
+        if (!cfg->cluster.redis && !cfg->state_file)
+            return fail(ld, where, "api key '%s' has a budget: set state_file (or a cluster group) so that its spend survives restarts",
+                        k->name);
+    }
+    return 0;
+}
+
 cfg_t *cfg_load(const char *path, char *err, size_t errlen)
 {
     loader_t ld = {path, err, errlen};
@@ -1328,7 +1440,7 @@ cfg_t *cfg_load(const char *path, char *err, size_t errlen)
     cfg->loaded_at = (long)time(NULL);
     if (!cfg->path || load_top(&ld, &lc, cfg) < 0 || load_backends(&ld, &lc, cfg) < 0 ||
         load_formats(&ld, &lc, cfg) < 0 || load_models(&ld, &lc, cfg) < 0 || load_keys(&ld, &lc, cfg) < 0 || load_passthrough(&ld, &lc, cfg) < 0 ||
-        load_cluster(&ld, &lc, cfg) < 0)
+        load_cluster(&ld, &lc, cfg) < 0 || check_budgets(&ld, &lc, cfg) < 0)
         goto fail;
     config_destroy(&lc);
     return cfg;
@@ -1391,6 +1503,7 @@ void cfg_free(cfg_t *cfg)
     free(cfg->cluster.redis_user);
     free(cfg->cluster.redis_password);
     free(cfg->cluster.key_prefix);
+    free(cfg->state_file);
     free(cfg->path);
     free(cfg->listen);
     free(cfg->listen_host);

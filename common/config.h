@@ -80,6 +80,10 @@ typedef struct {
     bool is_default;
     int backend_stream;     /* -1: as the client asks; 0/1: forced */
     int max_tokens;         /* default max_tokens where a backend needs one (anthropic, triton) */
+    bool priced;            /* has a price group */
+    double price_input;     /* dollars per million prompt tokens */
+    double price_output;    /* dollars per million completion tokens */
+    double price_cached_input; /* dollars per million cached prompt tokens (default: price_input) */
     /* triton targets */
     int profile;            /* PROFILE_* */
     const prompt_format_t *prompt_format; /* chat -> prompt (built-in or cfg_t.formats) */
@@ -99,8 +103,14 @@ typedef struct {
     long rpm;               /* requests per minute, 0: unlimited */
     long tpm;               /* tokens per minute (from usage), 0: unlimited */
     int max_concurrent;     /* requests in flight, 0: unlimited */
+    double budget_usd;      /* spend allowed per budget_period; 0: no budget */
+    int budget_period;      /* BUDGET_* */
     int state_slot;         /* index in the shared key state (assigned by the master) */
 } cfg_key_t;
+
+/* Budget periods, calendar-aligned in UTC; TOTAL never resets. */
+enum { BUDGET_NONE, BUDGET_DAY, BUDGET_WEEK, BUDGET_MONTH, BUDGET_TOTAL };
+const char *cfg_budget_period_name(int period);
 
 /* A path prefix forwarded unchanged (but for auth) to one backend. */
 typedef struct {
@@ -185,6 +195,7 @@ typedef struct {
     int circuit_min_requests;/* tries in the window before the ratio counts */
     bool hide_unavailable_models; /* /v1/models omits models with no available target */
     cfg_cluster_t cluster;
+    char *state_file;       /* budgets' spend kept across restarts (no cluster); NULL: none */
 } cfg_t;
 
 /* The keys each group accepts ("" is the top level, "backends.health_check" a nested group),

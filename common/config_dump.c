@@ -483,6 +483,36 @@ static void put_health_check(dump_t *d, const field_t *f, const char *o)
         put_group(d, f, o);
 }
 
+static const field_t price_fields[] = {
+    F(cfg_model_t, "input", put_double, price_input),
+    F(cfg_model_t, "output", put_double, price_output),
+    F(cfg_model_t, "cached_input", put_double, price_cached_input),
+    {0},
+};
+
+static void put_price(dump_t *d, const field_t *f, const char *o)
+{
+    if (AT(bool, o, offsetof(cfg_model_t, priced)))
+        put_group(d, f, o);
+}
+
+static void put_budget_period(dump_t *d, const field_t *f, const char *o)
+{
+    key_string(d, f->name, cfg_budget_period_name(AT(int, o, f->off)));
+}
+
+static const field_t budget_fields[] = {
+    F(cfg_key_t, "usd", put_double, budget_usd),
+    F(cfg_key_t, "period", put_budget_period, budget_period),
+    {0},
+};
+
+static void put_budget(dump_t *d, const field_t *f, const char *o)
+{
+    if (AT(int, o, offsetof(cfg_key_t, budget_period)) != BUDGET_NONE)
+        put_group(d, f, o);
+}
+
 /* API keys are masked one by one ("********-1", ...): the loader wants them distinct. */
 static void put_api_key(dump_t *d, const field_t *f, const char *o)
 {
@@ -593,6 +623,7 @@ static const field_t model_fields[] = {
     F(cfg_model_t, "cumulative_output", put_triton_bool, cumulative_output),
     F(cfg_model_t, "strip_prompt", put_triton_bool, strip_prompt),
     CUSTOM("tensor_names", put_tensor_names, NULL),
+    {.name = "price", .put = put_price, .sub = price_fields},
     {0},
 };
 
@@ -603,6 +634,7 @@ static const field_t key_fields[] = {
     F(cfg_key_t, "rpm", put_long, rpm),
     F(cfg_key_t, "tpm", put_long, tpm),
     F(cfg_key_t, "max_concurrent", put_int, max_concurrent),
+    {.name = "budget", .put = put_budget, .sub = budget_fields},
     {0},
 };
 
@@ -641,6 +673,7 @@ static const field_t top_fields[] = {
     GROUP("circuit_breaker", 0, circuit_fields),
     F(cfg_t, "hide_unavailable_models", put_bool, hide_unavailable_models),
     GROUP("cluster", offsetof(cfg_t, cluster), cluster_fields),
+    F(cfg_t, "state_file", put_str_or_empty, state_file),
     LIST(cfg_t, "backends", backends, nbackends, backend_fields, cfg_backend_t),
     LIST(cfg_t, "prompt_formats", formats, nformats, format_fields, prompt_format_t),
     LIST(cfg_t, "models", models, nmodels, model_fields, cfg_model_t),

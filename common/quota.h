@@ -29,4 +29,18 @@ long long quota_settled(long long reserved, quota_outcome_t outcome, long long u
 /* A window's count after adding delta (may be negative), kept within 0..max. */
 unsigned long long quota_add(unsigned long long count, long long delta, unsigned long long max);
 
+/* Money is counted in micro-dollars (1e-6 USD), rounded up per request. */
+typedef struct {
+    double input, output, cached_input; /* dollars per million tokens */
+} quota_price_t;
+
+/* The cost of prompt tokens (of which cached were cached) and completion tokens. */
+long long quota_cost_micro(const quota_price_t *price, long long prompt, long long cached, long long completion);
+
+/* Budget periods (BUDGET_* of config.h): an id that changes when the period starts again
+ * (UTC days, weeks from Monday, calendar months; always 0 for total), and the seconds from
+ * unix time now until the next period starts (0 for total: never). */
+unsigned long long quota_period_id(int period, long long now);
+long long quota_period_left(int period, long long now);
+
 #endif

@@ -1,6 +1,10 @@
 #include "state.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -24,6 +28,7 @@ typedef struct {
     uint64_t requests;          /* minute << 32 | count */
     uint64_t tokens;            /* minute << 40 | count */
     int64_t concurrent;
+    uint64_t spend;             /* budget period id << 44 | micro-dollars */
 } st_key_t;
 
 typedef struct {
@@ -38,6 +43,7 @@ typedef struct {
     int32_t worker_keys[MET_WORKERS][ST_KEYS];
     pid_t health_leader;
     uint64_t health_heartbeat;
+    uint64_t spent[ST_KEYS][MET_MODELS]; /* micro-dollars, ever (a counter) */
 } st_shm_t;
 
 static st_shm_t *shm;
@@ -423,6 +429,113 @@ uint64_t st_key_tokens_used(const cfg_key_t *k, uint64_t now)
     return (v >> TOKEN_BITS) == ((now / 60000) & 0xffffff) ? v & TOKEN_MASK : 0;
 }
 
+/* ---- budgets ---- */
+
+#define SPEND_BITS 44
+#define SPEND_MASK ((1ull << SPEND_BITS) - 1)
+#define PERIOD_MASK 0xfffffull
+
+char st_budget_reserve(const cfg_key_t *k, unsigned long long period, long long limit, long long estimate)
+{
+    if (!ok_key(k))
+        return 0;
+    st_key_t *s = &shm->keys[k->state_slot];
+    uint64_t id = period & PERIOD_MASK, old = LOAD(&s->spend), next;
+    do {
+        uint64_t spent = (old >> SPEND_BITS) == id ? old & SPEND_MASK : 0;
+        if (spent >= (uint64_t)limit)
+            return 'b';
+        next = id << SPEND_BITS | quota_add(spent, estimate, SPEND_MASK);
+    } while (!CAS(&s->spend, &old, next));
+    return 0;
+}
+
+void st_budget_settle(const cfg_key_t *k, unsigned long long period, long long reserved, long long final)
+{
+    if (!ok_key(k) || reserved == final)
+        return;
+    st_key_t *s = &shm->keys[k->state_slot];
+    uint64_t id = period & PERIOD_MASK, old = LOAD(&s->spend), next;
+    do {
+        if ((old >> SPEND_BITS) != id)
+            return; /* a new period began: what the old one held stays there */
+        next = id << SPEND_BITS | quota_add(old & SPEND_MASK, final - reserved, SPEND_MASK);
+    } while (!CAS(&s->spend, &old, next));
+}
+
+long long st_budget_spent(const cfg_key_t *k, unsigned long long period)
+{
+    if (!ok_key(k))
+        return 0;
+    uint64_t v = LOAD(&shm->keys[k->state_slot].spend);
+    return (v >> SPEND_BITS) == (period & PERIOD_MASK) ? (long long)(v & SPEND_MASK) : 0;
+}
+
+void st_spend_count(const cfg_key_t *k, int model_slot, long long micro)
+{
+    if (ok_key(k) && model_slot >= 0 && model_slot < MET_MODELS && micro > 0)
+        ADD(&shm->spent[k->state_slot][model_slot], (uint64_t)micro);
+}
+
+/* The state file: one line per budgeted key, "name<TAB>period<TAB>period id<TAB>micro-dollars". */
+int st_budget_save(const char *path, const cfg_t *cfg)
+{
+    if (!shm || !path)
+        return 0;
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        log_warn("cannot write the state file %s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    fprintf(f, "# airouter budget state: key, period, period id, micro-dollars spent\n");
+    for (int i = 0; i < cfg->nkeys; i++) {
+        const cfg_key_t *k = &cfg->keys[i];
+        if (k->budget_period == BUDGET_NONE || !ok_key(k))
+            continue;
+        uint64_t v = LOAD(&shm->keys[k->state_slot].spend);
+        fprintf(f, "%s\t%s\t%llu\t%llu\n", k->name, cfg_budget_period_name(k->budget_period),
+                (unsigned long long)(v >> SPEND_BITS), (unsigned long long)(v & SPEND_MASK));
+    }
+    int bad = ferror(f) | (fflush(f) != 0) | (fsync(fileno(f)) != 0);
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, path) != 0) {
+        log_warn("cannot write the state file %s: %s", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+int st_budget_load(const char *path, const cfg_t *cfg)
+{
+    if (!shm || !path)
+        return 0;
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        if (errno == ENOENT)
+            return 0;
+        log_warn("cannot read the state file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        char name[256], period[16];
+        unsigned long long id, micro;
+        if (line[0] == '#' || sscanf(line, "%255[^\t]\t%15[^\t]\t%llu\t%llu", name, period, &id, &micro) != 4)
+            continue;
+        for (int i = 0; i < cfg->nkeys; i++) {
+            const cfg_key_t *k = &cfg->keys[i];
+            /* a key whose period kind changed starts afresh */
+            if (strcmp(k->name, name) == 0 && ok_key(k) && strcmp(cfg_budget_period_name(k->budget_period), period) == 0)
+                STORE(&shm->keys[k->state_slot].spend, (id & PERIOD_MASK) << SPEND_BITS | (micro & SPEND_MASK));
+        }
+    }
+    fclose(f);
+    return 0;
+}
+
 /* Targets are named "backend\x1fbackend_model" ("*": the requested name passes through). */
 static void target_labels(buf_t *out, const char *name)
 {
@@ -452,6 +565,22 @@ void st_render(buf_t *out, const cfg_t *cfg)
         buf_appends(out, "airouter_target_in_flight{");
         target_labels(out, shm->targets[i].name);
         buf_printf(out, "} %lld\n", (long long)(v > 0 ? v : 0));
+    }
+    met_help(out, "airouter_spend_usd_total", "counter", "Dollars spent by a key on a model (price table), on this host.");
+    for (int i = 0; cfg && i < cfg->nkeys; i++) {
+        const cfg_key_t *k = &cfg->keys[i];
+        if (!ok_key(k))
+            continue;
+        for (int m = 0; m < cfg->nmodels; m++) {
+            int ms = cfg->models[m].metric_slot;
+            if (!cfg->models[m].priced || ms < 0 || ms >= MET_MODELS)
+                continue;
+            buf_appends(out, "airouter_spend_usd_total{");
+            met_label(out, "key", k->name);
+            buf_appends(out, ",");
+            met_label(out, "model", cfg->models[m].name);
+            buf_printf(out, "} %.6f\n", (double)LOAD(&shm->spent[k->state_slot][ms]) / 1e6);
+        }
     }
     met_help(out, "airouter_backend_healthy", "gauge", "0 while a backend fails its active health checks, else 1.");
     for (int b = 0; cfg && b < cfg->nbackends; b++) {

@@ -80,6 +80,19 @@ void st_key_settle(const cfg_key_t *key, uint64_t window, long long reserved, lo
 /* The tokens counted in the key's current window (for tests and metrics). */
 uint64_t st_key_tokens_used(const cfg_key_t *key, uint64_t now);
 
+/* Budgets, in micro-dollars, per budget period (quota_period_id). st_budget_reserve adds
+ * estimate if the key has spent less than limit in this period and returns 0, else 'b'. */
+char st_budget_reserve(const cfg_key_t *key, unsigned long long period, long long limit, long long estimate);
+/* Replaces a reservation by the final cost, if the period is still the same. */
+void st_budget_settle(const cfg_key_t *key, unsigned long long period, long long reserved, long long final);
+long long st_budget_spent(const cfg_key_t *key, unsigned long long period);
+/* Counts what a key spent on a model (airouter_spend_usd_total). */
+void st_spend_count(const cfg_key_t *key, int model_slot, long long micro);
+/* Master: writes every budgeted key's spend in its current period to path (atomically), or
+ * reads it back at start. Return 0, or -1 with the reason logged. */
+int st_budget_save(const char *path, const cfg_t *cfg);
+int st_budget_load(const char *path, const cfg_t *cfg);
+
 /* Appends the state's metrics (Prometheus text): each target's circuit and requests in
  * flight, each of cfg's backends' health. */
 void st_render(buf_t *out, const cfg_t *cfg);

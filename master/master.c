@@ -27,6 +27,7 @@
 #define FAST_STOP_WAIT_MS 5000
 #define STARTUP_GRACE_MS 1000     /* dying sooner than this after start counts as a start-up failure */
 #define BACKOFF_MAX_MS 30000
+#define STATE_SNAPSHOT_MS 2000     /* how often budgets' spend is written to the state file */
 
 typedef struct {
     pid_t pid;
@@ -361,6 +362,8 @@ int master_run(cfg_t *c, int fd, int mfd, int workers_override, const char *pidf
     metrics_fd = mfd;
     met_assign_slots(cfg);
     st_assign_slots(cfg);
+    st_budget_load(cfg->state_file, cfg); /* a restart must not hand every key a fresh period */
+    uint64_t next_snapshot = now_ms() + STATE_SNAPSHOT_MS;
     met_set_generation(generation);
     override = workers_override;
     desired = override ? override : cfg->workers;
@@ -448,6 +451,10 @@ int master_run(cfg_t *c, int fd, int mfd, int workers_override, const char *pidf
                 retire_old_generations();
         }
 
+        if (cfg->state_file && now_ms() >= next_snapshot) {
+            st_budget_save(cfg->state_file, cfg);
+            next_snapshot = now_ms() + STATE_SNAPSHOT_MS;
+        }
         struct pollfd fds[MAX_SLOTS];
         int slot_of[MAX_SLOTS], nfds = 0;
         for (int i = 0; i < nslots; i++)
@@ -468,6 +475,7 @@ int master_run(cfg_t *c, int fd, int mfd, int workers_override, const char *pidf
         if (n > 0)
             read_ready_pipes(fds, nfds, slot_of);
     }
+    st_budget_save(cfg->state_file, cfg);
     log_info("airouter master %d exiting", (int)getpid());
     pidfile_remove(pidfile);
     cfg_free(cfg);

@@ -59,6 +59,10 @@ static void note_usage(request_t *req, json_object *obj)
         req->tokens_out = json_object_get_int64(v);
     else if (req->tokens_in >= 0 && req->kind == KIND_EMBEDDINGS)
         req->tokens_out = 0;
+    json_object *d;
+    if (json_object_object_get_ex(u, "prompt_tokens_details", &d) && json_object_is_type(d, json_type_object) &&
+        json_object_object_get_ex(d, "cached_tokens", &v) && json_object_is_type(v, json_type_int))
+        req->tokens_cached = json_object_get_int64(v);
 }
 
 
@@ -573,19 +577,26 @@ static long long requested_max_tokens(json_object *body)
     return 0;
 }
 
-static int api_reserve_tokens(request_t *req, unsigned kind, json_object *body, const cfg_model_t *m, enum MHD_Result *rc)
+/* Reserves the request's tokens and estimated cost against its key's tpm and budget, and
+ * notes its model's price. Returns -1 with a queued 429 when a limit refuses it. */
+static int api_reserve(request_t *req, unsigned kind, json_object *body, const cfg_model_t *m, enum MHD_Result *rc)
 {
-    if (!req->key || !req->key->tpm)
+    if (!req->key && !m->priced)
         return 0;
-    long long estimate = quota_estimate(req->body.len, requested_max_tokens(body), m->max_tokens,
-                                        kind != KIND_EMBEDDINGS);
+    long long total = quota_estimate(req->body.len, requested_max_tokens(body), m->max_tokens, kind != KIND_EMBEDDINGS);
+    long long prompt = (long long)(req->body.len / 4);
     int retry_after;
-    char which = limits_reserve(req->key, &req->limits, estimate, &retry_after);
+    char which = limits_reserve(req->key, &req->limits, m, prompt, total > prompt ? total - prompt : 0, &retry_after);
     if (!which)
         return 0;
     char msg[300];
     limits_message(req->key, which, retry_after, msg, sizeof msg);
     req->retry_after_s = retry_after;
+    if (which == 'b') {
+        snprintf(req->error_reason, sizeof req->error_reason, "budget_exceeded");
+        *rc = http_respond_error(req, 429, msg, "budget_exceeded", NULL, "budget_exceeded");
+        return -1;
+    }
     snprintf(req->error_reason, sizeof req->error_reason, "rate_limited");
     *rc = http_respond_error(req, 429, msg, "tokens", NULL, "rate_limit_exceeded");
     return -1;
@@ -617,7 +628,7 @@ enum MHD_Result api_run(request_t *req, unsigned kind, json_object *body, bool g
                  req->provider);
         return http_respond_error(req, 400, msg, "invalid_request_error", "provider", "unsupported_provider");
     }
-    if (api_reserve_tokens(req, kind, body, route.model, &rc) < 0)
+    if (api_reserve(req, kind, body, route.model, &rc) < 0)
         return rc;
     job.client_stream = kind != KIND_EMBEDDINGS && json_true(body, "stream");
     if (job.client_stream && json_object_object_get_ex(body, "stream_options", &v)) {

@@ -68,8 +68,25 @@ static const char finish_lua[] =
     "if ARGV[4] ~= '' then redis.call('ZREM', ARGV[1] .. ':c', ARGV[4]) end\n"
     "return 1\n";
 
-enum { SCRIPT_ADMIT, SCRIPT_RESERVE, SCRIPT_FINISH, NSCRIPTS };
-static const char *const scripts[NSCRIPTS] = {admit_lua, reserve_lua, finish_lua};
+/* ARGV: base, period id, limit, estimate, ttl seconds (0: keep for ever, a "total" budget). */
+static const char budget_reserve_lua[] =
+    "local bk = ARGV[1] .. ':b:' .. ARGV[2]\n"
+    "local spent = tonumber(redis.call('GET', bk) or '0')\n"
+    "if spent >= tonumber(ARGV[3]) then return {'b', spent} end\n"
+    "redis.call('INCRBY', bk, ARGV[4])\n"
+    "if tonumber(ARGV[5]) > 0 then redis.call('EXPIRE', bk, ARGV[5]) end\n"
+    "return {'', spent}\n";
+
+/* ARGV: base, period id, delta. A period whose key expired is left alone. */
+static const char budget_settle_lua[] =
+    "local bk = ARGV[1] .. ':b:' .. ARGV[2]\n"
+    "if redis.call('EXISTS', bk) == 0 then return 0 end\n"
+    "if redis.call('INCRBY', bk, ARGV[3]) < 0 then redis.call('SET', bk, 0, 'KEEPTTL') end\n"
+    "return 1\n";
+
+enum { SCRIPT_ADMIT, SCRIPT_RESERVE, SCRIPT_FINISH, SCRIPT_BUDGET_RESERVE, SCRIPT_BUDGET_SETTLE, NSCRIPTS };
+static const char *const scripts[NSCRIPTS] = {admit_lua, reserve_lua, finish_lua, budget_reserve_lua,
+                                              budget_settle_lua};
 
 /* A concurrency slot is held at most this long: a host that died holding one frees it then. */
 #define SLOT_LEASE_S 600
@@ -433,4 +450,45 @@ void cluster_finish(const cfg_key_t *k, uint64_t window, long long reserved, lon
     const char *argv[] = {base, w, d, member ? member : ""};
     redisReply *r = run(SCRIPT_FINISH, 4, argv);
     freeReplyObject(r);
+}
+
+/* How long a budget period's key outlives the period's start: its length and a day more. */
+static long long budget_ttl(int period)
+{
+    switch (period) {
+    case BUDGET_DAY: return 2 * 86400;
+    case BUDGET_WEEK: return 8 * 86400;
+    case BUDGET_MONTH: return 32 * 86400;
+    default: return 0;
+    }
+}
+
+cluster_result_t cluster_budget_reserve(const cfg_key_t *k, unsigned long long period, long long limit,
+                                        long long estimate, char *which)
+{
+    char base[256], p[24], l[24], e[24], ttl[24];
+    key_base(k, base, sizeof base);
+    snprintf(p, sizeof p, "%llu", period);
+    snprintf(l, sizeof l, "%lld", limit);
+    snprintf(e, sizeof e, "%lld", estimate);
+    snprintf(ttl, sizeof ttl, "%lld", budget_ttl(k->budget_period));
+    const char *argv[] = {base, p, l, e, ttl};
+    redisReply *r = run(SCRIPT_BUDGET_RESERVE, 5, argv);
+    if (!r)
+        return CLUSTER_DOWN;
+    *which = r->type == REDIS_REPLY_ARRAY ? elem_code(r) : 0;
+    freeReplyObject(r);
+    return CLUSTER_OK;
+}
+
+void cluster_budget_settle(const cfg_key_t *k, unsigned long long period, long long reserved, long long final)
+{
+    if (final == reserved)
+        return;
+    char base[256], p[24], d[24];
+    key_base(k, base, sizeof base);
+    snprintf(p, sizeof p, "%llu", period);
+    snprintf(d, sizeof d, "%lld", final - reserved);
+    const char *argv[] = {base, p, d};
+    freeReplyObject(run(SCRIPT_BUDGET_SETTLE, 3, argv));
 }

@@ -33,4 +33,10 @@ cluster_result_t cluster_reserve(const cfg_key_t *key, long long estimate, uint6
  * back the concurrency slot named member (NULL: none). Errors are counted, not returned. */
 void cluster_finish(const cfg_key_t *key, uint64_t window, long long reserved, long long final, const char *member);
 
+/* Budgets in micro-dollars per period id: reserves estimate if the key spent less than limit
+ * (*which 'b' if not); settle replaces the reservation by the final cost. */
+cluster_result_t cluster_budget_reserve(const cfg_key_t *key, unsigned long long period, long long limit,
+                                        long long estimate, char *which);
+void cluster_budget_settle(const cfg_key_t *key, unsigned long long period, long long reserved, long long final);
+
 #endif

@@ -78,6 +78,7 @@ typedef struct {
     grpc_status_code code;
     char *client_key;          /* the presented key (for pass_client_key) */
     long long tokens_in, tokens_out;
+    long long cost_micro;      /* by the model's price; -1 unknown */
     limits_ticket_t limits;    /* what key's limits hold for this call */
     request_t *trace;          /* the call's trace record (trace.h); NULL if out of memory */
     uint64_t first_piece_us;   /* streams: when the first piece went out (0: none yet) */
@@ -499,14 +500,16 @@ static void serve(rpc_t *r, AiRouter__AIRequest *in)
         send_status(r, GRPC_STATUS_INVALID_ARGUMENT, bad.message);
         goto out;
     }
-    if (r->key && r->key->tpm) {
+    if (r->key || m->priced) {
         int retry_after;
-        long long estimate = quota_estimate(strlen(in->prompt) + 64, in->max_tokens, m->max_tokens, true);
-        char which = limits_reserve(r->key, &r->limits, estimate, &retry_after);
+        size_t size = strlen(in->prompt) + 64;
+        long long total = quota_estimate(size, in->max_tokens, m->max_tokens, true), prompt = (long long)(size / 4);
+        char which = limits_reserve(r->key, &r->limits, m, prompt, total - prompt, &retry_after);
         if (which) {
             char msg[300];
             limits_message(r->key, which, retry_after, msg, sizeof msg);
             send_status(r, GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
+            r->error = which == 'b' ? "budget_exceeded" : "rate_limited";
             goto out;
         }
     }
@@ -572,13 +575,14 @@ static void serve(rpc_t *r, AiRouter__AIRequest *in)
         r->error = "client_abort";
     }
 out:
+    r->cost_micro = limits_cost(&r->limits, r->tokens_in, -1, r->tokens_out);
     if (r->key) {
         long long used = (r->tokens_in > 0 ? r->tokens_in : 0) + (r->tokens_out > 0 ? r->tokens_out : 0);
         limits_finish(r->key, &r->limits,
                       r->tokens_in >= 0 || r->tokens_out >= 0 ? QUOTA_USAGE
                       : r->code != GRPC_STATUS_OK ? QUOTA_FAILED
                                                                        : QUOTA_NO_USAGE,
-                      used);
+                      used, r->cost_micro);
     }
     if (r->tokens_in > 0 || r->tokens_out > 0)
         met_tokens(r->model_slot, r->tokens_in > 0 ? (uint64_t)r->tokens_in : 0, r->tokens_out > 0 ? (uint64_t)r->tokens_out : 0);
@@ -771,7 +775,7 @@ static void *serve_thread(void *arg)
             tr->method = "POST";
             tr->kind = KIND_CHAT;
             tr->start_unix_ns = http_unix_ns();
-            tr->tokens_in = tr->tokens_out = -1;
+            tr->tokens_in = tr->tokens_out = tr->cost_micro = -1;
             snprintf(tr->id, sizeof tr->id, "%s", r->id);
             char *tp = metadata_value(&r->md, "traceparent");
             trace_begin_with(tr, tp);
@@ -795,6 +799,7 @@ static void *serve_thread(void *arg)
             if (!tr->model_asked && r->model)
                 tr->model_asked = strdup(r->model);
             tr->tokens_in = r->tokens_in;
+            tr->cost_micro = r->cost_micro;
             tr->tokens_out = r->tokens_out;
             trace_request_done(tr);
         }

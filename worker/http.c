@@ -589,7 +589,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->url = url;
         req->method = method;
         req->endpoint = -1;
-        req->tokens_in = req->tokens_out = -1;
+        req->tokens_in = req->tokens_out = req->tokens_cached = req->cost_micro = -1;
         req->start_unix_ns = http_unix_ns();
         __atomic_add_fetch(&active_requests, 1, __ATOMIC_SEQ_CST);
         set_request_id(req, conn);
@@ -674,6 +674,10 @@ static void access_log(request_t *req)
         buf_printf(&b, ",\"tokens_out\":%lld", req->tokens_out);
     else
         buf_appends(&b, ",\"tokens_out\":null");
+    if (req->cost_micro >= 0)
+        buf_printf(&b, ",\"cost_usd\":%.6f", (double)req->cost_micro / 1e6);
+    else
+        buf_appends(&b, ",\"cost_usd\":null");
     buf_printf(&b, ",\"retries\":%d,\"client_abort\":%s", req->attempts > 1 ? req->attempts - 1 : 0,
                req->client_abort ? "true" : "false");
     if (req->trace_id[0])
@@ -714,6 +718,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         req->status = 499; /* closed before any response: nginx's convention */
     if (toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT || strcmp(req->error_reason, "client_abort") == 0)
         req->client_abort = true;
+    req->cost_micro = limits_cost(&req->limits, req->tokens_in, req->tokens_cached, req->tokens_out);
     if (req->kind) {
         uint64_t now = http_now_us();
         met_observe(MET_H_DURATION, req->model_slot, now - req->start_us);
@@ -734,7 +739,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         quota_outcome_t how = req->tokens_in >= 0 || req->tokens_out >= 0 ? QUOTA_USAGE
                               : req->status >= 400 || !req->bytes_out ? QUOTA_FAILED
                                                                       : QUOTA_NO_USAGE;
-        limits_finish(req->key, &req->limits, how, used);
+        limits_finish(req->key, &req->limits, how, used, req->cost_micro);
     }
     access_log(req);
     buf_free(&req->body);

@@ -35,6 +35,8 @@ typedef struct request {
     int backend_slot;
     long long tokens_in;         /* from the backend's usage; -1 unknown */
     long long tokens_out;
+    long long tokens_cached;     /* prompt tokens served from the backend's cache; -1 unknown */
+    long long cost_micro;        /* what it cost by the model's price, micro-dollars; -1 unknown */
     bool client_abort;
     uint64_t last_event_us;      /* streams: when the previous event went out */
     /* tracing */

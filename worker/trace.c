@@ -122,6 +122,14 @@ static void attr_int(buf_t *b, bool *first, const char *key, long long value)
     buf_printf(b, ",\"value\":{\"intValue\":\"%lld\"}}", value);
 }
 
+static void attr_double(buf_t *b, bool *first, const char *key, double value)
+{
+    buf_appends(b, *first ? "{\"key\":" : ",{\"key\":");
+    *first = false;
+    buf_append_json_string(b, key);
+    buf_printf(b, ",\"value\":{\"doubleValue\":%.6f}}", value);
+}
+
 static void span_open(buf_t *b, const char *trace, const char *span, const char *parent, const char *name,
                       int kind, uint64_t start_ns, uint64_t end_ns)
 {
@@ -253,6 +261,8 @@ void trace_request_done(const request_t *req)
             attr_int(&b, &first, "gen_ai.usage.input_tokens", req->tokens_in);
         if (last && req->tokens_out >= 0)
             attr_int(&b, &first, "gen_ai.usage.output_tokens", req->tokens_out);
+        if (last && req->cost_micro >= 0)
+            attr_double(&b, &first, "airouter.cost_usd", (double)req->cost_micro / 1e6);
         attr_str(&b, &first, "airouter.backend", be->name);
         attr_int(&b, &first, "airouter.attempt", i + 1);
         if (be->url) {

@@ -208,6 +208,99 @@ test('Redis stopped mid-run: deny answers 503, local counts the host share, allo
   }
 });
 
+// Prices make each echo answer to "a b c d e" (5 prompt + 5 completion tokens) cost $0.01.
+const PRICED_MODELS = `models = ( { name = "echo"; backend = "echo"; default = true; price = { input = 1000.0; output = 1000.0; }; } );`;
+const BUDGET_BODY = { model: 'echo', max_tokens: 10, messages: [{ role: 'user', content: 'a b c d e' }] };
+// what a request reserves before it runs: (body bytes / 4 + max_tokens) tokens at $0.001
+const BUDGET_RESERVATION = (Math.floor(JSON.stringify(BUDGET_BODY).length / 4) + 10) * 0.001;
+
+function budgetConfig(extra, { echoDelay = 0 } = {}) {
+  return h.echoConfig({ workers: 2, echoDelay, extra: extra + '\n' + PRICED_MODELS })
+    .replace('models = ( { name = "echo"; backend = "echo"; default = true; } );', '');
+}
+
+async function spendMetric(router, key) {
+  const text = await (await fetch(`${router.base}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`airouter_spend_usd_total{key="${key}",model="echo"}`));
+  return line === undefined ? undefined : Number(line.split(' ')[1]);
+}
+
+test('budget on one host: requests stop within one request of the budget, 429 budget_exceeded with Retry-After and the reset time; spend is counted, logged and survives a restart', T, async () => {
+  const dir = h.tmpDir();
+  const conf = budgetConfig(`state_file = "${dir}/state";
+api_keys = ( { key = "sk-budget-day-000001"; name = "daily"; budget = { usd = 0.05; period = "day"; }; } );`);
+  let r = await h.startRouter(conf);
+  try {
+    const c = client(r, 'sk-budget-day-000001');
+    let served = 0, refusal;
+    for (let i = 0; i < 10 && !refusal; i++) {
+      try { await c.chat.completions.create(BUDGET_BODY); served++; } catch (e) { refusal = e; }
+    }
+    assert.equal(served, 5, 'five answers of $0.01 fit a $0.05 budget');
+    assert.equal(refusal.status, 429);
+    assert.equal(refusal.type, 'budget_exceeded');
+    assert.equal(refusal.code, 'budget_exceeded');
+    const now = new Date();
+    const midnight = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 1);
+    const retry = Number(refusal.headers['retry-after']);
+    assert.ok(Math.abs(retry - (midnight - now.getTime()) / 1000) <= 5, `Retry-After ${retry}`);
+    assert.match(refusal.message, /\$0\.05 per day\. It resets at \d{4}-\d\d-\d\dT00:00:00Z/);
+    assert.equal(await spendMetric(r, 'daily'), 0.05);
+    await h.waitFor(() => /"cost_usd":0\.010000/.test(r.log), { what: 'cost_usd in the access log' });
+    await r.stop();
+    // the master wrote the spend on its way out; a new process still refuses
+    assert.match(require('node:fs').readFileSync(`${dir}/state`, 'utf8'), /^daily\tday\t\d+\t50000$/m);
+    r = await h.startRouter(conf);
+    await assert.rejects(client(r, 'sk-budget-day-000001').chat.completions.create(BUDGET_BODY),
+      (e) => e.status === 429 && e.type === 'budget_exceeded');
+  } finally {
+    await r.stop();
+  }
+});
+
+test('budget on one host under concurrency: the reservation keeps the spend within one request of the budget', T, async () => {
+  const dir = h.tmpDir();
+  const r = await h.startRouter(budgetConfig(`state_file = "${dir}/state";
+api_keys = ( { key = "sk-budget-conc-00001"; name = "conc"; budget = { usd = 0.05; period = "month"; }; } );`, { echoDelay: 200 }));
+  try {
+    const results = await hammer(20, 20, () => client(r, 'sk-budget-conc-00001').chat.completions.create(BUDGET_BODY));
+    const ok = results.filter((x) => x.ok).length;
+    for (const x of results.filter((y) => !y.ok)) assert.equal(x.error.type, 'budget_exceeded');
+    // without reservation all 20 slow requests would pass before any cost counts ($0.20)
+    assert.ok(ok >= 1 && ok * 0.01 <= 0.05 + BUDGET_RESERVATION + 1e-9, `${ok} admitted`);
+  } finally {
+    await r.stop();
+  }
+});
+
+test('budget across three hosts in Redis ("total": no Retry-After): spend stops within one request of the budget', T, async () => {
+  const conf = budgetConfig(`cluster = { redis = "${redis.url}"; key_prefix = "b:"; timeout_ms = 2000; hosts = 3; };
+api_keys = ( { key = "sk-budget-total-0001"; name = "lifetime"; budget = { usd = 0.1; period = "total"; }; } );`, { echoDelay: 100 });
+  const hosts = [];
+  for (let i = 0; i < 3; i++) hosts.push(await h.startRouter(conf));
+  try {
+    const results = await hammer(45, 15, (i) => client(hosts[i % 3], 'sk-budget-total-0001').chat.completions.create(BUDGET_BODY));
+    const ok = results.filter((x) => x.ok).length;
+    const refused = results.filter((x) => !x.ok);
+    assert.ok(ok >= 1 && ok * 0.01 <= 0.1 + BUDGET_RESERVATION + 1e-9, `${ok} admitted`);
+    assert.ok(refused.length >= 1);
+    for (const x of refused) {
+      assert.equal(x.error.type, 'budget_exceeded');
+      assert.equal(x.error.headers['retry-after'], undefined);
+      assert.match(x.error.message, /per lifetime\.$/);
+    }
+    // Redis holds the exact spend (micro-dollars), settled to the real costs
+    assert.equal(Number(redis.cli('GET', 'b:key:lifetime:b:0')), ok * 10000);
+    // each host counts what it served; together they make the whole spend
+    let sum = 0;
+    for (const r of hosts) sum += await spendMetric(r, 'lifetime');
+    assert.ok(Math.abs(sum - ok * 0.01) < 1e-9, `metrics sum ${sum}`);
+    for (const r of hosts) assert.equal(await metric(r, 'airouter_cluster_errors_total'), 0);
+  } finally {
+    for (const r of hosts) await r.stop();
+  }
+});
+
 function check(config) {
   const dir = h.tmpDir();
   const file = require('node:path').join(dir, 'bad.conf');
@@ -215,7 +308,7 @@ function check(config) {
   return spawnSync(h.BIN, ['-t', '-c', file], { encoding: 'utf8' });
 }
 
-test('-t refuses a bad Redis URL and an unknown on_error, with file and line', T, () => {
+test('-t refuses a bad Redis URL, an unknown on_error, a budget without prices, with file and line', T, () => {
   let r = check(h.echoConfig({ extra: 'cluster = { redis = "http://127.0.0.1:6379"; };' }));
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /bad\.conf:\d+: cluster\.redis must start with redis:\/\//);
@@ -229,5 +322,17 @@ test('-t refuses a bad Redis URL and an unknown on_error, with file and line', T
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /NO_SUCH_VAR_15/);
   r = check(h.echoConfig({ extra: 'cluster = { redis = "redis://:secret@127.0.0.1:6380/2"; on_error = "deny"; hosts = 2; };' }));
+  assert.equal(r.status, 0, r.stderr);
+  // a budget that can reach a model without a price, or whose spend would not survive a restart
+  r = check(h.echoConfig({ extra: 'state_file = "/tmp/x"; api_keys = ( { key = "sk-12345678"; name = "b"; budget = { usd = 5.0; }; } );' }));
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /bad\.conf:\d+: api key 'b' has a budget but can reach model 'echo', which has no price/);
+  r = check(budgetConfig('api_keys = ( { key = "sk-12345678"; name = "b"; budget = { usd = 5.0; }; } );'));
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /set state_file \(or a cluster group\)/);
+  r = check(budgetConfig('state_file = "/tmp/x"; api_keys = ( { key = "sk-12345678"; name = "b"; budget = { usd = 5.0; period = "year"; }; } );'));
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /budget\.period must be "day", "week", "month" or "total"/);
+  r = check(budgetConfig('state_file = "/tmp/x"; api_keys = ( { key = "sk-12345678"; name = "b"; models = ["echo"]; budget = { usd = 5.0; }; } );'));
   assert.equal(r.status, 0, r.stderr);
 });

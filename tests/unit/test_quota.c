@@ -1,4 +1,5 @@
 /* common/quota.c and the shared-memory token reservation in common/state.c */
+#include "../../common/config.h"
 #include "../../common/quota.h"
 #include "../../common/state.h"
 #include "unit.h"
@@ -73,4 +74,35 @@ TEST(state_token_reservation)
     cfg_key_t free_key = {.name = "free", .state_slot = 201};
     CHECK_INT(st_key_reserve(&free_key, 400, now, &w1, &retry), 0);
     CHECK_INT((long long)w1, 0);
+}
+
+TEST(quota_cost_prices)
+{
+    quota_price_t p = {.input = 2.50, .output = 10.0, .cached_input = 1.25};
+    /* 1000 prompt (200 cached) + 500 completion: 800*2.5 + 200*1.25 + 500*10 = 7250 micro-dollars */
+    CHECK_INT(quota_cost_micro(&p, 1000, 200, 500), 7250);
+    CHECK_INT(quota_cost_micro(&p, 1000, 0, 0), 2500);
+    CHECK_INT(quota_cost_micro(&p, 1, 0, 0), 3); /* 2.5 rounds up */
+    CHECK_INT(quota_cost_micro(&p, 10, 50, 0), 13); /* cached beyond the prompt: all cached, 12.5 up */
+    CHECK_INT(quota_cost_micro(&p, -1, -1, -1), 0);
+    quota_price_t free_model = {0};
+    CHECK_INT(quota_cost_micro(&free_model, 1000, 0, 1000), 0);
+}
+
+TEST(quota_budget_periods)
+{
+    long long t = 1764547200; /* 2025-12-01 00:00:00 UTC, a Monday */
+    CHECK_INT(quota_period_left(BUDGET_DAY, t), 86400);
+    CHECK_INT(quota_period_left(BUDGET_DAY, t + 86399), 1);
+    CHECK_INT(quota_period_left(BUDGET_WEEK, t), 7 * 86400);
+    CHECK_INT(quota_period_left(BUDGET_WEEK, t - 1), 1); /* Sunday 23:59:59 */
+    CHECK_INT(quota_period_left(BUDGET_MONTH, t), 31 * 86400);
+    CHECK_INT(quota_period_left(BUDGET_MONTH, t - 1), 1);
+    CHECK_INT(quota_period_left(BUDGET_TOTAL, t), 0);
+    CHECK(quota_period_id(BUDGET_DAY, t) != quota_period_id(BUDGET_DAY, t - 1));
+    CHECK(quota_period_id(BUDGET_WEEK, t) != quota_period_id(BUDGET_WEEK, t - 1));
+    CHECK(quota_period_id(BUDGET_WEEK, t) == quota_period_id(BUDGET_WEEK, t + 6 * 86400 + 86399));
+    CHECK(quota_period_id(BUDGET_MONTH, t) != quota_period_id(BUDGET_MONTH, t - 1));
+    CHECK(quota_period_id(BUDGET_MONTH, t) == quota_period_id(BUDGET_MONTH, t + 30 * 86400));
+    CHECK_INT((long long)quota_period_id(BUDGET_TOTAL, t), 0);
 }
