@@ -121,6 +121,7 @@ static void drop_pool(void)
 static redisContext *connect_redis(void);
 static void give_back(redisContext *c);
 static void mark_success(void);
+static void settle_later(int script, int argc, const char **argv);
 
 /* While Redis is down, tries it again after each back-off, in the background, so that no
  * request ever waits for a reconnection and counting resumes as soon as Redis answers. */
@@ -148,27 +149,6 @@ static void *probe_loop(void *arg)
         __atomic_store_n(&backoff_ms, b * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b * 2, __ATOMIC_RELAXED);
     }
     return NULL;
-}
-
-void cluster_init(const cfg_t *cfg)
-{
-    conf = cfg->cluster.redis ? &cfg->cluster : NULL;
-    if (!conf)
-        return;
-    met_cluster_up(true);
-    prober_running = pthread_create(&prober, NULL, probe_loop, NULL) == 0;
-    if (!prober_running)
-        log_warn("cluster: cannot start the Redis reconnection thread: an outage will last until restart");
-}
-
-void cluster_shutdown(void)
-{
-    if (prober_running) {
-        __atomic_store_n(&prober_stop, 1, __ATOMIC_RELEASE);
-        pthread_join(prober, NULL);
-        prober_running = false;
-    }
-    drop_pool();
 }
 
 bool cluster_enabled(void) { return conf != NULL; }
@@ -364,6 +344,126 @@ static redisReply *run(int which, int argc, const char **argv)
     return r;
 }
 
+/* ---- settlements, off the request's path ----
+ * What a request gives back when it ends (its concurrency slot, the rest of its reservations)
+ * changes no answer, so a thread sends it, pipelined, while the connection goes on to its next
+ * request. A full queue makes the caller send its own. */
+
+#define SETTLE_QUEUE 4096
+#define SETTLE_BATCH 64
+
+typedef struct {
+    int script, argc;
+    char args[4][256];
+} settlement_t;
+
+static settlement_t *settle_queue;      /* ring of SETTLE_QUEUE */
+static unsigned settle_head, settle_len;
+static pthread_mutex_t settle_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t settle_wake = PTHREAD_COND_INITIALIZER;
+static pthread_t settler;
+static bool settler_running;
+static bool settler_stop;               /* under settle_lock */
+
+static void settle_now(const settlement_t *e)
+{
+    const char *argv[4];
+    for (int i = 0; i < e->argc; i++)
+        argv[i] = e->args[i];
+    freeReplyObject(run(e->script, e->argc, argv));
+}
+
+/* Sends a batch on one connection, pipelined; entries that could not go are sent one by one
+ * (which applies the outage rules). */
+static void settle_batch(settlement_t *batch, int n)
+{
+    bool pooled;
+    redisContext *c = take(&pooled);
+    int sent = 0, done = 0;
+    for (; c && sent < n; sent++) {
+        const settlement_t *e = &batch[sent];
+        char sha[41];
+        pthread_mutex_lock(&pool_lock);
+        memcpy(sha, shas[e->script], sizeof sha);
+        pthread_mutex_unlock(&pool_lock);
+        if (!sha[0])
+            break;
+        const char *args[7] = {"EVALSHA", sha, "0"};
+        size_t lens[7];
+        for (int i = 0; i < e->argc; i++)
+            args[3 + i] = e->args[i];
+        for (int i = 0; i < 3 + e->argc; i++)
+            lens[i] = strlen(args[i]);
+        if (redisAppendCommandArgv(c, 3 + e->argc, args, lens) != REDIS_OK)
+            break;
+    }
+    bool broken = false;
+    for (; c && done < sent; done++) {
+        void *reply = NULL;
+        if (redisGetReply(c, &reply) != REDIS_OK) {
+            broken = true;
+            break;
+        }
+        redisReply *r = reply;
+        bool retry = r && r->type == REDIS_REPLY_ERROR; /* NOSCRIPT after a restart, say */
+        freeReplyObject(r);
+        if (retry)
+            settle_now(&batch[done]);
+    }
+    if (c && !broken && !c->err)
+        give_back(c);
+    else if (c)
+        redisFree(c);
+    for (int i = done; i < n; i++)
+        settle_now(&batch[i]);
+}
+
+static void *settle_loop(void *arg)
+{
+    (void)arg;
+    settlement_t *batch = malloc(SETTLE_BATCH * sizeof *batch);
+    for (;;) {
+        pthread_mutex_lock(&settle_lock);
+        while (!settle_len && !settler_stop)
+            pthread_cond_wait(&settle_wake, &settle_lock);
+        if (!settle_len && settler_stop) {
+            pthread_mutex_unlock(&settle_lock);
+            break;
+        }
+        int n = 0;
+        while (settle_len && n < SETTLE_BATCH && batch) {
+            batch[n++] = settle_queue[settle_head];
+            settle_head = (settle_head + 1) % SETTLE_QUEUE;
+            settle_len--;
+        }
+        pthread_mutex_unlock(&settle_lock);
+        if (batch)
+            settle_batch(batch, n);
+    }
+    free(batch);
+    return NULL;
+}
+
+static void settle_later(int script, int argc, const char **argv)
+{
+    settlement_t e = {.script = script, .argc = argc};
+    for (int i = 0; i < argc && i < 4; i++)
+        snprintf(e.args[i], sizeof e.args[i], "%s", argv[i]);
+    bool queued = false;
+    if (settler_running) {
+        pthread_mutex_lock(&settle_lock);
+        if (settle_len < SETTLE_QUEUE && !settler_stop) {
+            settle_queue[(settle_head + settle_len) % SETTLE_QUEUE] = e;
+            settle_len++;
+            queued = true;
+            pthread_cond_signal(&settle_wake);
+        }
+        pthread_mutex_unlock(&settle_lock);
+    }
+    if (!queued)
+        settle_now(&e);
+}
+
 static void key_base(const cfg_key_t *k, char *out, size_t len)
 {
     snprintf(out, len, "%skey:%s", conf->key_prefix, k->name);
@@ -448,8 +548,7 @@ void cluster_finish(const cfg_key_t *k, uint64_t window, long long reserved, lon
     snprintf(w, sizeof w, "%llu", (unsigned long long)window);
     snprintf(d, sizeof d, "%lld", delta);
     const char *argv[] = {base, w, d, member ? member : ""};
-    redisReply *r = run(SCRIPT_FINISH, 4, argv);
-    freeReplyObject(r);
+    settle_later(SCRIPT_FINISH, 4, argv);
 }
 
 /* How long a budget period's key outlives the period's start: its length and a day more. */
@@ -490,5 +589,38 @@ void cluster_budget_settle(const cfg_key_t *k, unsigned long long period, long l
     snprintf(p, sizeof p, "%llu", period);
     snprintf(d, sizeof d, "%lld", final - reserved);
     const char *argv[] = {base, p, d};
-    freeReplyObject(run(SCRIPT_BUDGET_SETTLE, 3, argv));
+    settle_later(SCRIPT_BUDGET_SETTLE, 3, argv);
+}
+
+void cluster_init(const cfg_t *cfg)
+{
+    conf = cfg->cluster.redis ? &cfg->cluster : NULL;
+    if (!conf)
+        return;
+    met_cluster_up(true);
+    prober_running = pthread_create(&prober, NULL, probe_loop, NULL) == 0;
+    if (!prober_running)
+        log_warn("cluster: cannot start the Redis reconnection thread: an outage will last until restart");
+    settle_queue = calloc(SETTLE_QUEUE, sizeof *settle_queue);
+    settler_running = settle_queue && pthread_create(&settler, NULL, settle_loop, NULL) == 0;
+}
+
+void cluster_shutdown(void)
+{
+    if (settler_running) { /* what is queued still goes out */
+        pthread_mutex_lock(&settle_lock);
+        settler_stop = true;
+        pthread_cond_signal(&settle_wake);
+        pthread_mutex_unlock(&settle_lock);
+        pthread_join(settler, NULL);
+        settler_running = false;
+    }
+    free(settle_queue);
+    settle_queue = NULL;
+    if (prober_running) {
+        __atomic_store_n(&prober_stop, 1, __ATOMIC_RELEASE);
+        pthread_join(prober, NULL);
+        prober_running = false;
+    }
+    drop_pool();
 }

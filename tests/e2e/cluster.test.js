@@ -112,10 +112,10 @@ test('max_concurrent = 3 across three hosts: of 9 concurrent slow streams exactl
     assert.equal(refused.length, 6);
     for (const e of refused) assert.equal(e.status, 429);
     for (const s of streams) { let n = 0; for await (const c of s) n += c.choices.length ? 1 : 0; assert.ok(n > 0); }
-    // the slots were given back: a new request is admitted
+    // the slots are given back (just after each answer, off the request's path): a new request is admitted
+    await h.waitFor(() => redis.cli('ZCARD', 'airouter:key:conc3:c') === '0', { what: 'slots given back' });
     const again = await client(slow[1], KEY_CONC).chat.completions.create({ model: 'echo', messages: [{ role: 'user', content: 'x' }] });
     assert.equal(again.choices[0].message.content, 'x');
-    assert.equal(redis.cli('ZCARD', 'airouter:key:conc3:c'), '0');
   } finally {
     for (const r of slow) await r.stop();
   }
@@ -140,7 +140,8 @@ test('tpm = 200 across three hosts with reservation: tokens admitted stay within
     assert.ok(admitted <= 200 + reservation, `admitted ${admitted} tokens, limit 200 + reservation ${reservation}`);
     // settled to the true usage: Redis holds exactly what was used
     const minute = Math.floor(Number(redis.cli('TIME').split('\n')[0]) / 60);
-    assert.equal(Number(redis.cli('GET', `airouter:key:tpm200:t:${minute}`)), admitted);
+    await h.waitFor(() => Number(redis.cli('GET', `airouter:key:tpm200:t:${minute}`)) === admitted,
+      { what: `Redis settled to ${admitted} tokens` });
   } finally {
     for (const r of slow) await r.stop();
   }
@@ -290,7 +291,8 @@ api_keys = ( { key = "sk-budget-total-0001"; name = "lifetime"; budget = { usd =
       assert.match(x.error.message, /per lifetime\.$/);
     }
     // Redis holds the exact spend (micro-dollars), settled to the real costs
-    assert.equal(Number(redis.cli('GET', 'b:key:lifetime:b:0')), ok * 10000);
+    await h.waitFor(() => Number(redis.cli('GET', 'b:key:lifetime:b:0')) === ok * 10000,
+      { what: `Redis settled to ${ok * 10000} micro-dollars` });
     // each host counts what it served; together they make the whole spend
     let sum = 0;
     for (const r of hosts) sum += await spendMetric(r, 'lifetime');
