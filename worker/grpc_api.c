@@ -616,6 +616,10 @@ static void access_log(rpc_t *r, const char *method)
         buf_append_json_string(&b, r->backend);
     else
         buf_appends(&b, "null");
+    if (r->cost_micro >= 0)
+        buf_printf(&b, ",\"cost_usd\":%.6f", (double)r->cost_micro / 1e6);
+    else
+        buf_appends(&b, ",\"cost_usd\":null");
     buf_printf(&b, ",\"stream\":%s,\"error\":", r->kind != RPC_UNARY && r->kind != RPC_OTHER ? "true" : "false");
     if (r->error && r->code != GRPC_STATUS_OK)
         buf_append_json_string(&b, r->error);
@@ -829,7 +833,7 @@ static rpc_t *ask_for_call(rpc_kind_t kind)
     if (!r)
         return NULL;
     r->kind = kind;
-    r->tokens_in = r->tokens_out = -1; /* unknown until a backend reports usage */
+    r->tokens_in = r->tokens_out = r->cost_micro = -1; /* unknown until a backend reports usage */
     r->cq = grpc_completion_queue_create_for_pluck(NULL);
     grpc_metadata_array_init(&r->md);
     grpc_call_error e;

@@ -211,6 +211,21 @@ test('Redis stopped mid-run: deny answers 503, local counts the host share, allo
   }
 });
 
+test('a HUP reload keeps the counts: the new generation of workers goes on counting in Redis', T, async () => {
+  await roomInMinute();
+  const r = await h.startRouter(clusterConfig(redis.url, { prefix: 'hup:' }));
+  try {
+    const ask = () => client(r, KEY_OUT).chat.completions.create({ model: 'echo', messages: [{ role: 'user', content: 'hi' }] });
+    for (let i = 0; i < 20; i++) await ask();
+    r.signal('SIGHUP');
+    await h.waitFor(async () => (await metric(r, 'airouter_config_generation')) === 2, { what: 'generation 2' });
+    const results = await hammer(15, 1, ask);
+    assert.equal(results.filter((x) => x.ok).length, 10, 'rpm = 30: 20 before the reload, 10 after');
+  } finally {
+    await r.stop();
+  }
+});
+
 // Prices make each echo answer to "a b c d e" (5 prompt + 5 completion tokens) cost $0.01.
 const PRICED_MODELS = `models = ( { name = "echo"; backend = "echo"; default = true; price = { input = 1000.0; output = 1000.0; }; } );`;
 const BUDGET_BODY = { model: 'echo', max_tokens: 10, messages: [{ role: 'user', content: 'a b c d e' }] };
