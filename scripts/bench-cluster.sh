@@ -50,9 +50,9 @@ wrk.headers["Authorization"] = "Bearer $KEY"
 wrk.body = '{"model":"echo","max_tokens":16,"messages":[{"role":"user","content":"hello world"}]}'
 LUA
 
-# run NAME CLUSTER_LINE: starts airouter, measures, stops it; appends a table row
+# run NAME CLUSTER_LINE [KEY_LIMITS]: starts airouter, measures, stops it; prints a table row
 run() {
-    local name=$1 cluster=$2 port
+    local name=$1 cluster=$2 limits=${3:-rpm = 100000000; tpm = 1000000000000; max_concurrent = 100000;} port
     port=$(free_port $((REDIS_PORT + 1)))
     cat >"$DIR/$name.conf" <<CONF
 listen = "127.0.0.1:$port";
@@ -60,7 +60,7 @@ workers = $WORKERS;
 log = { level = "warn"; };
 backends = ( { name = "echo"; type = "echo"; } );
 models = ( { name = "echo"; backend = "echo"; default = true; } );
-api_keys = ( { key = "$KEY"; name = "bench"; rpm = 100000000; tpm = 1000000000000; max_concurrent = 100000; } );
+api_keys = ( { key = "$KEY"; name = "bench"; $limits } );
 $cluster
 CONF
     "$AIROUTER_BIN" -c "$DIR/$name.conf" -p "$DIR/$name.pid" 2>"$DIR/$name.log" &
@@ -85,5 +85,7 @@ echo "| limits in | p50 (c=1) | p99 (c=1) | req/s (c=1) | req/s (c=$CONNS) | non
 echo "|---|---|---|---|---|---|"
 run shm ""
 run redis "cluster = { redis = \"redis://127.0.0.1:$REDIS_PORT/0\"; timeout_ms = 1000; };"
+run redis-rpm-only "cluster = { redis = \"redis://127.0.0.1:$REDIS_PORT/0\"; timeout_ms = 1000; };" "rpm = 100000000;"
 echo
-echo "($(nproc) cores, $WORKERS workers, wrk $DURATION per run, echo backend, one key with rpm, tpm and max_concurrent)"
+echo "($(nproc) cores, $WORKERS workers, wrk $DURATION per run, echo backend; one key with rpm, tpm and max_concurrent,"
+echo " or rpm only in the last row)"
