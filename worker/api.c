@@ -144,6 +144,7 @@ static void relay_chunk(relay_t *r, json_object *chunk)
     if (r->req->last_event_us)
         met_observe(MET_H_GAP, r->req->model_slot, now - r->req->last_event_us);
     r->req->last_event_us = now;
+    r->req->chunks_relayed++;
     note_usage(r->req, chunk);
     if (r->amsg) {
         ashape_stream_chunk(r->amsg, chunk, &r->pending);

@@ -739,7 +739,14 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         quota_outcome_t how = req->tokens_in >= 0 || req->tokens_out >= 0 ? QUOTA_USAGE
                               : req->status >= 400 || !req->bytes_out ? QUOTA_FAILED
                                                                       : QUOTA_NO_USAGE;
-        limits_finish(req->key, &req->limits, how, used, req->cost_micro);
+        long long cost = req->cost_micro;
+        if (how == QUOTA_NO_USAGE && req->client_abort && req->chunks_relayed > 0) {
+            /* left mid-stream, before any usage: settled with what was produced, a chunk a token */
+            how = QUOTA_USAGE;
+            used = req->limits.prompt_estimate + req->chunks_relayed;
+            cost = limits_cost(&req->limits, req->limits.prompt_estimate, 0, req->chunks_relayed);
+        }
+        limits_finish(req->key, &req->limits, how, used, cost);
     }
     access_log(req);
     buf_free(&req->body);

@@ -37,6 +37,7 @@ typedef struct request {
     long long tokens_out;
     long long tokens_cached;     /* prompt tokens served from the backend's cache; -1 unknown */
     long long cost_micro;        /* what it cost by the model's price, micro-dollars; -1 unknown */
+    long long chunks_relayed;    /* streams: backend chunks relayed (a client that leaves pays for them) */
     bool client_abort;
     uint64_t last_event_us;      /* streams: when the previous event went out */
     /* tracing */

@@ -115,6 +115,7 @@ char limits_reserve(const cfg_key_t *k, limits_ticket_t *t, const cfg_model_t *m
                     long long completion_estimate, int *retry_after_s)
 {
     *retry_after_s = 0;
+    t->prompt_estimate = prompt_estimate;
     if (m && m->priced) {
         t->priced = true;
         t->price = (quota_price_t){m->price_input, m->price_output, m->price_cached_input};

@@ -21,6 +21,7 @@ typedef struct {
     char member[40];      /* Redis: this request's concurrency entry */
     /* spend: set by limits_reserve when the model has a price */
     bool priced;
+    long long prompt_estimate; /* tokens, as reserved */
     quota_price_t price;
     int model_slot;
     bool budgeted;        /* a budget reservation is held */

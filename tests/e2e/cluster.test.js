@@ -19,6 +19,7 @@ const KEY_RPM = 'sk-cluster-rpm300-0001';
 const KEY_CONC = 'sk-cluster-conc3-00002';
 const KEY_TPM = 'sk-cluster-tpm200-0003';
 const KEY_OUT = 'sk-cluster-outage-0004';
+const KEY_ABORT = 'sk-cluster-abort-00005';
 let redis;
 const routers = [];
 
@@ -34,7 +35,8 @@ api_keys = (
   { key = "${KEY_RPM}"; name = "rpm300"; rpm = 300; },
   { key = "${KEY_CONC}"; name = "conc3"; max_concurrent = 3; },
   { key = "${KEY_TPM}"; name = "tpm200"; tpm = 200; },
-  { key = "${KEY_OUT}"; name = "outage"; rpm = 30; }
+  { key = "${KEY_OUT}"; name = "outage"; rpm = 30; },
+  { key = "${KEY_ABORT}"; name = "abort"; tpm = 100000; }
 );`,
   });
 }
@@ -146,6 +148,30 @@ test('tpm = 200 across three hosts with reservation: tokens admitted stay within
       { what: `Redis settled to ${admitted} tokens` });
   } finally {
     for (const r of slow) await r.stop();
+  }
+});
+
+test('a client that leaves a stream before any usage is settled with what was produced, not with its reservation', T, async () => {
+  const r = await h.startRouter(clusterConfig(redis.url, { echoDelay: 100, prefix: 'ab:' }));
+  try {
+    await roomInMinute();
+    const words = Array.from({ length: 40 }, (_, i) => `w${i}`).join(' ');
+    const body = { model: 'echo', stream: true, max_tokens: 1000, messages: [{ role: 'user', content: words }] };
+    const ac = new AbortController();
+    const stream = await client(r, KEY_ABORT).chat.completions.create(body, { signal: ac.signal });
+    let n = 0;
+    try { for await (const c of stream) { if (c && ++n === 3) ac.abort(); } } catch { /* aborted */ }
+    assert.equal(n, 3);
+    await h.waitFor(() => /"key":"abort".*"client_abort":true/.test(r.log), { what: 'the abort in the access log' });
+    const minute = Math.floor(Number(redis.cli('TIME').split('\n')[0]) / 60);
+    // the reservation was over 1000 tokens (max_tokens); what stays is the prompt estimate and a few chunks
+    const settled = await h.waitFor(() => {
+      const v = Number(redis.cli('GET', `ab:key:abort:t:${minute}`));
+      return v > 0 && v < 500 ? v : false;
+    }, { what: 'the abort settled below the reservation' });
+    assert.ok(settled >= 3, `settled ${settled}`);
+  } finally {
+    await r.stop();
   }
 });
 
