@@ -9,35 +9,44 @@
 
 #define JSON_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 
-static pthread_key_t tokener_key;
-static pthread_once_t tokener_once = PTHREAD_ONCE_INIT;
+/* A tokener holds a SHAPE_MAX_DEPTH-deep parse stack (about 8 KB). A parse is short, so a few
+ * shared tokeners serve every thread; kept per thread, one would stay with each connection's
+ * thread (each open stream) for its whole life. */
+#define TOKENER_POOL_MAX 32
+static pthread_mutex_t tokener_lock = PTHREAD_MUTEX_INITIALIZER;
+static json_tokener *tokener_pool[TOKENER_POOL_MAX];
+static int tokener_pool_len;
+static __thread bool c_locale_set;
 
-static void tokener_free(void *tok) { json_tokener_free(tok); }
-static void tokener_key_init(void) { pthread_key_create(&tokener_key, tokener_free); }
-
-json_object *shape_parse_status(const char *data, size_t len, shape_parse_status_t *status)
+static json_tokener *tokener_take(void)
 {
-    shape_parse_status_t ignored;
-    if (!status)
-        status = &ignored;
-    *status = SHAPE_PARSE_INVALID;
-    pthread_once(&tokener_once, tokener_key_init);
-    json_tokener *tok = pthread_getspecific(tokener_key);
-    if (!tok) {
-        tok = json_tokener_new_ex(SHAPE_MAX_DEPTH);
-        if (!tok || pthread_setspecific(tokener_key, tok) != 0) {
-            json_tokener_free(tok);
-            return NULL;
-        }
-        /* json-c switches to the "C" locale around every parse; from the process-wide locale that
-         * duplicates it under glibc's global locale lock (a lock every request thread fights over),
-         * from glibc's own C locale object it is free. Numbers are read the same either way. */
-        locale_t c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
-        if (c_locale)
-            uselocale(c_locale);
-    } else {
+    json_tokener *tok = NULL;
+    pthread_mutex_lock(&tokener_lock);
+    if (tokener_pool_len > 0)
+        tok = tokener_pool[--tokener_pool_len];
+    pthread_mutex_unlock(&tokener_lock);
+    if (tok) {
         json_tokener_reset(tok);
+        return tok;
     }
+    return json_tokener_new_ex(SHAPE_MAX_DEPTH);
+}
+
+static void tokener_give_back(json_tokener *tok)
+{
+    pthread_mutex_lock(&tokener_lock);
+    if (tokener_pool_len < TOKENER_POOL_MAX) {
+        tokener_pool[tokener_pool_len++] = tok;
+        tok = NULL;
+    }
+    pthread_mutex_unlock(&tokener_lock);
+    if (tok)
+        json_tokener_free(tok);
+}
+
+/* Parses with a pooled tokener; NULL (status says why) unless data is one JSON value. */
+static json_object *parse_with(json_tokener *tok, const char *data, size_t len, shape_parse_status_t *status)
+{
     if (len > 0x7fffffff)
         return NULL;
     json_object *obj = json_tokener_parse_ex(tok, data, (int)len);
@@ -56,6 +65,29 @@ json_object *shape_parse_status(const char *data, size_t len, shape_parse_status
         return NULL;
     }
     *status = SHAPE_PARSE_OK;
+    return obj;
+}
+
+json_object *shape_parse_status(const char *data, size_t len, shape_parse_status_t *status)
+{
+    shape_parse_status_t ignored;
+    if (!status)
+        status = &ignored;
+    *status = SHAPE_PARSE_INVALID;
+    if (!c_locale_set) {
+        /* json-c switches to the "C" locale around every parse; from the process-wide locale that
+         * duplicates it under glibc's global locale lock (a lock every request thread fights over),
+         * from glibc's own C locale object it is free. Numbers are read the same either way. */
+        locale_t c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+        if (c_locale)
+            uselocale(c_locale);
+        c_locale_set = true;
+    }
+    json_tokener *tok = tokener_take();
+    if (!tok)
+        return NULL;
+    json_object *obj = parse_with(tok, data, len, status);
+    tokener_give_back(tok);
     return obj;
 }
 
