@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # airouter capacity measurement (`make capacity`): how many concurrent streams the thread-per-
 # connection workers hold, and what each costs. A mock backend (scripts/benchmock.c) sends one
-# event per second per stream; scripts/streamload.c opens CAP_STREAMS streaming chat completions
+# event per stream every CAP_EVENT_MS; scripts/streamload.c opens CAP_STREAMS streaming chat completions
 # through airouter and reads each to its end. Every worker's threads, RSS and open files are
 # sampled each second; the sample with the most threads (streams open at once) is reported. Prints a Markdown table ready to paste into an issue note.
 # Everything runs on 127.0.0.1 and stops by itself. This is a measurement, not a test: it exits 0
@@ -12,7 +12,9 @@
 # Environment (defaults in brackets):
 #   CAP_STREAMS [20000]   concurrent streams
 #   CAP_WORKERS [2, or more if the open-file limit needs it]   airouter workers
-#   CAP_EVENTS [30]       events per stream, one a second (how long each stream stays open)
+#   CAP_EVENTS [30]       events per stream (with CAP_EVENT_MS: how long each stream stays open)
+#   CAP_EVENT_MS [1000]   time between a stream's events (fewer events a second leave more CPU
+#                         for taking new streams when many are open)
 #   CAP_RATE [1000]       new streams per second    CAP_PORT_BASE [18700] first loopback port tried
 #   CAP_KEEP [0]          keep the temp dir         AIROUTER_BIN [<repo>/airouter]
 set -euo pipefail
@@ -20,6 +22,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STREAMS=${CAP_STREAMS:-20000}
 EVENTS=${CAP_EVENTS:-30}
+EVENT_MS=${CAP_EVENT_MS:-1000}
 RATE=${CAP_RATE:-1000}
 PORT=${CAP_PORT_BASE:-18700}
 AIROUTER_BIN=${AIROUTER_BIN:-$ROOT/airouter}
@@ -73,7 +76,7 @@ BACKENDS=""
 TARGETS=""
 for i in $(seq 1 "$MOCKS"); do
     [ "$i" = 1 ] || free_port
-    "$BENCHMOCK" -p "$PORT" -t 2 -k "$EVENTS" -d 1000 2>"$TMP/mock$i.log" &
+    "$BENCHMOCK" -p "$PORT" -t 2 -k "$EVENTS" -d "$EVENT_MS" 2>"$TMP/mock$i.log" &
     PIDS+=($!)
     wait_http "http://127.0.0.1:$PORT/health" 5 || die "mock did not start: $(cat "$TMP/mock$i.log")"
     BACKENDS+="${BACKENDS:+, }{ name = \"mock$i\"; type = \"openai\"; url = \"http://127.0.0.1:$PORT/v1\"; }"
@@ -112,8 +115,8 @@ sleep 1
 sample "$TMP/idle"
 limit=$(awk '/Max open files/ { print $4 }' "/proc/$(workers | head -n 1)/limits")
 
-say "capacity: $STREAMS streams at $RATE/s, $EVENTS events each, $WORKERS workers (open-file limit per worker $limit), $MOCKS mock backend(s)"
-"$STREAMLOAD" -p "$AIR_PORT" -n "$STREAMS" -r "$RATE" -T $((3 * STREAMS / RATE + 2 * EVENTS + 120)) >"$TMP/load.out" 2>&1 &
+say "capacity: $STREAMS streams at $RATE/s, $EVENTS events each $EVENT_MS ms apart, $WORKERS workers (open-file limit per worker $limit), $MOCKS mock backend(s)"
+"$STREAMLOAD" -p "$AIR_PORT" -n "$STREAMS" -r "$RATE" -T $((3 * STREAMS / RATE + 2 * EVENTS * EVENT_MS / 1000 + 120)) >"$TMP/load.out" 2>&1 &
 LOAD=$!
 PIDS+=("$LOAD")
 : >"$TMP/peak"
@@ -136,7 +139,7 @@ field() { sed -n "s/.*[ ]$1=\([^ ]*\).*/\1/p" <<<" $2"; }
     echo
     echo "### airouter capacity ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs shared by load, mock, proxy)"
     echo
-    echo "$STREAMS concurrent streams, one event a second, $EVENTS events each, opened at $RATE/s; $WORKERS workers, open-file limit $limit per worker; $MOCKS mock backend process(es)."
+    echo "$STREAMS concurrent streams, $EVENTS events each, one every $EVENT_MS ms, opened at $RATE/s; $WORKERS workers, open-file limit $limit per worker; $MOCKS mock backend process(es)."
     echo "Streams completed: $(field completed "$result") of $STREAMS (failed: $(field failed "$result")); open when the last one had started: $(field open "$opened") (after $(field seconds "$opened") s)."
     echo "Failures by kind: ${failures#failures } (no_answer: no HTTP answer; status: not 200; cut: a 200 stream that ended without [DONE]; running: still streaming when the load tool's time was up)."
     echo
