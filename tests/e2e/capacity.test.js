@@ -7,6 +7,7 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
+const net = require('node:net');
 const OpenAI = require('openai');
 const { waitFor, startRouter, echoConfig } = require('./lib/harness');
 const { startMock } = require('../../scripts/mock-openai.js');
@@ -101,6 +102,46 @@ models = ( { name = "slow"; backend = "mock"; backend_model = "slow-stream-3x150
       assert.ok(busy - idle <= 2 * n + 8, `${busy - idle} more descriptors for ${n} open streams (at most ${2 * n + 8} expected)`);
       const texts = await Promise.all(streams);
       for (const t of texts) assert.equal(t, 'w0 w1 w2 ');
+    });
+  } finally {
+    await mock.close();
+  }
+});
+
+// A relayed answer of unknown length reaches an HTTP/1.0 client unchunked, through MHD's response
+// block (16 KB): a stream several blocks long arrives whole.
+test('an HTTP/1.0 client gets a stream several times longer than the relay block, whole and unchunked', { timeout: 40000 }, async () => {
+  const mock = await startMock({ port: 0 });
+  try {
+    const config = `
+listen = "127.0.0.1:@PORT@";
+workers = 1;
+log = { level = "info"; };
+backends = ( { name = "mock"; type = "openai"; url = "${mock.url}"; } );
+models = ( { name = "long"; backend = "mock"; backend_model = "slow-stream-300x1"; } );
+`;
+    await withRouter(config, async (h) => {
+      const body = JSON.stringify({ model: 'long', stream: true, messages: [{ role: 'user', content: 'hi' }] });
+      const answer = await new Promise((resolve, reject) => {
+        const sock = net.connect(h.port, '127.0.0.1', () => {
+          sock.write(`POST /v1/chat/completions HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+        });
+        const parts = [];
+        sock.on('data', (d) => parts.push(d));
+        sock.on('end', () => resolve(Buffer.concat(parts).toString('utf8')));
+        sock.on('error', reject);
+        sock.setTimeout(30000, () => { sock.destroy(); reject(new Error('no end of the answer within 30 s')); });
+      });
+      const [head, ...rest] = answer.split('\r\n\r\n');
+      const payload = rest.join('\r\n\r\n');
+      assert.match(head, /^HTTP\/1\.[01] 200 /);
+      assert.doesNotMatch(head, /transfer-encoding: chunked/i);
+      assert.ok(payload.length > 2 * 16384, `${payload.length} bytes of answer`);
+      let text = '';
+      const data = payload.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6));
+      assert.equal(data.at(-1), '[DONE]');
+      for (const d of data.slice(0, -1)) text += JSON.parse(d).choices[0]?.delta?.content || '';
+      assert.equal(text, Array.from({ length: 300 }, (_, i) => `w${i} `).join(''));
     });
   } finally {
     await mock.close();
