@@ -207,6 +207,19 @@ static int get_int(loader_t *ld, const config_setting_t *g, const char *key, lon
     return 0;
 }
 
+/* An integer or a float setting as a double; -1 for any other type. */
+static int setting_number(const config_setting_t *s, double *v)
+{
+    int t = config_setting_type(s);
+    if (t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64)
+        *v = (double)config_setting_get_int64(s);
+    else if (t == CONFIG_TYPE_FLOAT)
+        *v = config_setting_get_float(s);
+    else
+        return -1;
+    return 0;
+}
+
 /* A number in (0, max]: integers and floats alike. kind ("a number of seconds") and unit (" seconds")
  * word the error messages. */
 static int get_positive(loader_t *ld, const config_setting_t *g, const char *key, double max, const char *kind,
@@ -215,13 +228,8 @@ static int get_positive(loader_t *ld, const config_setting_t *g, const char *key
     config_setting_t *s = config_setting_get_member(g, key);
     if (!s)
         return 0;
-    int t = config_setting_type(s);
     double v;
-    if (t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64)
-        v = (double)config_setting_get_int64(s);
-    else if (t == CONFIG_TYPE_FLOAT)
-        v = config_setting_get_float(s);
-    else
+    if (setting_number(s, &v) < 0)
         return fail(ld, s, "'%s' must be %s", key, kind);
     if (!(v > 0 && v <= max))
         return fail(ld, s, "'%s' must be more than 0 and at most %g%s", key, max, unit);
@@ -246,13 +254,8 @@ static int get_amount(loader_t *ld, const config_setting_t *g, const char *key, 
     config_setting_t *s = config_setting_get_member(g, key);
     if (!s)
         return 0;
-    int t = config_setting_type(s);
     double v;
-    if (t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64)
-        v = (double)config_setting_get_int64(s);
-    else if (t == CONFIG_TYPE_FLOAT)
-        v = config_setting_get_float(s);
-    else
+    if (setting_number(s, &v) < 0)
         return fail(ld, s, "'%s' must be a number", key);
     if (!(v >= 0 && v <= max))
         return fail(ld, s, "'%s' must be from 0 to %g", key, max);
