@@ -666,14 +666,30 @@ static void tool_call(ashape_stream_t *s, json_object *call, buf_t *out)
     }
 }
 
-void ashape_stream_chunk(ashape_stream_t *s, json_object *chunk, buf_t *out)
+/* Takes the token counts an OpenAI chunk or completion carries, and opens the message. */
+static void note_usage_and_start(ashape_stream_t *s, json_object *obj, buf_t *out)
 {
-    long long in = usage_field(chunk, "prompt_tokens"), o = usage_field(chunk, "completion_tokens");
+    long long in = usage_field(obj, "prompt_tokens"), o = usage_field(obj, "completion_tokens");
     if (in >= 0)
         s->tokens_in = in;
     if (o >= 0)
         s->tokens_out = o;
     start(s, out);
+}
+
+/* Remembers the stop reason (and the stop sequence matched, if any) of a finished choice. */
+static void note_stop(ashape_stream_t *s, const char *finish, json_object *choice)
+{
+    const char *seq;
+    snprintf(s->stop_reason, sizeof s->stop_reason, "%s", stop_reason(finish, choice, s->stop_sequences, &seq));
+    s->has_stop_sequence = seq != NULL;
+    if (seq)
+        snprintf(s->stop_sequence, sizeof s->stop_sequence, "%s", seq);
+}
+
+void ashape_stream_chunk(ashape_stream_t *s, json_object *chunk, buf_t *out)
+{
+    note_usage_and_start(s, chunk, out);
     json_object *choices = get(chunk, "choices");
     if (!is_arr(choices) || json_object_array_length(choices) == 0)
         return;
@@ -686,22 +702,13 @@ void ashape_stream_chunk(ashape_stream_t *s, json_object *chunk, buf_t *out)
         tool_call(s, json_object_array_get_idx(calls, i), out);
     const char *finish = get_str(choice, "finish_reason");
     if (finish) {
-        const char *seq;
-        snprintf(s->stop_reason, sizeof s->stop_reason, "%s", stop_reason(finish, choice, s->stop_sequences, &seq));
-        s->has_stop_sequence = seq != NULL;
-        if (seq)
-            snprintf(s->stop_sequence, sizeof s->stop_sequence, "%s", seq);
+        note_stop(s, finish, choice);
     }
 }
 
 void ashape_stream_completion(ashape_stream_t *s, json_object *completion, buf_t *out)
 {
-    long long in = usage_field(completion, "prompt_tokens"), o = usage_field(completion, "completion_tokens");
-    if (in >= 0)
-        s->tokens_in = in;
-    if (o >= 0)
-        s->tokens_out = o;
-    start(s, out);
+    note_usage_and_start(s, completion, out);
     json_object *choices = get(completion, "choices");
     json_object *choice = is_arr(choices) && json_object_array_length(choices) ? json_object_array_get_idx(choices, 0)
                                                                                : NULL;
@@ -720,12 +727,7 @@ void ashape_stream_completion(ashape_stream_t *s, json_object *completion, buf_t
         tool_call(s, c, out);
         json_object_put(c);
     }
-    const char *seq;
-    snprintf(s->stop_reason, sizeof s->stop_reason, "%s",
-             stop_reason(get_str(choice, "finish_reason"), choice, s->stop_sequences, &seq));
-    s->has_stop_sequence = seq != NULL;
-    if (seq)
-        snprintf(s->stop_sequence, sizeof s->stop_sequence, "%s", seq);
+    note_stop(s, get_str(choice, "finish_reason"), choice);
 }
 
 void ashape_stream_finish(ashape_stream_t *s, buf_t *out)
