@@ -16,7 +16,7 @@ PKG_LIBS   = $(call lazy,PKG_LIBS,pkg-config --libs $(PKGS) 2>/dev/null)
 # grpc's C headers carry no version: -V takes the one built against from pkg-config.
 GRPC_VERSION = $(call lazy,GRPC_VERSION,pkg-config --modversion grpc 2>/dev/null)
 CFLAGS  = -D_GNU_SOURCE -std=gnu11 -O2 -g -Wall -Wextra -Werror -pthread -DAIROUTER_VERSION='"$(VERSION)"' \
-           -DAIROUTER_GRPC_BUILD_VERSION='"$(GRPC_VERSION)"' $(PKG_CFLAGS) -Ibuild/gen
+           -DAIROUTER_GRPC_BUILD_VERSION='"$(GRPC_VERSION)"' $(PKG_CFLAGS) -I. -Ibuild/gen
 LDLIBS  = $(PKG_LIBS) -pthread -lm
 # The release binary allocates with jemalloc: glibc's malloc spent a fifth of a stream's CPU time
 # consolidating the small blocks each request frees (make bench). The sanitizer builds keep
@@ -32,11 +32,11 @@ PROTO_HDR  := $(PROTO_SRC:.c=.h)
 # The descriptors that gRPC server reflection answers with, embedded into the binary.
 REFLECTED  := proto/ai_router.proto proto/reflection.proto build/gen/reflection_v1alpha.proto
 DESC_SRC   := build/gen/descriptor_set.c
-SRC        := $(COMMON_SRC) $(wildcard master/*.c) $(wildcard worker/*.c) $(PROTO_SRC) $(DESC_SRC)
-HDR        := $(wildcard common/*.h master/*.h worker/*.h) $(PROTO_HDR)
+SRC        := $(COMMON_SRC) $(wildcard master/*.c) $(wildcard worker/*.c worker/*/*.c) $(PROTO_SRC) $(DESC_SRC)
+HDR        := $(wildcard common/*.h master/*.h worker/*.h worker/*/*.h) $(PROTO_HDR)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
-UNIT_DEPS  := $(COMMON_SRC) worker/route.c worker/oai_shape.c worker/anthropic_shape.c worker/validate.c worker/multipart.c \
-              worker/grpc_reflection.c build/gen/reflection.pb-c.c $(DESC_SRC)
+UNIT_DEPS  := $(COMMON_SRC) worker/core/route.c worker/oai/oai_shape.c worker/oai/anthropic_shape.c worker/oai/validate.c \
+              worker/oai/multipart.c worker/grpc/grpc_reflection.c build/gen/reflection.pb-c.c $(DESC_SRC)
 
 OBJ      := $(SRC:%.c=build/release/%.o)
 OBJ_ASAN := $(SRC:%.c=build/asan/%.o)

@@ -1,7 +1,7 @@
-#include "config.h"
-#include "log.h"
-#include "buf.h"
-#include "urlpath.h"
+#include "common/config.h"
+#include "common/log.h"
+#include "common/buf.h"
+#include "common/urlpath.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "prompt.h"
+#include "common/prompt.h"
 
 /* Request kinds a model can serve (bit set). */
 enum {

@@ -3,7 +3,7 @@
  * accepts it) and dumping it again gives the same text.
  *
  * Each group is a table of fields; adding a key to the schema is one line in its table. */
-#include "config_dump.h"
+#include "common/config_dump.h"
 
 #include <stddef.h>
 #include <stdint.h>

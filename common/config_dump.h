@@ -4,7 +4,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "config.h"
+#include "common/config.h"
 
 /* Writes cfg to out in libconfig syntax: every effective value, defaults included; api_key,
  * api_keys' keys, metrics.token, credential-like headers, URL passwords and credential-like

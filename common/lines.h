@@ -5,7 +5,7 @@
 #define AIROUTER_LINES_H
 #include <stddef.h>
 
-#include "buf.h"
+#include "common/buf.h"
 
 typedef struct {
     buf_t partial;   /* the unfinished line (owned) */

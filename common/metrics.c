@@ -1,10 +1,10 @@
-#include "metrics.h"
+#include "common/metrics.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 
-#include "log.h"
+#include "common/log.h"
 
 #define NBUCKETS 15
 static const double bucket_bounds[NBUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,

@@ -8,8 +8,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "buf.h"
-#include "config.h"
+#include "common/buf.h"
+#include "common/config.h"
 
 #define MET_MODELS 256        /* slot 0 is "other" */
 #define MET_BACKENDS 64       /* slot 0 is "none" */

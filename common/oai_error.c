@@ -1,4 +1,4 @@
-#include "oai_error.h"
+#include "common/oai_error.h"
 
 static int append_or_null(buf_t *b, const char *s)
 {

@@ -1,4 +1,4 @@
-#include "prompt.h"
+#include "common/prompt.h"
 
 #include <string.h>
 

@@ -6,7 +6,7 @@
 #include <json-c/json.h>
 #include <stdbool.h>
 
-#include "buf.h"
+#include "common/buf.h"
 
 typedef struct {
     char *name;

@@ -1,9 +1,9 @@
-#include "quota.h"
+#include "common/quota.h"
 
 #include <math.h>
 #include <time.h>
 
-#include "config.h"
+#include "common/config.h"
 
 long long quota_estimate(size_t body_bytes, long long request_max_tokens, long long model_max_tokens,
                          bool has_completion)

@@ -1,4 +1,4 @@
-#include "rand_id.h"
+#include "common/rand_id.h"
 
 #include <pthread.h>
 #include <stdbool.h>

@@ -1,4 +1,4 @@
-#include "state.h"
+#include "common/state.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -9,9 +9,9 @@
 #include <sys/mman.h>
 #include <time.h>
 
-#include "log.h"
-#include "metrics.h"
-#include "quota.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "common/quota.h"
 
 typedef struct {
     char name[192];             /* "backend\x1fbackend_model" */

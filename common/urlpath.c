@@ -1,4 +1,4 @@
-#include "urlpath.h"
+#include "common/urlpath.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -7,14 +7,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../common/config.h"
-#include "../common/config_dump.h"
-#include "../common/log.h"
-#include "../common/metrics.h"
-#include "../common/state.h"
-#include "master.h"
-#include "pidfile.h"
-#include "version.h"
+#include "common/config.h"
+#include "common/config_dump.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "common/state.h"
+#include "master/master.h"
+#include "master/pidfile.h"
+#include "master/version.h"
 
 #ifndef AIROUTER_VERSION
 #define AIROUTER_VERSION "0.1.0"

@@ -1,4 +1,4 @@
-#include "master.h"
+#include "master/master.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,11 +16,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../common/log.h"
-#include "../common/metrics.h"
-#include "../common/state.h"
-#include "../worker/worker.h"
-#include "pidfile.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "common/state.h"
+#include "worker/worker.h"
+#include "master/pidfile.h"
 
 #define MAX_SLOTS 1024
 #define RETIRE_WAIT_MS 10000      /* longest wait for a new generation before retiring the old */

@@ -1,7 +1,7 @@
 /* The master process: binds, forks and supervises workers, reacts to signals. */
 #ifndef AIROUTER_MASTER_H
 #define AIROUTER_MASTER_H
-#include "../common/config.h"
+#include "common/config.h"
 
 /* Binds a "host:port" listen address (already split); returns the socket or -1 (logged). */
 int master_bind(const char *listen_spec, const char *host, const char *port);

@@ -1,4 +1,4 @@
-#include "pidfile.h"
+#include "master/pidfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../common/log.h"
+#include "common/log.h"
 
 static pid_t pidfile_read(const char *path)
 {

@@ -1,6 +1,6 @@
 /* airouter -V: its own version and, for each library, the version it was built against and
  * the one it runs with (they differ when a shared library is upgraded under the binary). */
-#include "version.h"
+#include "master/version.h"
 
 #include <curl/curl.h>
 #include <dlfcn.h>

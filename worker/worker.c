@@ -1,4 +1,4 @@
-#include "worker.h"
+#include "worker/worker.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -8,13 +8,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../common/log.h"
-#include "backend.h"
-#include "cluster.h"
-#include "grpc_api.h"
-#include "health.h"
-#include "http.h"
-#include "trace.h"
+#include "common/log.h"
+#include "worker/backend/backend.h"
+#include "worker/core/cluster.h"
+#include "worker/grpc/grpc_api.h"
+#include "worker/core/health.h"
+#include "worker/http/http.h"
+#include "worker/core/trace.h"
 
 /* Sanitizer builds: gcc says __SANITIZE_ADDRESS__, clang __has_feature(address_sanitizer). */
 #if defined(__has_feature)

@@ -3,7 +3,7 @@
 #define AIROUTER_WORKER_H
 #include <sys/types.h>
 
-#include "../common/config.h"
+#include "common/config.h"
 
 /* The value the master queues with the SIGQUIT of a whole-service stop (sigqueue), so that a
  * worker knows no other worker will take its clients' next requests. */

@@ -448,7 +448,7 @@ test('transcriptions: router-side errors (no model field, no boundary, wrong met
 test('uploads over limits.max_body_bytes are refused with 413 request_too_large (SDK, Content-Length and chunked)', T, async () => {
   const before = mock.requests.length;
   // Half a MiB over the limit: within the 1 MiB the router reads and drops so that the client can
-  // read the 413 (worker/http.c DISCARD_SLACK), so every client must see the 413, never a broken pipe.
+  // read the 413 (worker/http/http.c DISCARD_SLACK), so every client must see the 413, never a broken pipe.
   const big = fakeAudio(MAX_BODY + 512 * 1024, 'too-big');
   const outcome = async (p) => {
     try { const r = await p; return r.status === 413 && r.json && r.json.error ? `413 ${r.json.error.code}` : `${r.status} ${String(r.text || r.message).slice(0, 200)}`; } catch (e) {

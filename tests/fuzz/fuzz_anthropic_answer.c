@@ -1,12 +1,12 @@
-/* Anthropic Messages answers -> OpenAI (worker/be_anthropic.c): each input line is one
+/* Anthropic Messages answers -> OpenAI (worker/backend/be_anthropic.c): each input line is one
  * stream event's data (translate_event) and the whole input one non-streaming message
  * (translate_message), as a backend sends them. Byte 0 sets want_usage. Everything produced
  * must be a JSON object that serialises. The translation is static, so this file includes
  * its source. */
 #include "fuzz.h"
 
-#include "../../worker/be_anthropic.c"
-#include "../../worker/oai_shape.h"
+#include "worker/backend/be_anthropic.c"
+#include "worker/oai/oai_shape.h"
 
 static be_call_t *new_call(bool want_usage)
 {

@@ -1,11 +1,11 @@
 /* OpenAI chat request -> Anthropic Messages request (translate_request in
- * worker/be_anthropic.c): a client's body, once it is a JSON object with a model, as the
+ * worker/backend/be_anthropic.c): a client's body, once it is a JSON object with a model, as the
  * API hands it to the backend. The result must serialise and hold a messages array.
  * The translation is static, so this file includes its source. */
 #include "fuzz.h"
 
-#include "../../worker/be_anthropic.c"
-#include "../../worker/oai_shape.h"
+#include "worker/backend/be_anthropic.c"
+#include "worker/oai/oai_shape.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -1,4 +1,4 @@
-/* The Messages API translation (worker/anthropic_shape.c), both ways. The first byte picks
+/* The Messages API translation (worker/oai/anthropic_shape.c), both ways. The first byte picks
  * what the rest is: a client's Messages request (-> OpenAI chat request, token estimate), a
  * backend's chat completion (-> Message, and -> the events of a stream), or a backend's chat
  * stream, one chunk per line (-> Anthropic's events). Invariants: a refused request says why; a
@@ -6,8 +6,8 @@
  * message_stop, and every data line it writes is one JSON object. */
 #include "fuzz.h"
 
-#include "../../worker/anthropic_shape.h"
-#include "../../worker/oai_shape.h"
+#include "worker/oai/anthropic_shape.h"
+#include "worker/oai/oai_shape.h"
 
 /* Every "data: " line of out parses, and the last event is message_stop. */
 static void check_events(const buf_t *out)

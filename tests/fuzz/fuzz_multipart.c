@@ -1,9 +1,9 @@
-/* multipart/form-data (worker/multipart.c): the Content-Type (the input's first line) gives
+/* multipart/form-data (worker/oai/multipart.c): the Content-Type (the input's first line) gives
  * the boundary, the rest is the body in which the model field is looked up. A field found
  * must lie inside the body and be followed by its delimiter. */
 #include "fuzz.h"
 
-#include "../../worker/multipart.h"
+#include "worker/oai/multipart.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

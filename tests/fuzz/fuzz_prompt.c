@@ -2,7 +2,7 @@
  * built-in format, as the Triton backend does. Input: the request's messages as JSON. */
 #include "fuzz.h"
 
-#include "../../common/prompt.h"
+#include "common/prompt.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

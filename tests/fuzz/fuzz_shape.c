@@ -1,11 +1,11 @@
-/* OpenAI answer shaping (worker/oai_shape.c): each input line is a JSON answer or stream
+/* OpenAI answer shaping (worker/oai/oai_shape.c): each input line is a JSON answer or stream
  * chunk from a backend. Each goes through the parser, the model renaming (the text fast
  * path must agree with the parsed one), usage reading and stream synthesis; all chunks
  * are folded into a completion (chat and text), which is streamed again. */
 #include "fuzz.h"
 
-#include "../../common/config.h"
-#include "../../worker/oai_shape.h"
+#include "common/config.h"
+#include "worker/oai/oai_shape.h"
 
 #define MODEL "client-model"
 

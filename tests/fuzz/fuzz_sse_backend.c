@@ -1,4 +1,4 @@
-/* The HTTP transport's SSE parser (worker/http_backend.c): a backend's stream bytes, cut
+/* The HTTP transport's SSE parser (worker/backend/http_backend.c): a backend's stream bytes, cut
  * into reads at fuzzed places, go through the line scanner and event dispatch exactly as
  * on_body feeds them; every queued chunk is handed out and freed as hb_next would; an
  * event or line over the bound (4 KB here) fails the call.
@@ -6,7 +6,7 @@
  * stream. The parser is static, so this file includes its source. */
 #include "fuzz.h"
 
-#include "../../worker/http_backend.c"
+#include "worker/backend/http_backend.c"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -1,4 +1,4 @@
-/* The byte relay's SSE rewriter (shape_sse_feed in worker/oai_shape.c): a backend's
+/* The byte relay's SSE rewriter (shape_sse_feed in worker/oai/oai_shape.c): a backend's
  * /v1/responses or passthrough stream, cut into reads at fuzzed places, has the model renamed
  * in each JSON data line; every other line must come out as it went in, and a line longer than
  * the bound (4 KB here) ends the stream.
@@ -7,7 +7,7 @@
 
 #include <stdbool.h>
 
-#include "../../worker/oai_shape.h"
+#include "worker/oai/oai_shape.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

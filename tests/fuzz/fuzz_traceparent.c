@@ -1,11 +1,11 @@
-/* W3C traceparent (trace_begin_with in worker/trace.c): the header as a client sends it.
+/* W3C traceparent (trace_begin_with in worker/core/trace.c): the header as a client sends it.
  * An accepted one is continued (its trace id kept, passed on as version 00); anything else
  * starts a new trace. Either way the ids are lowercase hex of the right length. */
 #include "fuzz.h"
 
 #include <ctype.h>
 
-#include "../../worker/trace.h"
+#include "worker/core/trace.h"
 
 static int all_hex(const char *s, size_t n)
 {

@@ -1,4 +1,4 @@
-/* Triton answers (handle_response in worker/be_triton.c): the ModelStreamInferResponse
+/* Triton answers (handle_response in worker/backend/be_triton.c): the ModelStreamInferResponse
  * messages a Triton server streams back, decoded and turned into OpenAI chunks or one
  * completion, as triton_next does once gRPC has handed a message over.
  * Input: byte 0 picks the call (bit 0 stream, bit 1 completions rather than chat, bit 3
@@ -7,7 +7,7 @@
  * The decoding is static, so this file includes its source. */
 #include "fuzz.h"
 
-#include "../../worker/be_triton.c"
+#include "worker/backend/be_triton.c"
 
 static void check_out(json_object *o)
 {

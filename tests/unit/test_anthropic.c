@@ -1,10 +1,10 @@
-/* worker/be_anthropic.c: the OpenAI <-> Messages translations, on malformed input (found by
+/* worker/backend/be_anthropic.c: the OpenAI <-> Messages translations, on malformed input (found by
  * tests/fuzz/fuzz_anthropic_request.c and fuzz_anthropic_answer.c). A null where a string is
  * expected, from a client or a backend, must not crash the worker. The translations are
  * static, so this file includes the source (its object is left out of the link). */
 #include <unistd.h>
 
-#include "../../worker/be_anthropic.c"
+#include "worker/backend/be_anthropic.c"
 #include "unit.h"
 
 /* {"role":null}, null content parts, null tool call ids and names: every message still

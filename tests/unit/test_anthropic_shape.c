@@ -1,6 +1,6 @@
-/* worker/anthropic_shape.c: Anthropic errors, Messages -> chat requests, chat answers -> Messages
+/* worker/oai/anthropic_shape.c: Anthropic errors, Messages -> chat requests, chat answers -> Messages
  * and Anthropic's stream events. */
-#include "../../worker/anthropic_shape.h"
+#include "worker/oai/anthropic_shape.h"
 #include "unit.h"
 
 #include <stdlib.h>

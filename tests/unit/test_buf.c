@@ -1,5 +1,5 @@
 /* common/buf.c */
-#include "../../common/buf.h"
+#include "common/buf.h"
 #include "unit.h"
 
 #include <stdlib.h>

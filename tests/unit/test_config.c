@@ -1,6 +1,6 @@
 /* cfg_load / cfg_free (common/config.c). Paths are relative to tests/unit. */
-#include "../../common/config.h"
-#include "../../common/log.h"
+#include "common/config.h"
+#include "common/log.h"
 #include "unit.h"
 
 #include <sanitizer/lsan_interface.h>

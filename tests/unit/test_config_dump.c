@@ -1,6 +1,6 @@
 /* cfg_dump (common/config_dump.c): what the dump covers and how it masks URLs. The round trip
  * through the real binary (-T output fed back to -t) is in tests/e2e/install.test.js. */
-#include "../../common/config_dump.h"
+#include "common/config_dump.h"
 #include "unit.h"
 
 #include <stdlib.h>

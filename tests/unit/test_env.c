@@ -1,5 +1,5 @@
 /* cfg_expand_env (common/config.c) */
-#include "../../common/config.h"
+#include "common/config.h"
 #include "unit.h"
 
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /* cfg_glob_match (common/config.c) */
-#include "../../common/config.h"
+#include "common/config.h"
 #include "unit.h"
 
 #define MATCH(p, s) CHECK_MSG(cfg_glob_match(p, s), "glob '%s' should match '%s'", p, s)

@@ -1,5 +1,5 @@
-/* worker/grpc_reflection.c, against the descriptors the build embeds */
-#include "../../worker/grpc_reflection.h"
+/* worker/grpc/grpc_reflection.c, against the descriptors the build embeds */
+#include "worker/grpc/grpc_reflection.h"
 #include "reflection.pb-c.h"
 #include "unit.h"
 

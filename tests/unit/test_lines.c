@@ -1,6 +1,6 @@
 #include <stdlib.h>
 
-#include "../../common/lines.h"
+#include "common/lines.h"
 #include "unit.h"
 
 /* Collects the lines handed out, each followed by '|'. */

@@ -1,4 +1,4 @@
-#include "../../common/log.h"
+#include "common/log.h"
 #include "unit.h"
 
 TEST(log_escape_keeps_one_line)

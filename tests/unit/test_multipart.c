@@ -1,4 +1,4 @@
-#include "../../worker/multipart.h"
+#include "worker/oai/multipart.h"
 #include "unit.h"
 
 TEST(mp_boundary_parameters)

@@ -1,5 +1,5 @@
 /* common/oai_error.c */
-#include "../../common/oai_error.h"
+#include "common/oai_error.h"
 #include "unit.h"
 
 #include <json-c/json.h>

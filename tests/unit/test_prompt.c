@@ -23,9 +23,9 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "../../common/buf.h"
-#include "../../common/config.h"
-#include "../../common/prompt.h"
+#include "common/buf.h"
+#include "common/config.h"
+#include "common/prompt.h"
 #include "unit.h"
 
 /* The conversation every built-in format is checked with. */

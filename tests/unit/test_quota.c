@@ -1,7 +1,7 @@
 /* common/quota.c and the shared-memory token reservation in common/state.c */
-#include "../../common/config.h"
-#include "../../common/quota.h"
-#include "../../common/state.h"
+#include "common/config.h"
+#include "common/quota.h"
+#include "common/state.h"
 #include "unit.h"
 
 TEST(quota_estimate_sources)

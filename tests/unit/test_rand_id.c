@@ -1,5 +1,5 @@
 /* common/rand_id.c */
-#include "../../common/rand_id.h"
+#include "common/rand_id.h"
 #include "unit.h"
 
 #include <pthread.h>

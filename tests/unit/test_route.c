@@ -1,5 +1,5 @@
-/* worker/route.c against tests/unit/conf/route.conf */
-#include "../../worker/route.h"
+/* worker/core/route.c against tests/unit/conf/route.conf */
+#include "worker/core/route.h"
 #include "unit.h"
 
 static cfg_t *load(const char *path)

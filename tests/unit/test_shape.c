@@ -1,6 +1,6 @@
-/* worker/oai_shape.c: model renaming, stream aggregation, stream synthesis. */
-#include "../../common/config.h"
-#include "../../worker/oai_shape.h"
+/* worker/oai/oai_shape.c: model renaming, stream aggregation, stream synthesis. */
+#include "common/config.h"
+#include "worker/oai/oai_shape.h"
 #include "unit.h"
 
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /* common/state.c: the shared circuit state of targets */
-#include "../../common/state.h"
+#include "common/state.h"
 #include "unit.h"
 
 static bool usable(int slot, uint64_t now)

@@ -1,9 +1,9 @@
-/* worker/be_triton.c: decoding Triton's answers, on hostile values (found by
+/* worker/backend/be_triton.c: decoding Triton's answers, on hostile values (found by
  * tests/fuzz/fuzz_triton_answer.c). The decoding is static, so this file includes the source
  * (its object is left out of the link). */
 #include <unistd.h>
 
-#include "../../worker/be_triton.c"
+#include "worker/backend/be_triton.c"
 #include "unit.h"
 
 /* One streamed response whose num_output_tokens (INT64) is n. */

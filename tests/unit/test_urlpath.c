@@ -1,4 +1,4 @@
-#include "../../common/urlpath.h"
+#include "common/urlpath.h"
 #include "unit.h"
 
 TEST(urlpath_dot_segments)

@@ -1,8 +1,8 @@
-/* worker/validate.c: the request fields airouter reads, checked in OpenAI's words. */
+/* worker/oai/validate.c: the request fields airouter reads, checked in OpenAI's words. */
 #include <json-c/json.h>
 
-#include "../../common/config.h"
-#include "../../worker/validate.h"
+#include "common/config.h"
+#include "worker/oai/validate.h"
 #include "unit.h"
 
 /* Validates body_json as a request of kind; want_param NULL: must pass. */

@@ -1,0 +1,883 @@
+#include "worker/http/http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/rand_id.h"
+#include "common/metrics.h"
+#include "common/state.h"
+#include "common/oai_error.h"
+#include "common/urlpath.h"
+#include "worker/http/api.h"
+#include "worker/core/balance.h"
+#include "worker/oai/anthropic_shape.h"
+#include "worker/http/conn_watch.h"
+#include "worker/http/gateway.h"
+#include "worker/core/mem.h"
+#include "worker/http/messages.h"
+#include "worker/http/proxy.h"
+#include "worker/core/route.h"
+#include "worker/core/trace.h"
+
+const cfg_t *http_cfg;
+volatile int http_draining;
+static struct MHD_Daemon *daemon_handle;
+static struct MHD_Daemon *metrics_daemon;  /* separate /metrics listener, if configured */
+static unsigned active_requests;
+/* Open client connections; beyond limits.max_connections new ones get a fast 503. */
+static unsigned open_connections;
+/* libmicrohttpd's own cap sits above ours, so that it still accepts (and we answer)
+ * connections over the limit instead of dropping them. */
+#define OVERLOAD_SLACK 256
+/* Connection threads keep jemalloc's per-thread cache (faster allocation) while the worker
+ * has at most this many connections open; beyond, new ones start without it (see mem.c). */
+#define CACHED_THREADS_MAX 64
+
+/* Bodies above the limit are read and dropped up to this much more, so the client
+ * can read the 413; beyond that the connection is simply closed. */
+#define DISCARD_SLACK (1024 * 1024)
+
+static enum MHD_Result handle_health(request_t *req)
+{
+    static const char body[] = "{\"status\":\"ok\"}";
+    return http_respond(req, 200, "application/json", body, sizeof body - 1);
+}
+
+static enum MHD_Result handle_ready(request_t *req)
+{
+    if (http_draining)
+        return http_respond_error(req, 503, "airouter is shutting down", "server_error", NULL,
+                                  "service_unavailable");
+    bool any = false;
+    uint64_t now = st_now_ms();
+    for (int i = 0; i < http_cfg->nmodels && !any; i++)
+        any = balance_model_available(http_cfg, &http_cfg->models[i], now);
+    if (!any)
+        return http_respond_error(req, 503, "No backend target is healthy.", "server_error", NULL,
+                                  "no_healthy_target");
+    static const char body[] = "{\"status\":\"ready\"}";
+    return http_respond(req, 200, "application/json", body, sizeof body - 1);
+}
+
+/* Whether the client is on this host (127.0.0.0/8, ::1 or IPv4-mapped loopback). */
+static bool peer_is_loopback(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    if (!sa)
+        return false;
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return false;
+}
+
+static enum MHD_Result handle_metrics(request_t *req)
+{
+    /* The metrics name every backend and model: with neither a token nor a listener of their
+     * own chosen by the operator, only this host may read them. */
+    if (!http_cfg->metrics_token && !metrics_daemon && !peer_is_loopback(req->conn))
+        return http_respond_error(req, 403,
+                                  "/metrics is served only to clients on this host; set metrics.token or "
+                                  "metrics.listen to scrape it from elsewhere.",
+                                  "invalid_request_error", NULL, "forbidden");
+    if (http_cfg->metrics_token) {
+        const char *auth = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Authorization");
+        bool ok = auth && strncasecmp(auth, "Bearer ", 7) == 0 && route_secret_equal(auth + 7, http_cfg->metrics_token);
+        if (!ok)
+            return http_respond_error(req, 401, "/metrics needs 'Authorization: Bearer TOKEN' (metrics.token).",
+                                      "invalid_request_error", NULL, "invalid_api_key");
+    }
+    buf_t b = {0};
+    if (met_render(&b, AIROUTER_VERSION) < 0) {
+        buf_free(&b);
+        return http_respond_error(req, 500, "metrics are not available", "server_error", NULL, NULL);
+    }
+    st_render(&b, http_cfg);
+    enum MHD_Result rc = http_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
+    buf_free(&b);
+    return rc;
+}
+
+enum { M_GET = 1, M_POST = 2, M_DELETE = 4, M_ANY = 8 };
+
+typedef struct {
+    const char *path;
+    bool prefix;           /* path is a prefix (with something after it) */
+    unsigned methods;      /* M_*; GET also allows HEAD */
+    bool needs_key;
+    enum MHD_Result (*handler)(request_t *req);
+} endpoint_t;
+
+static const endpoint_t endpoints[] = {
+    {"/health", false, M_GET, false, handle_health},
+    {"/ready", false, M_GET, false, handle_ready},
+    {"/v1/chat/completions", false, M_POST, true, api_chat_completions},
+    {"/v1/completions", false, M_POST, true, api_completions},
+    {"/v1/embeddings", false, M_POST, true, api_embeddings},
+    {"/v1/models", false, M_GET, true, api_models_list},
+    {"/v1/models/", true, M_GET, true, api_model_get},
+    {"/v1/audio/speech", false, M_POST, true, proxy_speech},
+    {"/v1/audio/transcriptions", false, M_POST, true, proxy_transcriptions},
+    {"/v1/audio/translations", false, M_POST, true, proxy_translations},
+    {"/v1/images/generations", false, M_POST, true, proxy_image_generations},
+    {"/v1/images/edits", false, M_POST, true, proxy_image_edits},
+    {"/v1/images/variations", false, M_POST, true, proxy_image_variations},
+    {"/v1/moderations", false, M_POST, true, proxy_moderations},
+    {"/v1/responses", false, M_POST, true, proxy_responses},
+    {"/v1/responses/", true, M_GET | M_POST | M_DELETE, true, proxy_response_by_id},
+    {"/v1/messages", false, M_POST, true, messages_create},
+    {"/v1/messages/count_tokens", false, M_POST, true, messages_count_tokens},
+    {"/generate", false, M_POST, true, gateway_generate},
+    {"/stream", false, M_POST, true, gateway_stream},
+    {"(passthrough)", false, M_ANY, true, proxy_passthrough},
+    {"/metrics", false, M_GET, false, handle_metrics},
+};
+#define NENDPOINTS ((int)(sizeof endpoints / sizeof endpoints[0]))
+#define ENDPOINT_PASSTHROUGH (NENDPOINTS - 2)
+
+static const char *allow_header(unsigned methods)
+{
+    switch (methods) {
+    case M_POST: return "POST";
+    case M_GET | M_POST | M_DELETE: return "GET, HEAD, POST, DELETE";
+    default: return "GET, HEAD";
+    }
+}
+
+#define ENDPOINT_HEALTH 0
+#define ENDPOINT_METRICS (NENDPOINTS - 1)
+#define NENDPOINTS ((int)(sizeof endpoints / sizeof endpoints[0]))
+
+uint64_t http_unix_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t http_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+ssize_t http_hand_out(request_t *req, const buf_t *pending, size_t *off, char *out, size_t max)
+{
+    size_t n = pending->len - *off;
+    if (n > max)
+        n = max;
+    memcpy(out, pending->data + *off, n);
+    *off += n;
+    req->bytes_out += n;
+    return (ssize_t)n;
+}
+
+int http_client_fd(request_t *req)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    return ci ? ci->connect_fd : -1;
+}
+
+static void add_ratelimit_headers(struct MHD_Response *resp, const char *what, long limit, long remaining,
+                                  int reset_s)
+{
+    char name[48], v[32];
+    snprintf(name, sizeof name, "x-ratelimit-limit-%s", what);
+    snprintf(v, sizeof v, "%ld", limit);
+    MHD_add_response_header(resp, name, v);
+    snprintf(name, sizeof name, "x-ratelimit-remaining-%s", what);
+    snprintf(v, sizeof v, "%ld", remaining);
+    MHD_add_response_header(resp, name, v);
+    snprintf(name, sizeof name, "x-ratelimit-reset-%s", what);
+    snprintf(v, sizeof v, "%ds", reset_s);
+    MHD_add_response_header(resp, name, v);
+}
+
+void http_add_common_headers(request_t *req, struct MHD_Response *resp)
+{
+    char v[32];
+    MHD_add_response_header(resp, "X-Request-Id", req->id);
+    if (req->anthropic)
+        MHD_add_response_header(resp, "request-id", req->id);
+    if (http_draining || req->overloaded || req->close_connection)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    if (req->retry_after_s > 0) {
+        snprintf(v, sizeof v, "%d", req->retry_after_s);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, v);
+    }
+    if (http_cfg->retry.attempts_header && req->attempts > 0) {
+        snprintf(v, sizeof v, "%d", req->attempts);
+        MHD_add_response_header(resp, "x-airouter-attempts", v);
+    }
+    if (req->ratelimit_headers) {
+        /* The same headers OpenAI sends, so clients that read them keep working. */
+        if (req->rl_limit_requests)
+            add_ratelimit_headers(resp, "requests", req->rl_limit_requests, req->rl_remaining_requests,
+                                  req->rl_reset_requests_s);
+        if (req->rl_limit_tokens)
+            add_ratelimit_headers(resp, "tokens", req->rl_limit_tokens, req->rl_remaining_tokens,
+                                  req->rl_reset_tokens_s);
+    }
+}
+
+enum MHD_Result http_respond(request_t *req, int status, const char *content_type,
+                             const char *body, size_t len)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    http_add_common_headers(req, resp);
+    if (status == 405) {
+        const endpoint_t *ep = req->endpoint >= 0 ? &endpoints[req->endpoint] : NULL;
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
+                                req->allow ? req->allow : allow_header(ep ? ep->methods : M_GET));
+    }
+    if (status == 401)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    req->status = status;
+    req->bytes_out = len;
+    enum MHD_Result rc = MHD_queue_response(req->conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+enum MHD_Result http_respond_error(request_t *req, int status, const char *message,
+                                   const char *type, const char *param, const char *code)
+{
+    buf_t b = {0};
+    int rc_format;
+    if (req->anthropic) {
+        const char *atype = ashape_error_type(status, &status);
+        rc_format = ashape_error_format(&b, atype, message);
+    } else {
+        rc_format = oaierr_format(&b, message, type, param, code);
+    }
+    if (rc_format < 0) {
+        buf_free(&b);
+        return MHD_NO;
+    }
+    if (!req->error_reason[0])
+        snprintf(req->error_reason, sizeof req->error_reason, "%s", code ? code : type);
+    enum MHD_Result rc = http_respond(req, status, "application/json", b.data, b.len);
+    buf_free(&b);
+    return rc;
+}
+
+/* A client-supplied request id is kept if it is short and printable. */
+static void set_request_id(request_t *req, struct MHD_Connection *conn)
+{
+    const char *given = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
+    if (given) {
+        size_t n = strlen(given);
+        bool ok = n > 0 && n < sizeof req->id;
+        for (size_t i = 0; ok && i < n; i++)
+            ok = given[i] > 0x20 && given[i] < 0x7f && given[i] != '"' && given[i] != '\\';
+        if (ok) {
+            memcpy(req->id, given, n + 1);
+            return;
+        }
+    }
+    rand_id_hex(req->id, 16);
+}
+
+static bool method_allowed(unsigned methods, const char *method)
+{
+    return (methods & M_ANY) || ((methods & M_GET) && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)) ||
+           ((methods & M_POST) && strcmp(method, "POST") == 0) ||
+           ((methods & M_DELETE) && strcmp(method, "DELETE") == 0);
+}
+
+static int find_endpoint(const char *url, bool *method_ok, const char *method)
+{
+    /* Known endpoints first: a passthrough rule cannot shadow them. */
+    for (int i = 0; i < NENDPOINTS; i++) {
+        const endpoint_t *ep = &endpoints[i];
+        if (i == ENDPOINT_PASSTHROUGH)
+            continue;
+        size_t n = strlen(ep->path);
+        bool match = ep->prefix ? strncmp(url, ep->path, n) == 0 && url[n] : strcmp(url, ep->path) == 0;
+        if (!match)
+            continue;
+        *method_ok = method_allowed(ep->methods, method);
+        return i;
+    }
+    if (proxy_match(url)) {
+        *method_ok = true;
+        return ENDPOINT_PASSTHROUGH;
+    }
+    return -1;
+}
+
+/* The key from "Authorization: Bearer K" or "x-api-key: K". */
+static const char *presented_key(struct MHD_Connection *conn)
+{
+    const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    if (auth && strncasecmp(auth, "Bearer ", 7) == 0) {
+        auth += 7;
+        while (*auth == ' ')
+            auth++;
+        return auth;
+    }
+    return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "x-api-key");
+}
+
+/* Applies the key's per-minute and concurrency limits. Returns -1 with a queued 429 (503
+ * when the shared limits cannot be reached and cluster.on_error is "deny"). */
+static int admit_key(request_t *req, enum MHD_Result *rc)
+{
+    const cfg_key_t *k = req->key;
+    if (!k->rpm && !k->tpm && !k->max_concurrent)
+        return 0;
+    st_key_usage_t u;
+    int retry_after;
+    char which = limits_admit(k, &req->limits, &retry_after, &u);
+    req->ratelimit_headers = (k->rpm || k->tpm) && which != 'u';
+    req->rl_limit_requests = u.limit_requests;
+    req->rl_remaining_requests = u.remaining_requests;
+    req->rl_limit_tokens = u.limit_tokens;
+    req->rl_remaining_tokens = u.remaining_tokens;
+    req->rl_reset_requests_s = u.reset_requests_s;
+    req->rl_reset_tokens_s = u.reset_tokens_s;
+    if (!which)
+        return 0;
+    char msg[300];
+    limits_message(k, which, retry_after, msg, sizeof msg);
+    req->retry_after_s = retry_after;
+    if (which == 'u') {
+        snprintf(req->error_reason, sizeof req->error_reason, "cluster_unavailable");
+        *rc = http_respond_error(req, 503, msg, "server_error", NULL, "cluster_unavailable");
+        return -1;
+    }
+    snprintf(req->error_reason, sizeof req->error_reason, "rate_limited");
+    *rc = http_respond_error(req, 429, msg, which == 't' ? "tokens" : "requests", NULL, "rate_limit_exceeded");
+    return -1;
+}
+
+/* What the request head says about framing, as sent (MHD's lookup sees only the first of
+ * repeated headers). */
+typedef struct {
+    int content_lengths, transfer_encodings, hosts;
+    bool lengths_differ;
+    bool bad_name;               /* a header name that is not an RFC 9110 token ("Name :") */
+    bool bad_value;              /* a NUL or control character in a value */
+    const char *content_length, *transfer_encoding;
+} head_t;
+
+static bool token_char(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static enum MHD_Result collect_head(void *cls, enum MHD_ValueKind kind, const char *name, size_t name_len,
+                                    const char *value, size_t value_len)
+{
+    (void)kind;
+    head_t *f = cls;
+    if (!value)
+        value = "", value_len = 0;
+    for (size_t i = 0; i < name_len; i++)
+        if (!token_char((unsigned char)name[i]))
+            f->bad_name = true;
+    if (name_len == 0)
+        f->bad_name = true;
+    for (size_t i = 0; i < value_len; i++)
+        if (((unsigned char)value[i] < 0x20 && value[i] != '\t') || value[i] == 0x7f)
+            f->bad_value = true;
+    if (strcasecmp(name, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        if (f->content_lengths++ && strcmp(value, f->content_length) != 0)
+            f->lengths_differ = true;
+        f->content_length = value;
+    } else if (strcasecmp(name, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        f->transfer_encodings++;
+        f->transfer_encoding = value;
+    } else if (strcasecmp(name, MHD_HTTP_HEADER_HOST) == 0) {
+        f->hosts++;
+    }
+    return MHD_YES;
+}
+
+/* Whether a Transfer-Encoding value is the chunked coding alone (RFC 9112 section 7). */
+static bool chunked_only(const char *te)
+{
+    while (*te == ' ' || *te == '\t')
+        te++;
+    size_t n = strlen(te);
+    while (n && (te[n - 1] == ' ' || te[n - 1] == '\t'))
+        n--;
+    return n == 7 && strncasecmp(te, "chunked", 7) == 0;
+}
+
+/* Whether the last coding of a Transfer-Encoding list is chunked. */
+static bool chunked_last(const char *te)
+{
+    const char *last = strrchr(te, ',');
+    return chunked_only(last ? last + 1 : te);
+}
+
+/* A body whose length two readers could see differently may hide a second request
+ * (request smuggling), so the framing rules of RFC 9112 (sections 3.2, 5 and 6) that
+ * libmicrohttpd does not enforce itself are enforced before anything else: the request
+ * is refused and the connection closed. Returns -1 with the answer queued in *rc. */
+static int check_framing(request_t *req, const char *version, enum MHD_Result *rc)
+{
+    head_t f = {0};
+    MHD_get_connection_values_n(req->conn, MHD_HEADER_KIND, collect_head, &f);
+    const char *why = NULL;
+    int status = 400;
+    bool http11 = strcmp(version, MHD_HTTP_VERSION_1_1) == 0;
+    if (f.bad_name)
+        why = "A header name is not a token (no space may come before the colon).";
+    else if (f.bad_value)
+        why = "A header value has a control character.";
+    else if (f.hosts > 1 || (http11 && f.hosts == 0))
+        why = "An HTTP/1.1 request needs exactly one Host header.";
+    else if (f.transfer_encodings && f.content_lengths)
+        why = "The request has both Content-Length and Transfer-Encoding.";
+    else if (f.transfer_encodings && !http11)
+        why = "Transfer-Encoding needs HTTP/1.1.";
+    else if (f.transfer_encodings > 1)
+        why = "The request has more than one Transfer-Encoding header.";
+    else if (f.transfer_encodings && !chunked_last(f.transfer_encoding))
+        why = "Transfer-Encoding must end with chunked.";
+    else if (f.transfer_encodings && !chunked_only(f.transfer_encoding))
+        why = "Only the chunked transfer coding is supported.", status = 501;
+    else if (f.lengths_differ)
+        why = "The request has Content-Length headers that disagree.";
+    if (!why)
+        return 0;
+    req->close_connection = true;
+    *rc = http_respond_error(req, status, why, "invalid_request_error", NULL,
+                             status == 501 ? "unsupported_transfer_encoding" : "invalid_framing");
+    return -1;
+}
+
+/* A path with dot segments or control characters, raw or percent-encoded, could leave
+ * the prefix it is forwarded under; no endpoint needs one. Returns -1 with a queued 400. */
+static int check_path(request_t *req, enum MHD_Result *rc)
+{
+    const char *why = NULL;
+    switch (urlpath_check(req->url)) {
+    case URLPATH_OK:
+        return 0;
+    case URLPATH_DOT_SEGMENT:
+        why = "The path has a '.' or '..' segment (raw or percent-encoded); paths must be written out in full.";
+        break;
+    case URLPATH_CONTROL:
+        why = "The path has a control character (raw or percent-encoded).";
+        break;
+    case URLPATH_DEEP_ESCAPES:
+        why = "The path is percent-encoded too many times over.";
+        break;
+    }
+    *rc = http_respond_error(req, 400, why, "invalid_request_error", NULL, "invalid_url");
+    return -1;
+}
+
+/* First call for a request: check its framing and path, route it, check the method, key
+ * and announced size. Returns MHD_YES with a queued response when it is already answered. */
+static enum MHD_Result begin_request(request_t *req, const char *version, bool on_metrics_port, bool *answered)
+{
+    struct MHD_Connection *conn = req->conn;
+    bool method_ok = false;
+    enum MHD_Result rc;
+    *answered = true;
+    if (check_framing(req, version, &rc) < 0 || check_path(req, &rc) < 0)
+        return rc;
+    req->endpoint = find_endpoint(req->url, &method_ok, req->method);
+    /* With a separate metrics listener, each port serves only its own paths. */
+    if (req->endpoint >= 0 && (metrics_daemon || on_metrics_port)) {
+        bool metrics_path = req->endpoint == ENDPOINT_METRICS;
+        if (on_metrics_port ? !(metrics_path || req->endpoint == ENDPOINT_HEALTH) : metrics_path)
+            req->endpoint = -1;
+    }
+    if (req->endpoint < 0) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "Invalid URL (%.16s %.200s)", req->method, req->url);
+        return http_respond_error(req, 404, msg, "invalid_request_error", NULL, "unknown_url");
+    }
+    const endpoint_t *ep = &endpoints[req->endpoint];
+    req->anthropic = ep->handler == messages_create || ep->handler == messages_count_tokens;
+    if (__atomic_load_n(&open_connections, __ATOMIC_RELAXED) > (unsigned)http_cfg->max_connections &&
+        req->endpoint != ENDPOINT_HEALTH && req->endpoint != ENDPOINT_METRICS) {
+        req->overloaded = true;
+        req->retry_after_s = 1;
+        return http_respond_error(req, 503, "airouter is at its connection limit; try again shortly.",
+                                  "server_error", NULL, "server_overloaded");
+    }
+    if (!method_ok) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "Method %.16s is not allowed for %.200s; use %s", req->method,
+                 req->url, allow_header(ep->methods));
+        return http_respond_error(req, 405, msg, "invalid_request_error", NULL,
+                                  "method_not_allowed");
+    }
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    /* A body a little over the limit is read and dropped, then answered, so that clients
+     * that write it all before reading see the 413; a much larger one is refused at once. */
+    if (cl && strtoull(cl, NULL, 10) > http_cfg->max_body_bytes + DISCARD_SLACK) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "Request body too large: the limit is %zu bytes",
+                 http_cfg->max_body_bytes);
+        return http_respond_error(req, 413, msg, "invalid_request_error", NULL,
+                                  "request_too_large");
+    }
+    if (ep->needs_key && http_cfg->nkeys > 0) {
+        const char *k = presented_key(conn);
+        req->key = route_authenticate(http_cfg, k);
+        if (!req->key)
+            return http_respond_error(
+                req, 401,
+                k && *k ? "Incorrect API key provided."
+                        : "You didn't provide an API key. Send it as 'Authorization: Bearer KEY' "
+                          "or 'x-api-key: KEY'.",
+                "invalid_request_error", NULL, "invalid_api_key");
+        req->client_key = strdup(k);
+        if (ep->handler != api_models_list && ep->handler != api_model_get) {
+            if (admit_key(req, &rc) < 0)
+                return rc;
+        }
+    } else if (ep->needs_key) {
+        const char *k = presented_key(conn);
+        if (k)
+            req->client_key = strdup(k);
+    }
+    *answered = false;
+    return MHD_YES;
+}
+
+static conn_watch_t *watch_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    request_t *req = *con_cls;
+    conn_watch_t *watch = watch_of(conn);
+    if (!req) {
+        if (!conn_watch_head_done(watch))
+            return MHD_NO; /* cut for slowness just now: already answered 408 */
+        req = calloc(1, sizeof *req);
+        if (!req)
+            return MHD_NO;
+        *con_cls = req;
+        req->start_us = http_now_us();
+        req->conn = conn;
+        req->url = url;
+        req->method = method;
+        req->endpoint = -1;
+        req->tokens_in = req->tokens_out = req->tokens_cached = req->cost_micro = -1;
+        req->start_unix_ns = http_unix_ns();
+        __atomic_add_fetch(&active_requests, 1, __ATOMIC_SEQ_CST);
+        set_request_id(req, conn);
+        bool answered;
+        enum MHD_Result rc = begin_request(req, version, cls != NULL, &answered);
+        if (answered) /* whatever body follows is only discarded: no rate to keep */
+            conn_watch_body_done(watch);
+        return answered ? rc : MHD_YES;
+    }
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (!conn_watch_body(watch, n))
+            return MHD_NO;
+        req->body_seen += n;
+        if (req->body_seen > http_cfg->max_body_bytes) {
+            req->too_large = true;
+            buf_free(&req->body);
+            return req->body_seen > http_cfg->max_body_bytes + DISCARD_SLACK ? MHD_NO : MHD_YES;
+        }
+        return buf_append(&req->body, upload_data, n) < 0 ? MHD_NO : MHD_YES;
+    }
+    if (!conn_watch_body_done(watch))
+        return MHD_NO;
+    if (req->too_large) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "Request body too large: the limit is %zu bytes",
+                 http_cfg->max_body_bytes);
+        return http_respond_error(req, 413, msg, "invalid_request_error", NULL,
+                                  "request_too_large");
+    }
+    return endpoints[req->endpoint].handler(req);
+}
+
+static void access_log(request_t *req)
+{
+    if (!log_access_enabled())
+        return;
+    buf_t b = {0};
+    char ts[40];
+    log_timestamp(ts, sizeof ts);
+    uint64_t now = http_now_us();
+    buf_printf(&b, "{\"time\":\"%s\",\"request_id\":", ts);
+    buf_append_json_string(&b, req->id);
+    buf_appends(&b, ",\"method\":");
+    buf_append_json_string(&b, req->method ? req->method : "");
+    buf_appends(&b, ",\"path\":");
+    buf_append_json_string(&b, req->url ? req->url : "");
+    buf_printf(&b, ",\"status\":%d,\"bytes\":%llu,\"duration_ms\":%.3f,\"worker\":%d", req->status,
+               (unsigned long long)req->bytes_out, (double)(now - req->start_us) / 1000.0,
+               (int)getpid());
+    buf_appends(&b, ",\"key\":");
+    if (req->key)
+        buf_append_json_string(&b, req->key->name);
+    else
+        buf_appends(&b, "null");
+    buf_appends(&b, ",\"model\":");
+    if (req->model_asked)
+        buf_append_json_string(&b, req->model_asked);
+    else
+        buf_appends(&b, "null");
+    buf_appends(&b, ",\"model_routed\":");
+    if (req->model_routed)
+        buf_append_json_string(&b, req->model_routed);
+    else
+        buf_appends(&b, "null");
+    buf_appends(&b, ",\"backend\":");
+    if (req->backend_name)
+        buf_append_json_string(&b, req->backend_name);
+    else
+        buf_appends(&b, "null");
+    buf_printf(&b, ",\"stream\":%s", req->stream ? "true" : "false");
+    if (req->first_byte_us)
+        buf_printf(&b, ",\"ttfb_ms\":%.3f", (double)(req->first_byte_us - req->start_us) / 1000.0);
+    else
+        buf_appends(&b, ",\"ttfb_ms\":null");
+    if (req->tokens_in >= 0)
+        buf_printf(&b, ",\"tokens_in\":%lld", req->tokens_in);
+    else
+        buf_appends(&b, ",\"tokens_in\":null");
+    if (req->tokens_out >= 0)
+        buf_printf(&b, ",\"tokens_out\":%lld", req->tokens_out);
+    else
+        buf_appends(&b, ",\"tokens_out\":null");
+    if (req->cost_micro >= 0)
+        buf_printf(&b, ",\"cost_usd\":%.6f", (double)req->cost_micro / 1e6);
+    else
+        buf_appends(&b, ",\"cost_usd\":null");
+    buf_printf(&b, ",\"retries\":%d,\"client_abort\":%s", req->attempts > 1 ? req->attempts - 1 : 0,
+               req->client_abort ? "true" : "false");
+    if (req->trace_id[0])
+        buf_printf(&b, ",\"trace_id\":\"%s\"", req->trace_id);
+    buf_appends(&b, ",\"error\":");
+    if (req->error_reason[0])
+        buf_append_json_string(&b, req->error_reason);
+    else
+        buf_appends(&b, "null");
+    buf_appends(&b, "}");
+    if (b.data)
+        log_access_line(b.data, b.len);
+    buf_free(&b);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    request_t *req = *con_cls;
+    conn_watch_t *watch = watch_of(conn);
+    if (!req) {
+        conn_watch_request_done(watch);
+        return;
+    }
+    const char *cut_reason = conn_watch_cut_reason(watch);
+    if (cut_reason && !req->status) {
+        req->status = 408;
+        snprintf(req->error_reason, sizeof req->error_reason, "%s", cut_reason);
+    }
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && !req->error_reason[0])
+        snprintf(req->error_reason, sizeof req->error_reason, "%s",
+                 toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT ? "client_abort"
+                 : toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? "client_timeout"
+                 : toe == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN ? "shutdown"
+                                                                   : "connection_error");
+    if (!req->status)
+        req->status = 499; /* closed before any response: nginx's convention */
+    if (toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT || strcmp(req->error_reason, "client_abort") == 0)
+        req->client_abort = true;
+    req->cost_micro = limits_cost(&req->limits, req->tokens_in, req->tokens_cached, req->tokens_out);
+    if (req->kind) {
+        uint64_t now = http_now_us();
+        met_observe(MET_H_DURATION, req->model_slot, now - req->start_us);
+        if (req->first_byte_us && req->stream)
+            met_observe(MET_H_TTFT, req->model_slot, req->first_byte_us - req->start_us);
+        if (req->tokens_in > 0 || req->tokens_out > 0)
+            met_tokens(req->model_slot, req->tokens_in > 0 ? (uint64_t)req->tokens_in : 0,
+                       req->tokens_out > 0 ? (uint64_t)req->tokens_out : 0);
+        if (req->client_abort)
+            met_client_abort(req->model_slot);
+        /* last, in this order: a scrape reads them first (see metrics.c) */
+        met_request(req->model_slot, req->backend_slot, req->kind, req->client_abort ? 499 : req->status);
+        met_in_flight(-1);
+        trace_request_done(req);
+    }
+    if (req->key) {
+        long long used = (req->tokens_in > 0 ? req->tokens_in : 0) + (req->tokens_out > 0 ? req->tokens_out : 0);
+        quota_outcome_t how = req->tokens_in >= 0 || req->tokens_out >= 0 ? QUOTA_USAGE
+                              : req->status >= 400 || !req->bytes_out ? QUOTA_FAILED
+                                                                      : QUOTA_NO_USAGE;
+        long long cost = req->cost_micro;
+        if (how == QUOTA_NO_USAGE && req->client_abort && req->chunks_relayed > 0) {
+            /* left mid-stream, before any usage: settled with what was produced, a chunk a token */
+            how = QUOTA_USAGE;
+            used = req->limits.prompt_estimate + req->chunks_relayed;
+            cost = limits_cost(&req->limits, req->limits.prompt_estimate, 0, req->chunks_relayed);
+        }
+        limits_finish(req->key, &req->limits, how, used, cost);
+    }
+    access_log(req);
+    buf_free(&req->body);
+    free(req->client_key);
+    free(req->model_asked);
+    free(req->provider);
+    free(req);
+    *con_cls = NULL;
+    __atomic_sub_fetch(&active_requests, 1, __ATOMIC_SEQ_CST);
+    conn_watch_request_done(watch);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    (void)cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        __atomic_add_fetch(&open_connections, 1, __ATOMIC_RELAXED);
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_context = ci ? conn_watch_opened(ci->connect_fd) : NULL;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        __atomic_sub_fetch(&open_connections, 1, __ATOMIC_RELAXED);
+        /* MHD closes the socket only after this: the watchdog never sees a reused fd */
+        conn_watch_closed(*socket_context);
+        *socket_context = NULL;
+    }
+}
+
+/* Called once a request line has been read: the request head's clock starts. The value
+ * returned becomes the request's initial context, which on_request expects NULL. */
+static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    (void)cls, (void)uri;
+    conn_watch_head_begun(watch_of(conn));
+    if (__atomic_load_n(&open_connections, __ATOMIC_RELAXED) > CACHED_THREADS_MAX)
+        mem_thread_without_cache(); /* before the request's first allocation in this thread */
+    return NULL;
+}
+
+unsigned http_active_requests(void) { return __atomic_load_n(&active_requests, __ATOMIC_SEQ_CST); }
+
+static void mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    log_debug("http: %s", msg);
+}
+
+/* URLs are kept as the client escaped them, so paths and queries are forwarded
+ * exactly (a %2F in an id stays one); the few handlers that need a value decode it. */
+static size_t keep_escapes(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls, (void)c;
+    return strlen(s);
+}
+
+static struct MHD_Daemon *start_daemon(int fd, void *cls, const cfg_t *cfg)
+{
+    return MHD_start_daemon(
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+            MHD_USE_ITC | MHD_USE_ERROR_LOG,
+        0, NULL, NULL, on_request, cls, MHD_OPTION_LISTEN_SOCKET, fd,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections + OVERLOAD_SLACK,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->idle_timeout,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
+        MHD_OPTION_URI_LOG_CALLBACK, on_request_line, NULL,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024),
+        MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512 * 1024),
+        MHD_OPTION_UNESCAPE_CALLBACK, keep_escapes, NULL,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL, MHD_OPTION_END);
+}
+
+int http_start(const cfg_t *cfg, int listen_fd, int metrics_fd)
+{
+    http_cfg = cfg;
+    if (conn_watch_start(cfg->header_timeout, cfg->min_body_rate) < 0)
+        return -1;
+    if (metrics_fd >= 0) {
+        static int metrics_marker;
+        metrics_daemon = start_daemon(metrics_fd, &metrics_marker, cfg);
+        if (!metrics_daemon) {
+            log_error("cannot start the metrics listener on %s", cfg->metrics_listen);
+            return -1;
+        }
+    }
+    daemon_handle = start_daemon(listen_fd, NULL, cfg);
+    if (!daemon_handle) {
+        log_error("cannot start the HTTP server on %s", cfg->listen);
+        return -1;
+    }
+    return 0;
+}
+
+/* Stops accepting on d; our copy of its socket is closed so that, once the master and
+ * every worker have let go of it, new connections are refused instead of queued. Quiesce
+ * first: without it, stopping would shut down the shared listen socket. */
+static void stop_accepting(struct MHD_Daemon *d)
+{
+    MHD_socket lfd = MHD_quiesce_daemon(d);
+    if (lfd != MHD_INVALID_SOCKET)
+        close(lfd);
+}
+
+void http_drain_and_stop(bool final)
+{
+    if (!daemon_handle)
+        return;
+    http_draining = 1; /* from now on every answer carries Connection: close */
+    stop_accepting(daemon_handle);
+    if (metrics_daemon)
+        stop_accepting(metrics_daemon);
+    /* A connection ends once it has answered its request, or once the watchdog has seen it
+     * idle with nothing received: a request already on its way is answered, never cut. */
+    conn_watch_drain(final);
+    uint64_t deadline = http_now_us() + (uint64_t)http_cfg->drain_timeout * 1000000u;
+    while ((conn_watch_open_count() > 0 || http_active_requests() > 0) && http_now_us() < deadline) {
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (http_active_requests() > 0)
+        log_warn("drain timeout: closing %u in-flight request(s)", http_active_requests());
+    MHD_stop_daemon(daemon_handle);
+    daemon_handle = NULL;
+    if (metrics_daemon) {
+        MHD_stop_daemon(metrics_daemon);
+        metrics_daemon = NULL;
+    }
+    conn_watch_stop();
+}
