@@ -39,9 +39,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     c->prompt_tokens = c->completion_tokens = -1;
     c->max_tokens = 16;
     c->prompt = m.strip_prompt ? strdup("<|user|>hi") : NULL;
-    c->status_details = grpc_empty_slice();
-    grpc_metadata_array_init(&c->initial_md);
-    grpc_metadata_array_init(&c->trailing_md);
     snprintf(c->id, sizeof c->id, "chatcmpl-fuzz");
 
     for (size_t off = 1; off + 2 <= size && !c->finished && !c->failed;) {

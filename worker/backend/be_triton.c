@@ -4,13 +4,6 @@
  * request (decoupled models reject ModelInfer) and empty final responses enabled,
  * so the end is always seen; the answer comes back as OpenAI chunks or one
  * completion. One channel per Triton backend per worker, reused. */
-#include <grpc/byte_buffer.h>
-#include <grpc/byte_buffer_reader.h>
-#include <grpc/grpc.h>
-#include <grpc/grpc_security.h>
-#include <grpc/slice.h>
-#include <grpc/support/time.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +14,7 @@
 #include "common/log.h"
 #include "common/prompt.h"
 #include "worker/backend/backend.h"
+#include "worker/rpc/rpc_client.h"
 #include "triton.pb-c.h"
 
 #define METHOD "/inference.GRPCInferenceService/ModelStreamInfer"
@@ -32,23 +26,15 @@
 
 static pthread_mutex_t channels_lock = PTHREAD_MUTEX_INITIALIZER;
 static const cfg_backend_t *channel_owner[64];
-static grpc_channel *channels[64];
+static rpc_channel_t *channels[64];
 static int nchannels;
-static bool grpc_up;
+static bool rpc_up;
 
 typedef Inference__ModelInferRequest Req;
 typedef Inference__ModelInferRequest__InferInputTensor Tensor;
 
 struct be_call {
-    grpc_call *call;
-    grpc_completion_queue *cq;
-    grpc_metadata_array initial_md, trailing_md;
-    grpc_status_code status;
-    grpc_slice status_details;
-    grpc_byte_buffer *recv;
-    bool recv_pending;
-    bool start_pending;     /* the first batch's completion is not collected yet */
-    bool status_pending;    /* nor the status batch's */
+    rpc_stream_t *rpc;
     bool finished;          /* the final response (or the stream's end) was seen */
     bool failed;
     const cfg_backend_t *be;
@@ -85,47 +71,40 @@ static uint64_t now_us(void)
 
 static int triton_worker_init(void)
 {
-    grpc_init(); /* per worker, after fork: never in the master */
-    grpc_up = true;
+    rpc_client_init(); /* per worker, after fork: never in the master */
+    rpc_up = true;
     return 0;
 }
 
 static void triton_worker_cleanup(void)
 {
-    if (!grpc_up)
+    if (!rpc_up)
         return;
     pthread_mutex_lock(&channels_lock);
     for (int i = 0; i < nchannels; i++)
-        grpc_channel_destroy(channels[i]);
+        rpc_client_channel_close(channels[i]);
     nchannels = 0;
     pthread_mutex_unlock(&channels_lock);
-    grpc_shutdown();
-    grpc_up = false;
+    rpc_client_shutdown();
+    rpc_up = false;
 }
 
 /* The worker's channel to a Triton backend, made on first use. */
-static grpc_channel *channel_for(const cfg_backend_t *be)
+static rpc_channel_t *channel_for(const cfg_backend_t *be)
 {
-    grpc_channel *ch = NULL;
+    rpc_channel_t *ch = NULL;
     pthread_mutex_lock(&channels_lock);
     for (int i = 0; i < nchannels && !ch; i++)
         if (channel_owner[i] == be)
             ch = channels[i];
     if (!ch && nchannels < 64) {
-        grpc_arg args[] = {
-            /* Triton sets no send limit; the 4 MiB default receive limit is too low for a whole
-             * answer, but a backend must not fill the worker's memory. */
-            {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, .value.integer = (int)CFG_MAX_ANSWER_BYTES},
-            {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, .value.integer = -1},
-            {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, .value.integer = 200},
-            {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, .value.integer = 2000},
-        };
-        grpc_channel_args cargs = {.num_args = sizeof args / sizeof args[0], .args = args};
-        grpc_channel_credentials *creds = grpc_insecure_credentials_create();
-        ch = grpc_channel_create(be->url, creds, &cargs);
-        grpc_channel_credentials_release(creds);
-        channel_owner[nchannels] = be;
-        channels[nchannels++] = ch;
+        /* Triton sets no send limit; the 4 MiB default receive limit is too low for a whole
+         * answer, but a backend must not fill the worker's memory. */
+        ch = rpc_client_channel_open(be->url, CFG_MAX_ANSWER_BYTES);
+        if (ch) {
+            channel_owner[nchannels] = be;
+            channels[nchannels++] = ch;
+        }
     }
     pthread_mutex_unlock(&channels_lock);
     return ch;
@@ -550,53 +529,13 @@ static bool handle_response(be_call_t *c, Inference__ModelStreamInferResponse *r
 
 /* ---- backend interface ---- */
 
-static char tag_start, tag_recv, tag_status;
-
-static void pluck(be_call_t *c, void *tag, gpr_timespec deadline, bool *pending)
-{
-    if (*pending && grpc_completion_queue_pluck(c->cq, tag, deadline, NULL).type == GRPC_OP_COMPLETE)
-        *pending = false;
-}
-
-/* Collects the completion of every batch started on the call: each holds a reference to the
- * call until it is plucked, so one left in the queue keeps the call and its arena (about 20 KB)
- * alive for ever. The status of a finished call is normally there already; one that is not
- * within a second is cut short by a cancel. */
-static void collect_batches(be_call_t *c)
-{
-    gpr_timespec forever = gpr_inf_future(GPR_CLOCK_REALTIME);
-    if (c->status_pending)
-        pluck(c, &tag_status, gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(1000, GPR_TIMESPAN)),
-              &c->status_pending);
-    if (c->status_pending)
-        grpc_call_cancel(c->call, NULL);
-    pluck(c, &tag_status, forever, &c->status_pending);
-    pluck(c, &tag_start, forever, &c->start_pending);
-    pluck(c, &tag_recv, forever, &c->recv_pending);
-}
-
 static void call_free(be_call_t *c)
 {
     if (!c)
         return;
-    if (c->call) {
-        if (!c->finished || c->recv_pending)
-            grpc_call_cancel(c->call, NULL); /* the client left or the call failed: stop Triton's work */
-        collect_batches(c);
-        grpc_call_unref(c->call);
-    }
-    if (c->cq) {
-        grpc_completion_queue_shutdown(c->cq);
-        while (grpc_completion_queue_pluck(c->cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
-               GRPC_QUEUE_SHUTDOWN)
-            ;
-        grpc_completion_queue_destroy(c->cq);
-    }
-    if (c->recv)
-        grpc_byte_buffer_destroy(c->recv);
-    grpc_metadata_array_destroy(&c->initial_md);
-    grpc_metadata_array_destroy(&c->trailing_md);
-    grpc_slice_unref(c->status_details);
+    if (c->rpc && !c->finished)
+        rpc_client_stream_cancel(c->rpc); /* the client left or the call failed: stop Triton's work */
+    rpc_client_stream_free(c->rpc);
     for (int i = 0; i < c->nqueued; i++)
         json_object_put(c->queued[i]);
     buf_free(&c->text);
@@ -663,10 +602,7 @@ static be_call_t *triton_open(const be_request_t *req, be_event_t *ev)
     c->created = (long)time(NULL);
     c->prompt_tokens = c->completion_tokens = -1;
     c->prompt = m->strip_prompt && prompt.data ? strdup(prompt.data) : NULL;
-    c->status_details = grpc_empty_slice();
     snprintf(c->id, sizeof c->id, "%s-%s", req->kind == KIND_CHAT ? "chatcmpl" : "cmpl", req->request_id);
-    grpc_metadata_array_init(&c->initial_md);
-    grpc_metadata_array_init(&c->trailing_md);
 
     builder_t *b = calloc(1, sizeof *b);
     if (!b) {
@@ -699,55 +635,33 @@ static be_call_t *triton_open(const be_request_t *req, be_event_t *ev)
     b->req.n_raw_input_contents = b->req.n_inputs;
     b->req.raw_input_contents = b->raw;
     size_t len = inference__model_infer_request__get_packed_size(&b->req);
-    grpc_slice payload = grpc_slice_malloc(len);
-    inference__model_infer_request__pack(&b->req, GRPC_SLICE_START_PTR(payload));
+    uint8_t *payload = malloc(len ? len : 1);
+    if (payload)
+        inference__model_infer_request__pack(&b->req, payload);
     for (size_t i = 0; i < 24; i++)
         buf_free(&b->raw_bufs[i]);
     free(b);
     buf_free(&prompt);
+    if (!payload) {
+        call_free(c);
+        be_event_error(ev, BE_ERR_INTERNAL, 500, "server_error", NULL, "airouter is out of memory.");
+        return NULL;
+    }
 
-    grpc_channel *ch = channel_for(c->be);
-    c->cq = grpc_completion_queue_create_for_pluck(NULL);
-    gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
-                                         gpr_time_from_millis((int64_t)(c->be->timeout * 1000), GPR_TIMESPAN));
-    c->call = ch ? grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, c->cq, grpc_slice_from_static_string(METHOD),
-                                            NULL, deadline, NULL)
-                 : NULL;
-    if (!c->call) {
-        grpc_slice_unref(payload);
+    rpc_metadata_t md[1];
+    size_t nmd = 0;
+    if (req->traceparent && req->traceparent[0]) /* W3C trace context as gRPC metadata */
+        md[nmd++] = (rpc_metadata_t){.key = "traceparent", .value = req->traceparent};
+    c->rpc = rpc_client_stream_start(channel_for(c->be), METHOD, md, nmd, (int64_t)(c->be->timeout * 1000));
+    if (!c->rpc) {
+        free(payload);
         call_free(c);
         be_event_error(ev, BE_ERR_CONNECT, 502, "server_error", "backend_unavailable", "The model's backend is unavailable.");
         return NULL;
     }
-    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&payload, 1);
-    grpc_slice_unref(payload);
-    grpc_metadata md[1];
-    size_t nmd = 0;
-    if (req->traceparent && req->traceparent[0]) { /* W3C trace context as gRPC metadata */
-        md[0].key = grpc_slice_from_static_string("traceparent");
-        md[0].value = grpc_slice_from_copied_string(req->traceparent);
-        nmd = 1;
-    }
-    grpc_op ops[4] = {{.op = GRPC_OP_SEND_INITIAL_METADATA}, {.op = GRPC_OP_SEND_MESSAGE},
-                      {.op = GRPC_OP_SEND_CLOSE_FROM_CLIENT}, {.op = GRPC_OP_RECV_INITIAL_METADATA}};
-    ops[0].data.send_initial_metadata.count = nmd;
-    ops[0].data.send_initial_metadata.metadata = nmd ? md : NULL;
-    ops[1].data.send_message.send_message = bb;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &c->initial_md;
-    grpc_call_error e = grpc_call_start_batch(c->call, ops, 4, &tag_start, NULL);
-    c->start_pending = e == GRPC_CALL_OK;
-    grpc_op st = {.op = GRPC_OP_RECV_STATUS_ON_CLIENT};
-    st.data.recv_status_on_client.trailing_metadata = &c->trailing_md;
-    st.data.recv_status_on_client.status = &c->status;
-    st.data.recv_status_on_client.status_details = &c->status_details;
-    if (e == GRPC_CALL_OK) {
-        e = grpc_call_start_batch(c->call, &st, 1, &tag_status, NULL);
-        c->status_pending = e == GRPC_CALL_OK;
-    }
-    grpc_byte_buffer_destroy(bb); /* the batch holds its own reference */
-    if (nmd)
-        grpc_slice_unref(md[0].value);
-    if (e != GRPC_CALL_OK) {
+    int sent = rpc_client_stream_send(c->rpc, payload, len, true);
+    free(payload);
+    if (sent < 0) {
         call_free(c);
         be_event_error(ev, BE_ERR_INTERNAL, 500, "server_error", NULL, "airouter could not start the Triton call.");
         return NULL;
@@ -759,32 +673,31 @@ static be_call_t *triton_open(const be_request_t *req, be_event_t *ev)
 /* The stream ended without a final response: the call's status says why. */
 static void stream_ended(be_call_t *c, be_event_t *ev)
 {
-    pluck(c, &tag_status, gpr_inf_future(GPR_CLOCK_REALTIME), &c->status_pending);
+    const char *message;
+    rpc_status_t status = rpc_client_stream_finish(c->rpc, &message);
     char detail[300];
-    char *raw = strndup((const char *)GRPC_SLICE_START_PTR(c->status_details), GRPC_SLICE_LENGTH(c->status_details));
-    be_client_message(detail, sizeof detail, raw ? raw : "", c->be, c->backend_model, c->client_model);
-    free(raw);
-    log_warn("backend '%s': Triton call ended with status %d: %s", c->be->name, (int)c->status, detail);
+    be_client_message(detail, sizeof detail, message, c->be, c->backend_model, c->client_model);
+    log_warn("backend '%s': Triton call ended with status %d: %s", c->be->name, (int)status, detail);
     c->failed = true;
-    if (c->status == GRPC_STATUS_RESOURCE_EXHAUSTED && strcasestr(detail, "larger than max")) {
+    if (status == RPC_STATUS_RESOURCE_EXHAUSTED && strcasestr(detail, "larger than max")) {
         /* grpc's own words for a message over the channel's receive limit */
         be_event_error(ev, BE_ERR_PROTOCOL, 502, "server_error", "backend_error",
                        "The model's backend sent an answer that is too large.");
         return;
     }
-    switch (c->status) {
-    case GRPC_STATUS_OK:
+    switch (status) {
+    case RPC_STATUS_OK:
         be_event_error(ev, BE_ERR_PROTOCOL, 502, "server_error", "backend_error",
                        "The model's backend ended the stream before its final response.");
         break;
-    case GRPC_STATUS_UNAVAILABLE:
+    case RPC_STATUS_UNAVAILABLE:
         be_event_error(ev, BE_ERR_CONNECT, 502, "server_error", "backend_unavailable", "The model's backend is unavailable.");
         break;
-    case GRPC_STATUS_DEADLINE_EXCEEDED:
+    case RPC_STATUS_DEADLINE_EXCEEDED:
         be_event_error(ev, BE_ERR_TIMEOUT, 504, "server_error", "backend_timeout", "The model's backend did not answer in time.");
         break;
-    case GRPC_STATUS_INVALID_ARGUMENT:
-    case GRPC_STATUS_NOT_FOUND:
+    case RPC_STATUS_INVALID_ARGUMENT:
+    case RPC_STATUS_NOT_FOUND:
         be_event_error(ev, BE_ERR_HTTP_5XX, 502, "server_error", "backend_error",
                        "The model's backend rejected the request: %s", detail);
         break;
@@ -830,53 +743,35 @@ static void triton_next(be_call_t *c, be_event_t *ev, int wait_ms)
             ev->type = BE_EV_PENDING;
             return;
         }
-        if (!c->recv_pending) {
-            grpc_op op = {.op = GRPC_OP_RECV_MESSAGE};
-            op.data.recv_message.recv_message = &c->recv;
-            if (grpc_call_start_batch(c->call, &op, 1, &tag_recv, NULL) != GRPC_CALL_OK) {
-                stream_ended(c, ev);
-                return;
-            }
-            c->recv_pending = true;
-        }
         uint64_t until = limit < wait_end ? limit : wait_end;
         int slice = (int)((until - now) / 1000u) + 1;
         if (slice > SLICE_MS)
             slice = SLICE_MS;
-        grpc_event got = grpc_completion_queue_pluck(
-            c->cq, &tag_recv, gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(slice, GPR_TIMESPAN)), NULL);
-        if (got.type == GRPC_QUEUE_TIMEOUT) {
+        const void *data;
+        size_t len;
+        /* a stream's messages are events; a whole answer may take up to the channel's limit */
+        rpc_recv_t got = rpc_client_stream_recv(c->rpc, slice, c->stream ? c->max_event : SIZE_MAX, &data, &len);
+        if (got == RPC_RECV_TIMEOUT) {
             if (client_gone(c->client_fd)) {
                 be_event_error(ev, BE_ERR_CLIENT_GONE, 499, "client_gone", NULL, "client disconnected");
                 return;
             }
             continue;
         }
-        c->recv_pending = false;
-        if (!c->recv) { /* the stream is over */
+        if (got == RPC_RECV_END) {
             stream_ended(c, ev);
             return;
         }
         c->last_us = now_us();
-        if (c->stream && grpc_byte_buffer_length(c->recv) > c->max_event) {
-            grpc_byte_buffer_destroy(c->recv);
-            c->recv = NULL;
+        if (got == RPC_RECV_TOO_LARGE) {
             c->failed = true;
             log_warn("backend '%s': a stream message passed limits.max_event_bytes (%zu)", c->be->name, c->max_event);
             be_event_error(ev, BE_ERR_PROTOCOL, 502, "server_error", "backend_error",
                            "The model's backend sent a stream event larger than %zu bytes.", c->max_event);
             return;
         }
-        grpc_byte_buffer_reader rd;
-        Inference__ModelStreamInferResponse *r = NULL;
-        if (grpc_byte_buffer_reader_init(&rd, c->recv)) {
-            grpc_slice all = grpc_byte_buffer_reader_readall(&rd);
-            grpc_byte_buffer_reader_destroy(&rd);
-            r = inference__model_stream_infer_response__unpack(NULL, GRPC_SLICE_LENGTH(all), GRPC_SLICE_START_PTR(all));
-            grpc_slice_unref(all);
-        }
-        grpc_byte_buffer_destroy(c->recv);
-        c->recv = NULL;
+        Inference__ModelStreamInferResponse *r =
+            got == RPC_RECV_MESSAGE ? inference__model_stream_infer_response__unpack(NULL, len, data) : NULL;
         if (!r) {
             c->failed = true;
             be_event_error(ev, BE_ERR_PROTOCOL, 502, "server_error", "backend_error",
@@ -901,76 +796,43 @@ static void triton_next(be_call_t *c, be_event_t *ev, int wait_ms)
 static void triton_close(be_call_t *c) { call_free(c); }
 
 /* One unary call (ServerReady / ModelReady); returns the reply's "ready" or false. */
-static bool unary_ready(grpc_channel *ch, const char *method, const ProtobufCMessage *msg, int timeout_ms, char *why,
+static bool unary_ready(rpc_channel_t *ch, const char *method, const ProtobufCMessage *msg, int timeout_ms, char *why,
                         size_t whylen)
 {
     size_t len = protobuf_c_message_get_packed_size(msg);
-    grpc_slice payload = grpc_slice_malloc(len);
-    protobuf_c_message_pack(msg, GRPC_SLICE_START_PTR(payload));
-    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&payload, 1), *reply = NULL;
-    grpc_slice_unref(payload);
-    grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
-    gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
-    grpc_call *call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, grpc_slice_from_static_string(method),
-                                               NULL, deadline, NULL);
-    grpc_metadata_array imd, tmd;
-    grpc_metadata_array_init(&imd);
-    grpc_metadata_array_init(&tmd);
-    grpc_status_code status = GRPC_STATUS_UNKNOWN;
-    grpc_slice details = grpc_empty_slice();
-    grpc_op ops[6] = {{.op = GRPC_OP_SEND_INITIAL_METADATA}, {.op = GRPC_OP_SEND_MESSAGE},
-                      {.op = GRPC_OP_SEND_CLOSE_FROM_CLIENT}, {.op = GRPC_OP_RECV_INITIAL_METADATA},
-                      {.op = GRPC_OP_RECV_MESSAGE},           {.op = GRPC_OP_RECV_STATUS_ON_CLIENT}};
-    ops[1].data.send_message.send_message = bb;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &imd;
-    ops[4].data.recv_message.recv_message = &reply;
-    ops[5].data.recv_status_on_client.trailing_metadata = &tmd;
-    ops[5].data.recv_status_on_client.status = &status;
-    ops[5].data.recv_status_on_client.status_details = &details;
+    uint8_t *request = malloc(len ? len : 1);
+    if (!request) {
+        snprintf(why, whylen, "cannot start the call");
+        return false;
+    }
+    protobuf_c_message_pack(msg, request);
+    buf_t reply = {0}, message = {0};
+    int status = rpc_client_unary(ch, method, request, len, NULL, 0, timeout_ms, &reply, &message);
+    free(request);
     bool ready = false;
-    if (call && grpc_call_start_batch(call, ops, 6, &tag_start, NULL) == GRPC_CALL_OK) {
-        grpc_completion_queue_pluck(cq, &tag_start, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-        if (status == GRPC_STATUS_OK && reply) {
-            grpc_byte_buffer_reader rd;
-            if (grpc_byte_buffer_reader_init(&rd, reply)) {
-                grpc_slice all = grpc_byte_buffer_reader_readall(&rd);
-                grpc_byte_buffer_reader_destroy(&rd);
-                /* ServerReadyResponse and ModelReadyResponse are both { bool ready = 1; } */
-                Inference__ServerReadyResponse *r =
-                    inference__server_ready_response__unpack(NULL, GRPC_SLICE_LENGTH(all), GRPC_SLICE_START_PTR(all));
-                ready = r && r->ready;
-                if (r)
-                    inference__server_ready_response__free_unpacked(r, NULL);
-                grpc_slice_unref(all);
-            }
-            if (!ready)
-                snprintf(why, whylen, "not ready");
-        } else {
-            snprintf(why, whylen, "status %d: %.*s", (int)status, (int)GRPC_SLICE_LENGTH(details),
-                     (const char *)GRPC_SLICE_START_PTR(details));
-        }
+    if (status == RPC_STATUS_OK) {
+        /* ServerReadyResponse and ModelReadyResponse are both { bool ready = 1; } */
+        Inference__ServerReadyResponse *r =
+            inference__server_ready_response__unpack(NULL, reply.len, (const uint8_t *)(reply.data ? reply.data : ""));
+        ready = r && r->ready;
+        if (r)
+            inference__server_ready_response__free_unpacked(r, NULL);
+        if (!ready)
+            snprintf(why, whylen, "not ready");
+    } else if (status >= 0) {
+        snprintf(why, whylen, "status %d: %s", status, message.data ? message.data : "");
     } else {
         snprintf(why, whylen, "cannot start the call");
     }
-    if (call)
-        grpc_call_unref(call);
-    grpc_byte_buffer_destroy(bb);
-    if (reply)
-        grpc_byte_buffer_destroy(reply);
-    grpc_metadata_array_destroy(&imd);
-    grpc_metadata_array_destroy(&tmd);
-    grpc_slice_unref(details);
-    grpc_completion_queue_shutdown(cq);
-    while (grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type != GRPC_QUEUE_SHUTDOWN)
-        ;
-    grpc_completion_queue_destroy(cq);
+    buf_free(&reply);
+    buf_free(&message);
     return ready;
 }
 
 /* ServerReady, then ModelReady for model (if given). */
 static int triton_probe(const cfg_backend_t *be, const char *model, int timeout_ms, char *why, size_t whylen)
 {
-    grpc_channel *ch = channel_for(be);
+    rpc_channel_t *ch = channel_for(be);
     if (!ch) {
         snprintf(why, whylen, "no channel");
         return -1;
