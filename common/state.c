@@ -1,3 +1,4 @@
+#include "common/clock.h"
 #include "common/state.h"
 
 #include <errno.h>
@@ -63,13 +64,6 @@ int st_init(void)
     }
     shm = p;
     return 0;
-}
-
-uint64_t st_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts); /* system-wide: comparable between processes */
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 void st_set_worker_slot(int worker_slot) { self = worker_slot >= 0 && worker_slot < MET_WORKERS ? worker_slot : 0; }

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "common/buf.h"
+#include "common/clock.h"
 #include "worker/backend/backend.h"
 
 struct be_call {
@@ -200,13 +201,6 @@ static json_object *chunk(const be_call_t *c, json_object *ch)
     return o;
 }
 
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Waits out the per-chunk delay, watching the client, but never longer than wait_ms:
  * returns false with ev set (PENDING, or ERROR when the client left) if not yet due. */
 static bool wait_delay(be_call_t *c, be_event_t *ev, int wait_ms)
@@ -214,8 +208,8 @@ static bool wait_delay(be_call_t *c, be_event_t *ev, int wait_ms)
     if (c->delay_ms <= 0)
         return true;
     if (!c->due_ms)
-        c->due_ms = mono_ms() + c->delay_ms;
-    long long left = c->due_ms - mono_ms();
+        c->due_ms = (long long)clock_now_ms() + c->delay_ms;
+    long long left = c->due_ms - (long long)clock_now_ms();
     if (left > 0) {
         struct pollfd p = {.fd = c->client_fd, .events = POLLRDHUP};
         if (poll(&p, c->client_fd >= 0 ? 1 : 0, (int)(left < wait_ms ? left : wait_ms)) > 0 &&
@@ -223,7 +217,7 @@ static bool wait_delay(be_call_t *c, be_event_t *ev, int wait_ms)
             be_event_error(ev, BE_ERR_CLIENT_GONE, 499, "client_gone", NULL, "client disconnected");
             return false;
         }
-        if (c->due_ms > mono_ms()) {
+        if (c->due_ms > (long long)clock_now_ms()) {
             ev->type = BE_EV_PENDING;
             return false;
         }

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "common/buf.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/prompt.h"
 #include "worker/backend/backend.h"
@@ -75,13 +76,6 @@ struct be_call {
     json_object *queued[3];
     int nqueued;
 };
-
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 static int triton_worker_init(void)
 {
@@ -752,7 +746,7 @@ static be_call_t *triton_open(const be_request_t *req, be_event_t *ev)
         be_event_error(ev, BE_ERR_INTERNAL, 500, "server_error", NULL, "airouter could not start the Triton call.");
         return NULL;
     }
-    c->start_us = c->last_us = now_us();
+    c->start_us = c->last_us = clock_now_us();
     return c;
 }
 
@@ -796,7 +790,7 @@ static void stream_ended(be_call_t *c, be_event_t *ev)
 static void triton_next(be_call_t *c, be_event_t *ev, int wait_ms)
 {
     memset(ev, 0, sizeof *ev);
-    uint64_t wait_end = now_us() + (uint64_t)wait_ms * 1000u;
+    uint64_t wait_end = clock_now_us() + (uint64_t)wait_ms * 1000u;
     for (;;) {
         if (c->nqueued > 0) {
             ev->type = BE_EV_CHUNK;
@@ -818,7 +812,7 @@ static void triton_next(be_call_t *c, be_event_t *ev, int wait_ms)
             ev->type = BE_EV_END;
             return;
         }
-        uint64_t now = now_us();
+        uint64_t now = clock_now_us();
         uint64_t limit = c->role_sent || c->text.len ? c->last_us + (uint64_t)(c->be->idle_timeout * 1e6)
                                                      : c->start_us + (uint64_t)(c->be->first_byte_timeout * 1e6);
         if (now >= limit) {
@@ -857,7 +851,7 @@ static void triton_next(be_call_t *c, be_event_t *ev, int wait_ms)
             stream_ended(c, ev);
             return;
         }
-        c->last_us = now_us();
+        c->last_us = clock_now_us();
         if (c->stream && grpc_byte_buffer_length(c->recv) > c->max_event) {
             grpc_byte_buffer_destroy(c->recv);
             c->recv = NULL;

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/rand_id.h"
@@ -103,8 +104,6 @@ static uint64_t retry_at_ms;       /* while down: no call before this */
 static uint64_t backoff_ms = BACKOFF_MIN_MS;
 static int down;                   /* an outage is in progress (logged once) */
 
-static uint64_t now_ms(void) { return st_now_ms(); }
-
 static pthread_t prober;
 static bool prober_running;
 static volatile int prober_stop;
@@ -131,7 +130,7 @@ static void *probe_loop(void *arg)
     while (!__atomic_load_n(&prober_stop, __ATOMIC_ACQUIRE)) {
         struct timespec tick = {0, 50 * 1000000L};
         nanosleep(&tick, NULL);
-        if (!__atomic_load_n(&down, __ATOMIC_ACQUIRE) || now_ms() < __atomic_load_n(&retry_at_ms, __ATOMIC_ACQUIRE))
+        if (!__atomic_load_n(&down, __ATOMIC_ACQUIRE) || clock_now_ms() < __atomic_load_n(&retry_at_ms, __ATOMIC_ACQUIRE))
             continue;
         redisContext *c = connect_redis();
         redisReply *r = c ? redisCommand(c, "PING") : NULL;
@@ -145,7 +144,7 @@ static void *probe_loop(void *arg)
         if (c)
             redisFree(c);
         uint64_t b = __atomic_load_n(&backoff_ms, __ATOMIC_RELAXED);
-        __atomic_store_n(&retry_at_ms, now_ms() + b, __ATOMIC_RELEASE);
+        __atomic_store_n(&retry_at_ms, clock_now_ms() + b, __ATOMIC_RELEASE);
         __atomic_store_n(&backoff_ms, b * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b * 2, __ATOMIC_RELAXED);
     }
     return NULL;
@@ -244,7 +243,7 @@ static void mark_failure(const char *why)
     met_cluster_error();
     drop_pool(); /* the pooled connections went to the same Redis: none is to be trusted */
     uint64_t b = __atomic_load_n(&backoff_ms, __ATOMIC_RELAXED);
-    __atomic_store_n(&retry_at_ms, now_ms() + b, __ATOMIC_RELEASE);
+    __atomic_store_n(&retry_at_ms, clock_now_ms() + b, __ATOMIC_RELEASE);
     __atomic_store_n(&backoff_ms, b * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b * 2, __ATOMIC_RELAXED);
     int was = __atomic_exchange_n(&down, 1, __ATOMIC_ACQ_REL);
     if (!was) {

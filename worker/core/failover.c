@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/state.h"
@@ -103,9 +104,9 @@ void failover_account(const cfg_target_t *t, const be_event_t *ev, bool answered
 static bool wait_for_client(request_t *req, uint64_t ms)
 {
     int fd = http_client_fd(req);
-    uint64_t end = st_now_ms() + ms;
+    uint64_t end = clock_now_ms() + ms;
     for (;;) {
-        uint64_t now = st_now_ms();
+        uint64_t now = clock_now_ms();
         if (now >= end)
             return true;
         struct pollfd p = {.fd = fd, .events = POLLRDHUP};
@@ -131,7 +132,7 @@ enum MHD_Result failover_dispatch(request_t *req, const void *job, const cfg_mod
     enum MHD_Result rc = MHD_YES;
 
     for (;;) {
-        uint64_t now = st_now_ms();
+        uint64_t now = clock_now_ms();
         const cfg_model_t *m = NULL;
         int ti = -1;
         /* Untried targets first, across the model and its fallbacks; then tried ones again. */
@@ -174,7 +175,7 @@ enum MHD_Result failover_dispatch(request_t *req, const void *job, const cfg_mod
         const cfg_target_t *t = &m->targets[ti];
         be_event_t ev = {0};
         try_result_t res = try_target(req, job, m, m != model, t, &ev, &rc);
-        now = st_now_ms();
+        now = clock_now_ms();
         failover_account(t, &ev, res == TRY_ANSWERED, now);
         if (res == TRY_ANSWERED)
             return rc;

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "worker/core/cluster.h"
 
 static bool has_limits(const cfg_key_t *k) { return k && (k->rpm || k->tpm || k->max_concurrent); }
@@ -54,9 +55,9 @@ char limits_admit(const cfg_key_t *k, limits_ticket_t *t, int *retry_after_s, st
             break; /* local: this host's share, counted here */
         }
         cfg_key_t share = local_share(k);
-        which = st_key_admit(&share, st_now_ms(), retry_after_s, u);
+        which = st_key_admit(&share, clock_now_ms(), retry_after_s, u);
     } else {
-        which = st_key_admit(k, st_now_ms(), retry_after_s, u);
+        which = st_key_admit(k, clock_now_ms(), retry_after_s, u);
     }
     t->store = 's';
     if (!which) {
@@ -83,7 +84,7 @@ static char reserve_tokens(const cfg_key_t *k, limits_ticket_t *t, long long est
     if (t->store != 's')
         return 0;
     cfg_key_t share = cluster_enabled() ? local_share(k) : *k;
-    which = st_key_reserve(&share, estimate, st_now_ms(), &t->window, retry_after_s);
+    which = st_key_reserve(&share, estimate, clock_now_ms(), &t->window, retry_after_s);
     if (!which)
         t->reserved = estimate;
     return which;
@@ -176,9 +177,9 @@ void limits_finish(const cfg_key_t *k, limits_ticket_t *t, quota_outcome_t outco
     if (t->store != 's')
         return;
     if (t->reserved)
-        st_key_settle(k, t->window, t->reserved, final, st_now_ms());
+        st_key_settle(k, t->window, t->reserved, final, clock_now_ms());
     else if (final > 0)
-        st_key_tokens(k, (uint64_t)final, st_now_ms());
+        st_key_tokens(k, (uint64_t)final, clock_now_ms());
     if (t->holds_slot)
         st_key_release(k);
 }

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "common/buf.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/rand_id.h"
 #include "common/metrics.h"
@@ -76,7 +77,7 @@ int trace_try_begin(request_t *req, const cfg_backend_t *backend, const char *ba
     int i = req->ntries++;
     req->tries[i].backend = backend;
     req->tries[i].backend_model = backend_model;
-    req->tries[i].start_ns = http_unix_ns();
+    req->tries[i].start_ns = clock_unix_ns();
     req->tries[i].end_ns = 0;
     req->tries[i].error[0] = '\0';
     rand_id_hex(req->tries[i].span_id, 8);
@@ -87,7 +88,7 @@ void trace_try_end(request_t *req, int i, const char *error)
 {
     if (!req || i < 0 || i >= req->ntries || req->tries[i].end_ns)
         return;
-    req->tries[i].end_ns = http_unix_ns();
+    req->tries[i].end_ns = clock_unix_ns();
     snprintf(req->tries[i].error, sizeof req->tries[i].error, "%s", error ? error : "");
 }
 
@@ -209,7 +210,7 @@ void trace_request_done(const request_t *req)
 {
     if (!enabled || !req->trace_id[0])
         return;
-    uint64_t end_ns = http_unix_ns();
+    uint64_t end_ns = clock_unix_ns();
     /* A backend's 4xx is the client's doing (it is relayed as such): not a server error. */
     bool backend_failed = req->error_reason[0] && strncmp(req->error_reason, "backend", 7) == 0 &&
                           strcmp(req->error_reason, "backend_4xx") != 0;

@@ -22,6 +22,7 @@
 
 #include "common/rand_id.h"
 #include "common/buf.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/state.h"
@@ -336,12 +337,12 @@ static rpc_try_t try_call(rpc_t *r, const cfg_model_t *m, bool is_fallback, cons
     rpc_try_t result = TRY_FAIL;
     shape_agg_t *agg = NULL;
     bool sent = false;
-    uint64_t checked_us = http_now_us(); /* when the client was last looked at */
+    uint64_t checked_us = clock_now_us(); /* when the client was last looked at */
     for (;;) {
         ops->next(call, ev, POLL_MS);
         /* Chunks that keep coming skip the PENDING branch below: look at the client now and then. */
-        if (ev->type == BE_EV_CHUNK && http_now_us() - checked_us >= CLIENT_CHECK_US) {
-            checked_us = http_now_us();
+        if (ev->type == BE_EV_CHUNK && clock_now_us() - checked_us >= CLIENT_CHECK_US) {
+            checked_us = clock_now_us();
             if (gone(r)) {
                 json_object_put(ev->obj);
                 be_event_error(ev, BE_ERR_CLIENT_GONE, 499, "client_gone", NULL, "the client cancelled the call");
@@ -366,7 +367,7 @@ static rpc_try_t try_call(rpc_t *r, const cfg_model_t *m, bool is_fallback, cons
             if (stream) {
                 const char *piece = text_of(ev->obj, "delta");
                 if (piece[0]) {
-                    uint64_t now = http_now_us(); /* the stream histograms, as for HTTP streams */
+                    uint64_t now = clock_now_us(); /* the stream histograms, as for HTTP streams */
                     if (r->last_piece_us)
                         met_observe(MET_H_GAP, r->model_slot, now - r->last_piece_us);
                     else
@@ -525,7 +526,7 @@ static void serve(rpc_t *r, AiRouter__AIRequest *in)
     for (int attempt = 1; attempt <= gcfg->retry.attempts; attempt++) {
         const cfg_model_t *cm = NULL;
         int ti = -1;
-        uint64_t now = st_now_ms();
+        uint64_t now = clock_now_ms();
         for (int pass = 0; pass < 2 && ti < 0; pass++)
             for (int c = 0; c < nchain && ti < 0; c++) {
                 ti = balance_pick(gcfg, chain[c], tried, ntried, pass == 1, provider, now);
@@ -536,7 +537,7 @@ static void serve(rpc_t *r, AiRouter__AIRequest *in)
         const cfg_target_t *t = &cm->targets[ti];
         be_event_t ev = {0};
         rpc_try_t res = try_call(r, cm, cm != m, t, body, provider ? provider : "", model_name, &ev);
-        failover_account(t, &ev, res != TRY_FAIL, st_now_ms());
+        failover_account(t, &ev, res != TRY_FAIL, clock_now_ms());
         if (res == TRY_OK) {
             send_status(r, GRPC_STATUS_OK, "");
             goto out;
@@ -560,7 +561,7 @@ static void serve(rpc_t *r, AiRouter__AIRequest *in)
         if (step > (uint64_t)gcfg->retry.max_backoff_ms)
             step = (uint64_t)gcfg->retry.max_backoff_ms;
         uint64_t wait = step / 2 + (step ? (uint64_t)random() % (step / 2 + 1) : 0);
-        if ((http_now_us() - r->start_us) / 1000 + wait >= (uint64_t)(gcfg->retry.deadline * 1000))
+        if ((clock_now_us() - r->start_us) / 1000 + wait >= (uint64_t)(gcfg->retry.deadline * 1000))
             break;
         struct timespec pause = {(time_t)(wait / 1000), (long)(wait % 1000) * 1000000L};
         nanosleep(&pause, NULL);
@@ -601,7 +602,7 @@ static void access_log(rpc_t *r, const char *method)
     buf_append_json_string(&b, method);
     buf_printf(&b, ",\"status\":%d,\"grpc_status\":\"%s\",\"duration_ms\":%.3f,\"worker\":%d,\"key\":",
                (int)r->code, grpc_status_name(r->code),
-               (double)(http_now_us() - r->start_us) / 1000.0, (int)getpid());
+               (double)(clock_now_us() - r->start_us) / 1000.0, (int)getpid());
     if (r->key)
         buf_append_json_string(&b, r->key->name);
     else
@@ -674,7 +675,7 @@ static void end_waiting_stream(rpc_t *r, const char *why, const char *reason)
  * drain), is ended. */
 static grpc_event await_receive(rpc_t *r)
 {
-    uint64_t idle_until = http_now_us() + (uint64_t)gcfg->idle_timeout * 1000000u;
+    uint64_t idle_until = clock_now_us() + (uint64_t)gcfg->idle_timeout * 1000000u;
     for (;;) {
         gpr_timespec poll = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(POLL_MS, GPR_TIMESPAN));
         grpc_event ev = grpc_completion_queue_pluck(r->cq, &tag_batch, poll, NULL);
@@ -684,7 +685,7 @@ static grpc_event await_receive(rpc_t *r)
             continue;
         if (stopping)
             end_waiting_stream(r, "This airouter worker is stopping; call again.", "worker_stopping");
-        else if (gcfg->idle_timeout > 0 && http_now_us() > idle_until)
+        else if (gcfg->idle_timeout > 0 && clock_now_us() > idle_until)
             end_waiting_stream(r, "The stream waited too long for a request (limits.idle_timeout).", "idle_timeout");
     }
 }
@@ -749,7 +750,7 @@ static void serve_reflection(rpc_t *r)
 static void *serve_thread(void *arg)
 {
     rpc_t *r = arg;
-    r->start_us = http_now_us();
+    r->start_us = clock_now_us();
     rand_id_hex(r->id, 8);
     grpc_op close_op = {.op = GRPC_OP_RECV_CLOSE_ON_SERVER};
     close_op.data.recv_close_on_server.cancelled = &r->cancelled;
@@ -778,7 +779,7 @@ static void *serve_thread(void *arg)
             tr->url = method;
             tr->method = "POST";
             tr->kind = KIND_CHAT;
-            tr->start_unix_ns = http_unix_ns();
+            tr->start_unix_ns = clock_unix_ns();
             tr->tokens_in = tr->tokens_out = tr->cost_micro = -1;
             snprintf(tr->id, sizeof tr->id, "%s", r->id);
             char *tp = metadata_value(&r->md, "traceparent");
@@ -808,7 +809,7 @@ static void *serve_thread(void *arg)
             trace_request_done(tr);
         }
         ai_router__airequest__free_unpacked(in, NULL);
-        met_observe(MET_H_DURATION, r->model_slot, http_now_us() - r->start_us);
+        met_observe(MET_H_DURATION, r->model_slot, clock_now_us() - r->start_us);
         if (r->first_piece_us)
             met_observe(MET_H_TTFT, r->model_slot, r->first_piece_us - r->start_us);
         if (r->cancelled)
@@ -948,8 +949,8 @@ void grpc_api_stop(int drain_s)
     if (!started)
         return;
     grpc_api_quiesce();
-    uint64_t deadline = http_now_us() + (uint64_t)drain_s * 1000000u;
-    while (grpc_api_in_flight() > 0 && http_now_us() < deadline) {
+    uint64_t deadline = clock_now_us() + (uint64_t)drain_s * 1000000u;
+    while (grpc_api_in_flight() > 0 && clock_now_us() < deadline) {
         struct timespec ts = {0, 20 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/state.h"
@@ -140,7 +141,7 @@ static const char *completion_text(json_object *completion)
 static void relay_chunk(relay_t *r, json_object *chunk)
 {
     json_object *choices;
-    uint64_t now = http_now_us();
+    uint64_t now = clock_now_us();
     if (r->req->last_event_us)
         met_observe(MET_H_GAP, r->req->model_slot, now - r->req->last_event_us);
     r->req->last_event_us = now;
@@ -173,7 +174,7 @@ static void relay_chunk(relay_t *r, json_object *chunk)
 /* A chunk the backend handed out as text, model already renamed (be_request_t.chunk_text). */
 static void relay_chunk_text(relay_t *r, const char *text, size_t len)
 {
-    uint64_t now = http_now_us();
+    uint64_t now = clock_now_us();
     if (r->req->last_event_us)
         met_observe(MET_H_GAP, r->req->model_slot, now - r->req->last_event_us);
     r->req->last_event_us = now;
@@ -484,7 +485,7 @@ try_result_t api_try_target(request_t *req, const void *job_arg, const cfg_model
             return TRY_FAILED;
         note_usage(req, result);
         shape_set_model(result, req->model_asked);
-        req->first_byte_us = http_now_us(); /* the access log's ttfb_ms: the answer is ready */
+        req->first_byte_us = clock_now_us(); /* the access log's ttfb_ms: the answer is ready */
         if (job->gateway) { /* ai_router's shape: {"content","provider","model"} */
             json_object *g = json_object_new_object();
             json_object_object_add(g, "content", json_object_new_string(completion_text(result)));
@@ -548,7 +549,7 @@ try_result_t api_try_target(request_t *req, const void *job_arg, const cfg_model
     }
     r->target_slot = t->state_slot;
     r->try_index = try_index;
-    req->first_byte_us = http_now_us();
+    req->first_byte_us = clock_now_us();
     be_event_t first = *ev;
     relay_event(r, &first);
     req->last_event_us = req->first_byte_us; /* gaps are counted from the first event */
@@ -695,7 +696,7 @@ enum MHD_Result api_models_list(request_t *req)
 {
     json_object *list = json_object_new_object(), *data = json_object_new_array();
     json_object_object_add(list, "object", json_object_new_string("list"));
-    uint64_t now = st_now_ms();
+    uint64_t now = clock_now_ms();
     for (int i = 0; i < http_cfg->nmodels; i++) {
         const cfg_model_t *m = &http_cfg->models[i];
         if (m->is_glob || !route_key_allows(req->key, m->name))

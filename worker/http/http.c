@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/rand_id.h"
 #include "common/metrics.h"
@@ -59,7 +60,7 @@ static enum MHD_Result handle_ready(request_t *req)
         return http_respond_error(req, 503, "airouter is shutting down", "server_error", NULL,
                                   "service_unavailable");
     bool any = false;
-    uint64_t now = st_now_ms();
+    uint64_t now = clock_now_ms();
     for (int i = 0; i < http_cfg->nmodels && !any; i++)
         any = balance_model_available(http_cfg, &http_cfg->models[i], now);
     if (!any)
@@ -161,20 +162,6 @@ static const char *allow_header(unsigned methods)
 #define ENDPOINT_HEALTH 0
 #define ENDPOINT_METRICS (NENDPOINTS - 1)
 #define NENDPOINTS ((int)(sizeof endpoints / sizeof endpoints[0]))
-
-uint64_t http_unix_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-uint64_t http_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 ssize_t http_hand_out(request_t *req, const buf_t *pending, size_t *off, char *out, size_t max)
 {
@@ -584,13 +571,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!req)
             return MHD_NO;
         *con_cls = req;
-        req->start_us = http_now_us();
+        req->start_us = clock_now_us();
         req->conn = conn;
         req->url = url;
         req->method = method;
         req->endpoint = -1;
         req->tokens_in = req->tokens_out = req->tokens_cached = req->cost_micro = -1;
-        req->start_unix_ns = http_unix_ns();
+        req->start_unix_ns = clock_unix_ns();
         __atomic_add_fetch(&active_requests, 1, __ATOMIC_SEQ_CST);
         set_request_id(req, conn);
         bool answered;
@@ -631,7 +618,7 @@ static void access_log(request_t *req)
     buf_t b = {0};
     char ts[40];
     log_timestamp(ts, sizeof ts);
-    uint64_t now = http_now_us();
+    uint64_t now = clock_now_us();
     buf_printf(&b, "{\"time\":\"%s\",\"request_id\":", ts);
     buf_append_json_string(&b, req->id);
     buf_appends(&b, ",\"method\":");
@@ -720,7 +707,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         req->client_abort = true;
     req->cost_micro = limits_cost(&req->limits, req->tokens_in, req->tokens_cached, req->tokens_out);
     if (req->kind) {
-        uint64_t now = http_now_us();
+        uint64_t now = clock_now_us();
         met_observe(MET_H_DURATION, req->model_slot, now - req->start_us);
         if (req->first_byte_us && req->stream)
             met_observe(MET_H_TTFT, req->model_slot, req->first_byte_us - req->start_us);
@@ -866,8 +853,8 @@ void http_drain_and_stop(bool final)
     /* A connection ends once it has answered its request, or once the watchdog has seen it
      * idle with nothing received: a request already on its way is answered, never cut. */
     conn_watch_drain(final);
-    uint64_t deadline = http_now_us() + (uint64_t)http_cfg->drain_timeout * 1000000u;
-    while ((conn_watch_open_count() > 0 || http_active_requests() > 0) && http_now_us() < deadline) {
+    uint64_t deadline = clock_now_us() + (uint64_t)http_cfg->drain_timeout * 1000000u;
+    while ((conn_watch_open_count() > 0 || http_active_requests() > 0) && clock_now_us() < deadline) {
         struct timespec ts = {0, 20 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }

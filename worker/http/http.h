@@ -84,8 +84,6 @@ int http_start(const cfg_t *cfg, int listen_fd, int metrics_fd);
 void http_drain_and_stop(bool final);
 unsigned http_active_requests(void);
 
-uint64_t http_now_us(void);
-uint64_t http_unix_ns(void);
 /* Sends a complete response; takes ownership of nothing (body is copied). */
 enum MHD_Result http_respond(request_t *req, int status, const char *content_type,
                              const char *body, size_t len);

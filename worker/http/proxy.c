@@ -12,6 +12,7 @@
 #include <strings.h>
 #include <sys/uio.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/oai_error.h"
@@ -281,7 +282,7 @@ try_result_t proxy_try(request_t *req, const void *job_arg, const cfg_model_t *m
     int status = ev->status;
     char content_type[128];
     snprintf(content_type, sizeof content_type, "%s", ev->content_type);
-    req->first_byte_us = http_now_us();
+    req->first_byte_us = clock_now_us();
 
     if (strcmp(req->method, "HEAD") == 0) {
         /* No body to relay; a streamed response would still end in a chunk terminator. */
