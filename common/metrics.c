@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 
 #include "common/log.h"
+#include "common/slots.h"
 
 #define NBUCKETS 15
 static const double bucket_bounds[NBUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
@@ -56,18 +57,14 @@ int met_init(void)
     return 0;
 }
 
-/* Finds or adds name in a table of fixed-width names; 0 ("other"/"none") when full. */
-static int slot_for(char *names, size_t width, int *n, int max, const char *name)
+/* The slot of a label value; 0 ("other"/"none") when the table is full or the name too long to
+ * show whole. */
+static int name_slot(char *names, size_t width, int *n, int max, const char *name)
 {
-    for (int i = 1; i < *n; i++)
-        if (strncmp(names + (size_t)i * width, name, width - 1) == 0)
-            return i;
-    if (*n >= max || strlen(name) >= width)
+    if (strlen(name) >= width)
         return 0;
-    snprintf(names + (size_t)*n * width, width, "%s", name);
-    int slot = *n;
-    __atomic_store_n(n, slot + 1, __ATOMIC_RELEASE); /* publish after the name is written */
-    return slot;
+    int slot = slots_find_or_add(names, width, width, 1, n, max, name);
+    return slot < 0 ? 0 : slot;
 }
 
 void met_assign_slots(cfg_t *cfg)
@@ -75,11 +72,11 @@ void met_assign_slots(cfg_t *cfg)
     if (!shm)
         return;
     for (int i = 0; i < cfg->nbackends; i++)
-        cfg->backends[i].metric_slot = slot_for(&shm->backend_names[0][0], sizeof shm->backend_names[0],
-                                                &shm->nbackends, MET_BACKENDS, cfg->backends[i].name);
+        cfg->backends[i].metric_slot = name_slot(&shm->backend_names[0][0], sizeof shm->backend_names[0],
+                                                 &shm->nbackends, MET_BACKENDS, cfg->backends[i].name);
     for (int i = 0; i < cfg->nmodels; i++)
-        cfg->models[i].metric_slot = slot_for(&shm->model_names[0][0], sizeof shm->model_names[0],
-                                              &shm->nmodels, MET_MODELS, cfg->models[i].name);
+        cfg->models[i].metric_slot = name_slot(&shm->model_names[0][0], sizeof shm->model_names[0],
+                                               &shm->nmodels, MET_MODELS, cfg->models[i].name);
 }
 
 void met_set_worker_slot(int slot) { self_slot = slot >= 0 && slot < MET_WORKERS ? slot : 0; }

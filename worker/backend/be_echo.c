@@ -8,7 +8,9 @@
 
 #include "common/buf.h"
 #include "common/clock.h"
+#include "common/prompt.h"
 #include "worker/backend/backend.h"
+#include "worker/oai/oai_shape.h"
 
 struct be_call {
     unsigned kind;
@@ -26,24 +28,6 @@ struct be_call {
     long long due_ms;  /* when the next word may go out (chunk_delay_ms); 0 = not scheduled */
     int prompt_tokens;
 };
-
-/* Appends the text of an OpenAI content value (string or array of text parts). */
-static void append_content(buf_t *out, json_object *content)
-{
-    if (json_object_is_type(content, json_type_string)) {
-        buf_appends(out, json_object_get_string(content));
-    } else if (json_object_is_type(content, json_type_array)) {
-        size_t n = json_object_array_length(content);
-        for (size_t i = 0; i < n; i++) {
-            json_object *part = json_object_array_get_idx(content, i), *text;
-            if (json_object_object_get_ex(part, "text", &text)) {
-                if (out->len)
-                    buf_appends(out, " ");
-                buf_appends(out, json_object_get_string(text));
-            }
-        }
-    }
-}
 
 static int count_words(const char *s)
 {
@@ -97,7 +81,7 @@ static be_call_t *echo_open(const be_request_t *req, be_event_t *ev)
             if (!json_object_object_get_ex(m, "content", &content))
                 continue;
             buf_t text = {0};
-            append_content(&text, content);
+            prompt_content_text(content, " ", &text);
             if (text.data) {
                 if (prompt.len)
                     buf_appends(&prompt, " ");
@@ -160,16 +144,6 @@ static json_object *usage_object(const be_call_t *c)
     return u;
 }
 
-static json_object *envelope(const be_call_t *c, const char *object)
-{
-    json_object *o = json_object_new_object();
-    json_object_object_add(o, "id", json_object_new_string(c->id));
-    json_object_object_add(o, "object", json_object_new_string(object));
-    json_object_object_add(o, "created", json_object_new_int64(c->created));
-    json_object_object_add(o, "model", json_object_new_string(c->model));
-    return o;
-}
-
 /* One choice: chat delta/message or completion text, with finish_reason. */
 static json_object *choice(const be_call_t *c, const char *role, const char *text,
                            const char *finish, bool whole)
@@ -193,7 +167,8 @@ static json_object *choice(const be_call_t *c, const char *role, const char *tex
 
 static json_object *chunk(const be_call_t *c, json_object *ch)
 {
-    json_object *o = envelope(c, c->kind == KIND_CHAT ? "chat.completion.chunk" : "text_completion");
+    const char *object = c->kind == KIND_CHAT ? "chat.completion.chunk" : "text_completion";
+    json_object *o = shape_envelope(c->id, object, c->created, c->model);
     json_object *arr = json_object_new_array();
     if (ch)
         json_object_array_add(arr, ch);
@@ -239,7 +214,8 @@ static void echo_next(be_call_t *c, be_event_t *ev, int wait_ms)
         buf_t all = {0};
         for (int i = 0; i < c->nwords; i++)
             buf_appends(&all, c->words[i]);
-        json_object *o = envelope(c, c->kind == KIND_CHAT ? "chat.completion" : "text_completion");
+        const char *object = c->kind == KIND_CHAT ? "chat.completion" : "text_completion";
+        json_object *o = shape_envelope(c->id, object, c->created, c->model);
         json_object *arr = json_object_new_array();
         json_object_array_add(arr, choice(c, "assistant", all.data ? all.data : "", "stop", true));
         json_object_object_add(o, "choices", arr);

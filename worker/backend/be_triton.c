@@ -22,6 +22,7 @@
 #include "common/log.h"
 #include "common/prompt.h"
 #include "worker/backend/backend.h"
+#include "worker/oai/oai_shape.h"
 #include "triton.pb-c.h"
 
 #define METHOD "/inference.GRPCInferenceService/ModelStreamInfer"
@@ -367,16 +368,6 @@ static long long first_int(const Inference__ModelInferResponse__InferOutputTenso
     return -1;
 }
 
-static json_object *envelope(be_call_t *c, const char *object)
-{
-    json_object *o = json_object_new_object();
-    json_object_object_add(o, "id", json_object_new_string(c->id));
-    json_object_object_add(o, "object", json_object_new_string(object));
-    json_object_object_add(o, "created", json_object_new_int64(c->created));
-    json_object_object_add(o, "model", json_object_new_string(c->backend_model));
-    return o;
-}
-
 static json_object *usage_obj(be_call_t *c)
 {
     json_object *u = json_object_new_object();
@@ -397,7 +388,7 @@ static const char *finish_of(be_call_t *c)
 static json_object *make_chunk(be_call_t *c, const char *text, const char *finish, bool role)
 {
     bool chat = c->kind == KIND_CHAT;
-    json_object *o = envelope(c, chat ? "chat.completion.chunk" : "text_completion");
+    json_object *o = shape_envelope(c->id, chat ? "chat.completion.chunk" : "text_completion", c->created, c->backend_model);
     json_object *choices = json_object_new_array(), *ch = json_object_new_object();
     json_object_object_add(ch, "index", json_object_new_int(0));
     if (chat) {
@@ -420,7 +411,7 @@ static json_object *make_chunk(be_call_t *c, const char *text, const char *finis
 static json_object *make_completion(be_call_t *c)
 {
     bool chat = c->kind == KIND_CHAT;
-    json_object *o = envelope(c, chat ? "chat.completion" : "text_completion");
+    json_object *o = shape_envelope(c->id, chat ? "chat.completion" : "text_completion", c->created, c->backend_model);
     json_object *choices = json_object_new_array(), *ch = json_object_new_object();
     json_object_object_add(ch, "index", json_object_new_int(0));
     const char *text = c->text.data ? c->text.data : "";
@@ -517,7 +508,8 @@ static bool handle_response(be_call_t *c, Inference__ModelStreamInferResponse *r
         if (final) {
             c->queued[c->nqueued++] = make_chunk(c, c->kind == KIND_CHAT ? NULL : "", finish_of(c), false);
             if (c->want_usage && c->prompt_tokens >= 0 && c->completion_tokens >= 0) {
-                json_object *u = envelope(c, c->kind == KIND_CHAT ? "chat.completion.chunk" : "text_completion");
+                const char *object = c->kind == KIND_CHAT ? "chat.completion.chunk" : "text_completion";
+                json_object *u = shape_envelope(c->id, object, c->created, c->backend_model);
                 json_object_object_add(u, "choices", json_object_new_array());
                 json_object_object_add(u, "usage", usage_obj(c));
                 c->queued[c->nqueued++] = u;

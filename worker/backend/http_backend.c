@@ -301,13 +301,11 @@ static void sse_too_large(hb_call_t *c)
 static int sse_line(void *ud, const char *line, size_t len)
 {
     hb_call_t *c = ud;
+    const char *v;
+    size_t vl;
     if (len == 0) {
         sse_dispatch(c);
-    } else if (len >= 5 && strncmp(line, "data:", 5) == 0) {
-        const char *v = line + 5;
-        size_t vl = len - 5;
-        if (vl && *v == ' ')
-            v++, vl--;
+    } else if (shape_sse_data(line, len, &v, &vl)) {
         if (c->data.len + (c->data.len ? 1 : 0) + vl > c->max_event)
             return -1;
         if ((c->data.len && buf_append(&c->data, "\n", 1) < 0) || buf_append(&c->data, v, vl) < 0)
