@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +29,6 @@
 #include "worker/http/messages.h"
 #include "worker/http/proxy.h"
 #include "worker/core/route.h"
-#include "worker/core/trace.h"
 
 const cfg_t *http_cfg;
 volatile int http_draining;
@@ -88,15 +88,16 @@ static bool peer_is_loopback(struct MHD_Connection *conn)
 
 static enum MHD_Result handle_metrics(request_t *req)
 {
+    struct MHD_Connection *conn = http_of(req)->conn;
     /* The metrics name every backend and model: with neither a token nor a listener of their
      * own chosen by the operator, only this host may read them. */
-    if (!http_cfg->metrics_token && !metrics_daemon && !peer_is_loopback(req->conn))
+    if (!http_cfg->metrics_token && !metrics_daemon && !peer_is_loopback(conn))
         return http_respond_error(req, 403,
                                   "/metrics is served only to clients on this host; set metrics.token or "
                                   "metrics.listen to scrape it from elsewhere.",
                                   "invalid_request_error", NULL, "forbidden");
     if (http_cfg->metrics_token) {
-        const char *auth = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Authorization");
+        const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
         bool ok = auth && strncasecmp(auth, "Bearer ", 7) == 0 && route_secret_equal(auth + 7, http_cfg->metrics_token);
         if (!ok)
             return http_respond_error(req, 401, "/metrics needs 'Authorization: Bearer TOKEN' (metrics.token).",
@@ -174,11 +175,26 @@ ssize_t http_hand_out(request_t *req, const buf_t *pending, size_t *off, char *o
     return (ssize_t)n;
 }
 
-int http_client_fd(request_t *req)
+int http_keepalive_ms(void)
 {
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    return ci ? ci->connect_fd : -1;
+    /* A stream whose backend says nothing for a while gets an SSE comment, so neither the client
+     * nor libmicrohttpd's idle timeout (which counts time spent waiting in the content reader)
+     * closes it: every 15 s, or half the idle timeout if that is shorter. */
+    int half = http_cfg->idle_timeout * 500;
+    return half < 15000 ? half : 15000;
+}
+
+void http_track(request_t *req, unsigned kind)
+{
+    request_track(req, kind, MHD_lookup_connection_value(http_of(req)->conn, MHD_HEADER_KIND, "traceparent"));
+}
+
+/* The client as the core sees it: gone once its socket is hung up. */
+static bool client_gone_within(void *ctx, int wait_ms)
+{
+    int fd = ((http_request_t *)ctx)->core.client.fd;
+    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+    return poll(&p, fd >= 0 ? 1 : 0, wait_ms) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
 }
 
 static void add_ratelimit_headers(struct MHD_Response *resp, const char *what, long limit, long remaining,
@@ -196,13 +212,15 @@ static void add_ratelimit_headers(struct MHD_Response *resp, const char *what, l
     MHD_add_response_header(resp, name, v);
 }
 
-void http_add_common_headers(request_t *req, struct MHD_Response *resp)
+/* The headers every response carries (request id, connection close when draining...). */
+static void add_common_headers(http_request_t *hr, struct MHD_Response *resp)
 {
+    const request_t *req = &hr->core;
     char v[32];
     MHD_add_response_header(resp, "X-Request-Id", req->id);
-    if (req->anthropic)
+    if (hr->anthropic)
         MHD_add_response_header(resp, "request-id", req->id);
-    if (http_draining || req->overloaded || req->close_connection)
+    if (http_draining || hr->overloaded || hr->close_connection)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     if (req->retry_after_s > 0) {
         snprintf(v, sizeof v, "%d", req->retry_after_s);
@@ -212,38 +230,44 @@ void http_add_common_headers(request_t *req, struct MHD_Response *resp)
         snprintf(v, sizeof v, "%d", req->attempts);
         MHD_add_response_header(resp, "x-airouter-attempts", v);
     }
-    if (req->ratelimit_headers) {
+    if (req->key_usage_known) {
         /* The same headers OpenAI sends, so clients that read them keep working. */
-        if (req->rl_limit_requests)
-            add_ratelimit_headers(resp, "requests", req->rl_limit_requests, req->rl_remaining_requests,
-                                  req->rl_reset_requests_s);
-        if (req->rl_limit_tokens)
-            add_ratelimit_headers(resp, "tokens", req->rl_limit_tokens, req->rl_remaining_tokens,
-                                  req->rl_reset_tokens_s);
+        const st_key_usage_t *u = &req->key_usage;
+        if (u->limit_requests)
+            add_ratelimit_headers(resp, "requests", u->limit_requests, u->remaining_requests, u->reset_requests_s);
+        if (u->limit_tokens)
+            add_ratelimit_headers(resp, "tokens", u->limit_tokens, u->remaining_tokens, u->reset_tokens_s);
     }
+}
+
+enum MHD_Result http_queue(request_t *req, int status, struct MHD_Response *resp)
+{
+    http_request_t *hr = http_of(req);
+    add_common_headers(hr, resp);
+    req->status = status;
+    hr->answer = MHD_queue_response(hr->conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return hr->answer;
 }
 
 enum MHD_Result http_respond(request_t *req, int status, const char *content_type,
                              const char *body, size_t len)
 {
+    http_request_t *hr = http_of(req);
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
     if (!resp)
-        return MHD_NO;
+        return hr->answer = MHD_NO;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-    http_add_common_headers(req, resp);
     if (status == 405) {
-        const endpoint_t *ep = req->endpoint >= 0 ? &endpoints[req->endpoint] : NULL;
+        const endpoint_t *ep = hr->endpoint >= 0 ? &endpoints[hr->endpoint] : NULL;
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
-                                req->allow ? req->allow : allow_header(ep ? ep->methods : M_GET));
+                                hr->allow ? hr->allow : allow_header(ep ? ep->methods : M_GET));
     }
     if (status == 401)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
-    req->status = status;
     req->bytes_out = len;
-    enum MHD_Result rc = MHD_queue_response(req->conn, (unsigned)status, resp);
-    MHD_destroy_response(resp);
-    return rc;
+    return http_queue(req, status, resp);
 }
 
 enum MHD_Result http_respond_error(request_t *req, int status, const char *message,
@@ -251,7 +275,7 @@ enum MHD_Result http_respond_error(request_t *req, int status, const char *messa
 {
     buf_t b = {0};
     int rc_format;
-    if (req->anthropic) {
+    if (http_of(req)->anthropic) {
         const char *atype = ashape_error_type(status, &status);
         rc_format = ashape_error_format(&b, atype, message);
     } else {
@@ -259,7 +283,7 @@ enum MHD_Result http_respond_error(request_t *req, int status, const char *messa
     }
     if (rc_format < 0) {
         buf_free(&b);
-        return MHD_NO;
+        return http_of(req)->answer = MHD_NO;
     }
     if (!req->error_reason[0])
         snprintf(req->error_reason, sizeof req->error_reason, "%s", code ? code : type);
@@ -330,31 +354,14 @@ static const char *presented_key(struct MHD_Connection *conn)
  * when the shared limits cannot be reached and cluster.on_error is "deny"). */
 static int admit_key(request_t *req, enum MHD_Result *rc)
 {
-    const cfg_key_t *k = req->key;
-    if (!k->rpm && !k->tpm && !k->max_concurrent)
-        return 0;
-    st_key_usage_t u;
-    int retry_after;
-    char which = limits_admit(k, &req->limits, &retry_after, &u);
-    req->ratelimit_headers = (k->rpm || k->tpm) && which != 'u';
-    req->rl_limit_requests = u.limit_requests;
-    req->rl_remaining_requests = u.remaining_requests;
-    req->rl_limit_tokens = u.limit_tokens;
-    req->rl_remaining_tokens = u.remaining_tokens;
-    req->rl_reset_requests_s = u.reset_requests_s;
-    req->rl_reset_tokens_s = u.reset_tokens_s;
+    char msg[300];
+    char which = request_admit(req, msg, sizeof msg);
     if (!which)
         return 0;
-    char msg[300];
-    limits_message(k, which, retry_after, msg, sizeof msg);
-    req->retry_after_s = retry_after;
-    if (which == 'u') {
-        snprintf(req->error_reason, sizeof req->error_reason, "cluster_unavailable");
+    if (which == 'u')
         *rc = http_respond_error(req, 503, msg, "server_error", NULL, "cluster_unavailable");
-        return -1;
-    }
-    snprintf(req->error_reason, sizeof req->error_reason, "rate_limited");
-    *rc = http_respond_error(req, 429, msg, which == 't' ? "tokens" : "requests", NULL, "rate_limit_exceeded");
+    else
+        *rc = http_respond_error(req, 429, msg, which == 't' ? "tokens" : "requests", NULL, "rate_limit_exceeded");
     return -1;
 }
 
@@ -424,10 +431,10 @@ static bool chunked_last(const char *te)
  * (request smuggling), so the framing rules of RFC 9112 (sections 3.2, 5 and 6) that
  * libmicrohttpd does not enforce itself are enforced before anything else: the request
  * is refused and the connection closed. Returns -1 with the answer queued in *rc. */
-static int check_framing(request_t *req, const char *version, enum MHD_Result *rc)
+static int check_framing(http_request_t *hr, const char *version, enum MHD_Result *rc)
 {
     head_t f = {0};
-    MHD_get_connection_values_n(req->conn, MHD_HEADER_KIND, collect_head, &f);
+    MHD_get_connection_values_n(hr->conn, MHD_HEADER_KIND, collect_head, &f);
     const char *why = NULL;
     int status = 400;
     bool http11 = strcmp(version, MHD_HTTP_VERSION_1_1) == 0;
@@ -451,8 +458,8 @@ static int check_framing(request_t *req, const char *version, enum MHD_Result *r
         why = "The request has Content-Length headers that disagree.";
     if (!why)
         return 0;
-    req->close_connection = true;
-    *rc = http_respond_error(req, status, why, "invalid_request_error", NULL,
+    hr->close_connection = true;
+    *rc = http_respond_error(&hr->core, status, why, "invalid_request_error", NULL,
                              status == 501 ? "unsupported_transfer_encoding" : "invalid_framing");
     return -1;
 }
@@ -462,7 +469,7 @@ static int check_framing(request_t *req, const char *version, enum MHD_Result *r
 static int check_path(request_t *req, enum MHD_Result *rc)
 {
     const char *why = NULL;
-    switch (urlpath_check(req->url)) {
+    switch (urlpath_check(req->path)) {
     case URLPATH_OK:
         return 0;
     case URLPATH_DOT_SEGMENT:
@@ -481,31 +488,32 @@ static int check_path(request_t *req, enum MHD_Result *rc)
 
 /* First call for a request: check its framing and path, route it, check the method, key
  * and announced size. Returns MHD_YES with a queued response when it is already answered. */
-static enum MHD_Result begin_request(request_t *req, const char *version, bool on_metrics_port, bool *answered)
+static enum MHD_Result begin_request(http_request_t *hr, const char *version, bool on_metrics_port, bool *answered)
 {
-    struct MHD_Connection *conn = req->conn;
+    request_t *req = &hr->core;
+    struct MHD_Connection *conn = hr->conn;
     bool method_ok = false;
     enum MHD_Result rc;
     *answered = true;
-    if (check_framing(req, version, &rc) < 0 || check_path(req, &rc) < 0)
+    if (check_framing(hr, version, &rc) < 0 || check_path(req, &rc) < 0)
         return rc;
-    req->endpoint = find_endpoint(req->url, &method_ok, req->method);
+    hr->endpoint = find_endpoint(req->path, &method_ok, req->method);
     /* With a separate metrics listener, each port serves only its own paths. */
-    if (req->endpoint >= 0 && (metrics_daemon || on_metrics_port)) {
-        bool metrics_path = req->endpoint == ENDPOINT_METRICS;
-        if (on_metrics_port ? !(metrics_path || req->endpoint == ENDPOINT_HEALTH) : metrics_path)
-            req->endpoint = -1;
+    if (hr->endpoint >= 0 && (metrics_daemon || on_metrics_port)) {
+        bool metrics_path = hr->endpoint == ENDPOINT_METRICS;
+        if (on_metrics_port ? !(metrics_path || hr->endpoint == ENDPOINT_HEALTH) : metrics_path)
+            hr->endpoint = -1;
     }
-    if (req->endpoint < 0) {
+    if (hr->endpoint < 0) {
         char msg[300];
-        snprintf(msg, sizeof msg, "Invalid URL (%.16s %.200s)", req->method, req->url);
+        snprintf(msg, sizeof msg, "Invalid URL (%.16s %.200s)", req->method, req->path);
         return http_respond_error(req, 404, msg, "invalid_request_error", NULL, "unknown_url");
     }
-    const endpoint_t *ep = &endpoints[req->endpoint];
-    req->anthropic = ep->handler == messages_create || ep->handler == messages_count_tokens;
+    const endpoint_t *ep = &endpoints[hr->endpoint];
+    hr->anthropic = ep->handler == messages_create || ep->handler == messages_count_tokens;
     if (__atomic_load_n(&open_connections, __ATOMIC_RELAXED) > (unsigned)http_cfg->max_connections &&
-        req->endpoint != ENDPOINT_HEALTH && req->endpoint != ENDPOINT_METRICS) {
-        req->overloaded = true;
+        hr->endpoint != ENDPOINT_HEALTH && hr->endpoint != ENDPOINT_METRICS) {
+        hr->overloaded = true;
         req->retry_after_s = 1;
         return http_respond_error(req, 503, "airouter is at its connection limit; try again shortly.",
                                   "server_error", NULL, "server_overloaded");
@@ -513,7 +521,7 @@ static enum MHD_Result begin_request(request_t *req, const char *version, bool o
     if (!method_ok) {
         char msg[300];
         snprintf(msg, sizeof msg, "Method %.16s is not allowed for %.200s; use %s", req->method,
-                 req->url, allow_header(ep->methods));
+                 req->path, allow_header(ep->methods));
         return http_respond_error(req, 405, msg, "invalid_request_error", NULL,
                                   "method_not_allowed");
     }
@@ -562,26 +570,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   const char *upload_data, size_t *upload_data_size,
                                   void **con_cls)
 {
-    request_t *req = *con_cls;
+    http_request_t *hr = *con_cls;
     conn_watch_t *watch = watch_of(conn);
-    if (!req) {
+    if (!hr) {
         if (!conn_watch_head_done(watch))
             return MHD_NO; /* cut for slowness just now: already answered 408 */
-        req = calloc(1, sizeof *req);
-        if (!req)
+        hr = calloc(1, sizeof *hr);
+        if (!hr)
             return MHD_NO;
-        *con_cls = req;
-        req->start_us = clock_now_us();
-        req->conn = conn;
-        req->url = url;
-        req->method = method;
-        req->endpoint = -1;
-        req->tokens_in = req->tokens_out = req->tokens_cached = req->cost_micro = -1;
-        req->start_unix_ns = clock_unix_ns();
+        *con_cls = hr;
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const request_client_t client = {
+            .gone = client_gone_within, .ctx = hr, .fd = ci ? ci->connect_fd : -1, .check_ms = http_keepalive_ms(),
+        };
+        request_init(&hr->core, http_cfg, REQUEST_HTTP, method, url, &client);
+        hr->conn = conn;
+        hr->endpoint = -1;
         __atomic_add_fetch(&active_requests, 1, __ATOMIC_SEQ_CST);
-        set_request_id(req, conn);
+        set_request_id(&hr->core, conn);
         bool answered;
-        enum MHD_Result rc = begin_request(req, version, cls != NULL, &answered);
+        enum MHD_Result rc = begin_request(hr, version, cls != NULL, &answered);
         if (answered) /* whatever body follows is only discarded: no rate to keep */
             conn_watch_body_done(watch);
         return answered ? rc : MHD_YES;
@@ -591,105 +599,37 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         if (!conn_watch_body(watch, n))
             return MHD_NO;
-        req->body_seen += n;
-        if (req->body_seen > http_cfg->max_body_bytes) {
-            req->too_large = true;
-            buf_free(&req->body);
-            return req->body_seen > http_cfg->max_body_bytes + DISCARD_SLACK ? MHD_NO : MHD_YES;
+        hr->body_seen += n;
+        if (hr->body_seen > http_cfg->max_body_bytes) {
+            hr->too_large = true;
+            buf_free(&hr->body);
+            return hr->body_seen > http_cfg->max_body_bytes + DISCARD_SLACK ? MHD_NO : MHD_YES;
         }
-        return buf_append(&req->body, upload_data, n) < 0 ? MHD_NO : MHD_YES;
+        return buf_append(&hr->body, upload_data, n) < 0 ? MHD_NO : MHD_YES;
     }
     if (!conn_watch_body_done(watch))
         return MHD_NO;
-    if (req->too_large) {
+    if (hr->too_large) {
         char msg[160];
         snprintf(msg, sizeof msg, "Request body too large: the limit is %zu bytes",
                  http_cfg->max_body_bytes);
-        return http_respond_error(req, 413, msg, "invalid_request_error", NULL,
+        return http_respond_error(&hr->core, 413, msg, "invalid_request_error", NULL,
                                   "request_too_large");
     }
-    return endpoints[req->endpoint].handler(req);
-}
-
-static void access_log(request_t *req)
-{
-    if (!log_access_enabled())
-        return;
-    buf_t b = {0};
-    char ts[40];
-    log_timestamp(ts, sizeof ts);
-    uint64_t now = clock_now_us();
-    buf_printf(&b, "{\"time\":\"%s\",\"request_id\":", ts);
-    buf_append_json_string(&b, req->id);
-    buf_appends(&b, ",\"method\":");
-    buf_append_json_string(&b, req->method ? req->method : "");
-    buf_appends(&b, ",\"path\":");
-    buf_append_json_string(&b, req->url ? req->url : "");
-    buf_printf(&b, ",\"status\":%d,\"bytes\":%llu,\"duration_ms\":%.3f,\"worker\":%d", req->status,
-               (unsigned long long)req->bytes_out, (double)(now - req->start_us) / 1000.0,
-               (int)getpid());
-    buf_appends(&b, ",\"key\":");
-    if (req->key)
-        buf_append_json_string(&b, req->key->name);
-    else
-        buf_appends(&b, "null");
-    buf_appends(&b, ",\"model\":");
-    if (req->model_asked)
-        buf_append_json_string(&b, req->model_asked);
-    else
-        buf_appends(&b, "null");
-    buf_appends(&b, ",\"model_routed\":");
-    if (req->model_routed)
-        buf_append_json_string(&b, req->model_routed);
-    else
-        buf_appends(&b, "null");
-    buf_appends(&b, ",\"backend\":");
-    if (req->backend_name)
-        buf_append_json_string(&b, req->backend_name);
-    else
-        buf_appends(&b, "null");
-    buf_printf(&b, ",\"stream\":%s", req->stream ? "true" : "false");
-    if (req->first_byte_us)
-        buf_printf(&b, ",\"ttfb_ms\":%.3f", (double)(req->first_byte_us - req->start_us) / 1000.0);
-    else
-        buf_appends(&b, ",\"ttfb_ms\":null");
-    if (req->tokens_in >= 0)
-        buf_printf(&b, ",\"tokens_in\":%lld", req->tokens_in);
-    else
-        buf_appends(&b, ",\"tokens_in\":null");
-    if (req->tokens_out >= 0)
-        buf_printf(&b, ",\"tokens_out\":%lld", req->tokens_out);
-    else
-        buf_appends(&b, ",\"tokens_out\":null");
-    if (req->cost_micro >= 0)
-        buf_printf(&b, ",\"cost_usd\":%.6f", (double)req->cost_micro / 1e6);
-    else
-        buf_appends(&b, ",\"cost_usd\":null");
-    buf_printf(&b, ",\"retries\":%d,\"client_abort\":%s", req->attempts > 1 ? req->attempts - 1 : 0,
-               req->client_abort ? "true" : "false");
-    if (req->trace_id[0])
-        buf_printf(&b, ",\"trace_id\":\"%s\"", req->trace_id);
-    buf_appends(&b, ",\"error\":");
-    if (req->error_reason[0])
-        buf_append_json_string(&b, req->error_reason);
-    else
-        buf_appends(&b, "null");
-    buf_appends(&b, "}");
-    if (b.data)
-        log_access_line(b.data, b.len);
-    buf_free(&b);
+    return endpoints[hr->endpoint].handler(&hr->core);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     (void)cls;
-    request_t *req = *con_cls;
+    http_request_t *hr = *con_cls;
     conn_watch_t *watch = watch_of(conn);
-    if (!req) {
+    if (!hr) {
         conn_watch_request_done(watch);
         return;
     }
+    request_t *req = &hr->core;
     const char *cut_reason = conn_watch_cut_reason(watch);
     if (cut_reason && !req->status) {
         req->status = 408;
@@ -705,42 +645,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         req->status = 499; /* closed before any response: nginx's convention */
     if (toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT || strcmp(req->error_reason, "client_abort") == 0)
         req->client_abort = true;
-    req->cost_micro = limits_cost(&req->limits, req->tokens_in, req->tokens_cached, req->tokens_out);
-    if (req->kind) {
-        uint64_t now = clock_now_us();
-        met_observe(MET_H_DURATION, req->model_slot, now - req->start_us);
-        if (req->first_byte_us && req->stream)
-            met_observe(MET_H_TTFT, req->model_slot, req->first_byte_us - req->start_us);
-        if (req->tokens_in > 0 || req->tokens_out > 0)
-            met_tokens(req->model_slot, req->tokens_in > 0 ? (uint64_t)req->tokens_in : 0,
-                       req->tokens_out > 0 ? (uint64_t)req->tokens_out : 0);
-        if (req->client_abort)
-            met_client_abort(req->model_slot);
-        /* last, in this order: a scrape reads them first (see metrics.c) */
-        met_request(req->model_slot, req->backend_slot, req->kind, req->client_abort ? 499 : req->status);
-        met_in_flight(-1);
-        trace_request_done(req);
-    }
-    if (req->key) {
-        long long used = (req->tokens_in > 0 ? req->tokens_in : 0) + (req->tokens_out > 0 ? req->tokens_out : 0);
-        quota_outcome_t how = req->tokens_in >= 0 || req->tokens_out >= 0 ? QUOTA_USAGE
-                              : req->status >= 400 || !req->bytes_out ? QUOTA_FAILED
-                                                                      : QUOTA_NO_USAGE;
-        long long cost = req->cost_micro;
-        if (how == QUOTA_NO_USAGE && req->client_abort && req->chunks_relayed > 0) {
-            /* left mid-stream, before any usage: settled with what was produced, a chunk a token */
-            how = QUOTA_USAGE;
-            used = req->limits.prompt_estimate + req->chunks_relayed;
-            cost = limits_cost(&req->limits, req->limits.prompt_estimate, 0, req->chunks_relayed);
-        }
-        limits_finish(req->key, &req->limits, how, used, cost);
-    }
-    access_log(req);
-    buf_free(&req->body);
-    free(req->client_key);
-    free(req->model_asked);
-    free(req->provider);
-    free(req);
+    request_finish(req);
+    buf_free(&hr->body);
+    free(hr);
     *con_cls = NULL;
     __atomic_sub_fetch(&active_requests, 1, __ATOMIC_SEQ_CST);
     conn_watch_request_done(watch);

@@ -1,77 +1,37 @@
-/* The worker's HTTP server (libmicrohttpd, thread per connection) and the
- * per-request state shared with the API handlers. */
+/* The worker's HTTP server (libmicrohttpd, thread per connection), its requests and the
+ * replies handlers queue with. */
 #ifndef AIROUTER_HTTP_H
 #define AIROUTER_HTTP_H
 #include <microhttpd.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "common/buf.h"
 #include "common/config.h"
-#include "worker/core/limits.h"
+#include "worker/core/request.h"
 
-typedef struct request {
-    char id[72];                 /* X-Request-Id */
-    uint64_t start_us;
-    uint64_t first_byte_us;      /* streams: when the first event went out */
-    const char *method;          /* MHD's; valid for the connection's life */
-    const char *url;
+/* An HTTP request: the core's record of it and what only HTTP has. Handlers are given the
+ * core record (&core) and reach the rest with http_of(). */
+typedef struct {
+    request_t core;
+    struct MHD_Connection *conn;
     int endpoint;                /* index in the endpoint table, -1 none */
     bool anthropic;              /* Messages API: errors in Anthropic's shape, request-id header */
     buf_t body;                  /* owned: request body */
     size_t body_seen;            /* bytes received, including discarded ones */
     bool too_large;
-    int status;
-    uint64_t bytes_out;
-    const cfg_key_t *key;        /* authenticated key, NULL if the API is open */
-    char *client_key;            /* owned: the presented key (for pass_client_key) */
-    char *model_asked;           /* owned */
-    char *provider;              /* owned: ai_router gateway's provider filter, NULL: any */
-    const char *model_routed;    /* borrowed from config */
-    const char *backend_name;    /* borrowed from config */
-    bool stream;
-    unsigned kind;               /* KIND_* for API requests, 0 otherwise */
-    int model_slot;              /* metrics slots: 0 = "other" / "none" */
-    int backend_slot;
-    long long tokens_in;         /* from the backend's usage; -1 unknown */
-    long long tokens_out;
-    long long tokens_cached;     /* prompt tokens served from the backend's cache; -1 unknown */
-    long long cost_micro;        /* what it cost by the model's price, micro-dollars; -1 unknown */
-    long long chunks_relayed;    /* streams: backend chunks relayed (a client that leaves pays for them) */
-    bool client_abort;
-    uint64_t last_event_us;      /* streams: when the previous event went out */
-    /* tracing */
-    char trace_id[33];
-    char parent_span_id[17];     /* the client's span, "" if none */
-    char client_traceparent[56]; /* the client's valid traceparent as sent (with its flags), "" if none */
-    char span_id[17];
-    uint64_t start_unix_ns;
-    /* one entry per backend try (the last one answered or failed for good) */
-    struct {
-        const cfg_backend_t *backend;
-        const char *backend_model;
-        uint64_t start_ns, end_ns;
-        char span_id[17];
-        char error[24];
-    } tries[8];
-    int ntries;                  /* tries recorded (at most 8) */
-    int attempts;                /* tries made */
-    const char *backend_model;   /* of the last try: borrowed from config or model_asked */
-    const cfg_backend_t *backend;/* of the last try, NULL before routing */
-    int retry_after_s;           /* Retry-After header on the answer, 0 = none */
-    bool ratelimit_headers;      /* send x-ratelimit-* (key with limits) */
-    long rl_limit_requests, rl_remaining_requests, rl_limit_tokens, rl_remaining_tokens;
-    int rl_reset_requests_s, rl_reset_tokens_s;
-    limits_ticket_t limits;      /* what req->key's limits hold for this request */
     bool overloaded;             /* over the connection limit: answer 503 and close */
     const char *allow;           /* a 405's Allow header, if not the endpoint's methods */
     bool close_connection;       /* the request's framing cannot be trusted: answer and close */
-    char error_reason[32];       /* for the access log */
-    struct MHD_Connection *conn;
-    /* a gRPC call's trace record (grpc_api.c): the span describes the call, not HTTP */
-    bool grpc;
-    int grpc_code;
-} request_t;
+    enum MHD_Result answer;      /* what queuing the answer returned (MHD_NO: close the connection) */
+} http_request_t;
+
+/* The HTTP request whose core record req is (every request_t the HTTP front end hands out). */
+static inline http_request_t *http_of(request_t *req)
+{
+    return (http_request_t *)((char *)req - offsetof(http_request_t, core));
+}
 
 extern const cfg_t *http_cfg;     /* the worker's config (never changes in a worker) */
 extern volatile int http_draining;
@@ -87,11 +47,15 @@ unsigned http_active_requests(void);
 /* Sends a complete response; takes ownership of nothing (body is copied). */
 enum MHD_Result http_respond(request_t *req, int status, const char *content_type,
                              const char *body, size_t len);
+/* Queues resp (the common headers added) with status; resp is destroyed. */
+enum MHD_Result http_queue(request_t *req, int status, struct MHD_Response *resp);
 enum MHD_Result http_respond_error(request_t *req, int status, const char *message,
                                    const char *type, const char *param, const char *code);
-/* Adds the headers every response carries (request id, connection close when draining). */
-void http_add_common_headers(request_t *req, struct MHD_Response *resp);
-int http_client_fd(request_t *req);
+/* From now on req is an API request of kind (request_track), continuing the client's
+ * traceparent header. */
+void http_track(request_t *req, unsigned kind);
+/* How long a stream may wait for its backend before a keep-alive goes out. */
+int http_keepalive_ms(void);
 /* A content reader's copy-out: hands MHD up to max bytes of pending from *off on. */
 ssize_t http_hand_out(request_t *req, const buf_t *pending, size_t *off, char *out, size_t max);
 

@@ -93,6 +93,17 @@ json_object *shape_parse_status(const char *data, size_t len, shape_parse_status
 
 json_object *shape_parse(const char *data, size_t len) { return shape_parse_status(data, len, NULL); }
 
+const char *shape_choice_text(json_object *obj, const char *field)
+{
+    json_object *choices, *m, *c;
+    if (json_object_object_get_ex(obj, "choices", &choices) && json_object_is_type(choices, json_type_array) &&
+        json_object_array_length(choices) > 0 &&
+        json_object_object_get_ex(json_object_array_get_idx(choices, 0), field, &m) &&
+        json_object_object_get_ex(m, "content", &c) && json_object_is_type(c, json_type_string))
+        return json_object_get_string(c);
+    return "";
+}
+
 void shape_set_model(json_object *obj, const char *model)
 {
     if (json_object_is_type(obj, json_type_object) && json_object_object_get_ex(obj, "model", NULL))

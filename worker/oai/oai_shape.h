@@ -25,6 +25,9 @@ json_object *shape_parse_status(const char *data, size_t len, shape_parse_status
  * "text_completion"), created and model: the start of a completion or chunk (caller owns it). */
 json_object *shape_envelope(const char *id, const char *object, long long created, const char *model);
 
+/* choices[0].<field>.content of a completion (field "message") or chunk ("delta"); "" if none. */
+const char *shape_choice_text(json_object *obj, const char *field);
+
 /* Sets obj.model to model when obj has a model field. */
 void shape_set_model(json_object *obj, const char *model);
 /* Serialises obj compactly. The string belongs to obj. */
