@@ -1,9 +1,7 @@
 #include "worker/http/http.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,18 +14,12 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/rand_id.h"
-#include "common/metrics.h"
 #include "common/state.h"
 #include "common/oai_error.h"
 #include "common/urlpath.h"
-#include "worker/http/api.h"
-#include "worker/core/balance.h"
-#include "worker/oai/anthropic_shape.h"
 #include "worker/http/conn_watch.h"
-#include "worker/http/gateway.h"
+#include "worker/oai/anthropic_shape.h"
 #include "worker/core/mem.h"
-#include "worker/http/messages.h"
-#include "worker/http/proxy.h"
 #include "worker/core/route.h"
 
 const cfg_t *http_cfg;
@@ -48,121 +40,18 @@ static unsigned open_connections;
  * can read the 413; beyond that the connection is simply closed. */
 #define DISCARD_SLACK (1024 * 1024)
 
-static enum MHD_Result handle_health(request_t *req)
-{
-    static const char body[] = "{\"status\":\"ok\"}";
-    return http_respond(req, 200, "application/json", body, sizeof body - 1);
-}
-
-static enum MHD_Result handle_ready(request_t *req)
-{
-    if (http_draining)
-        return http_respond_error(req, 503, "airouter is shutting down", "server_error", NULL,
-                                  "service_unavailable");
-    bool any = false;
-    uint64_t now = clock_now_ms();
-    for (int i = 0; i < http_cfg->nmodels && !any; i++)
-        any = balance_model_available(http_cfg, &http_cfg->models[i], now);
-    if (!any)
-        return http_respond_error(req, 503, "No backend target is healthy.", "server_error", NULL,
-                                  "no_healthy_target");
-    static const char body[] = "{\"status\":\"ready\"}";
-    return http_respond(req, 200, "application/json", body, sizeof body - 1);
-}
-
-/* Whether the client is on this host (127.0.0.0/8, ::1 or IPv4-mapped loopback). */
-static bool peer_is_loopback(struct MHD_Connection *conn)
-{
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
-    if (!sa)
-        return false;
-    if (sa->sa_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
-    if (sa->sa_family == AF_INET6) {
-        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-        return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
-    }
-    return false;
-}
-
-static enum MHD_Result handle_metrics(request_t *req)
-{
-    struct MHD_Connection *conn = http_of(req)->conn;
-    /* The metrics name every backend and model: with neither a token nor a listener of their
-     * own chosen by the operator, only this host may read them. */
-    if (!http_cfg->metrics_token && !metrics_daemon && !peer_is_loopback(conn))
-        return http_respond_error(req, 403,
-                                  "/metrics is served only to clients on this host; set metrics.token or "
-                                  "metrics.listen to scrape it from elsewhere.",
-                                  "invalid_request_error", NULL, "forbidden");
-    if (http_cfg->metrics_token) {
-        const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
-        bool ok = auth && strncasecmp(auth, "Bearer ", 7) == 0 && route_secret_equal(auth + 7, http_cfg->metrics_token);
-        if (!ok)
-            return http_respond_error(req, 401, "/metrics needs 'Authorization: Bearer TOKEN' (metrics.token).",
-                                      "invalid_request_error", NULL, "invalid_api_key");
-    }
-    buf_t b = {0};
-    if (met_render(&b, AIROUTER_VERSION) < 0) {
-        buf_free(&b);
-        return http_respond_error(req, 500, "metrics are not available", "server_error", NULL, NULL);
-    }
-    st_render(&b, http_cfg);
-    enum MHD_Result rc = http_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
-    buf_free(&b);
-    return rc;
-}
-
-enum { M_GET = 1, M_POST = 2, M_DELETE = 4, M_ANY = 8 };
-
-typedef struct {
-    const char *path;
-    bool prefix;           /* path is a prefix (with something after it) */
-    unsigned methods;      /* M_*; GET also allows HEAD */
-    bool needs_key;
-    enum MHD_Result (*handler)(request_t *req);
-} endpoint_t;
-
-static const endpoint_t endpoints[] = {
-    {"/health", false, M_GET, false, handle_health},
-    {"/ready", false, M_GET, false, handle_ready},
-    {"/v1/chat/completions", false, M_POST, true, api_chat_completions},
-    {"/v1/completions", false, M_POST, true, api_completions},
-    {"/v1/embeddings", false, M_POST, true, api_embeddings},
-    {"/v1/models", false, M_GET, true, api_models_list},
-    {"/v1/models/", true, M_GET, true, api_model_get},
-    {"/v1/audio/speech", false, M_POST, true, proxy_speech},
-    {"/v1/audio/transcriptions", false, M_POST, true, proxy_transcriptions},
-    {"/v1/audio/translations", false, M_POST, true, proxy_translations},
-    {"/v1/images/generations", false, M_POST, true, proxy_image_generations},
-    {"/v1/images/edits", false, M_POST, true, proxy_image_edits},
-    {"/v1/images/variations", false, M_POST, true, proxy_image_variations},
-    {"/v1/moderations", false, M_POST, true, proxy_moderations},
-    {"/v1/responses", false, M_POST, true, proxy_responses},
-    {"/v1/responses/", true, M_GET | M_POST | M_DELETE, true, proxy_response_by_id},
-    {"/v1/messages", false, M_POST, true, messages_create},
-    {"/v1/messages/count_tokens", false, M_POST, true, messages_count_tokens},
-    {"/generate", false, M_POST, true, gateway_generate},
-    {"/stream", false, M_POST, true, gateway_stream},
-    {"(passthrough)", false, M_ANY, true, proxy_passthrough},
-    {"/metrics", false, M_GET, false, handle_metrics},
-};
-#define NENDPOINTS ((int)(sizeof endpoints / sizeof endpoints[0]))
-#define ENDPOINT_PASSTHROUGH (NENDPOINTS - 2)
+/* The routes the worker serves (http_start); none for a request before it is routed. */
+static const http_route_t *routes;
+static int nroutes;
 
 static const char *allow_header(unsigned methods)
 {
     switch (methods) {
-    case M_POST: return "POST";
-    case M_GET | M_POST | M_DELETE: return "GET, HEAD, POST, DELETE";
+    case HTTP_POST: return "POST";
+    case HTTP_GET | HTTP_POST | HTTP_DELETE: return "GET, HEAD, POST, DELETE";
     default: return "GET, HEAD";
     }
 }
-
-#define ENDPOINT_HEALTH 0
-#define ENDPOINT_METRICS (NENDPOINTS - 1)
-#define NENDPOINTS ((int)(sizeof endpoints / sizeof endpoints[0]))
 
 ssize_t http_hand_out(request_t *req, const buf_t *pending, size_t *off, char *out, size_t max)
 {
@@ -260,9 +149,8 @@ enum MHD_Result http_respond(request_t *req, int status, const char *content_typ
         return hr->answer = MHD_NO;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     if (status == 405) {
-        const endpoint_t *ep = hr->endpoint >= 0 ? &endpoints[hr->endpoint] : NULL;
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
-                                hr->allow ? hr->allow : allow_header(ep ? ep->methods : M_GET));
+                                hr->allow ? hr->allow : allow_header(hr->route ? hr->route->methods : HTTP_GET));
     }
     if (status == 401)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
@@ -311,30 +199,32 @@ static void set_request_id(request_t *req, struct MHD_Connection *conn)
 
 static bool method_allowed(unsigned methods, const char *method)
 {
-    return (methods & M_ANY) || ((methods & M_GET) && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)) ||
-           ((methods & M_POST) && strcmp(method, "POST") == 0) ||
-           ((methods & M_DELETE) && strcmp(method, "DELETE") == 0);
+    return (methods & HTTP_ANY) ||
+           ((methods & HTTP_GET) && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)) ||
+           ((methods & HTTP_POST) && strcmp(method, "POST") == 0) ||
+           ((methods & HTTP_DELETE) && strcmp(method, "DELETE") == 0);
 }
 
-static int find_endpoint(const char *url, bool *method_ok, const char *method)
+static const http_route_t *find_route(const char *path, bool *method_ok, const char *method)
 {
-    /* Known endpoints first: a passthrough rule cannot shadow them. */
-    for (int i = 0; i < NENDPOINTS; i++) {
-        const endpoint_t *ep = &endpoints[i];
-        if (i == ENDPOINT_PASSTHROUGH)
+    /* Routes by path first: a matcher (a passthrough rule) cannot shadow them. */
+    for (int i = 0; i < nroutes; i++) {
+        const http_route_t *r = &routes[i];
+        if (!r->path)
             continue;
-        size_t n = strlen(ep->path);
-        bool match = ep->prefix ? strncmp(url, ep->path, n) == 0 && url[n] : strcmp(url, ep->path) == 0;
+        size_t n = strlen(r->path);
+        bool match = r->prefix ? strncmp(path, r->path, n) == 0 && path[n] : strcmp(path, r->path) == 0;
         if (!match)
             continue;
-        *method_ok = method_allowed(ep->methods, method);
-        return i;
+        *method_ok = method_allowed(r->methods, method);
+        return r;
     }
-    if (proxy_match(url)) {
-        *method_ok = true;
-        return ENDPOINT_PASSTHROUGH;
-    }
-    return -1;
+    for (int i = 0; i < nroutes; i++)
+        if (!routes[i].path && routes[i].match(path)) {
+            *method_ok = method_allowed(routes[i].methods, method);
+            return &routes[i];
+        }
+    return NULL;
 }
 
 /* The key from "Authorization: Bearer K" or "x-api-key: K". */
@@ -497,22 +387,22 @@ static enum MHD_Result begin_request(http_request_t *hr, const char *version, bo
     *answered = true;
     if (check_framing(hr, version, &rc) < 0 || check_path(req, &rc) < 0)
         return rc;
-    hr->endpoint = find_endpoint(req->path, &method_ok, req->method);
+    const http_route_t *route = find_route(req->path, &method_ok, req->method);
     /* With a separate metrics listener, each port serves only its own paths. */
-    if (hr->endpoint >= 0 && (metrics_daemon || on_metrics_port)) {
-        bool metrics_path = hr->endpoint == ENDPOINT_METRICS;
-        if (on_metrics_port ? !(metrics_path || hr->endpoint == ENDPOINT_HEALTH) : metrics_path)
-            hr->endpoint = -1;
+    if (route && (metrics_daemon || on_metrics_port)) {
+        bool metrics_path = route->flags & HTTP_ROUTE_METRICS;
+        if (on_metrics_port ? !(metrics_path || (route->flags & HTTP_ROUTE_OPS)) : metrics_path)
+            route = NULL;
     }
-    if (hr->endpoint < 0) {
+    if (!route) {
         char msg[300];
         snprintf(msg, sizeof msg, "Invalid URL (%.16s %.200s)", req->method, req->path);
         return http_respond_error(req, 404, msg, "invalid_request_error", NULL, "unknown_url");
     }
-    const endpoint_t *ep = &endpoints[hr->endpoint];
-    hr->anthropic = ep->handler == messages_create || ep->handler == messages_count_tokens;
+    hr->route = route;
+    hr->anthropic = route->flags & HTTP_ROUTE_ANTHROPIC;
     if (__atomic_load_n(&open_connections, __ATOMIC_RELAXED) > (unsigned)http_cfg->max_connections &&
-        hr->endpoint != ENDPOINT_HEALTH && hr->endpoint != ENDPOINT_METRICS) {
+        !(route->flags & (HTTP_ROUTE_OPS | HTTP_ROUTE_METRICS))) {
         hr->overloaded = true;
         req->retry_after_s = 1;
         return http_respond_error(req, 503, "airouter is at its connection limit; try again shortly.",
@@ -521,7 +411,7 @@ static enum MHD_Result begin_request(http_request_t *hr, const char *version, bo
     if (!method_ok) {
         char msg[300];
         snprintf(msg, sizeof msg, "Method %.16s is not allowed for %.200s; use %s", req->method,
-                 req->path, allow_header(ep->methods));
+                 req->path, allow_header(route->methods));
         return http_respond_error(req, 405, msg, "invalid_request_error", NULL,
                                   "method_not_allowed");
     }
@@ -535,7 +425,7 @@ static enum MHD_Result begin_request(http_request_t *hr, const char *version, bo
         return http_respond_error(req, 413, msg, "invalid_request_error", NULL,
                                   "request_too_large");
     }
-    if (ep->needs_key && http_cfg->nkeys > 0) {
+    if ((route->flags & HTTP_ROUTE_KEY) && http_cfg->nkeys > 0) {
         const char *k = presented_key(conn);
         req->key = route_authenticate(http_cfg, k);
         if (!req->key)
@@ -546,11 +436,9 @@ static enum MHD_Result begin_request(http_request_t *hr, const char *version, bo
                           "or 'x-api-key: KEY'.",
                 "invalid_request_error", NULL, "invalid_api_key");
         req->client_key = strdup(k);
-        if (ep->handler != api_models_list && ep->handler != api_model_get) {
-            if (admit_key(req, &rc) < 0)
-                return rc;
-        }
-    } else if (ep->needs_key) {
+        if ((route->flags & HTTP_ROUTE_LIMITED) && admit_key(req, &rc) < 0)
+            return rc;
+    } else if (route->flags & HTTP_ROUTE_KEY) {
         const char *k = presented_key(conn);
         if (k)
             req->client_key = strdup(k);
@@ -585,7 +473,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         };
         request_init(&hr->core, http_cfg, REQUEST_HTTP, method, url, &client);
         hr->conn = conn;
-        hr->endpoint = -1;
         __atomic_add_fetch(&active_requests, 1, __ATOMIC_SEQ_CST);
         set_request_id(&hr->core, conn);
         bool answered;
@@ -616,7 +503,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return http_respond_error(&hr->core, 413, msg, "invalid_request_error", NULL,
                                   "request_too_large");
     }
-    return endpoints[hr->endpoint].handler(&hr->core);
+    return hr->route->handler(&hr->core);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -718,9 +605,13 @@ static struct MHD_Daemon *start_daemon(int fd, void *cls, const cfg_t *cfg)
         MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL, MHD_OPTION_END);
 }
 
-int http_start(const cfg_t *cfg, int listen_fd, int metrics_fd)
+bool http_has_metrics_listener(void) { return metrics_daemon != NULL; }
+
+int http_start(const cfg_t *cfg, const http_route_t *table, int ntable, int listen_fd, int metrics_fd)
 {
     http_cfg = cfg;
+    routes = table;
+    nroutes = ntable;
     if (conn_watch_start(cfg->header_timeout, cfg->min_body_rate) < 0)
         return -1;
     if (metrics_fd >= 0) {

@@ -16,7 +16,7 @@
 typedef struct {
     request_t core;
     struct MHD_Connection *conn;
-    int endpoint;                /* index in the endpoint table, -1 none */
+    const struct http_route *route; /* NULL until routed */
     bool anthropic;              /* Messages API: errors in Anthropic's shape, request-id header */
     buf_t body;                  /* owned: request body */
     size_t body_seen;            /* bytes received, including discarded ones */
@@ -33,11 +33,37 @@ static inline http_request_t *http_of(request_t *req)
     return (http_request_t *)((char *)req - offsetof(http_request_t, core));
 }
 
+/* A route's methods (GET also allows HEAD). */
+enum { HTTP_GET = 1, HTTP_POST = 2, HTTP_DELETE = 4, HTTP_ANY = 8 };
+/* What a route is besides its handler. */
+enum {
+    HTTP_ROUTE_KEY = 1,       /* needs an API key (when the config has keys) */
+    HTTP_ROUTE_LIMITED = 2,   /* counts against the key's limits */
+    HTTP_ROUTE_ANTHROPIC = 4, /* errors in Anthropic's shape, with a request-id header */
+    HTTP_ROUTE_OPS = 8,       /* also served on the metrics listener; never refused at the connection limit */
+    HTTP_ROUTE_METRICS = 16,  /* with a metrics listener, served there only; never refused at the connection limit */
+};
+
+/* A handler answers a routed request once its whole body has arrived, queuing one response. */
+typedef enum MHD_Result (*http_handler_fn)(request_t *req);
+
+typedef struct http_route {
+    const char *path;         /* NULL: match says which paths the route takes, after every path route */
+    bool prefix;              /* path is a prefix (with something after it) */
+    unsigned methods;         /* HTTP_GET... */
+    unsigned flags;           /* HTTP_ROUTE_... */
+    http_handler_fn handler;
+    bool (*match)(const char *path);
+} http_route_t;
+
 extern const cfg_t *http_cfg;     /* the worker's config (never changes in a worker) */
 extern volatile int http_draining;
 
-/* metrics_fd: a separate socket that serves only /metrics and /health, or -1. */
-int http_start(const cfg_t *cfg, int listen_fd, int metrics_fd);
+/* Serves routes (the table outlives the server) on listen_fd; metrics_fd: a separate socket
+ * that serves only the HTTP_ROUTE_METRICS and HTTP_ROUTE_OPS routes, or -1. */
+int http_start(const cfg_t *cfg, const http_route_t *routes, int nroutes, int listen_fd, int metrics_fd);
+/* Whether a separate metrics listener serves the metrics. */
+bool http_has_metrics_listener(void);
 /* Stops accepting; answers the requests in flight and those that arrive on open connections
  * (with Connection: close) and closes idle connections, until none is left or the drain
  * timeout passes; then stops. final: the whole service stops (see conn_watch_drain). */
