@@ -135,7 +135,6 @@ static void world_init(world_t *w)
     w->cfg.circuit_cooldown = 10;
     w->cfg.circuit_window = 10;
     w->cfg.circuit_min_requests = 1000;
-    nopened = 0;
 }
 
 /* Adds a model whose targets (tried in order) are the NULL-terminated backend_models. */
@@ -174,16 +173,15 @@ static bool client_gone_within(void *ctx, int wait_ms)
     return c->leaves_at_us && clock_now_us() >= c->leaves_at_us;
 }
 
-static void request_for(request_t *req, world_t *w, client_t *c, const char *model, uint64_t leaves_after_ms)
-{
-    memset(req, 0, sizeof *req);
-    const request_client_t client = {.gone = client_gone_within, .ctx = c, .fd = -1, .check_ms = 10};
-    request_init(req, &w->cfg, REQUEST_HTTP, "POST", "/v1/chat/completions", &client);
-    req->model_asked = (char *)model;
-    req->model_routed = model;
-    c->waits = 0;
-    c->leaves_at_us = leaves_after_ms ? req->start_us + leaves_after_ms * 1000 : 0;
-}
+/* One run of the loop: a world, a request for one of its models, its client and what came of it. */
+typedef struct {
+    world_t w;
+    request_t req;
+    client_t client;
+    job_t job;
+    be_event_t last;
+    uint64_t client_deadline_ms; /* after the start; 0: none */
+} run_t;
 
 static bool shared_state(void)
 {
@@ -193,199 +191,167 @@ static bool shared_state(void)
     return CHECK_MSG(done == 1, "st_init");
 }
 
+/* A fresh world in r; false if the shared state cannot be had. */
+static bool setup(run_t *r)
+{
+    memset(r, 0, sizeof *r);
+    world_init(&r->w);
+    return shared_state();
+}
+
+/* Runs the failover loop on model m; the client leaves leaves_after_ms after the request starts
+ * (0: it stays). */
+static failover_outcome_t run(run_t *r, cfg_model_t *m, uint64_t leaves_after_ms)
+{
+    request_t *req = &r->req;
+    memset(req, 0, sizeof *req);
+    const request_client_t client = {.gone = client_gone_within, .ctx = &r->client, .fd = -1, .check_ms = 10};
+    request_init(req, &r->w.cfg, REQUEST_HTTP, "POST", "/v1/chat/completions", &client);
+    req->model_asked = m->name;
+    req->model_routed = m->name;
+    if (r->client_deadline_ms)
+        req->deadline_us = req->start_us + r->client_deadline_ms * 1000;
+    r->client = (client_t){.leaves_at_us = leaves_after_ms ? req->start_us + leaves_after_ms * 1000 : 0};
+    r->job = (job_t){0};
+    nopened = 0;
+    return failover_run(req, &r->job, m, scripted_try, &r->last);
+}
+
 #define TARGETS(...) ((const char *const[]){__VA_ARGS__, NULL})
 
 /* ---- the policy ---- */
 
+static run_t r; /* one at a time: tests run in turn */
+
 TEST(failover_retries_a_5xx_on_the_next_target)
 {
-    if (!shared_state())
+    if (!setup(&r))
         return;
-    world_t w;
-    world_init(&w);
-    cfg_model_t *m = add_model(&w, "m", TARGETS("500", "ok"));
-    request_t req;
-    client_t c;
-    request_for(&req, &w, &c, "m", 0);
-    job_t job = {0};
-    be_event_t last;
-    CHECK_INT(failover_run(&req, &job, m, scripted_try, &last), FAILOVER_ANSWERED);
-    CHECK_INT(req.attempts, 2);
+    CHECK_INT(run(&r, add_model(&r.w, "m", TARGETS("500", "ok")), 0), FAILOVER_ANSWERED);
+    CHECK_INT(r.req.attempts, 2);
     CHECK_INT(nopened, 2);
     CHECK_STR(opened[0].backend_model, "500");
     CHECK_STR(opened[1].backend_model, "ok");
-    CHECK_STR(req.error_reason, "");
+    CHECK_STR(r.req.error_reason, "");
     /* each try has its span: the failed one says why, the answered one nothing */
-    CHECK_INT(req.ntries, 2);
-    CHECK_STR(req.tries[0].error, "backend_5xx");
-    CHECK_STR(req.tries[1].error, "");
-    CHECK(req.tries[1].end_ns != 0);
+    CHECK_INT(r.req.ntries, 2);
+    CHECK_STR(r.req.tries[0].error, "backend_5xx");
+    CHECK_STR(r.req.tries[1].error, "");
+    CHECK(r.req.tries[1].end_ns != 0);
 }
 
 TEST(failover_never_retries_after_the_first_byte)
 {
-    if (!shared_state())
+    if (!setup(&r))
         return;
-    world_t w;
-    world_init(&w);
-    cfg_model_t *m = add_model(&w, "m", TARGETS("chunk-then-500", "ok"));
-    request_t req;
-    client_t c;
-    request_for(&req, &w, &c, "m", 0);
-    job_t job = {0};
-    be_event_t last;
-    CHECK_INT(failover_run(&req, &job, m, scripted_try, &last), FAILOVER_ANSWERED);
-    CHECK_INT(req.attempts, 1);
+    CHECK_INT(run(&r, add_model(&r.w, "m", TARGETS("chunk-then-500", "ok")), 0), FAILOVER_ANSWERED);
+    CHECK_INT(r.req.attempts, 1);
     CHECK_INT(nopened, 1);
     /* the broken answer's span ends with its error */
-    CHECK_STR(req.tries[0].error, "backend_5xx");
+    CHECK_STR(r.req.tries[0].error, "backend_5xx");
 }
 
 TEST(failover_stops_at_the_attempts_budget)
 {
-    if (!shared_state())
+    if (!setup(&r))
         return;
-    world_t w;
-    world_init(&w);
-    w.cfg.retry.attempts = 2;
-    cfg_model_t *m = add_model(&w, "m", TARGETS("500", "down", "ok"));
-    request_t req;
-    client_t c;
-    request_for(&req, &w, &c, "m", 0);
-    job_t job = {0};
-    be_event_t last;
-    CHECK_INT(failover_run(&req, &job, m, scripted_try, &last), FAILOVER_FAILED);
-    CHECK_INT(req.attempts, 2);
+    r.w.cfg.retry.attempts = 2;
+    CHECK_INT(run(&r, add_model(&r.w, "m", TARGETS("500", "down", "ok")), 0), FAILOVER_FAILED);
+    CHECK_INT(r.req.attempts, 2);
     CHECK_INT(nopened, 2);
-    CHECK_INT(last.error, BE_ERR_CONNECT); /* the last try's failure is the answer */
-    CHECK_STR(req.error_reason, "backend_connect");
+    CHECK_INT(r.last.error, BE_ERR_CONNECT); /* the last try's failure is the answer */
+    CHECK_STR(r.req.error_reason, "backend_connect");
 }
 
 TEST(failover_stops_at_the_deadline)
 {
-    if (!shared_state())
+    if (!setup(&r))
         return;
-    world_t w;
-    world_init(&w);
     /* the back-off after the first failure would end past the deadline: no second try */
-    w.cfg.retry.deadline = 0.3;
-    w.cfg.retry.backoff_ms = w.cfg.retry.max_backoff_ms = 2000;
-    cfg_model_t *m = add_model(&w, "m", TARGETS("500", "ok"));
-    request_t req;
-    client_t c;
-    request_for(&req, &w, &c, "m", 0);
-    job_t job = {0};
-    be_event_t last;
+    r.w.cfg.retry.deadline = 0.3;
+    r.w.cfg.retry.backoff_ms = r.w.cfg.retry.max_backoff_ms = 2000;
     uint64_t t0 = clock_now_ms();
-    CHECK_INT(failover_run(&req, &job, m, scripted_try, &last), FAILOVER_FAILED);
+    CHECK_INT(run(&r, add_model(&r.w, "m", TARGETS("500", "ok")), 0), FAILOVER_FAILED);
     CHECK_INT(nopened, 1);
     CHECK_MSG(clock_now_ms() - t0 < 250, "answered after %llu ms, not at once", (unsigned long long)(clock_now_ms() - t0));
+}
 
-    /* the client's own deadline (a gRPC call's) counts the same way */
-    world_init(&w);
-    w.cfg.retry.backoff_ms = w.cfg.retry.max_backoff_ms = 2000;
-    m = add_model(&w, "m", TARGETS("500", "ok"));
-    request_for(&req, &w, &c, "m", 0);
-    req.deadline_us = req.start_us + 300 * 1000;
-    CHECK_INT(failover_run(&req, &job, m, scripted_try, &last), FAILOVER_FAILED);
+TEST(failover_stops_at_the_clients_deadline)
+{
+    if (!setup(&r))
+        return;
+    /* a gRPC call's own deadline counts as the retry deadline does */
+    r.w.cfg.retry.backoff_ms = r.w.cfg.retry.max_backoff_ms = 2000;
+    r.client_deadline_ms = 300;
+    CHECK_INT(run(&r, add_model(&r.w, "m", TARGETS("500", "ok")), 0), FAILOVER_FAILED);
     CHECK_INT(nopened, 1);
 }
 
 TEST(failover_waits_out_a_retry_after)
 {
-    if (!shared_state())
+    if (!setup(&r))
         return;
-    world_t w;
-    world_init(&w);
-    cfg_model_t *m = add_model(&w, "m", TARGETS("429-once"));
-    request_t req;
-    client_t c;
-    request_for(&req, &w, &c, "m", 0);
-    job_t job = {0};
-    be_event_t last;
-    CHECK_INT(failover_run(&req, &job, m, scripted_try, &last), FAILOVER_ANSWERED);
+    CHECK_INT(run(&r, add_model(&r.w, "m", TARGETS("429-once")), 0), FAILOVER_ANSWERED);
     CHECK_INT(nopened, 2);
     if (nopened == 2)
         CHECK_MSG(opened[1].at_ms - opened[0].at_ms >= 950, "retried %llu ms after a Retry-After of 1 s",
                   (unsigned long long)(opened[1].at_ms - opened[0].at_ms));
-    CHECK(c.waits > 0); /* the wait watched the client */
+    CHECK(r.client.waits > 0); /* the wait watched the client */
 }
 
-TEST(failover_stops_at_once_when_the_client_leaves)
+TEST(failover_stops_at_once_when_the_client_leaves_during_a_back_off)
 {
-    if (!shared_state())
+    if (!setup(&r))
         return;
-    world_t w;
-    world_init(&w);
-    /* during a back-off */
-    w.cfg.retry.backoff_ms = w.cfg.retry.max_backoff_ms = 5000;
-    cfg_model_t *m = add_model(&w, "m", TARGETS("500", "ok"));
-    request_t req;
-    client_t c;
-    request_for(&req, &w, &c, "m", 100);
-    job_t job = {0};
-    be_event_t last;
+    r.w.cfg.retry.backoff_ms = r.w.cfg.retry.max_backoff_ms = 5000;
     uint64_t t0 = clock_now_ms();
-    CHECK_INT(failover_run(&req, &job, m, scripted_try, &last), FAILOVER_CLIENT_GONE);
+    CHECK_INT(run(&r, add_model(&r.w, "m", TARGETS("500", "ok")), 100), FAILOVER_CLIENT_GONE);
     uint64_t took = clock_now_ms() - t0;
     CHECK_MSG(took < 1000, "the back-off went on %llu ms after the client left", (unsigned long long)took);
     CHECK_INT(nopened, 1);
-    CHECK_STR(req.error_reason, "client_abort");
+    CHECK_STR(r.req.error_reason, "client_abort");
+}
 
-    /* during a Retry-After wait */
-    world_init(&w);
-    m = add_model(&w, "m", TARGETS("429-once"));
-    request_for(&req, &w, &c, "m", 100);
-    t0 = clock_now_ms();
-    CHECK_INT(failover_run(&req, &job, m, scripted_try, &last), FAILOVER_CLIENT_GONE);
-    took = clock_now_ms() - t0;
+TEST(failover_stops_at_once_when_the_client_leaves_during_a_retry_after)
+{
+    if (!setup(&r))
+        return;
+    uint64_t t0 = clock_now_ms();
+    CHECK_INT(run(&r, add_model(&r.w, "m", TARGETS("429-once")), 100), FAILOVER_CLIENT_GONE);
+    uint64_t took = clock_now_ms() - t0;
     CHECK_MSG(took < 700, "the Retry-After wait went on %llu ms after the client left", (unsigned long long)took);
     CHECK_INT(nopened, 1);
 }
 
 TEST(failover_follows_the_fallback_chain_in_order)
 {
-    if (!shared_state())
+    if (!setup(&r))
         return;
-    world_t w;
-    world_init(&w);
-    cfg_model_t *m = add_model(&w, "main", TARGETS("500", "down"));
-    add_model(&w, "first-fallback", TARGETS("500"));
-    add_model(&w, "second-fallback", TARGETS("ok"));
-    w.fallbacks[0] = 1;
-    w.fallbacks[1] = 2;
-    m->fallbacks = w.fallbacks;
+    cfg_model_t *m = add_model(&r.w, "main", TARGETS("500", "down"));
+    add_model(&r.w, "first-fallback", TARGETS("500"));
+    add_model(&r.w, "second-fallback", TARGETS("ok"));
+    r.w.fallbacks[0] = 1;
+    r.w.fallbacks[1] = 2;
+    m->fallbacks = r.w.fallbacks;
     m->nfallbacks = 2;
-    request_t req;
-    client_t c;
-    request_for(&req, &w, &c, "main", 0);
-    job_t job = {0};
-    be_event_t last;
-    CHECK_INT(failover_run(&req, &job, m, scripted_try, &last), FAILOVER_ANSWERED);
-    CHECK_INT(job.ntries, 4);
+    CHECK_INT(run(&r, m, 0), FAILOVER_ANSWERED);
+    CHECK_INT(r.job.ntries, 4);
     const char *want[] = {"main", "main", "first-fallback", "second-fallback"};
-    for (int i = 0; i < 4 && i < job.ntries; i++) {
-        CHECK_STR(job.tries[i].model, want[i]);
-        CHECK_INT(job.tries[i].is_fallback, i >= 2);
+    for (int i = 0; i < 4 && i < r.job.ntries; i++) {
+        CHECK_STR(r.job.tries[i].model, want[i]);
+        CHECK_INT(r.job.tries[i].is_fallback, i >= 2);
     }
-    CHECK_STR(req.model_routed, "second-fallback"); /* the model that answered */
+    CHECK_STR(r.req.model_routed, "second-fallback"); /* the model that answered */
 }
 
 TEST(failover_without_a_usable_target_says_when_one_may_be)
 {
-    if (!shared_state())
+    if (!setup(&r))
         return;
-    world_t w;
-    world_init(&w);
-    cfg_model_t *m = add_model(&w, "m", TARGETS("ok"));
+    cfg_model_t *m = add_model(&r.w, "m", TARGETS("ok"));
     st_target_block(m->targets[0].state_slot, clock_now_ms() + 5000);
-    request_t req;
-    client_t c;
-    request_for(&req, &w, &c, "m", 0);
-    job_t job = {0};
-    be_event_t last;
-    CHECK_INT(failover_run(&req, &job, m, scripted_try, &last), FAILOVER_NO_TARGET);
+    CHECK_INT(run(&r, m, 0), FAILOVER_NO_TARGET);
     CHECK_INT(nopened, 0);
-    CHECK_MSG(req.retry_after_s >= 4 && req.retry_after_s <= 5, "Retry-After %d", req.retry_after_s);
-    CHECK_STR(req.error_reason, "no_available_target");
+    CHECK_MSG(r.req.retry_after_s >= 4 && r.req.retry_after_s <= 5, "Retry-After %d", r.req.retry_after_s);
+    CHECK_STR(r.req.error_reason, "no_available_target");
 }

@@ -103,6 +103,48 @@ try_result_t upstream_run(upstream_t *u, void *call, upstream_sink_fn sink, void
     return step == UPSTREAM_FAILED ? TRY_FAILED : TRY_ANSWERED;
 }
 
+upstream_step_t upstream_take_whole(void *whole, upstream_t *u, be_event_t *ev)
+{
+    (void)u;
+    upstream_whole_t *w = whole;
+    switch (ev->type) {
+    case BE_EV_CHUNK:
+        if (!w->agg)
+            w->agg = shape_agg_new(w->kind);
+        if (w->agg)
+            shape_agg_add(w->agg, ev->obj);
+        json_object_put(ev->obj);
+        ev->obj = NULL;
+        if (shape_agg_size(w->agg) > CFG_MAX_ANSWER_BYTES) {
+            be_event_error(ev, BE_ERR_PROTOCOL, 502, "server_error", "backend_error",
+                           "The model's backend sent an answer that is too large.");
+            return UPSTREAM_FAILED;
+        }
+        return UPSTREAM_MORE;
+    case BE_EV_RESPONSE:
+        w->result = ev->obj;
+        ev->obj = NULL;
+        return UPSTREAM_ANSWERED;
+    case BE_EV_ERROR:
+        return UPSTREAM_FAILED;
+    default: /* END */
+        w->result = w->agg ? shape_agg_finish(w->agg) : NULL;
+        if (w->result)
+            return UPSTREAM_ANSWERED;
+        be_event_error(ev, BE_ERR_PROTOCOL, 502, "server_error", "backend_error",
+                       "The model's backend returned an empty answer.");
+        return UPSTREAM_FAILED;
+    }
+}
+
+void upstream_whole_free(upstream_whole_t *w)
+{
+    shape_agg_free(w->agg);
+    json_object_put(w->result);
+    w->agg = NULL;
+    w->result = NULL;
+}
+
 void upstream_end(upstream_t *u, const char *error)
 {
     if (!u->call)

@@ -10,6 +10,7 @@
 #include "worker/backend/backend.h"
 #include "worker/core/failover.h"
 #include "worker/core/request.h"
+#include "worker/oai/oai_shape.h"
 
 typedef struct {
     request_t *req;              /* NULL once the request is gone (a relay outliving it) */
@@ -43,6 +44,17 @@ int upstream_begin(upstream_t *u, request_t *req, const cfg_model_t *m, bool is_
  * says otherwise. A client that leaves, or whose deadline passes, while the backend is silent
  * fails the try (BE_ERR_CLIENT_GONE, BE_ERR_TIMEOUT). */
 try_result_t upstream_run(upstream_t *u, void *call, upstream_sink_fn sink, void *ctx, be_event_t *ev);
+/* A sink that gathers a whole answer: one response, or a backend stream folded into one (its text
+ * at most CFG_MAX_ANSWER_BYTES). Start it zeroed but for kind; once the try answered, result holds
+ * the answer. upstream_whole_free frees what it holds. */
+typedef struct {
+    unsigned kind;
+    shape_agg_t *agg;
+    json_object *result;
+} upstream_whole_t;
+upstream_step_t upstream_take_whole(void *whole, upstream_t *u, be_event_t *ev);
+void upstream_whole_free(upstream_whole_t *w);
+
 /* Ends a call kept by a sink (nothing if already ended): closes it, gives the target's slot back,
  * ends the span with error (NULL: the request's own backend error, if it has one). */
 void upstream_end(upstream_t *u, const char *error);

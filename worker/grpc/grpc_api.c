@@ -260,15 +260,14 @@ typedef struct {
     be_event_t broken;
 } rpc_job_t;
 
-/* What a try has sent so far (the sink of rpc_try). */
+/* A stream's pieces as they go out (the sink of a streaming call's tries). */
 typedef struct {
     rpc_job_t *job;
-    shape_agg_t *agg;           /* owned: a unary call's answer, folded from a backend stream */
     bool sent;                  /* a piece has gone out: the try can no longer be retried */
     uint64_t checked_us;        /* when the client was last looked at */
 } pieces_t;
 
-/* The try cannot go on: before any piece it may be retried, after one it broke. */
+/* The answer cannot go on: before any piece the try may be retried, after one it broke. */
 static upstream_step_t stop_pieces(pieces_t *p, be_event_t *ev)
 {
     if (!p->sent)
@@ -279,82 +278,58 @@ static upstream_step_t stop_pieces(pieces_t *p, be_event_t *ev)
     return UPSTREAM_ANSWERED;
 }
 
-/* Sends the whole answer's text as one message (a stream skips an empty one). */
-static upstream_step_t send_whole(pieces_t *p, json_object *completion, be_event_t *ev)
+/* Sends a piece of text; false (ev says why) once the client has gone. */
+static bool send_piece(pieces_t *p, const char *piece, be_event_t *ev)
 {
-    const char *text = shape_choice_text(completion, "message");
-    if ((p->job->stream && !text[0]) || send_response(p->job->r, text))
-        return UPSTREAM_ANSWERED;
-    be_event_error(ev, BE_ERR_CLIENT_GONE, 499, "client_gone", NULL, "the client went away");
+    request_t *req = &p->job->r->req;
+    uint64_t now = clock_now_us();
+    if (req->last_event_us) /* the stream histograms, as for HTTP streams */
+        met_observe(MET_H_GAP, req->model_slot, now - req->last_event_us);
+    else
+        req->first_byte_us = now;
+    req->last_event_us = now;
+    req->chunks_relayed++;
     p->sent = true;
-    return stop_pieces(p, ev);
+    if (send_response(p->job->r, piece))
+        return true;
+    be_event_error(ev, BE_ERR_CLIENT_GONE, 499, "client_gone", NULL, "the client went away");
+    return false;
 }
 
 static upstream_step_t take_pieces(void *ctx, upstream_t *u, be_event_t *ev)
 {
     pieces_t *p = ctx;
-    rpc_t *r = p->job->r;
     request_t *req = u->req;
     switch (ev->type) {
     case BE_EV_CHUNK: {
         request_note_usage(req, ev->obj);
+        const char *piece = shape_choice_text(ev->obj, "delta");
+        bool ok = true;
         /* Chunks that keep coming never leave the backend silent: look at the client now and then. */
         uint64_t now = clock_now_us();
         if (now - p->checked_us >= CLIENT_CHECK_US) {
             p->checked_us = now;
-            if (call_gone(r, 0)) {
-                json_object_put(ev->obj);
+            if (call_gone(p->job->r, 0)) {
                 be_event_error(ev, BE_ERR_CLIENT_GONE, 499, "client_gone", NULL, "the client cancelled the call");
-                return stop_pieces(p, ev);
+                ok = false;
             }
         }
-        if (p->job->stream) {
-            const char *piece = shape_choice_text(ev->obj, "delta");
-            if (piece[0]) {
-                if (req->last_event_us) /* the stream histograms, as for HTTP streams */
-                    met_observe(MET_H_GAP, req->model_slot, now - req->last_event_us);
-                else
-                    req->first_byte_us = now;
-                req->last_event_us = now;
-                req->chunks_relayed++;
-                if (!send_response(r, piece)) {
-                    json_object_put(ev->obj);
-                    be_event_error(ev, BE_ERR_CLIENT_GONE, 499, "client_gone", NULL, "the client went away");
-                    p->sent = true;
-                    return stop_pieces(p, ev);
-                }
-                p->sent = true;
-            }
-        } else {
-            if (!p->agg)
-                p->agg = shape_agg_new(KIND_CHAT);
-            if (p->agg)
-                shape_agg_add(p->agg, ev->obj);
-        }
+        if (ok && piece[0])
+            ok = send_piece(p, piece, ev);
         json_object_put(ev->obj);
         ev->obj = NULL;
-        if (shape_agg_size(p->agg) > CFG_MAX_ANSWER_BYTES) {
-            be_event_error(ev, BE_ERR_PROTOCOL, 502, "server_error", "backend_error",
-                           "The model's backend sent an answer that is too large.");
-            return stop_pieces(p, ev);
-        }
-        return UPSTREAM_MORE;
+        return ok ? UPSTREAM_MORE : stop_pieces(p, ev);
     }
-    case BE_EV_RESPONSE: { /* a whole answer (a stream from a backend called without streaming) */
+    case BE_EV_RESPONSE: { /* a backend called without streaming: the whole text as one piece */
         request_note_usage(req, ev->obj);
-        upstream_step_t step = send_whole(p, ev->obj, ev);
+        const char *text = shape_choice_text(ev->obj, "message");
+        bool ok = !text[0] || send_piece(p, text, ev);
         json_object_put(ev->obj);
         ev->obj = NULL;
-        return step;
+        return ok ? UPSTREAM_ANSWERED : stop_pieces(p, ev);
     }
-    case BE_EV_END: {
-        if (p->job->stream)
-            return UPSTREAM_ANSWERED;
-        json_object *whole = p->agg ? shape_agg_finish(p->agg) : NULL;
-        upstream_step_t step = send_whole(p, whole, ev);
-        json_object_put(whole);
-        return step;
-    }
+    case BE_EV_END:
+        return UPSTREAM_ANSWERED;
     case BE_EV_ERROR:
         return stop_pieces(p, ev);
     default:
@@ -362,7 +337,8 @@ static upstream_step_t take_pieces(void *ctx, upstream_t *u, be_event_t *ev)
     }
 }
 
-/* One try of the call against target t: a failover_try_fn. */
+/* One try of the call against target t: a failover_try_fn. A stream's pieces go out as they come;
+ * a unary call's answer is gathered whole, then sent. */
 static try_result_t rpc_try(request_t *req, void *job_arg, const cfg_model_t *m, bool is_fallback,
                             const cfg_target_t *t, be_event_t *ev)
 {
@@ -386,9 +362,20 @@ static try_result_t rpc_try(request_t *req, void *job_arg, const cfg_model_t *m,
         .max_tokens = m->max_tokens,
         .max_event_bytes = gcfg->max_event_bytes,
     };
-    pieces_t p = {.job = job, .checked_us = clock_now_us()};
-    try_result_t res = upstream_run(&u, &breq, take_pieces, &p, ev);
-    shape_agg_free(p.agg);
+    if (job->stream) {
+        pieces_t p = {.job = job, .checked_us = clock_now_us()};
+        return upstream_run(&u, &breq, take_pieces, &p, ev);
+    }
+    upstream_whole_t whole = {.kind = KIND_CHAT};
+    try_result_t res = upstream_run(&u, &breq, upstream_take_whole, &whole, ev);
+    if (res == TRY_ANSWERED) {
+        request_note_usage(req, whole.result);
+        if (!send_response(job->r, shape_choice_text(whole.result, "message"))) {
+            job->broke = true;
+            be_event_error(&job->broken, BE_ERR_CLIENT_GONE, 499, "client_gone", NULL, "the client went away");
+        }
+    }
+    upstream_whole_free(&whole);
     return res;
 }
 

@@ -325,47 +325,6 @@ static bool json_true(json_object *obj, const char *key)
            json_object_get_boolean(v);
 }
 
-/* A whole answer being gathered: one response, or a backend stream folded into one. */
-typedef struct {
-    unsigned kind;
-    shape_agg_t *agg;           /* owned */
-    json_object *result;        /* owned: the answer, once complete */
-} whole_t;
-
-static upstream_step_t take_whole(void *ctx, upstream_t *u, be_event_t *ev)
-{
-    (void)u;
-    whole_t *w = ctx;
-    switch (ev->type) {
-    case BE_EV_CHUNK:
-        if (!w->agg)
-            w->agg = shape_agg_new(w->kind);
-        if (w->agg)
-            shape_agg_add(w->agg, ev->obj);
-        json_object_put(ev->obj);
-        ev->obj = NULL;
-        if (shape_agg_size(w->agg) > CFG_MAX_ANSWER_BYTES) {
-            be_event_error(ev, BE_ERR_PROTOCOL, 502, "server_error", "backend_error",
-                           "The model's backend sent an answer that is too large.");
-            return UPSTREAM_FAILED;
-        }
-        return UPSTREAM_MORE;
-    case BE_EV_RESPONSE:
-        w->result = ev->obj;
-        ev->obj = NULL;
-        return UPSTREAM_ANSWERED;
-    case BE_EV_ERROR:
-        return UPSTREAM_FAILED;
-    default: /* END */
-        w->result = w->agg ? shape_agg_finish(w->agg) : NULL;
-        if (w->result)
-            return UPSTREAM_ANSWERED;
-        be_event_error(ev, BE_ERR_PROTOCOL, 502, "server_error", "backend_error",
-                       "The model's backend returned an empty answer.");
-        return UPSTREAM_FAILED;
-    }
-}
-
 /* Answers with a whole completion, in the shape the client asked for. */
 static void answer_whole(request_t *req, const api_job_t *job, json_object *result)
 {
@@ -476,12 +435,11 @@ try_result_t api_try_target(request_t *req, void *job_arg, const cfg_model_t *m,
     };
     if (job->client_stream)
         return upstream_run(&u, &breq, take_first, (void *)job, ev);
-    whole_t whole = {.kind = job->kind};
-    try_result_t res = upstream_run(&u, &breq, take_whole, &whole, ev);
+    upstream_whole_t whole = {.kind = job->kind};
+    try_result_t res = upstream_run(&u, &breq, upstream_take_whole, &whole, ev);
     if (res == TRY_ANSWERED)
         answer_whole(req, job, whole.result);
-    json_object_put(whole.result);
-    shape_agg_free(whole.agg);
+    upstream_whole_free(&whole);
     return res;
 }
 
