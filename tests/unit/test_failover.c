@@ -152,7 +152,7 @@ static cfg_model_t *add_model(world_t *w, const char *name, const char *const *t
     return m;
 }
 
-/* The client leaves leaves_after_ms after the request starts (0: stays). */
+/* A client that leaves at leaves_at_us (0: never), and how often the loop waited on it. */
 typedef struct {
     uint64_t leaves_at_us;
     int waits;                  /* times the loop waited on the client */
