@@ -595,7 +595,7 @@ static void anthropic_next_raw(be_call_t *c, be_event_t *ev, int wait_ms) { hb_n
 const backend_ops_t be_anthropic_ops = {
     .open_raw = anthropic_open_raw,
     .next_raw = anthropic_next_raw,
-    .type = "anthropic",
+    .type = {"anthropic", KIND_CHAT | KIND_MESSAGES, CFG_URL_HTTP},
     .worker_init = hb_worker_init,
     .worker_cleanup = hb_worker_cleanup,
     .open = anthropic_open,

@@ -271,7 +271,7 @@ static void echo_close(be_call_t *c)
 }
 
 const backend_ops_t be_echo_ops = {
-    .type = "echo",
+    .type = {"echo", KIND_CHAT | KIND_COMPLETIONS | KIND_MESSAGES, CFG_URL_NONE},
     .open = echo_open,
     .next = echo_next,
     .close = echo_close,

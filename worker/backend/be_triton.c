@@ -977,7 +977,7 @@ static int triton_probe(const cfg_backend_t *be, const char *model, int timeout_
 }
 
 const backend_ops_t be_triton_ops = {
-    .type = "triton",
+    .type = {"triton", KIND_CHAT | KIND_COMPLETIONS | KIND_MESSAGES, CFG_URL_GRPC},
     .worker_init = triton_worker_init,
     .worker_cleanup = triton_worker_cleanup,
     .open = triton_open,
