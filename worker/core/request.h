@@ -90,8 +90,8 @@ typedef struct request {
     int ntries;                  /* tries recorded (at most REQUEST_MAX_TRIES) */
 } request_t;
 
-/* Starts a record (zeroed by the caller's allocation or here): the clocks, unknown counts. The
- * caller sets the id. */
+/* Starts a record the caller has zeroed: its clocks, unknown counts, the client. The caller sets
+ * the id. */
 void request_init(request_t *req, const cfg_t *cfg, request_protocol_t protocol, const char *method,
                   const char *path, const request_client_t *client);
 /* From now on the request is an API request of kind: counted in flight, traced (continuing the
