@@ -78,6 +78,7 @@ typedef struct {
     grpc_status_code code;
     char *client_key;          /* the presented key (for pass_client_key) */
     long long tokens_in, tokens_out;
+    long long chunks;          /* chunks the backend produced (a client that cancels pays for them) */
     long long cost_micro;      /* by the model's price; -1 unknown */
     limits_ticket_t limits;    /* what key's limits hold for this call */
     request_t *trace;          /* the call's trace record (trace.h); NULL if out of memory */
@@ -363,6 +364,7 @@ static rpc_try_t try_call(rpc_t *r, const cfg_model_t *m, bool is_fallback, cons
         if (ev->type == BE_EV_CHUNK || ev->type == BE_EV_RESPONSE)
             note_usage(r, ev->obj);
         if (ev->type == BE_EV_CHUNK) {
+            r->chunks++;
             if (stream) {
                 const char *piece = text_of(ev->obj, "delta");
                 if (piece[0]) {
@@ -440,9 +442,8 @@ static void serve(rpc_t *r, AiRouter__AIRequest *in)
                         r->client_key ? "Incorrect API key provided." : "Send an API key as 'authorization: Bearer KEY'.");
             goto out;
         }
-        st_key_usage_t usage;
         int retry_after;
-        char which = limits_admit(r->key, &r->limits, &retry_after, &usage);
+        char which = limits_admit(r->key, &r->limits, &retry_after);
         if (which) {
             char msg[300];
             limits_message(r->key, which, retry_after, msg, sizeof msg);
@@ -502,14 +503,13 @@ static void serve(rpc_t *r, AiRouter__AIRequest *in)
     }
     if (r->key || m->priced) {
         int retry_after;
-        size_t size = strlen(in->prompt) + 64;
-        long long total = quota_estimate(size, in->max_tokens, m->max_tokens, true), prompt = (long long)(size / 4);
-        char which = limits_reserve(r->key, &r->limits, m, prompt, total - prompt, &retry_after);
+        char which = limits_reserve_request(r->key, &r->limits, m, KIND_CHAT, strlen(in->prompt) + 64, in->max_tokens,
+                                            &retry_after);
         if (which) {
             char msg[300];
             limits_message(r->key, which, retry_after, msg, sizeof msg);
-            send_status(r, GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
-            r->error = which == 'b' ? "budget_exceeded" : "rate_limited";
+            send_status(r, which == 'u' ? GRPC_STATUS_UNAVAILABLE : GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
+            r->error = which == 'b' ? "budget_exceeded" : which == 'u' ? "cluster_unavailable" : "rate_limited";
             goto out;
         }
     }
@@ -575,14 +575,17 @@ static void serve(rpc_t *r, AiRouter__AIRequest *in)
         r->error = "client_abort";
     }
 out:
-    r->cost_micro = limits_cost(&r->limits, r->tokens_in, -1, r->tokens_out);
-    if (r->key) {
-        long long used = (r->tokens_in > 0 ? r->tokens_in : 0) + (r->tokens_out > 0 ? r->tokens_out : 0);
-        limits_finish(r->key, &r->limits,
-                      r->tokens_in >= 0 || r->tokens_out >= 0 ? QUOTA_USAGE
-                      : r->code != GRPC_STATUS_OK ? QUOTA_FAILED
-                                                                       : QUOTA_NO_USAGE,
-                      used, r->cost_micro);
+    {
+        bool client_abort = r->error && strcmp(r->error, "client_abort") == 0;
+        limits_outcome_t outcome = {
+            .tokens_in = r->tokens_in,
+            .tokens_out = r->tokens_out,
+            .tokens_cached = -1,
+            .served = r->code == GRPC_STATUS_OK || (client_abort && r->chunks > 0),
+            .client_abort = client_abort,
+            .chunks = r->chunks,
+        };
+        r->cost_micro = limits_end(r->key, &r->limits, &outcome);
     }
     if (r->tokens_in > 0 || r->tokens_out > 0)
         met_tokens(r->model_slot, r->tokens_in > 0 ? (uint64_t)r->tokens_in : 0, r->tokens_out > 0 ? (uint64_t)r->tokens_out : 0);

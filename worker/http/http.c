@@ -28,6 +28,7 @@
 #include "worker/http/proxy.h"
 #include "worker/core/route.h"
 #include "worker/core/trace.h"
+#include "worker/oai/usage.h"
 
 const cfg_t *http_cfg;
 volatile int http_draining;
@@ -227,12 +228,11 @@ void http_add_common_headers(request_t *req, struct MHD_Response *resp)
     }
     if (req->ratelimit_headers) {
         /* The same headers OpenAI sends, so clients that read them keep working. */
-        if (req->rl_limit_requests)
-            add_ratelimit_headers(resp, "requests", req->rl_limit_requests, req->rl_remaining_requests,
-                                  req->rl_reset_requests_s);
-        if (req->rl_limit_tokens)
-            add_ratelimit_headers(resp, "tokens", req->rl_limit_tokens, req->rl_remaining_tokens,
-                                  req->rl_reset_tokens_s);
+        const st_key_usage_t *u = &req->limits.usage;
+        if (u->limit_requests)
+            add_ratelimit_headers(resp, "requests", u->limit_requests, u->remaining_requests, u->reset_requests_s);
+        if (u->limit_tokens)
+            add_ratelimit_headers(resp, "tokens", u->limit_tokens, u->remaining_tokens, u->reset_tokens_s);
     }
 }
 
@@ -339,35 +339,71 @@ static const char *presented_key(struct MHD_Connection *conn)
     return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "x-api-key");
 }
 
+enum MHD_Result http_respond_limit(request_t *req, char which, int retry_after_s)
+{
+    char msg[300];
+    limits_message(req->key, which, retry_after_s, msg, sizeof msg);
+    req->retry_after_s = retry_after_s;
+    if (which == 'u') {
+        snprintf(req->error_reason, sizeof req->error_reason, "cluster_unavailable");
+        return http_respond_error(req, 503, msg, "server_error", NULL, "cluster_unavailable");
+    }
+    if (which == 'b') {
+        snprintf(req->error_reason, sizeof req->error_reason, "budget_exceeded");
+        return http_respond_error(req, 429, msg, "budget_exceeded", NULL, "budget_exceeded");
+    }
+    snprintf(req->error_reason, sizeof req->error_reason, "rate_limited");
+    return http_respond_error(req, 429, msg, which == 't' ? "tokens" : "requests", NULL, "rate_limit_exceeded");
+}
+
+static int reserve(request_t *req, unsigned kind, const cfg_model_t *m, long long max_tokens, enum MHD_Result *rc)
+{
+    if (!req->key && (!m || !m->priced))
+        return 0;
+    int retry_after;
+    char which = limits_reserve_request(req->key, &req->limits, m, kind, req->body.len, max_tokens, &retry_after);
+    if (!which)
+        return 0;
+    *rc = http_respond_limit(req, which, retry_after);
+    return -1;
+}
+
+int http_reserve(request_t *req, unsigned kind, const cfg_model_t *m, json_object *body, enum MHD_Result *rc)
+{
+    return reserve(req, kind, m, body ? usage_max_tokens_asked(body) : 0, rc);
+}
+
+int http_reserve_passthrough(request_t *req, const char *content_type, enum MHD_Result *rc)
+{
+    const cfg_model_t *m = NULL;
+    long long max_tokens = 0;
+    char name[256];
+    bool priced = false;
+    for (int i = 0; i < http_cfg->nmodels && !priced; i++)
+        priced = http_cfg->models[i].priced;
+    if (priced && content_type && strncasecmp(content_type, "application/json", 16) == 0 &&
+        usage_request_model(req->body.data, req->body.len, name, sizeof name, &max_tokens)) {
+        m = route_model_named(http_cfg, name);
+        if (m && !m->priced)
+            m = NULL;
+    }
+    /* most forwarded APIs (files, batches, vector stores, fine-tuning) are no model's answer:
+     * only a usage in the answer makes a charge */
+    req->limits.usage_only = true;
+    return reserve(req, KIND_CHAT, m, max_tokens, rc);
+}
+
 /* Applies the key's per-minute and concurrency limits. Returns -1 with a queued 429 (503
  * when the shared limits cannot be reached and cluster.on_error is "deny"). */
 static int admit_key(request_t *req, enum MHD_Result *rc)
 {
     const cfg_key_t *k = req->key;
-    if (!k->rpm && !k->tpm && !k->max_concurrent)
-        return 0;
-    st_key_usage_t u;
     int retry_after;
-    char which = limits_admit(k, &req->limits, &retry_after, &u);
+    char which = limits_admit(k, &req->limits, &retry_after);
     req->ratelimit_headers = (k->rpm || k->tpm) && which != 'u';
-    req->rl_limit_requests = u.limit_requests;
-    req->rl_remaining_requests = u.remaining_requests;
-    req->rl_limit_tokens = u.limit_tokens;
-    req->rl_remaining_tokens = u.remaining_tokens;
-    req->rl_reset_requests_s = u.reset_requests_s;
-    req->rl_reset_tokens_s = u.reset_tokens_s;
     if (!which)
         return 0;
-    char msg[300];
-    limits_message(k, which, retry_after, msg, sizeof msg);
-    req->retry_after_s = retry_after;
-    if (which == 'u') {
-        snprintf(req->error_reason, sizeof req->error_reason, "cluster_unavailable");
-        *rc = http_respond_error(req, 503, msg, "server_error", NULL, "cluster_unavailable");
-        return -1;
-    }
-    snprintf(req->error_reason, sizeof req->error_reason, "rate_limited");
-    *rc = http_respond_error(req, 429, msg, which == 't' ? "tokens" : "requests", NULL, "rate_limit_exceeded");
+    *rc = http_respond_limit(req, which, retry_after);
     return -1;
 }
 
@@ -718,7 +754,15 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         req->status = 499; /* closed before any response: nginx's convention */
     if (toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT || strcmp(req->error_reason, "client_abort") == 0)
         req->client_abort = true;
-    req->cost_micro = limits_cost(&req->limits, req->tokens_in, req->tokens_cached, req->tokens_out);
+    limits_outcome_t outcome = {
+        .tokens_in = req->tokens_in,
+        .tokens_out = req->tokens_out,
+        .tokens_cached = req->tokens_cached,
+        .served = req->status < 400 && req->bytes_out > 0,
+        .client_abort = req->client_abort,
+        .chunks = req->chunks_relayed,
+    };
+    req->cost_micro = limits_end(req->key, &req->limits, &outcome);
     if (req->kind) {
         uint64_t now = http_now_us();
         met_observe(MET_H_DURATION, req->model_slot, now - req->start_us);
@@ -733,20 +777,6 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         met_request(req->model_slot, req->backend_slot, req->kind, req->client_abort ? 499 : req->status);
         met_in_flight(-1);
         trace_request_done(req);
-    }
-    if (req->key) {
-        long long used = (req->tokens_in > 0 ? req->tokens_in : 0) + (req->tokens_out > 0 ? req->tokens_out : 0);
-        quota_outcome_t how = req->tokens_in >= 0 || req->tokens_out >= 0 ? QUOTA_USAGE
-                              : req->status >= 400 || !req->bytes_out ? QUOTA_FAILED
-                                                                      : QUOTA_NO_USAGE;
-        long long cost = req->cost_micro;
-        if (how == QUOTA_NO_USAGE && req->client_abort && req->chunks_relayed > 0) {
-            /* left mid-stream, before any usage: settled with what was produced, a chunk a token */
-            how = QUOTA_USAGE;
-            used = req->limits.prompt_estimate + req->chunks_relayed;
-            cost = limits_cost(&req->limits, req->limits.prompt_estimate, 0, req->chunks_relayed);
-        }
-        limits_finish(req->key, &req->limits, how, used, cost);
     }
     access_log(req);
     buf_free(&req->body);

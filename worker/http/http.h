@@ -2,6 +2,7 @@
  * per-request state shared with the API handlers. */
 #ifndef AIROUTER_HTTP_H
 #define AIROUTER_HTTP_H
+#include <json-c/json.h>
 #include <microhttpd.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -59,9 +60,7 @@ typedef struct request {
     const char *backend_model;   /* of the last try: borrowed from config or model_asked */
     const cfg_backend_t *backend;/* of the last try, NULL before routing */
     int retry_after_s;           /* Retry-After header on the answer, 0 = none */
-    bool ratelimit_headers;      /* send x-ratelimit-* (key with limits) */
-    long rl_limit_requests, rl_remaining_requests, rl_limit_tokens, rl_remaining_tokens;
-    int rl_reset_requests_s, rl_reset_tokens_s;
+    bool ratelimit_headers;      /* send x-ratelimit-* (key with limits; counts in limits.usage) */
     limits_ticket_t limits;      /* what req->key's limits hold for this request */
     bool overloaded;             /* over the connection limit: answer 503 and close */
     const char *allow;           /* a 405's Allow header, if not the endpoint's methods */
@@ -91,6 +90,17 @@ enum MHD_Result http_respond(request_t *req, int status, const char *content_typ
                              const char *body, size_t len);
 enum MHD_Result http_respond_error(request_t *req, int status, const char *message,
                                    const char *type, const char *param, const char *code);
+/* Answers a refusal of the key's limits (limits.h codes): 429 with Retry-After, type
+ * "requests", "tokens" or "budget_exceeded"; 503 cluster_unavailable for 'u'. */
+enum MHD_Result http_respond_limit(request_t *req, char which, int retry_after_s);
+/* Once the request's model is known: takes its key's deferred admission and reserves its
+ * estimated tokens and cost (limits_reserve_request, the completion asked for read from body,
+ * which may be NULL). m NULL: checked against the key's limits and budget, charged nothing.
+ * Returns -1 with the refusal queued in *rc. */
+int http_reserve(request_t *req, unsigned kind, const cfg_model_t *m, json_object *body, enum MHD_Result *rc);
+/* http_reserve for a passthrough request: charged from its answer's usage at the price of
+ * the model its JSON body names, when that model has a price; else charged nothing. */
+int http_reserve_passthrough(request_t *req, const char *content_type, enum MHD_Result *rc);
 /* Adds the headers every response carries (request id, connection close when draining). */
 void http_add_common_headers(request_t *req, struct MHD_Response *resp);
 int http_client_fd(request_t *req);

@@ -26,6 +26,7 @@
 #include "worker/oai/oai_shape.h"
 #include "worker/core/route.h"
 #include "worker/core/trace.h"
+#include "worker/oai/usage.h"
 
 
 /* ---- streaming relay of an answer ---- */
@@ -42,6 +43,7 @@ typedef struct {
     char *client_model;
     int target_slot;
     int try_index;
+    usage_scan_t *usage;        /* JSON and SSE answers: where their usage is read */
 } proxy_relay_t;
 
 static void relay_close(proxy_relay_t *r)
@@ -55,13 +57,18 @@ static void relay_close(proxy_relay_t *r)
     }
 }
 
-/* Token usage seen in the events so far (the Responses API sends it in response.completed). */
-static void note_stream_usage(proxy_relay_t *r)
+/* Token usage and events seen in the answer so far (the Responses API sends usage in its
+ * response.completed event). */
+static void note_stream_usage(proxy_relay_t *r, const char *p, size_t n)
 {
-    if (r->rewriter.tokens_in >= 0)
-        r->req->tokens_in = r->rewriter.tokens_in;
-    if (r->rewriter.tokens_out >= 0)
-        r->req->tokens_out = r->rewriter.tokens_out;
+    if (!r->usage || !r->req)
+        return;
+    usage_scan_feed(r->usage, p, n);
+    const usage_t *u = &r->usage->found;
+    r->req->tokens_in = u->in;
+    r->req->tokens_out = u->out;
+    r->req->tokens_cached = u->cached;
+    r->req->chunks_relayed = r->usage->events;
 }
 
 /* Turns one event into bytes; returns -1 when the stream must be cut. */
@@ -69,6 +76,7 @@ static int relay_event(proxy_relay_t *r, be_event_t *ev)
 {
     switch (ev->type) {
     case BE_EV_DATA:
+        note_stream_usage(r, ev->data, ev->len);
         if (r->sse) {
             if (shape_sse_feed(&r->rewriter, ev->data, ev->len, r->client_model, &r->pending) < 0) {
                 be_event_error(ev, BE_ERR_PROTOCOL, 502, "server_error", "backend_error",
@@ -76,16 +84,13 @@ static int relay_event(proxy_relay_t *r, be_event_t *ev)
                                r->rewriter.lines.max_line);
                 return relay_event(r, ev);
             }
-            note_stream_usage(r);
         } else {
             buf_append(&r->pending, ev->data, ev->len);
         }
         return 0;
     case BE_EV_END:
-        if (r->sse) {
+        if (r->sse)
             shape_sse_finish(&r->rewriter, r->client_model, &r->pending);
-            note_stream_usage(r);
-        }
         r->finished = true;
         relay_close(r);
         return 0;
@@ -156,6 +161,9 @@ static void relay_free(void *cls)
         shape_sse_finish(&r->rewriter, r->client_model, &r->pending);
     buf_free(&r->pending);
     free(r->client_model);
+    if (r->usage)
+        usage_scan_free(r->usage);
+    free(r->usage);
     free(r);
 }
 
@@ -307,8 +315,12 @@ try_result_t proxy_try(request_t *req, const void *job_arg, const cfg_model_t *m
         }
         json_object *obj = answer.len ? shape_parse(answer.data, answer.len) : NULL;
         if (obj && json_object_is_type(obj, json_type_object) && asked) {
-            if (status < 300)
-                shape_usage(obj, &req->tokens_in, &req->tokens_out);
+            usage_t u = USAGE_NONE;
+            if (status < 300 && usage_from_answer(obj, &u)) {
+                req->tokens_in = u.in;
+                req->tokens_out = u.out;
+                req->tokens_cached = u.cached;
+            }
             shape_set_models(obj, asked);
             *rc = api_respond_json(req, status, obj);
         } else {
@@ -332,6 +344,12 @@ try_result_t proxy_try(request_t *req, const void *job_arg, const cfg_model_t *m
     r->call = call;
     r->rewriter = (shape_sse_t)SHAPE_SSE_INIT(http_cfg->max_event_bytes);
     r->sse = !job->passthrough && asked && strncasecmp(content_type, "text/event-stream", 17) == 0;
+    /* forwarded downloads (a batch's output file is full of usage objects) are not read */
+    if (status < 300 && (!job->passthrough || req->limits.priced) &&
+        (strncasecmp(content_type, "text/event-stream", 17) == 0 ||
+         strncasecmp(content_type, "application/json", 16) == 0) &&
+        (r->usage = malloc(sizeof *r->usage)))
+        usage_scan_init(r->usage);
     r->target_slot = t->state_slot;
     r->try_index = try_index;
     req->stream = strncasecmp(content_type, "text/event-stream", 17) == 0;
@@ -386,6 +404,9 @@ static enum MHD_Result route_and_dispatch(request_t *req, proxy_job_t *job)
         return api_route_error(req, rs, job->kind);
     req->model_routed = route.model->name;
     req->model_slot = route.model->metric_slot;
+    enum MHD_Result rc;
+    if (http_reserve(req, job->kind, route.model, job->json, &rc) < 0)
+        return rc;
     return failover_dispatch(req, job, route.model, proxy_try);
 }
 
@@ -509,6 +530,8 @@ enum MHD_Result proxy_response_by_id(request_t *req)
     req->model_routed = m->name;
     req->model_slot = m->metric_slot;
     job.query = query;
+    if (http_reserve(req, KIND_RESPONSES, NULL, NULL, &rc) < 0) /* its answer was paid for when it was made */
+        return rc;
     return failover_dispatch(req, &job, m, proxy_try);
 }
 
@@ -612,5 +635,7 @@ enum MHD_Result proxy_passthrough(request_t *req)
     cfg_target_t target = {.backend = p->backend, .weight = 1, .state_slot = -1};
     cfg_model_t model = {.name = p->prefix, .targets = &target, .ntargets = 1, .metric_slot = 0};
     req->backend_name = http_cfg->backends[p->backend].name;
+    if (http_reserve_passthrough(req, job.content_type, &rc) < 0)
+        return rc;
     return failover_dispatch(req, &job, &model, proxy_try);
 }
