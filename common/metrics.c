@@ -30,7 +30,8 @@ typedef struct {
     int64_t in_flight[MET_WORKERS];
     uint64_t workers_alive, worker_restarts, reloads_ok, reloads_failed, generation;
     uint64_t spans_exported, spans_dropped;
-    uint64_t cluster_errors, cluster_state; /* state: 0 no cluster, 1 up, 2 down */
+    uint64_t cluster_errors;
+    uint64_t cluster_state[MET_WORKERS]; /* per worker: 0 no cluster (or gone), 1 up, 2 down */
 } met_shm_t;
 
 static met_shm_t *shm;
@@ -83,8 +84,10 @@ void met_set_worker_slot(int slot) { self_slot = slot >= 0 && slot < MET_WORKERS
 
 void met_clear_worker(int slot)
 {
-    if (shm && slot >= 0 && slot < MET_WORKERS)
+    if (shm && slot >= 0 && slot < MET_WORKERS) {
         STORE(&shm->in_flight[slot], 0);
+        STORE(&shm->cluster_state[slot], 0);
+    }
 }
 
 static bool ok_model(int m) { return shm && m >= 0 && m < MET_MODELS; }
@@ -155,7 +158,7 @@ void met_cluster_error(void)
 void met_cluster_up(bool up)
 {
     if (shm)
-        STORE(&shm->cluster_state, up ? 1 : 2);
+        STORE(&shm->cluster_state[self_slot], up ? 1 : 2);
 }
 
 void met_set_workers(int alive)
@@ -319,10 +322,16 @@ int met_render(buf_t *out, const char *version)
     buf_printf(out, "airouter_trace_spans_exported_total %llu\n", (unsigned long long)LOAD(&shm->spans_exported));
     help(out, "airouter_trace_spans_dropped_total", "counter", "Spans dropped (queue full or collector failing).");
     buf_printf(out, "airouter_trace_spans_dropped_total %llu\n", (unsigned long long)LOAD(&shm->spans_dropped));
-    uint64_t cluster = LOAD(&shm->cluster_state);
+    bool cluster = false, cluster_down = false;
+    for (int i = 0; i < MET_WORKERS; i++) {
+        uint64_t state = LOAD(&shm->cluster_state[i]);
+        cluster |= state != 0;
+        cluster_down |= state == 2;
+    }
     if (cluster) {
-        help(out, "airouter_cluster_up", "gauge", "1 while the shared limits' Redis answers, 0 while it does not.");
-        buf_printf(out, "airouter_cluster_up %d\n", cluster == 1 ? 1 : 0);
+        help(out, "airouter_cluster_up", "gauge",
+             "1 while every worker of this host reaches the shared limits' Redis, 0 while one does not.");
+        buf_printf(out, "airouter_cluster_up %d\n", cluster_down ? 0 : 1);
         help(out, "airouter_cluster_errors_total", "counter", "Calls to the shared limits' Redis that failed.");
         buf_printf(out, "airouter_cluster_errors_total %llu\n", (unsigned long long)LOAD(&shm->cluster_errors));
     }

@@ -59,60 +59,51 @@ void request_note_usage(request_t *req, json_object *obj)
         req->tokens_cached = json_object_get_int64(v);
 }
 
+/* A refusal of the key's limits: its message, Retry-After and reason for the log. */
+static char refused(request_t *req, char which, int retry_after, char *msg, size_t msglen)
+{
+    if (!which)
+        return 0;
+    limits_message(req->key, which, retry_after, msg, msglen);
+    req->retry_after_s = retry_after;
+    snprintf(req->error_reason, sizeof req->error_reason, "%s",
+             which == 'u' ? "cluster_unavailable" : which == 'b' ? "budget_exceeded" : "rate_limited");
+    return which;
+}
+
 char request_admit(request_t *req, char *msg, size_t msglen)
 {
     const cfg_key_t *k = req->key;
-    if (!k || (!k->rpm && !k->tpm && !k->max_concurrent))
+    if (!k)
         return 0;
     int retry_after;
-    char which = limits_admit(k, &req->limits, &retry_after, &req->key_usage);
+    char which = limits_admit(k, &req->limits, &retry_after);
     req->key_usage_known = (k->rpm || k->tpm) && which != 'u';
-    if (!which)
-        return 0;
-    limits_message(k, which, retry_after, msg, msglen);
-    req->retry_after_s = retry_after;
-    snprintf(req->error_reason, sizeof req->error_reason, "%s", which == 'u' ? "cluster_unavailable" : "rate_limited");
-    return which;
+    return refused(req, which, retry_after, msg, msglen);
 }
 
 char request_reserve(request_t *req, const cfg_model_t *model, size_t request_bytes, long long max_tokens,
                      char *msg, size_t msglen)
 {
-    if (!req->key && !model->priced)
+    if (!req->key && (!model || !model->priced))
         return 0;
-    long long total = quota_estimate(request_bytes, max_tokens, model->max_tokens, req->kind != KIND_EMBEDDINGS);
-    long long prompt = (long long)(request_bytes / 4);
     int retry_after;
-    char which = limits_reserve(req->key, &req->limits, model, prompt, total > prompt ? total - prompt : 0,
-                                &retry_after);
-    if (!which)
-        return 0;
-    limits_message(req->key, which, retry_after, msg, msglen);
-    req->retry_after_s = retry_after;
-    snprintf(req->error_reason, sizeof req->error_reason, "%s", which == 'b' ? "budget_exceeded" : "rate_limited");
-    return which;
-}
-
-/* Settles what the key's limits reserved for the request with what it used. */
-static void settle_limits(request_t *req)
-{
-    long long used = (req->tokens_in > 0 ? req->tokens_in : 0) + (req->tokens_out > 0 ? req->tokens_out : 0);
-    quota_outcome_t how = req->tokens_in >= 0 || req->tokens_out >= 0 ? QUOTA_USAGE
-                          : req->status >= 400 || !req->bytes_out  ? QUOTA_FAILED
-                                                                   : QUOTA_NO_USAGE;
-    long long cost = req->cost_micro;
-    if (how == QUOTA_NO_USAGE && req->client_abort && req->chunks_relayed > 0) {
-        /* left mid-stream, before any usage: settled with what was produced, a chunk a token */
-        how = QUOTA_USAGE;
-        used = req->limits.prompt_estimate + req->chunks_relayed;
-        cost = limits_cost(&req->limits, req->limits.prompt_estimate, 0, req->chunks_relayed);
-    }
-    limits_finish(req->key, &req->limits, how, used, cost);
+    char which = limits_reserve_request(req->key, &req->limits, model, req->kind, request_bytes, max_tokens,
+                                        &retry_after);
+    return refused(req, which, retry_after, msg, msglen);
 }
 
 void request_finish(request_t *req)
 {
-    req->cost_micro = limits_cost(&req->limits, req->tokens_in, req->tokens_cached, req->tokens_out);
+    limits_outcome_t outcome = {
+        .tokens_in = req->tokens_in,
+        .tokens_out = req->tokens_out,
+        .tokens_cached = req->tokens_cached,
+        .served = (req->status < 400 && req->bytes_out > 0) || (req->client_abort && req->chunks_relayed > 0),
+        .client_abort = req->client_abort,
+        .chunks = req->chunks_relayed,
+    };
+    req->cost_micro = limits_end(req->key, &req->limits, &outcome);
     if (req->kind) {
         uint64_t now = clock_now_us();
         met_observe(MET_H_DURATION, req->model_slot, now - req->start_us);
@@ -128,8 +119,6 @@ void request_finish(request_t *req)
         met_in_flight(-1);
         trace_request_done(req);
     }
-    if (req->key)
-        settle_limits(req);
     access_log_write(req);
     free(req->client_key);
     free(req->model_asked);

@@ -72,8 +72,7 @@ typedef struct request {
 
     /* key limits */
     limits_ticket_t limits;      /* what key's limits hold for this request */
-    bool key_usage_known;        /* key_usage holds the key's rate-limit counts (for x-ratelimit-*) */
-    st_key_usage_t key_usage;
+    bool key_usage_known;        /* limits.usage holds the key's rate-limit counts (for x-ratelimit-*) */
 
     /* tracing */
     char trace_id[33];
@@ -103,13 +102,17 @@ bool request_client_gone(request_t *req, int wait_ms);
 /* Notes the token counts of an OpenAI response or chunk that carries usage. */
 void request_note_usage(request_t *req, json_object *obj);
 
-/* Applies the key's per-minute and concurrency limits. Returns 0 when admitted, else why not
- * ('r', 't', 'c' over a limit: 429; 'u' the shared limits cannot be reached and cluster.on_error
- * is "deny": 503) with the client's message in msg, and error_reason and retry_after_s set. */
+/* Applies the key's per-minute and concurrency limits (with Redis, a key with tpm or a budget is
+ * admitted by request_reserve, in the same call as its reservations). Returns 0 when admitted,
+ * else why not ('r', 't', 'c' over a limit: 429; 'u' the shared limits cannot be reached and
+ * cluster.on_error is "deny": 503) with the client's message in msg, and error_reason and
+ * retry_after_s set. */
 char request_admit(request_t *req, char *msg, size_t msglen);
 /* Once the model is known: reserves the request's estimated tokens and cost (from its size in
  * bytes and the completion tokens it asks for at most, 0: unsaid) against the key's tokens per
- * minute and budget. Returns 0, or 'b' (budget) or another refusal (429), as request_admit. */
+ * minute and budget (limits_reserve_request; model NULL: checked, but reserves and costs
+ * nothing). Every request request_admit let through comes here before it runs. Returns 0, or
+ * 'b' (budget) or another refusal, as request_admit. */
 char request_reserve(request_t *req, const cfg_model_t *model, size_t request_bytes, long long max_tokens,
                      char *msg, size_t msglen);
 

@@ -302,8 +302,10 @@ static upstream_step_t take_pieces(void *ctx, upstream_t *u, be_event_t *ev)
     request_t *req = u->req;
     switch (ev->type) {
     case BE_EV_CHUNK: {
-        request_note_usage(req, ev->obj);
-        const char *piece = shape_choice_text(ev->obj, "delta");
+        json_object *chunk = ev->obj; /* be_event_error below forgets it */
+        ev->obj = NULL;
+        request_note_usage(req, chunk);
+        const char *piece = shape_choice_text(chunk, "delta");
         bool ok = true;
         /* Chunks that keep coming never leave the backend silent: look at the client now and then. */
         uint64_t now = clock_now_us();
@@ -316,16 +318,16 @@ static upstream_step_t take_pieces(void *ctx, upstream_t *u, be_event_t *ev)
         }
         if (ok && piece[0])
             ok = send_piece(p, piece, ev);
-        json_object_put(ev->obj);
-        ev->obj = NULL;
+        json_object_put(chunk);
         return ok ? UPSTREAM_MORE : stop_pieces(p, ev);
     }
     case BE_EV_RESPONSE: { /* a backend called without streaming: the whole text as one piece */
-        request_note_usage(req, ev->obj);
-        const char *text = shape_choice_text(ev->obj, "message");
-        bool ok = !text[0] || send_piece(p, text, ev);
-        json_object_put(ev->obj);
+        json_object *whole = ev->obj; /* send_piece's be_event_error forgets it */
         ev->obj = NULL;
+        request_note_usage(req, whole);
+        const char *text = shape_choice_text(whole, "message");
+        bool ok = !text[0] || send_piece(p, text, ev);
+        json_object_put(whole);
         return ok ? UPSTREAM_ANSWERED : stop_pieces(p, ev);
     }
     case BE_EV_END:
@@ -459,8 +461,9 @@ static void serve(rpc_t *r, AiRouter__AIRequest *in)
         send_status(r, GRPC_STATUS_INVALID_ARGUMENT, bad.message);
         goto out;
     }
-    if (request_reserve(req, m, strlen(in->prompt) + 64, in->max_tokens, msg, sizeof msg)) {
-        send_status(r, GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
+    char refused = request_reserve(req, m, strlen(in->prompt) + 64, in->max_tokens, msg, sizeof msg);
+    if (refused) {
+        send_status(r, refused == 'u' ? GRPC_STATUS_UNAVAILABLE : GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
         goto out;
     }
 

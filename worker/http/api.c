@@ -443,33 +443,6 @@ try_result_t api_try_target(request_t *req, void *job_arg, const cfg_model_t *m,
     return res;
 }
 
-/* The completion tokens the request asks for at most (max_completion_tokens, else
- * max_tokens), 0 when it does not say. */
-static long long requested_max_tokens(json_object *body)
-{
-    static const char *const names[] = {"max_completion_tokens", "max_tokens", "max_output_tokens"};
-    json_object *v;
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (json_object_object_get_ex(body, names[i], &v) &&
-            (json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double)))
-            return (long long)json_object_get_double(v);
-    return 0;
-}
-
-/* Reserves the request's tokens and estimated cost against its key's tpm and budget. Returns -1
- * with a queued 429 when a limit refuses it. */
-static int api_reserve(request_t *req, json_object *body, const cfg_model_t *m, enum MHD_Result *rc)
-{
-    char msg[300];
-    char which = request_reserve(req, m, http_of(req)->body.len, requested_max_tokens(body), msg, sizeof msg);
-    if (!which)
-        return 0;
-    if (which == 'b')
-        *rc = http_respond_error(req, 429, msg, "budget_exceeded", NULL, "budget_exceeded");
-    else
-        *rc = http_respond_error(req, 429, msg, "tokens", NULL, "rate_limit_exceeded");
-    return -1;
-}
 
 enum MHD_Result api_run(request_t *req, unsigned kind, json_object *body, bool gateway)
 {
@@ -497,7 +470,7 @@ enum MHD_Result api_run(request_t *req, unsigned kind, json_object *body, bool g
                  req->provider);
         return http_respond_error(req, 400, msg, "invalid_request_error", "provider", "unsupported_provider");
     }
-    if (api_reserve(req, body, route.model, &rc) < 0)
+    if (http_reserve(req, route.model, body, &rc) < 0)
         return rc;
     job.client_stream = kind != KIND_EMBEDDINGS && json_true(body, "stream");
     if (job.client_stream && json_object_object_get_ex(body, "stream_options", &v)) {

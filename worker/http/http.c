@@ -21,6 +21,7 @@
 #include "worker/oai/anthropic_shape.h"
 #include "worker/core/mem.h"
 #include "worker/core/route.h"
+#include "worker/oai/usage.h"
 
 const cfg_t *http_cfg;
 volatile int http_draining;
@@ -121,7 +122,7 @@ static void add_common_headers(http_request_t *hr, struct MHD_Response *resp)
     }
     if (req->key_usage_known) {
         /* The same headers OpenAI sends, so clients that read them keep working. */
-        const st_key_usage_t *u = &req->key_usage;
+        const st_key_usage_t *u = &req->limits.usage;
         if (u->limit_requests)
             add_ratelimit_headers(resp, "requests", u->limit_requests, u->remaining_requests, u->reset_requests_s);
         if (u->limit_tokens)
@@ -240,6 +241,51 @@ static const char *presented_key(struct MHD_Connection *conn)
     return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "x-api-key");
 }
 
+enum MHD_Result http_respond_refusal(request_t *req, char which, const char *msg)
+{
+    if (which == 'u')
+        return http_respond_error(req, 503, msg, "server_error", NULL, "cluster_unavailable");
+    if (which == 'b')
+        return http_respond_error(req, 429, msg, "budget_exceeded", NULL, "budget_exceeded");
+    return http_respond_error(req, 429, msg, which == 't' ? "tokens" : "requests", NULL, "rate_limit_exceeded");
+}
+
+static int reserve(request_t *req, const cfg_model_t *m, long long max_tokens, enum MHD_Result *rc)
+{
+    char msg[300];
+    char which = request_reserve(req, m, http_of(req)->body.len, max_tokens, msg, sizeof msg);
+    if (!which)
+        return 0;
+    *rc = http_respond_refusal(req, which, msg);
+    return -1;
+}
+
+int http_reserve(request_t *req, const cfg_model_t *m, json_object *body, enum MHD_Result *rc)
+{
+    return reserve(req, m, body ? usage_max_tokens_asked(body) : 0, rc);
+}
+
+int http_reserve_passthrough(request_t *req, const char *content_type, enum MHD_Result *rc)
+{
+    const buf_t *body = &http_of(req)->body;
+    const cfg_model_t *m = NULL;
+    long long max_tokens = 0;
+    char name[256];
+    bool priced = false;
+    for (int i = 0; i < http_cfg->nmodels && !priced; i++)
+        priced = http_cfg->models[i].priced;
+    if (priced && content_type && strncasecmp(content_type, "application/json", 16) == 0 &&
+        usage_request_model(body->data, body->len, name, sizeof name, &max_tokens)) {
+        m = route_model_named(http_cfg, name);
+        if (m && !m->priced)
+            m = NULL;
+    }
+    /* most forwarded APIs (files, batches, vector stores, fine-tuning) are no model's answer:
+     * only a usage in the answer makes a charge */
+    req->limits.usage_only = true;
+    return reserve(req, m, max_tokens, rc);
+}
+
 /* Applies the key's per-minute and concurrency limits. Returns -1 with a queued 429 (503
  * when the shared limits cannot be reached and cluster.on_error is "deny"). */
 static int admit_key(request_t *req, enum MHD_Result *rc)
@@ -248,10 +294,7 @@ static int admit_key(request_t *req, enum MHD_Result *rc)
     char which = request_admit(req, msg, sizeof msg);
     if (!which)
         return 0;
-    if (which == 'u')
-        *rc = http_respond_error(req, 503, msg, "server_error", NULL, "cluster_unavailable");
-    else
-        *rc = http_respond_error(req, 429, msg, which == 't' ? "tokens" : "requests", NULL, "rate_limit_exceeded");
+    *rc = http_respond_refusal(req, which, msg);
     return -1;
 }
 

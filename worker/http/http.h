@@ -2,6 +2,7 @@
  * replies handlers queue with. */
 #ifndef AIROUTER_HTTP_H
 #define AIROUTER_HTTP_H
+#include <json-c/json.h>
 #include <microhttpd.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -82,6 +83,18 @@ enum MHD_Result http_respond_error(request_t *req, int status, const char *messa
 void http_track(request_t *req, unsigned kind);
 /* How long a stream may wait for its backend before a keep-alive goes out. */
 int http_keepalive_ms(void);
+/* Answers a refusal of the key's limits (request_admit, request_reserve) with its message:
+ * 429 with Retry-After, type "requests", "tokens" or "budget_exceeded"; 503
+ * cluster_unavailable for 'u'. */
+enum MHD_Result http_respond_refusal(request_t *req, char which, const char *msg);
+/* Once the request's model is known: takes its key's deferred admission and reserves its
+ * estimated tokens and cost (request_reserve, the completion asked for read from body, which
+ * may be NULL). m NULL: checked against the key's limits and budget, charged nothing. Returns
+ * -1 with the refusal queued in *rc. */
+int http_reserve(request_t *req, const cfg_model_t *m, json_object *body, enum MHD_Result *rc);
+/* http_reserve for a passthrough request: charged from its answer's usage at the price of
+ * the model its JSON body names, when that model has a price; else charged nothing. */
+int http_reserve_passthrough(request_t *req, const char *content_type, enum MHD_Result *rc);
 /* A content reader's copy-out: hands MHD up to max bytes of pending from *off on. */
 ssize_t http_hand_out(request_t *req, const buf_t *pending, size_t *off, char *out, size_t max);
 

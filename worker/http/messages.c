@@ -187,6 +187,9 @@ static enum MHD_Result handle(request_t *req, bool count_tokens)
     job.chat.stop_sequences = json_object_object_get_ex(body, "stop_sequences", &v) ? v : NULL;
     job.chat.input_estimate = ashape_estimate_tokens(body);
     req->stream = job.chat.client_stream;
+    /* counting tokens costs nothing, but is checked against the key's limits */
+    if (http_reserve(req, count_tokens ? NULL : route.model, body, &rc) < 0)
+        goto out;
     rc = api_dispatch(req, &job, route.model, messages_try);
 out:
     json_object_put(job.chat.body);

@@ -27,6 +27,7 @@
 #include "worker/oai/oai_shape.h"
 #include "worker/core/route.h"
 #include "worker/core/upstream.h"
+#include "worker/oai/usage.h"
 
 
 /* ---- streaming relay of an answer ---- */
@@ -40,17 +41,23 @@ typedef struct {
     bool sse;                   /* rewrite "model" in data lines */
     shape_sse_t rewriter;
     char *client_model;
+    usage_scan_t *usage;        /* JSON and SSE answers: where their usage is read */
 } proxy_relay_t;
 
 static void relay_close(proxy_relay_t *r) { upstream_end(&r->up, NULL); }
 
-/* Token usage seen in the events so far (the Responses API sends it in response.completed). */
-static void note_stream_usage(proxy_relay_t *r)
+/* Token usage and events seen in the answer so far (the Responses API sends usage in its
+ * response.completed event). */
+static void note_stream_usage(proxy_relay_t *r, const char *p, size_t n)
 {
-    if (r->rewriter.tokens_in >= 0)
-        r->req->tokens_in = r->rewriter.tokens_in;
-    if (r->rewriter.tokens_out >= 0)
-        r->req->tokens_out = r->rewriter.tokens_out;
+    if (!r->usage || !r->req)
+        return;
+    usage_scan_feed(r->usage, p, n);
+    const usage_t *u = &r->usage->found;
+    r->req->tokens_in = u->in;
+    r->req->tokens_out = u->out;
+    r->req->tokens_cached = u->cached;
+    r->req->chunks_relayed = r->usage->events;
 }
 
 /* Turns one event into bytes; returns -1 when the stream must be cut. */
@@ -58,6 +65,7 @@ static int relay_event(proxy_relay_t *r, be_event_t *ev)
 {
     switch (ev->type) {
     case BE_EV_DATA:
+        note_stream_usage(r, ev->data, ev->len);
         if (r->sse) {
             if (shape_sse_feed(&r->rewriter, ev->data, ev->len, r->client_model, &r->pending) < 0) {
                 be_event_error(ev, BE_ERR_PROTOCOL, 502, "server_error", "backend_error",
@@ -65,16 +73,13 @@ static int relay_event(proxy_relay_t *r, be_event_t *ev)
                                r->rewriter.lines.max_line);
                 return relay_event(r, ev);
             }
-            note_stream_usage(r);
         } else {
             buf_append(&r->pending, ev->data, ev->len);
         }
         return 0;
     case BE_EV_END:
-        if (r->sse) {
+        if (r->sse)
             shape_sse_finish(&r->rewriter, r->client_model, &r->pending);
-            note_stream_usage(r);
-        }
         r->finished = true;
         relay_close(r);
         return 0;
@@ -145,6 +150,9 @@ static void relay_free(void *cls)
         shape_sse_finish(&r->rewriter, r->client_model, &r->pending);
     buf_free(&r->pending);
     free(r->client_model);
+    if (r->usage)
+        usage_scan_free(r->usage);
+    free(r->usage);
     free(r);
 }
 
@@ -176,6 +184,12 @@ static void start_relay(relayed_t *s, upstream_t *u)
     r->up = *u;
     r->rewriter = (shape_sse_t)SHAPE_SSE_INIT(http_cfg->max_event_bytes);
     r->sse = !s->job->passthrough && s->asked && strncasecmp(s->content_type, "text/event-stream", 17) == 0;
+    /* forwarded downloads (a batch's output file is full of usage objects) are not read */
+    if (s->status < 300 && (!s->job->passthrough || req->limits.priced) &&
+        (strncasecmp(s->content_type, "text/event-stream", 17) == 0 ||
+         strncasecmp(s->content_type, "application/json", 16) == 0) &&
+        (r->usage = malloc(sizeof *r->usage)))
+        usage_scan_init(r->usage);
     req->stream = strncasecmp(s->content_type, "text/event-stream", 17) == 0;
     struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, relay_read, r, relay_free);
     if (!resp) {
@@ -240,8 +254,12 @@ static void answer_whole(request_t *req, relayed_t *s)
 {
     json_object *obj = s->answer.len ? shape_parse(s->answer.data, s->answer.len) : NULL;
     if (obj && json_object_is_type(obj, json_type_object) && s->asked) {
-        if (s->status < 300)
-            shape_usage(obj, &req->tokens_in, &req->tokens_out);
+        usage_t u = USAGE_NONE;
+        if (s->status < 300 && usage_from_answer(obj, &u)) {
+            req->tokens_in = u.in;
+            req->tokens_out = u.out;
+            req->tokens_cached = u.cached;
+        }
         shape_set_models(obj, s->asked);
         api_respond_json(req, s->status, obj);
     } else {
@@ -349,6 +367,9 @@ static enum MHD_Result route_and_dispatch(request_t *req, proxy_job_t *job)
         return api_route_error(req, rs, job->kind);
     req->model_routed = route.model->name;
     req->model_slot = route.model->metric_slot;
+    enum MHD_Result rc;
+    if (http_reserve(req, route.model, job->json, &rc) < 0)
+        return rc;
     return api_dispatch(req, job, route.model, proxy_try);
 }
 
@@ -472,6 +493,8 @@ enum MHD_Result proxy_response_by_id(request_t *req)
     req->model_routed = m->name;
     req->model_slot = m->metric_slot;
     job.query = query;
+    if (http_reserve(req, NULL, NULL, &rc) < 0) /* its answer was paid for when it was made */
+        return rc;
     return api_dispatch(req, &job, m, proxy_try);
 }
 
@@ -576,5 +599,7 @@ enum MHD_Result proxy_passthrough(request_t *req)
     cfg_target_t target = {.backend = p->backend, .weight = 1, .state_slot = -1};
     cfg_model_t model = {.name = p->prefix, .targets = &target, .ntargets = 1, .metric_slot = 0};
     req->backend_name = http_cfg->backends[p->backend].name;
+    if (http_reserve_passthrough(req, job.content_type, &rc) < 0)
+        return rc;
     return api_dispatch(req, &job, &model, proxy_try);
 }
