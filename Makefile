@@ -35,7 +35,7 @@ DESC_SRC   := build/gen/descriptor_set.c
 SRC        := $(COMMON_SRC) $(wildcard master/*.c) $(wildcard worker/*.c worker/*/*.c) $(PROTO_SRC) $(DESC_SRC)
 HDR        := $(wildcard common/*.h master/*.h worker/*.h worker/*/*.h) $(PROTO_HDR)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
-UNIT_DEPS  := $(COMMON_SRC) worker/core/route.c worker/oai/oai_shape.c worker/oai/anthropic_shape.c worker/oai/validate.c \
+UNIT_DEPS  := $(COMMON_SRC) worker/core/route.c worker/oai/oai_shape.c worker/oai/anthropic_shape.c worker/oai/validate.c worker/oai/usage.c \
               worker/oai/multipart.c worker/grpc/grpc_reflection.c build/gen/reflection.pb-c.c $(DESC_SRC)
 
 OBJ      := $(SRC:%.c=build/release/%.o)

@@ -5,6 +5,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <hiredis/hiredis.h>
 #include <libconfig.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,19 +13,15 @@
 #include <string.h>
 #include <time.h>
 
-/* Backend types known to the config: name and the request kinds they can serve.
- * Adding a backend type adds a line here and a module in worker/. */
-enum { URL_NONE, URL_HTTP, URL_GRPC };
-static const struct {
-    const char *name;
-    unsigned kinds;
-    int url;            /* what its 'url' is: none, http(s)://..., or a gRPC host:port */
-} backend_types[] = {
-    {"echo", KIND_CHAT | KIND_COMPLETIONS | KIND_MESSAGES, URL_NONE},
-    {"openai", KIND_ALL, URL_HTTP},
-    {"anthropic", KIND_CHAT | KIND_MESSAGES, URL_HTTP},
-    {"triton", KIND_CHAT | KIND_COMPLETIONS | KIND_MESSAGES, URL_GRPC},
-};
+/* The backend types configs may name (cfg_set_backend_types). */
+static const cfg_backend_type_t *const *backend_types;
+static int nbackend_types;
+
+void cfg_set_backend_types(const cfg_backend_type_t *const *types, int n)
+{
+    backend_types = types;
+    nbackend_types = n;
+}
 
 static const char *kind_names[KIND_COUNT] = {"chat",   "completions", "embeddings",  "speech",   "transcriptions",
                                              "translations", "images", "moderations", "responses", "messages"};
@@ -455,22 +452,22 @@ static int load_backends(loader_t *ld, config_t *lc, cfg_t *cfg)
             if (strcmp(cfg->backends[j].name, b->name) == 0)
                 return fail(ld, g, "backend name '%s' is used twice", b->name);
         bool known = false;
-        int url_kind = URL_NONE;
-        for (size_t t = 0; t < sizeof backend_types / sizeof backend_types[0]; t++)
-            if (strcmp(b->type, backend_types[t].name) == 0) {
+        cfg_url_kind_t url_kind = CFG_URL_NONE;
+        for (int t = 0; t < nbackend_types; t++)
+            if (strcmp(b->type, backend_types[t]->name) == 0) {
                 known = true;
-                b->kinds = backend_types[t].kinds;
-                url_kind = backend_types[t].url;
+                b->kinds = backend_types[t]->kinds;
+                url_kind = backend_types[t]->url;
             }
         if (!known) {
             char names[128] = "";
-            for (size_t t = 0; t < sizeof backend_types / sizeof backend_types[0]; t++)
+            for (int t = 0; t < nbackend_types; t++)
                 snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", t ? ", " : "",
-                         backend_types[t].name);
+                         backend_types[t]->name);
             return fail(ld, config_setting_get_member(g, "type"), "backend '%s': unknown type '%s' (known: %s)",
                         b->name, b->type, names);
         }
-        if (url_kind == URL_GRPC) {
+        if (url_kind == CFG_URL_GRPC) {
             char *h = NULL, *port = NULL;
             if (b->url && strncmp(b->url, "grpc://", 7) == 0)
                 memmove(b->url, b->url + 7, strlen(b->url + 7) + 1);
@@ -482,7 +479,7 @@ static int load_backends(loader_t *ld, config_t *lc, cfg_t *cfg)
             if (rc < 0)
                 return -1;
         }
-        if (url_kind == URL_HTTP) {
+        if (url_kind == CFG_URL_HTTP) {
             if (!b->url || (strncmp(b->url, "http://", 7) != 0 && strncmp(b->url, "https://", 8) != 0))
                 return fail(ld, g, "backend '%s' needs a 'url' starting with http:// or https://",
                             b->name);
@@ -1261,8 +1258,15 @@ int cfg_parse_redis_url(const char *url, char **host, int *port, char **user, ch
     *host = *user = *password = NULL;
     *port = 6379;
     *db = 0;
+    if (strncmp(url, "rediss://", 9) == 0) {
+        snprintf(err, errlen,
+                 "asks for TLS (rediss://), which this build of airouter cannot do (hiredis %d.%d, without TLS): "
+                 "use redis:// on a private network, or through a TLS tunnel (stunnel, spiped)",
+                 HIREDIS_MAJOR, HIREDIS_MINOR);
+        return -1;
+    }
     if (strncmp(url, "redis://", 8) != 0) {
-        snprintf(err, errlen, "must start with redis:// (rediss:// needs a hiredis built with TLS)");
+        snprintf(err, errlen, "must start with redis://");
         return -1;
     }
     const char *p = url + 8, *end = p + strcspn(p, "/?#");

@@ -31,6 +31,18 @@ int cfg_kind_index(unsigned kind);
 #define CFG_MAX_ANSWER_BYTES (64u * 1024 * 1024)
 #define CFG_DEFAULT_MAX_EVENT_BYTES (8u * 1024 * 1024)
 
+/* What the loader knows of a backend type: its name in the config, the request kinds it can
+ * serve and what its url is. The types are the worker's backends (worker/backend/backend.c),
+ * which hand them over with cfg_set_backend_types before the first cfg_load. */
+typedef enum { CFG_URL_NONE, CFG_URL_HTTP, CFG_URL_GRPC } cfg_url_kind_t;
+typedef struct {
+    const char *name;
+    unsigned kinds;
+    cfg_url_kind_t url;     /* none, http(s)://..., or a gRPC host:port */
+} cfg_backend_type_t;
+/* The backend types configs may name (types outlives every config). */
+void cfg_set_backend_types(const cfg_backend_type_t *const *types, int n);
+
 typedef struct {
     char *name;
     char *type;             /* "echo", "openai" */

@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 
 #include "common/log.h"
+#include "common/slots.h"
 
 #define NBUCKETS 15
 static const double bucket_bounds[NBUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
@@ -29,7 +30,8 @@ typedef struct {
     int64_t in_flight[MET_WORKERS];
     uint64_t workers_alive, worker_restarts, reloads_ok, reloads_failed, generation;
     uint64_t spans_exported, spans_dropped;
-    uint64_t cluster_errors, cluster_state; /* state: 0 no cluster, 1 up, 2 down */
+    uint64_t cluster_errors;
+    uint64_t cluster_state[MET_WORKERS]; /* per worker: 0 no cluster (or gone), 1 up, 2 down */
 } met_shm_t;
 
 static met_shm_t *shm;
@@ -56,18 +58,14 @@ int met_init(void)
     return 0;
 }
 
-/* Finds or adds name in a table of fixed-width names; 0 ("other"/"none") when full. */
-static int slot_for(char *names, size_t width, int *n, int max, const char *name)
+/* The slot of a label value; 0 ("other"/"none") when the table is full or the name too long to
+ * show whole. */
+static int name_slot(char *names, size_t width, int *n, int max, const char *name)
 {
-    for (int i = 1; i < *n; i++)
-        if (strncmp(names + (size_t)i * width, name, width - 1) == 0)
-            return i;
-    if (*n >= max || strlen(name) >= width)
+    if (strlen(name) >= width)
         return 0;
-    snprintf(names + (size_t)*n * width, width, "%s", name);
-    int slot = *n;
-    __atomic_store_n(n, slot + 1, __ATOMIC_RELEASE); /* publish after the name is written */
-    return slot;
+    int slot = slots_find_or_add(names, width, width, 1, n, max, name);
+    return slot < 0 ? 0 : slot;
 }
 
 void met_assign_slots(cfg_t *cfg)
@@ -75,19 +73,21 @@ void met_assign_slots(cfg_t *cfg)
     if (!shm)
         return;
     for (int i = 0; i < cfg->nbackends; i++)
-        cfg->backends[i].metric_slot = slot_for(&shm->backend_names[0][0], sizeof shm->backend_names[0],
-                                                &shm->nbackends, MET_BACKENDS, cfg->backends[i].name);
+        cfg->backends[i].metric_slot = name_slot(&shm->backend_names[0][0], sizeof shm->backend_names[0],
+                                                 &shm->nbackends, MET_BACKENDS, cfg->backends[i].name);
     for (int i = 0; i < cfg->nmodels; i++)
-        cfg->models[i].metric_slot = slot_for(&shm->model_names[0][0], sizeof shm->model_names[0],
-                                              &shm->nmodels, MET_MODELS, cfg->models[i].name);
+        cfg->models[i].metric_slot = name_slot(&shm->model_names[0][0], sizeof shm->model_names[0],
+                                               &shm->nmodels, MET_MODELS, cfg->models[i].name);
 }
 
 void met_set_worker_slot(int slot) { self_slot = slot >= 0 && slot < MET_WORKERS ? slot : 0; }
 
 void met_clear_worker(int slot)
 {
-    if (shm && slot >= 0 && slot < MET_WORKERS)
+    if (shm && slot >= 0 && slot < MET_WORKERS) {
         STORE(&shm->in_flight[slot], 0);
+        STORE(&shm->cluster_state[slot], 0);
+    }
 }
 
 static bool ok_model(int m) { return shm && m >= 0 && m < MET_MODELS; }
@@ -158,7 +158,7 @@ void met_cluster_error(void)
 void met_cluster_up(bool up)
 {
     if (shm)
-        STORE(&shm->cluster_state, up ? 1 : 2);
+        STORE(&shm->cluster_state[self_slot], up ? 1 : 2);
 }
 
 void met_set_workers(int alive)
@@ -322,10 +322,16 @@ int met_render(buf_t *out, const char *version)
     buf_printf(out, "airouter_trace_spans_exported_total %llu\n", (unsigned long long)LOAD(&shm->spans_exported));
     help(out, "airouter_trace_spans_dropped_total", "counter", "Spans dropped (queue full or collector failing).");
     buf_printf(out, "airouter_trace_spans_dropped_total %llu\n", (unsigned long long)LOAD(&shm->spans_dropped));
-    uint64_t cluster = LOAD(&shm->cluster_state);
+    bool cluster = false, cluster_down = false;
+    for (int i = 0; i < MET_WORKERS; i++) {
+        uint64_t state = LOAD(&shm->cluster_state[i]);
+        cluster |= state != 0;
+        cluster_down |= state == 2;
+    }
     if (cluster) {
-        help(out, "airouter_cluster_up", "gauge", "1 while the shared limits' Redis answers, 0 while it does not.");
-        buf_printf(out, "airouter_cluster_up %d\n", cluster == 1 ? 1 : 0);
+        help(out, "airouter_cluster_up", "gauge",
+             "1 while every worker of this host reaches the shared limits' Redis, 0 while one does not.");
+        buf_printf(out, "airouter_cluster_up %d\n", cluster_down ? 0 : 1);
         help(out, "airouter_cluster_errors_total", "counter", "Calls to the shared limits' Redis that failed.");
         buf_printf(out, "airouter_cluster_errors_total %llu\n", (unsigned long long)LOAD(&shm->cluster_errors));
     }

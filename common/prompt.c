@@ -39,8 +39,7 @@ const char *prompt_builtin_names(void)
     return "chatml, llama2, llama3, mistral, gemma, phi3, zephyr, alpaca, vicuna, plain";
 }
 
-/* The text of a message's content: a string, or the text parts of an array. */
-static void content_text(json_object *content, buf_t *out)
+void prompt_content_text(json_object *content, const char *sep, buf_t *out)
 {
     if (json_object_is_type(content, json_type_string)) {
         buf_appends(out, json_object_get_string(content));
@@ -56,7 +55,7 @@ static void content_text(json_object *content, buf_t *out)
             continue;
         }
         if (!first)
-            buf_appends(out, "\n");
+            buf_appends(out, sep);
         buf_appends(out, json_object_get_string(t));
         first = false;
     }
@@ -88,7 +87,7 @@ int prompt_render(const prompt_format_t *f, json_object *messages, buf_t *out)
             continue;
         if (system.len)
             buf_appends(&system, "\n\n");
-        content_text(c, &system);
+        prompt_content_text(c, "\n", &system);
     }
     buf_appends(out, f->bos);
     bool only_system = true, has_user = false;
@@ -119,7 +118,7 @@ int prompt_render(const prompt_format_t *f, json_object *messages, buf_t *out)
             continue;
         buf_reset(&text);
         if (json_object_object_get_ex(m, "content", &c))
-            content_text(c, &text);
+            prompt_content_text(c, "\n", &text);
         bool user = strcmp(role, "user") == 0;
         buf_appends(out, user ? f->user_prefix : f->assistant_prefix);
         if (user && system_pending) { /* the format has no system role */

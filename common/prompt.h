@@ -23,6 +23,9 @@ typedef struct {
 const prompt_format_t *prompt_builtin(const char *name);
 /* The built-in names, comma-separated (for messages). */
 const char *prompt_builtin_names(void);
+/* Appends the text of an OpenAI message content to out: a string as it is, or the text parts
+ * of an array (strings, or objects with a string "text") with sep between them. */
+void prompt_content_text(json_object *content, const char *sep, buf_t *out);
 /* Renders OpenAI chat messages (array) with fmt into out. Content arrays have their
  * text parts joined with newlines; "tool" and "developer" messages count as user and
  * system. Returns -1 if messages is not an array. */

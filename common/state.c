@@ -9,9 +9,11 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/quota.h"
+#include "common/slots.h"
 
 typedef struct {
     char name[192];             /* "backend\x1fbackend_model" */
@@ -65,27 +67,16 @@ int st_init(void)
     return 0;
 }
 
-uint64_t st_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts); /* system-wide: comparable between processes */
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 void st_set_worker_slot(int worker_slot) { self = worker_slot >= 0 && worker_slot < MET_WORKERS ? worker_slot : 0; }
 
-static int slot_for(char *names, size_t stride, int *n, int max, const char *name)
+/* The slot of a target or key name; slot 0, shared, when the table is full. */
+static int name_slot(char *names, size_t stride, int *n, int max, const char *name)
 {
-    for (int i = 0; i < *n; i++)
-        if (strncmp(names + (size_t)i * stride, name, 127) == 0)
-            return i;
-    if (*n >= max) {
+    int slot = slots_find_or_add(names, stride, 128, 0, n, max, name);
+    if (slot < 0) {
         log_warn("shared state full: '%s' shares slot 0", name);
         return 0;
     }
-    snprintf(names + (size_t)*n * stride, 128, "%s", name);
-    int slot = *n;
-    STORE(n, slot + 1);
     return slot;
 }
 
@@ -100,14 +91,14 @@ void st_assign_slots(cfg_t *cfg)
             /* A pass-through target differs per requested name, but shares one circuit. */
             snprintf(name, sizeof name, "%s\x1f%s", cfg->backends[tg->backend].name,
                      tg->backend_model ? tg->backend_model : "*");
-            tg->state_slot = slot_for(shm->targets[0].name, sizeof shm->targets[0], &shm->ntargets, ST_TARGETS, name);
+            tg->state_slot = name_slot(shm->targets[0].name, sizeof shm->targets[0], &shm->ntargets, ST_TARGETS, name);
         }
     /* A backend without health checks is never held out by an old verdict. */
     for (int i = 0; i < cfg->nbackends; i++)
         if (!cfg->backends[i].health_path || !cfg->backends[i].url)
             st_backend_health(cfg->backends[i].metric_slot, true);
     for (int i = 0; i < cfg->nkeys; i++)
-        cfg->keys[i].state_slot = slot_for(shm->keys[0].name, sizeof shm->keys[0], &shm->nkeys, ST_KEYS,
+        cfg->keys[i].state_slot = name_slot(shm->keys[0].name, sizeof shm->keys[0], &shm->nkeys, ST_KEYS,
                                            cfg->keys[i].name);
 }
 

@@ -23,8 +23,6 @@ void st_assign_slots(cfg_t *cfg);
 void st_clear_worker(int worker_slot);
 void st_set_worker_slot(int worker_slot);
 
-uint64_t st_now_ms(void);
-
 /* Circuit breaker. st_target_usable says whether a target may get a request now;
  * when its circuit is half-open it lets exactly one caller through (*probe set). */
 bool st_target_usable(int slot, uint64_t now, bool take_probe, bool *probe);

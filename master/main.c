@@ -15,6 +15,7 @@
 #include "master/master.h"
 #include "master/pidfile.h"
 #include "master/version.h"
+#include "worker/backend/backend.h"
 
 #ifndef AIROUTER_VERSION
 #define AIROUTER_VERSION "0.1.0"
@@ -96,6 +97,7 @@ int main(int argc, char **argv)
         return send_signal(sig, pidfile);
 
     char err[1024];
+    backends_describe();
     cfg_t *cfg = cfg_load(conf, err, sizeof err);
     if (!cfg) {
         fprintf(stderr, "airouter: %s\n", err);

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/state.h"
@@ -74,13 +75,6 @@ static void on_signal(int sig)
 
 static const int handled_signals[] = {SIGHUP, SIGTTIN, SIGTTOU, SIGQUIT, SIGTERM, SIGINT, SIGUSR1, SIGCHLD};
 #define NHANDLED (int)(sizeof handled_signals / sizeof handled_signals[0])
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 int master_bind(const char *listen_spec, const char *host, const char *port)
 {
@@ -160,7 +154,7 @@ static void spawn_worker(void)
     }
     close(p[1]);
     met_slot_used[met_slot] = true;
-    slots[nslots++] = (slot_t){.pid = pid, .gen = generation, .ready_fd = p[0], .started_ms = now_ms(),
+    slots[nslots++] = (slot_t){.pid = pid, .gen = generation, .ready_fd = p[0], .started_ms = clock_now_ms(),
                                .met_slot = met_slot};
     met_set_workers(nslots);
     log_info("worker %d started (generation %u)", (int)pid, generation);
@@ -207,7 +201,7 @@ static void reap(void)
         if (s.stopping || state != RUNNING || s.gen != generation)
             continue;
         met_worker_restarted();
-        uint64_t now = now_ms();
+        uint64_t now = clock_now_ms();
         if (!s.ready || now - s.started_ms < STARTUP_GRACE_MS) {
             startup_failures++;
             uint64_t delay = 100u << (startup_failures > 9 ? 9 : startup_failures - 1);
@@ -301,7 +295,7 @@ static void reload(void)
     for (int i = 0; i < desired; i++)
         spawn_worker();
     retire_pending = true;
-    retire_deadline = now_ms() + RETIRE_WAIT_MS;
+    retire_deadline = clock_now_ms() + RETIRE_WAIT_MS;
     log_info("reload: generation %u started", generation);
 }
 
@@ -312,7 +306,7 @@ static void retire_old_generations(void)
     for (int i = 0; i < nslots; i++)
         if (slots[i].gen == generation && !slots[i].ready)
             all_ready = false;
-    if (!all_ready && now_ms() < retire_deadline)
+    if (!all_ready && clock_now_ms() < retire_deadline)
         return;
     signal_workers(SIGQUIT, true, generation, 0);
     retire_pending = false;
@@ -343,7 +337,7 @@ static void begin_stop(bool graceful)
 {
     state = graceful ? STOPPING_GRACEFUL : STOPPING_FAST;
     uint64_t wait = graceful ? (uint64_t)cfg->drain_timeout * 1000u + 5000u : FAST_STOP_WAIT_MS;
-    stop_deadline = now_ms() + wait;
+    stop_deadline = clock_now_ms() + wait;
     log_info("%s stop: stopping %d worker(s)", graceful ? "graceful" : "fast", nslots);
     signal_workers(graceful ? SIGQUIT : SIGTERM, true, UINT32_MAX, graceful ? WORKER_QUIT_FINAL : 0);
     if (listen_fd >= 0)
@@ -363,7 +357,7 @@ int master_run(cfg_t *c, int fd, int mfd, int workers_override, const char *pidf
     met_assign_slots(cfg);
     st_assign_slots(cfg);
     st_budget_load(cfg->state_file, cfg); /* a restart must not hand every key a fresh period */
-    uint64_t next_snapshot = now_ms() + STATE_SNAPSHOT_MS;
+    uint64_t next_snapshot = clock_now_ms() + STATE_SNAPSHOT_MS;
     met_set_generation(generation);
     override = workers_override;
     desired = override ? override : cfg->workers;
@@ -407,10 +401,10 @@ int master_run(cfg_t *c, int fd, int mfd, int workers_override, const char *pidf
         if (state != RUNNING) {
             if (nslots == 0)
                 break;
-            if (now_ms() >= stop_deadline) {
+            if (clock_now_ms() >= stop_deadline) {
                 log_warn("workers did not stop in time: killing %d", nslots);
                 signal_workers(SIGKILL, false, UINT32_MAX, 0);
-                stop_deadline = now_ms() + FAST_STOP_WAIT_MS;
+                stop_deadline = clock_now_ms() + FAST_STOP_WAIT_MS;
             }
         } else {
             if (got_hup) {
@@ -440,7 +434,7 @@ int master_run(cfg_t *c, int fd, int mfd, int workers_override, const char *pidf
                 }
                 log_info("workers: %d", desired);
             }
-            uint64_t now = now_ms();
+            uint64_t now = clock_now_ms();
             /* The back-off ends once a worker has stayed up past the start-up grace. */
             for (int i = 0; startup_failures && i < nslots; i++)
                 if (slots[i].gen == generation && slots[i].ready && now - slots[i].started_ms >= STARTUP_GRACE_MS)
@@ -451,9 +445,9 @@ int master_run(cfg_t *c, int fd, int mfd, int workers_override, const char *pidf
                 retire_old_generations();
         }
 
-        if (cfg->state_file && now_ms() >= next_snapshot) {
+        if (cfg->state_file && clock_now_ms() >= next_snapshot) {
             st_budget_save(cfg->state_file, cfg);
-            next_snapshot = now_ms() + STATE_SNAPSHOT_MS;
+            next_snapshot = clock_now_ms() + STATE_SNAPSHOT_MS;
         }
         struct pollfd fds[MAX_SLOTS];
         int slot_of[MAX_SLOTS], nfds = 0;
@@ -462,7 +456,7 @@ int master_run(cfg_t *c, int fd, int mfd, int workers_override, const char *pidf
                 fds[nfds] = (struct pollfd){.fd = slots[i].ready_fd, .events = POLLIN};
                 slot_of[nfds++] = i;
             }
-        uint64_t now = now_ms(), wake = now + 1000;
+        uint64_t now = clock_now_ms(), wake = now + 1000;
         if (state == RUNNING && live_workers(generation) < desired && next_spawn_ms > now && next_spawn_ms < wake)
             wake = next_spawn_ms;
         if (retire_pending && retire_deadline < wake)

@@ -59,6 +59,9 @@
 //                                Authorization was "Bearer " + m.backendKey), GET/DELETE /v1/files/{id}
 //                                (GET /v1/files/echo-credentials: a 400 quoting the Authorization header),
 //                                GET /v1/files/{id}/content.
+//   POST /v1/threads/runs        JSON {assistant_id, model, thread}; a run answered at once as completed, with
+//                                usage {prompt_tokens: words of the thread's messages, completion_tokens: 7}
+//                                (through passthrough rules).
 // Multipart requests are parsed: rec.form = { fields: {name: value (repeated names: array)},
 // files: [{ field, filename, contentType, size, sha256 }] } (rec.formError if malformed), rec.model is the
 // model field; rec.rawBytes is the body as a Buffer.
@@ -115,6 +118,10 @@
 //   slow-body-MS     non-stream: sends the headers (with Content-Length) and the first half of the JSON
 //                    body at once, the rest MS later (total-time tests)
 //   chunks-N         speech: the audio is written in N pieces (default 8; 4 events with stream_format sse)
+//   cached-N         responses: usage.input_tokens_details.cached_tokens is N (at most the input tokens)
+//   with-usage       transcriptions and translations answered in JSON (json, verbose_json): usage
+//                    {type: "tokens", input_tokens: ceil(file bytes / 1000), output_tokens: words}, as
+//                    gpt-4o-transcribe sends it
 // Hostile streams (chat/completions and responses with stream=true; a client that leaves ends them, and
 // each ends by itself: rec.bigBytes counts the bytes of the big parts written so far):
 //   huge-line-N      the first event is one data: line of N MiB (a valid chunk / output_text.delta whose
@@ -274,6 +281,8 @@ function knobs(model) {
   if ((r = /retry-after-(\d+)/.exec(m))) k.retryAfter = r[1];
   if ((r = /slow-body-(\d+)/.exec(m))) k.slowBody = Number(r[1]);
   if ((r = /chunks-(\d+)/.exec(m))) k.chunks = Math.max(1, Number(r[1]));
+  if ((r = /cached-(\d+)/.exec(m))) k.cached = Number(r[1]);
+  if (m.includes('with-usage')) k.withUsage = true;
   if ((r = /huge-(line|line-late|open)-(\d+)/.exec(m))) k.huge = { at: r[1] === 'line' ? 0 : 2, open: r[1] === 'open', bytes: Number(r[2]) * 1024 * 1024 };
   if (m.includes('no-blank-line')) k.noBlank = true;
   if ((r = /endless-(\d+)/.exec(m))) k.endless = Number(r[1]);
@@ -980,6 +989,7 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
       case '/v1/moderations': return post ? moderations : 405;
       case '/v1/responses': return post ? responsesCreate : 405;
       case '/v1/files': return post ? filesCreate : method === 'GET' ? filesList : 405;
+      case '/v1/threads/runs': return post ? threadRun : 405;
       default: break;
     }
     let r;
@@ -1132,6 +1142,10 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
       return res.end();
     }
     const ans = transcriptAnswer(task, file, format, { words: grains.includes('word') });
+    if (ans.json && k.withUsage) {
+      const inTok = Math.ceil(file.size / 1000), outTok = words(ans.json.text).length;
+      ans.json.usage = { type: 'tokens', input_tokens: inTok, input_token_details: { text_tokens: 0, audio_tokens: inTok }, output_tokens: outTok, total_tokens: inTok + outTok };
+    }
     if (ans.json) return sendJson(res, rec, 200, ans.json);
     rec.status = 200; rec.response = ans.body;
     res.writeHead(200, { 'Content-Type': ans.type, 'Content-Length': Buffer.byteLength(ans.body), 'x-request-id': `req_mock_${rec.id}` });
@@ -1202,7 +1216,7 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
     return sendJson(a.res, a.rec, 200, { id: newId('modr-'), model, results: inputs.map(moderationResult) });
   }
 
-  function responseObject(id, body, model, status, text) {
+  function responseObject(id, body, model, status, text, cached = 0) {
     const itemId = `msg_${id.slice(5)}`;
     const inWords = words(responseInputText(body.input)).length + words(body.instructions).length;
     const outWords = words(text).length;
@@ -1214,7 +1228,7 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
       reasoning: { effort: null, summary: null }, service_tier: 'default', store: body.store !== false,
       temperature: body.temperature ?? 1, text: { format: { type: 'text' } }, tool_choice: 'auto', tools: body.tools || [], top_p: body.top_p ?? 1,
       truncation: 'disabled',
-      usage: status === 'completed' ? { input_tokens: inWords, input_tokens_details: { cached_tokens: 0 }, output_tokens: outWords, output_tokens_details: { reasoning_tokens: 0 }, total_tokens: inWords + outWords } : null,
+      usage: status === 'completed' ? { input_tokens: inWords, input_tokens_details: { cached_tokens: Math.min(cached, inWords) }, output_tokens: outWords, output_tokens_details: { reasoning_tokens: 0 }, total_tokens: inWords + outWords } : null,
       user: null, metadata: body.metadata || {},
     };
   }
@@ -1233,7 +1247,7 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
     const rmodel = k.dated ? `${model}-2025-04-14` : model;
     const id = newId('resp_');
     const { text, deltas } = responseReply(body);
-    const done = responseObject(id, body, rmodel, 'completed', text);
+    const done = responseObject(id, body, rmodel, 'completed', text, k.cached || 0);
     if (body.background === true) {
       // Background mode: answered at once with status "queued" (and stays so until cancelled).
       const queued = { ...responseObject(id, body, rmodel, 'queued', text), background: true };
@@ -1303,6 +1317,19 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
     const items = (typeof s.input === 'string' ? [{ role: 'user', content: [{ type: 'input_text', text: s.input }] }] : s.input || [])
       .map((it, i) => ({ id: `msg_in_${i}_${id.slice(5, 13)}`, type: 'message', status: 'completed', ...it }));
     return sendJson(a.res, a.rec, 200, { object: 'list', data: items, first_id: items.length ? items[0].id : null, last_id: items.length ? items[items.length - 1].id : null, has_more: false });
+  }
+
+  // POST /v1/threads/runs (create a thread and run it): answered as a completed run with usage.
+  function threadRun(a) {
+    const body = jsonBody(a); if (!body) return;
+    const msgs = (body.thread && Array.isArray(body.thread.messages)) ? body.thread.messages : [];
+    const prompt = msgs.reduce((n, m) => n + words(typeof m.content === 'string' ? m.content : '').length, 0);
+    const id = newId('run_');
+    return sendJson(a.res, a.rec, 200, {
+      id, object: 'thread.run', created_at: CREATED, assistant_id: body.assistant_id || null, thread_id: newId('thread_'),
+      status: 'completed', model: body.model || 'gpt-4o', instructions: null, tools: [], metadata: {},
+      usage: { prompt_tokens: prompt, completion_tokens: 7, total_tokens: prompt + 7 },
+    });
   }
 
   // How the request authenticated, relative to m.backendKey: 'backend', 'other' or 'none'.

@@ -11,10 +11,46 @@
 #include "common/log.h"
 #include "worker/backend/backend.h"
 #include "worker/core/cluster.h"
-#include "worker/grpc/grpc_api.h"
 #include "worker/core/health.h"
-#include "worker/http/http.h"
 #include "worker/core/trace.h"
+#include "worker/grpc/grpc_api.h"
+#include "worker/http/api.h"
+#include "worker/http/gateway.h"
+#include "worker/http/http.h"
+#include "worker/http/messages.h"
+#include "worker/http/ops.h"
+#include "worker/http/proxy.h"
+
+static bool passthrough_rule_matches(const char *path) { return proxy_match(path) != NULL; }
+
+#define API (HTTP_ROUTE_KEY | HTTP_ROUTE_LIMITED)
+/* What the HTTP server serves: the paths first, in this order; a passthrough rule takes what
+ * none of them does. */
+static const http_route_t routes[] = {
+    {"/health", false, HTTP_GET, HTTP_ROUTE_OPS, ops_health, NULL},
+    {"/ready", false, HTTP_GET, 0, ops_ready, NULL},
+    {"/metrics", false, HTTP_GET, HTTP_ROUTE_METRICS, ops_metrics, NULL},
+    {"/v1/chat/completions", false, HTTP_POST, API, api_chat_completions, NULL},
+    {"/v1/completions", false, HTTP_POST, API, api_completions, NULL},
+    {"/v1/embeddings", false, HTTP_POST, API, api_embeddings, NULL},
+    {"/v1/models", false, HTTP_GET, HTTP_ROUTE_KEY, api_models_list, NULL},
+    {"/v1/models/", true, HTTP_GET, HTTP_ROUTE_KEY, api_model_get, NULL},
+    {"/v1/audio/speech", false, HTTP_POST, API, proxy_speech, NULL},
+    {"/v1/audio/transcriptions", false, HTTP_POST, API, proxy_transcriptions, NULL},
+    {"/v1/audio/translations", false, HTTP_POST, API, proxy_translations, NULL},
+    {"/v1/images/generations", false, HTTP_POST, API, proxy_image_generations, NULL},
+    {"/v1/images/edits", false, HTTP_POST, API, proxy_image_edits, NULL},
+    {"/v1/images/variations", false, HTTP_POST, API, proxy_image_variations, NULL},
+    {"/v1/moderations", false, HTTP_POST, API, proxy_moderations, NULL},
+    {"/v1/responses", false, HTTP_POST, API, proxy_responses, NULL},
+    {"/v1/responses/", true, HTTP_GET | HTTP_POST | HTTP_DELETE, API, proxy_response_by_id, NULL},
+    {"/v1/messages", false, HTTP_POST, API | HTTP_ROUTE_ANTHROPIC, messages_create, NULL},
+    {"/v1/messages/count_tokens", false, HTTP_POST, API | HTTP_ROUTE_ANTHROPIC, messages_count_tokens, NULL},
+    {"/generate", false, HTTP_POST, API, gateway_generate, NULL},
+    {"/stream", false, HTTP_POST, API, gateway_stream, NULL},
+    {NULL, false, HTTP_ANY, API, proxy_passthrough, passthrough_rule_matches},
+};
+#define NROUTES ((int)(sizeof routes / sizeof routes[0]))
 
 /* Sanitizer builds: gcc says __SANITIZE_ADDRESS__, clang __has_feature(address_sanitizer). */
 #if defined(__has_feature)
@@ -62,7 +98,7 @@ int worker_run(const cfg_t *cfg, int listen_fd, int metrics_fd, int ready_fd, pi
 
     cluster_init(cfg);
     if (backends_worker_init(cfg) < 0 || trace_start(cfg) < 0 || health_start(cfg) < 0 ||
-        http_start(cfg, listen_fd, metrics_fd) < 0 || grpc_api_start(cfg) < 0) {
+        http_start(cfg, routes, NROUTES, listen_fd, metrics_fd) < 0 || grpc_api_start(cfg) < 0) {
         log_error("worker start-up failed");
         return 2;
     }

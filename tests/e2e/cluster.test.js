@@ -175,6 +175,40 @@ test('a client that leaves a stream before any usage is settled with what was pr
   }
 });
 
+test('a gRPC call cancelled before any usage is settled with what was produced, not given back whole', T, async () => {
+  const grpc = require('@grpc/grpc-js');
+  const protoLoader = require('@grpc/proto-loader');
+  const ai = grpc.loadPackageDefinition(protoLoader.loadSync(require('node:path').join(__dirname, 'proto', 'ai_router.proto'),
+    { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true })).ai_router;
+  const gport = await h.freePort();
+  const r = await h.startRouter(clusterConfig(redis.url, { echoDelay: 100, prefix: 'gab:' }) + `grpc_listen = "127.0.0.1:${gport}";`);
+  const c = new ai.AIRouter(`127.0.0.1:${gport}`, grpc.credentials.createInsecure());
+  try {
+    await roomInMinute();
+    const md = new grpc.Metadata();
+    md.set('authorization', `Bearer ${KEY_ABORT}`);
+    const words = Array.from({ length: 40 }, (_, i) => `w${i}`).join(' ');
+    const call = c.StreamingRouteRequest({ provider: '', model: 'echo', prompt: words, max_tokens: 1000, parameters: {} }, md,
+      { deadline: Date.now() + 20000 });
+    let n = 0;
+    const ended = new Promise((resolve) => { call.on('error', resolve); call.on('status', resolve); });
+    call.on('data', () => { if (++n === 3) call.cancel(); });
+    const end = await ended;
+    assert.equal(end.code, grpc.status.CANCELLED);
+    await h.waitFor(() => /"method":"GRPC".*"key":"abort".*"error":"client_abort"/.test(r.log), { what: 'the cancelled call in the access log' });
+    const minute = Math.floor(Number(redis.cli('TIME').split('\n')[0]) / 60);
+    // the reservation was over 1000 tokens (max_tokens); what stays is the prompt estimate and the chunks produced
+    const settled = await h.waitFor(() => {
+      const v = Number(redis.cli('GET', `gab:key:abort:t:${minute}`));
+      return v > 0 && v < 500 ? v : false;
+    }, { what: 'the cancelled call settled below its reservation' });
+    assert.ok(settled >= 3, `settled ${settled}`);
+  } finally {
+    c.close();
+    await r.stop();
+  }
+});
+
 test('tpm on one host without Redis: concurrent slow requests reserve, so the minute admits at most tpm + one reservation', T, async () => {
   const solo = await h.startRouter(h.echoConfig({
     workers: 2, echoDelay: 200,
@@ -213,6 +247,8 @@ test('Redis stopped mid-run: deny answers 503, local counts the host share, allo
     assert.equal(e.headers['retry-after'], '1');
     await h.waitFor(async () => (await metric(deny, 'airouter_cluster_up')) === 0, { what: 'cluster_up 0' });
     assert.ok((await metric(deny, 'airouter_cluster_errors_total')) >= 1);
+    // a host that has had no request since Redis stopped shows the outage too: every worker checks Redis when idle
+    await h.waitFor(async () => (await metric(local, 'airouter_cluster_up')) === 0, { what: 'an idle host shows cluster_up 0' });
     // local: rpm 30 over 3 hosts is 10 on this one
     const localRes = await hammer(14, 4, () => ask(local));
     assert.equal(localRes.filter((r) => r.ok).length, 10);
@@ -228,6 +264,7 @@ test('Redis stopped mid-run: deny answers 503, local counts the host share, allo
     await h.waitFor(async () => { try { await ask(deny); return true; } catch { return false; } },
       { timeout: 15000, what: 'deny host admits again' });
     await h.waitFor(async () => (await metric(deny, 'airouter_cluster_up')) === 1, { what: 'cluster_up 1' });
+    await h.waitFor(async () => (await metric(allow, 'airouter_cluster_up')) === 1, { what: 'cluster_up 1 on every host' });
     await h.waitFor(() => /answers again/.test(deny.log), { what: 'recovery logged' });
     assert.ok(Number(r3.cli('GET', `o:key:outage:r:${Math.floor(Number(r3.cli('TIME').split('\n')[0]) / 60)}`)) >= 1);
   } finally {
@@ -346,6 +383,37 @@ api_keys = ( { key = "sk-budget-total-0001"; name = "lifetime"; budget = { usd =
   }
 });
 
+test('one Redis call before a request runs, whatever the limits of its key: admission, tpm and budget reservations together; settlements after, batched', T, async () => {
+  const conf = budgetConfig(`cluster = { redis = "${redis.url}"; key_prefix = "one:"; timeout_ms = 2000; };
+api_keys = ( { key = "sk-one-call-all-0001"; name = "all"; rpm = 1000; tpm = 1000000; max_concurrent = 10; budget = { usd = 100.0; period = "month"; }; },
+             { key = "sk-one-call-rpm-0002"; name = "rpm"; rpm = 1000; } );`);
+  const r = await h.startRouter(conf);
+  try {
+    // the workers have connected and loaded their scripts: a first request each way is answered
+    await client(r, 'sk-one-call-all-0001').chat.completions.create(BUDGET_BODY);
+    await client(r, 'sk-one-call-rpm-0002').chat.completions.create(BUDGET_BODY);
+    await h.waitFor(() => redis.cli('ZCARD', 'one:key:all:c') === '0', { what: 'the first slot given back' });
+    const mon = await redis.monitor();
+    for (let i = 0; i < 10; i++) await client(r, 'sk-one-call-all-0001').chat.completions.create(BUDGET_BODY);
+    for (let i = 0; i < 10; i++) await client(r, 'sk-one-call-rpm-0002').chat.completions.create(BUDGET_BODY);
+    await h.waitFor(() => redis.cli('ZCARD', 'one:key:all:c') === '0', { what: 'the slots given back' });
+    const seen = (await mon.stop()).filter((c) => c.client !== 'lua' && !['ZCARD', 'PING', 'ECHO'].includes(c.args[0]));
+    const other = seen.filter((c) => c.args[0].toUpperCase() !== 'EVALSHA');
+    assert.deepEqual(other.map((c) => c.args[0]), [], 'nothing but scripts: no SELECT, AUTH, SCRIPT or EXISTS on the way');
+    // admission: 11 arguments after EVALSHA sha 0, the key's base first
+    const admits = (name) => seen.filter((c) => c.args.length === 14 && c.args[3] === `one:key:${name}`).length;
+    assert.equal(admits('all'), 10, 'rpm, tpm, max_concurrent and budget: one call per request');
+    assert.equal(admits('rpm'), 10, 'rpm only: one call per request');
+    // settlements: six arguments per request, several requests per call; none for the rpm-only key
+    const settles = seen.filter((c) => c.args.length !== 14);
+    const entries = settles.reduce((n, c) => n + (c.args.length - 3) / 6, 0);
+    assert.equal(entries, 10, 'each request of the key with tpm, a slot and a budget settles once');
+    assert.ok(settles.every((c) => (c.args.length - 3) % 6 === 0 && c.args.slice(3).filter((_, i) => i % 6 === 0).every((b) => b === 'one:key:all')));
+  } finally {
+    await r.stop();
+  }
+});
+
 function check(config) {
   const dir = h.tmpDir();
   const file = require('node:path').join(dir, 'bad.conf');
@@ -357,6 +425,9 @@ test('-t refuses a bad Redis URL, an unknown on_error, a budget without prices, 
   let r = check(h.echoConfig({ extra: 'cluster = { redis = "http://127.0.0.1:6379"; };' }));
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /bad\.conf:\d+: cluster\.redis must start with redis:\/\//);
+  r = check(h.echoConfig({ extra: 'cluster = { redis = "rediss://127.0.0.1:6380/0"; };' }));
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /bad\.conf:\d+: cluster\.redis asks for TLS \(rediss:\/\/\), which this build of airouter cannot do \(hiredis \d+\.\d+, without TLS\)/);
   r = check(h.echoConfig({ extra: 'cluster = { redis = "redis://127.0.0.1:notaport/0"; };' }));
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /cluster\.redis must be redis:\/\/\[\[user\]:password@\]host\[:port\]\[\/db\]/);

@@ -1,4 +1,5 @@
-/* Backend registry: adding a backend type adds one line to the table. */
+/* Backend registry: adding a backend type adds one line to the table, which is also what the
+ * config loader knows of the types. */
 #include "worker/backend/backend.h"
 
 #include <poll.h>
@@ -20,9 +21,17 @@ static const backend_ops_t *const backend_table[] = {&be_echo_ops, &be_openai_op
 const backend_ops_t *backend_lookup(const char *type)
 {
     for (size_t i = 0; i < NBACKEND_TYPES; i++)
-        if (strcmp(backend_table[i]->type, type) == 0)
+        if (strcmp(backend_table[i]->type.name, type) == 0)
             return backend_table[i];
     return NULL;
+}
+
+void backends_describe(void)
+{
+    static const cfg_backend_type_t *types[NBACKEND_TYPES];
+    for (size_t i = 0; i < NBACKEND_TYPES; i++)
+        types[i] = &backend_table[i]->type;
+    cfg_set_backend_types(types, (int)NBACKEND_TYPES);
 }
 
 /* The secrets of the worker's config: pointers into it (it lives as long as the worker). */
@@ -130,7 +139,7 @@ int backends_worker_init(const cfg_t *cfg)
 {
     collect_secrets(cfg);
     for (size_t i = 0; i < NBACKEND_TYPES; i++)
-        if (backend_table[i]->worker_init && type_used(cfg, backend_table[i]->type) &&
+        if (backend_table[i]->worker_init && type_used(cfg, backend_table[i]->type.name) &&
             backend_table[i]->worker_init() < 0)
             return -1;
     return 0;

@@ -97,7 +97,7 @@ typedef struct {
 } be_event_t;
 
 typedef struct {
-    const char *type;
+    cfg_backend_type_t type;       /* its name in the config, the kinds it serves, what its url is */
     /* Once per worker after fork; may be NULL. */
     int (*worker_init)(void);
     void (*worker_cleanup)(void);
@@ -118,6 +118,9 @@ typedef struct {
 
 /* The backend module for a config type name, or NULL. */
 const backend_ops_t *backend_lookup(const char *type);
+/* Tells the config loader which backend types there are (cfg_set_backend_types): once, before the
+ * first cfg_load of any process that loads configs. */
+void backends_describe(void);
 /* Once per worker after fork: the worker_init of each backend type cfg uses (a type's libraries
  * cost memory only if used), and the secrets be_scrub_secrets knows. */
 int backends_worker_init(const cfg_t *cfg);

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "common/buf.h"
+#include "common/prompt.h"
 #include "worker/backend/http_backend.h"
 #include "worker/oai/oai_shape.h"
 
@@ -40,23 +41,6 @@ static const char *member_str(json_object *obj, const char *key, const char *dfl
 {
     json_object *v;
     return json_object_object_get_ex(obj, key, &v) && v ? json_object_get_string(v) : dflt;
-}
-
-static const char *text_of(json_object *content, buf_t *scratch)
-{
-    if (json_object_is_type(content, json_type_string))
-        return json_object_get_string(content);
-    buf_reset(scratch);
-    size_t n = json_object_is_type(content, json_type_array) ? json_object_array_length(content) : 0;
-    for (size_t i = 0; i < n; i++) {
-        json_object *part = json_object_array_get_idx(content, i), *t;
-        if (json_object_object_get_ex(part, "text", &t) && json_object_is_type(t, json_type_string)) {
-            if (scratch->len)
-                buf_appends(scratch, "\n");
-            buf_appends(scratch, json_object_get_string(t));
-        }
-    }
-    return scratch->data ? scratch->data : "";
 }
 
 static json_object *text_block(const char *text)
@@ -218,12 +202,14 @@ static json_object *translate_request(const be_request_t *req)
         if (strcmp(role, "system") == 0 || strcmp(role, "developer") == 0) {
             if (system.len)
                 buf_appends(&system, "\n\n");
-            buf_appends(&system, text_of(content, &scratch));
+            prompt_content_text(content, "\n", &system);
         } else if (strcmp(role, "tool") == 0) {
             json_object *b = json_object_new_object();
             json_object_object_add(b, "type", json_object_new_string("tool_result"));
             json_object_object_add(b, "tool_use_id", json_object_new_string(member_str(m, "tool_call_id", "")));
-            json_object_object_add(b, "content", json_object_new_string(text_of(content, &scratch)));
+            buf_reset(&scratch);
+            prompt_content_text(content, "\n", &scratch);
+            json_object_object_add(b, "content", json_object_new_string(scratch.data ? scratch.data : ""));
             json_object *blocks = json_object_new_array();
             json_object_array_add(blocks, b);
             add_turn(messages, "user", blocks);
@@ -304,16 +290,6 @@ static json_object *usage(long long in, long long out)
     return u;
 }
 
-static json_object *envelope(be_call_t *c, const char *object)
-{
-    json_object *o = json_object_new_object();
-    json_object_object_add(o, "id", json_object_new_string(c->id));
-    json_object_object_add(o, "object", json_object_new_string(object));
-    json_object_object_add(o, "created", json_object_new_int64(c->created));
-    json_object_object_add(o, "model", json_object_new_string(c->model));
-    return o;
-}
-
 static void read_usage(be_call_t *c, json_object *u)
 {
     json_object *v;
@@ -377,7 +353,7 @@ static json_object *translate_message(be_call_t *c, json_object *msg)
     json_object_object_add(choice, "finish_reason",
                            json_object_new_string(finish_reason(json_object_object_get_ex(msg, "stop_reason", &v)
                                                                     ? json_object_get_string(v) : NULL)));
-    json_object *o = envelope(c, "chat.completion");
+    json_object *o = shape_envelope(c->id, "chat.completion", c->created, c->model);
     json_object *choices = json_object_new_array();
     json_object_array_add(choices, choice);
     json_object_object_add(o, "choices", choices);
@@ -388,7 +364,8 @@ static json_object *translate_message(be_call_t *c, json_object *msg)
 /* A chat.completion.chunk with one choice built from delta (owned) and finish. */
 static json_object *chunk(be_call_t *c, json_object *delta, const char *finish)
 {
-    json_object *o = envelope(c, "chat.completion.chunk"), *choice = json_object_new_object();
+    json_object *o = shape_envelope(c->id, "chat.completion.chunk", c->created, c->model);
+    json_object *choice = json_object_new_object();
     json_object *choices = json_object_new_array();
     json_object_object_add(choice, "index", json_object_new_int(0));
     json_object_object_add(choice, "delta", delta);
@@ -488,7 +465,7 @@ static json_object *translate_event(be_call_t *c, json_object *evj)
     if (strcmp(t, "message_stop") == 0) {
         c->ended = true;
         if (c->want_usage) {
-            c->queued = envelope(c, "chat.completion.chunk");
+            c->queued = shape_envelope(c->id, "chat.completion.chunk", c->created, c->model);
             json_object_object_add(c->queued, "choices", json_object_new_array());
             json_object_object_add(c->queued, "usage", usage(c->input_tokens, c->output_tokens));
         }
@@ -618,7 +595,7 @@ static void anthropic_next_raw(be_call_t *c, be_event_t *ev, int wait_ms) { hb_n
 const backend_ops_t be_anthropic_ops = {
     .open_raw = anthropic_open_raw,
     .next_raw = anthropic_next_raw,
-    .type = "anthropic",
+    .type = {"anthropic", KIND_CHAT | KIND_MESSAGES, CFG_URL_HTTP},
     .worker_init = hb_worker_init,
     .worker_cleanup = hb_worker_cleanup,
     .open = anthropic_open,

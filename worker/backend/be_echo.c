@@ -7,7 +7,10 @@
 #include <time.h>
 
 #include "common/buf.h"
+#include "common/clock.h"
+#include "common/prompt.h"
 #include "worker/backend/backend.h"
+#include "worker/oai/oai_shape.h"
 
 struct be_call {
     unsigned kind;
@@ -25,24 +28,6 @@ struct be_call {
     long long due_ms;  /* when the next word may go out (chunk_delay_ms); 0 = not scheduled */
     int prompt_tokens;
 };
-
-/* Appends the text of an OpenAI content value (string or array of text parts). */
-static void append_content(buf_t *out, json_object *content)
-{
-    if (json_object_is_type(content, json_type_string)) {
-        buf_appends(out, json_object_get_string(content));
-    } else if (json_object_is_type(content, json_type_array)) {
-        size_t n = json_object_array_length(content);
-        for (size_t i = 0; i < n; i++) {
-            json_object *part = json_object_array_get_idx(content, i), *text;
-            if (json_object_object_get_ex(part, "text", &text)) {
-                if (out->len)
-                    buf_appends(out, " ");
-                buf_appends(out, json_object_get_string(text));
-            }
-        }
-    }
-}
 
 static int count_words(const char *s)
 {
@@ -96,7 +81,7 @@ static be_call_t *echo_open(const be_request_t *req, be_event_t *ev)
             if (!json_object_object_get_ex(m, "content", &content))
                 continue;
             buf_t text = {0};
-            append_content(&text, content);
+            prompt_content_text(content, " ", &text);
             if (text.data) {
                 if (prompt.len)
                     buf_appends(&prompt, " ");
@@ -159,16 +144,6 @@ static json_object *usage_object(const be_call_t *c)
     return u;
 }
 
-static json_object *envelope(const be_call_t *c, const char *object)
-{
-    json_object *o = json_object_new_object();
-    json_object_object_add(o, "id", json_object_new_string(c->id));
-    json_object_object_add(o, "object", json_object_new_string(object));
-    json_object_object_add(o, "created", json_object_new_int64(c->created));
-    json_object_object_add(o, "model", json_object_new_string(c->model));
-    return o;
-}
-
 /* One choice: chat delta/message or completion text, with finish_reason. */
 static json_object *choice(const be_call_t *c, const char *role, const char *text,
                            const char *finish, bool whole)
@@ -192,19 +167,13 @@ static json_object *choice(const be_call_t *c, const char *role, const char *tex
 
 static json_object *chunk(const be_call_t *c, json_object *ch)
 {
-    json_object *o = envelope(c, c->kind == KIND_CHAT ? "chat.completion.chunk" : "text_completion");
+    const char *object = c->kind == KIND_CHAT ? "chat.completion.chunk" : "text_completion";
+    json_object *o = shape_envelope(c->id, object, c->created, c->model);
     json_object *arr = json_object_new_array();
     if (ch)
         json_object_array_add(arr, ch);
     json_object_object_add(o, "choices", arr);
     return o;
-}
-
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Waits out the per-chunk delay, watching the client, but never longer than wait_ms:
@@ -214,8 +183,8 @@ static bool wait_delay(be_call_t *c, be_event_t *ev, int wait_ms)
     if (c->delay_ms <= 0)
         return true;
     if (!c->due_ms)
-        c->due_ms = mono_ms() + c->delay_ms;
-    long long left = c->due_ms - mono_ms();
+        c->due_ms = (long long)clock_now_ms() + c->delay_ms;
+    long long left = c->due_ms - (long long)clock_now_ms();
     if (left > 0) {
         struct pollfd p = {.fd = c->client_fd, .events = POLLRDHUP};
         if (poll(&p, c->client_fd >= 0 ? 1 : 0, (int)(left < wait_ms ? left : wait_ms)) > 0 &&
@@ -223,7 +192,7 @@ static bool wait_delay(be_call_t *c, be_event_t *ev, int wait_ms)
             be_event_error(ev, BE_ERR_CLIENT_GONE, 499, "client_gone", NULL, "client disconnected");
             return false;
         }
-        if (c->due_ms > mono_ms()) {
+        if (c->due_ms > (long long)clock_now_ms()) {
             ev->type = BE_EV_PENDING;
             return false;
         }
@@ -245,7 +214,8 @@ static void echo_next(be_call_t *c, be_event_t *ev, int wait_ms)
         buf_t all = {0};
         for (int i = 0; i < c->nwords; i++)
             buf_appends(&all, c->words[i]);
-        json_object *o = envelope(c, c->kind == KIND_CHAT ? "chat.completion" : "text_completion");
+        const char *object = c->kind == KIND_CHAT ? "chat.completion" : "text_completion";
+        json_object *o = shape_envelope(c->id, object, c->created, c->model);
         json_object *arr = json_object_new_array();
         json_object_array_add(arr, choice(c, "assistant", all.data ? all.data : "", "stop", true));
         json_object_object_add(o, "choices", arr);
@@ -301,7 +271,7 @@ static void echo_close(be_call_t *c)
 }
 
 const backend_ops_t be_echo_ops = {
-    .type = "echo",
+    .type = {"echo", KIND_CHAT | KIND_COMPLETIONS | KIND_MESSAGES, CFG_URL_NONE},
     .open = echo_open,
     .next = echo_next,
     .close = echo_close,

@@ -27,7 +27,7 @@ static be_call_t *openai_open_raw(const be_raw_request_t *req, be_event_t *ev)
 static void openai_next_raw(be_call_t *c, be_event_t *ev, int wait_ms) { hb_next_raw((hb_call_t *)c, ev, wait_ms); }
 
 const backend_ops_t be_openai_ops = {
-    .type = "openai",
+    .type = {"openai", KIND_ALL, CFG_URL_HTTP},
     .worker_init = hb_worker_init,
     .worker_cleanup = hb_worker_cleanup,
     .open = openai_open,

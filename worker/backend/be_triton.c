@@ -11,9 +11,11 @@
 #include <time.h>
 
 #include "common/buf.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/prompt.h"
 #include "worker/backend/backend.h"
+#include "worker/oai/oai_shape.h"
 #include "worker/rpc/rpc_client.h"
 #include "triton.pb-c.h"
 
@@ -61,13 +63,6 @@ struct be_call {
     json_object *queued[3];
     int nqueued;
 };
-
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 static int triton_worker_init(void)
 {
@@ -352,16 +347,6 @@ static long long first_int(const Inference__ModelInferResponse__InferOutputTenso
     return -1;
 }
 
-static json_object *envelope(be_call_t *c, const char *object)
-{
-    json_object *o = json_object_new_object();
-    json_object_object_add(o, "id", json_object_new_string(c->id));
-    json_object_object_add(o, "object", json_object_new_string(object));
-    json_object_object_add(o, "created", json_object_new_int64(c->created));
-    json_object_object_add(o, "model", json_object_new_string(c->backend_model));
-    return o;
-}
-
 static json_object *usage_obj(be_call_t *c)
 {
     json_object *u = json_object_new_object();
@@ -382,7 +367,7 @@ static const char *finish_of(be_call_t *c)
 static json_object *make_chunk(be_call_t *c, const char *text, const char *finish, bool role)
 {
     bool chat = c->kind == KIND_CHAT;
-    json_object *o = envelope(c, chat ? "chat.completion.chunk" : "text_completion");
+    json_object *o = shape_envelope(c->id, chat ? "chat.completion.chunk" : "text_completion", c->created, c->backend_model);
     json_object *choices = json_object_new_array(), *ch = json_object_new_object();
     json_object_object_add(ch, "index", json_object_new_int(0));
     if (chat) {
@@ -405,7 +390,7 @@ static json_object *make_chunk(be_call_t *c, const char *text, const char *finis
 static json_object *make_completion(be_call_t *c)
 {
     bool chat = c->kind == KIND_CHAT;
-    json_object *o = envelope(c, chat ? "chat.completion" : "text_completion");
+    json_object *o = shape_envelope(c->id, chat ? "chat.completion" : "text_completion", c->created, c->backend_model);
     json_object *choices = json_object_new_array(), *ch = json_object_new_object();
     json_object_object_add(ch, "index", json_object_new_int(0));
     const char *text = c->text.data ? c->text.data : "";
@@ -502,7 +487,8 @@ static bool handle_response(be_call_t *c, Inference__ModelStreamInferResponse *r
         if (final) {
             c->queued[c->nqueued++] = make_chunk(c, c->kind == KIND_CHAT ? NULL : "", finish_of(c), false);
             if (c->want_usage && c->prompt_tokens >= 0 && c->completion_tokens >= 0) {
-                json_object *u = envelope(c, c->kind == KIND_CHAT ? "chat.completion.chunk" : "text_completion");
+                const char *object = c->kind == KIND_CHAT ? "chat.completion.chunk" : "text_completion";
+                json_object *u = shape_envelope(c->id, object, c->created, c->backend_model);
                 json_object_object_add(u, "choices", json_object_new_array());
                 json_object_object_add(u, "usage", usage_obj(c));
                 c->queued[c->nqueued++] = u;
@@ -666,7 +652,7 @@ static be_call_t *triton_open(const be_request_t *req, be_event_t *ev)
         be_event_error(ev, BE_ERR_INTERNAL, 500, "server_error", NULL, "airouter could not start the Triton call.");
         return NULL;
     }
-    c->start_us = c->last_us = now_us();
+    c->start_us = c->last_us = clock_now_us();
     return c;
 }
 
@@ -709,7 +695,7 @@ static void stream_ended(be_call_t *c, be_event_t *ev)
 static void triton_next(be_call_t *c, be_event_t *ev, int wait_ms)
 {
     memset(ev, 0, sizeof *ev);
-    uint64_t wait_end = now_us() + (uint64_t)wait_ms * 1000u;
+    uint64_t wait_end = clock_now_us() + (uint64_t)wait_ms * 1000u;
     for (;;) {
         if (c->nqueued > 0) {
             ev->type = BE_EV_CHUNK;
@@ -731,7 +717,7 @@ static void triton_next(be_call_t *c, be_event_t *ev, int wait_ms)
             ev->type = BE_EV_END;
             return;
         }
-        uint64_t now = now_us();
+        uint64_t now = clock_now_us();
         uint64_t limit = c->role_sent || c->text.len ? c->last_us + (uint64_t)(c->be->idle_timeout * 1e6)
                                                      : c->start_us + (uint64_t)(c->be->first_byte_timeout * 1e6);
         if (now >= limit) {
@@ -762,7 +748,7 @@ static void triton_next(be_call_t *c, be_event_t *ev, int wait_ms)
             stream_ended(c, ev);
             return;
         }
-        c->last_us = now_us();
+        c->last_us = clock_now_us();
         if (got == RPC_RECV_TOO_LARGE) {
             c->failed = true;
             log_warn("backend '%s': a stream message passed limits.max_event_bytes (%zu)", c->be->name, c->max_event);
@@ -853,7 +839,7 @@ static int triton_probe(const cfg_backend_t *be, const char *model, int timeout_
 }
 
 const backend_ops_t be_triton_ops = {
-    .type = "triton",
+    .type = {"triton", KIND_CHAT | KIND_COMPLETIONS | KIND_MESSAGES, CFG_URL_GRPC},
     .worker_init = triton_worker_init,
     .worker_cleanup = triton_worker_cleanup,
     .open = triton_open,

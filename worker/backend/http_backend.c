@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "common/buf.h"
+#include "common/clock.h"
 #include "common/lines.h"
 #include "common/log.h"
 #include "worker/backend/curl_nowakeup.h"
@@ -92,13 +93,6 @@ struct hb_call {
     bool chunk_text;            /* hand plain chunks out as text (hb_options_t) */
     char errbuf[CURL_ERROR_SIZE];
 };
-
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 static void share_lock(CURL *h, curl_lock_data d, curl_lock_access a, void *u)
 {
@@ -307,13 +301,11 @@ static void sse_too_large(hb_call_t *c)
 static int sse_line(void *ud, const char *line, size_t len)
 {
     hb_call_t *c = ud;
+    const char *v;
+    size_t vl;
     if (len == 0) {
         sse_dispatch(c);
-    } else if (len >= 5 && strncmp(line, "data:", 5) == 0) {
-        const char *v = line + 5;
-        size_t vl = len - 5;
-        if (vl && *v == ' ')
-            v++, vl--;
+    } else if (shape_sse_data(line, len, &v, &vl)) {
         if (c->data.len + (c->data.len ? 1 : 0) + vl > c->max_event)
             return -1;
         if ((c->data.len && buf_append(&c->data, "\n", 1) < 0) || buf_append(&c->data, v, vl) < 0)
@@ -364,7 +356,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
         if (code >= 200) {
             c->status = code;
             c->got_headers = true;
-            c->last_data_us = now_us();
+            c->last_data_us = clock_now_us();
             const char *ct = NULL;
             curl_easy_getinfo(c->pair->easy, CURLINFO_CONTENT_TYPE, &ct);
             snprintf(c->content_type, sizeof c->content_type, "%s", ct ? ct : "application/octet-stream");
@@ -379,7 +371,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
     hb_call_t *c = ud;
     size_t len = size * n;
-    c->last_data_us = now_us();
+    c->last_data_us = clock_now_us();
     if (c->hold_body && c->rawbuf.len + len > CFG_MAX_ANSWER_BYTES)
         return 0;
     if (c->raw && (c->status < 400 || c->raw_errors_as_is))
@@ -436,7 +428,7 @@ static int start_transfer(hb_call_t *c, CURL *e)
         curl_easy_setopt(e, CURLOPT_SHARE, share);
     if (curl_multi_add_handle(c->pair->multi, e) != CURLM_OK)
         return -1;
-    c->start_us = c->last_data_us = now_us();
+    c->start_us = c->last_data_us = clock_now_us();
     return 0;
 }
 
@@ -647,7 +639,7 @@ static bool check_client(hb_call_t *c, bool readable)
 /* Looks at the client without waiting; true if it has left. */
 static bool client_left_now(hb_call_t *c)
 {
-    c->client_checked_us = now_us();
+    c->client_checked_us = clock_now_us();
     if (c->client_fd < 0)
         return false;
     struct pollfd p = {.fd = c->client_fd, .events = POLLIN | POLLRDHUP};
@@ -664,7 +656,7 @@ static bool client_left_now(hb_call_t *c)
 static bool pump(hb_call_t *c, be_event_t *ev, uint64_t wait_end)
 {
     const cfg_backend_t *be = c->be;
-    uint64_t now = now_us(), limit;
+    uint64_t now = clock_now_us(), limit;
     const char *what;
     if (!c->got_headers) {
         limit = c->start_us + (uint64_t)(be->first_byte_timeout * 1e6);
@@ -727,7 +719,7 @@ static bool pump(hb_call_t *c, be_event_t *ev, uint64_t wait_end)
 void hb_next(hb_call_t *c, be_event_t *ev, int wait_ms)
 {
     memset(ev, 0, sizeof *ev);
-    uint64_t wait_end = now_us() + (uint64_t)wait_ms * 1000u;
+    uint64_t wait_end = clock_now_us() + (uint64_t)wait_ms * 1000u;
     for (;;) {
         if (c->qlen > 0) {
             queue_pop(c, ev);
@@ -837,7 +829,7 @@ oom:
 void hb_next_raw(hb_call_t *c, be_event_t *ev, int wait_ms)
 {
     memset(ev, 0, sizeof *ev);
-    uint64_t wait_end = now_us() + (uint64_t)wait_ms * 1000u;
+    uint64_t wait_end = clock_now_us() + (uint64_t)wait_ms * 1000u;
     buf_reset(&c->rawout);
     for (;;) {
         bool relayed = c->got_headers && (c->status < 400 || c->raw_errors_as_is);

@@ -9,84 +9,94 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/rand_id.h"
 
 /* Each script takes the key's base name ("PREFIX" "key:" NAME) first and reads Redis's
- * clock, so that every host counts in the same minute whatever its own clock says. */
+ * clock, so that every host counts in the same minute whatever its own clock says.
+ *
+ * admit: everything a request asks before it runs, in one call: its request in the minute (rpm),
+ * a concurrency slot, room in the tokens-per-minute window and in the budget, then the token and
+ * cost reservations. Nothing is taken unless every check passes, but for the rpm count, which a
+ * refused request uses up as on one host. ARGV: base, rpm, tpm, max_concurrent, slot member,
+ * slot lease, tokens to reserve, budget period id, budget limit (-1: no budget), cost to reserve,
+ * budget key ttl (0: none). Returns {refusal code or '', seconds left in the minute, requests
+ * counted, tokens used before, window reserved in (minute + 1, or 0)}. */
 static const char admit_lua[] =
     "local now = tonumber(redis.call('TIME')[1])\n"
     "local minute = math.floor(now / 60)\n"
     "local left = 60 - now % 60\n"
     "local base = ARGV[1]\n"
     "local rpm, tpm, conc = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])\n"
+    "local tokens, blimit = tonumber(ARGV[7]), tonumber(ARGV[9])\n"
+    "local tk = base .. ':t:' .. minute\n"
     "local used = 0\n"
     "if tpm > 0 then\n"
-    "  used = tonumber(redis.call('GET', base .. ':t:' .. minute) or '0')\n"
-    "  if used >= tpm then return {'t', left, 0, used} end\n"
+    "  used = tonumber(redis.call('GET', tk) or '0')\n"
+    "  if used >= tpm then return {'t', left, 0, used, 0} end\n"
     "end\n"
     "local count = 0\n"
     "if rpm > 0 then\n"
     "  local rk = base .. ':r:' .. minute\n"
     "  count = redis.call('INCR', rk)\n"
     "  if count == 1 then redis.call('EXPIRE', rk, 120) end\n"
-    "  if count > rpm then return {'r', left, count, used} end\n"
+    "  if count > rpm then return {'r', left, count, used, 0} end\n"
     "end\n"
+    "local ck = base .. ':c'\n"
     "if conc > 0 then\n"
-    "  local ck = base .. ':c'\n"
     "  redis.call('ZREMRANGEBYSCORE', ck, '-inf', now)\n"
-    "  if redis.call('ZCARD', ck) >= conc then return {'c', 1, count, used} end\n"
+    "  if redis.call('ZCARD', ck) >= conc then return {'c', 1, count, used, 0} end\n"
+    "end\n"
+    "local bk = base .. ':b:' .. ARGV[8]\n"
+    "if blimit >= 0 and tonumber(redis.call('GET', bk) or '0') >= blimit then return {'b', left, count, used, 0} end\n"
+    "if conc > 0 then\n"
     "  local lease = tonumber(ARGV[6])\n"
     "  redis.call('ZADD', ck, now + lease, ARGV[5])\n"
     "  redis.call('EXPIRE', ck, lease)\n"
     "end\n"
-    "return {'', left, count, used}\n";
+    "local window = 0\n"
+    "if tpm > 0 and tokens > 0 then\n"
+    "  redis.call('INCRBY', tk, tokens)\n"
+    "  redis.call('EXPIRE', tk, 120)\n"
+    "  window = minute + 1\n"
+    "end\n"
+    "if blimit >= 0 then\n"
+    "  redis.call('INCRBY', bk, ARGV[10])\n"
+    "  if tonumber(ARGV[11]) > 0 then redis.call('EXPIRE', bk, ARGV[11]) end\n"
+    "end\n"
+    "return {'', left, count, used, window}\n";
 
-static const char reserve_lua[] =
-    "local now = tonumber(redis.call('TIME')[1])\n"
-    "local minute = math.floor(now / 60)\n"
-    "local tk = ARGV[1] .. ':t:' .. minute\n"
-    "local used = tonumber(redis.call('GET', tk) or '0')\n"
-    "if used >= tonumber(ARGV[2]) then return {'t', 60 - now % 60, 0} end\n"
-    "redis.call('INCRBY', tk, ARGV[3])\n"
-    "redis.call('EXPIRE', tk, 120)\n"
-    "return {'', 0, minute + 1}\n";
-
-/* ARGV: base, window (minute + 1, or 0: no reservation), delta, member ("" none). */
-static const char finish_lua[] =
-    "local w, d = tonumber(ARGV[2]), tonumber(ARGV[3])\n"
-    "if d ~= 0 then\n"
-    "  local minute = math.floor(tonumber(redis.call('TIME')[1]) / 60)\n"
-    "  if w == 0 and d > 0 then w = minute + 1 end\n"
-    "  if w - 1 == minute then\n"
-    "    local tk = ARGV[1] .. ':t:' .. minute\n"
-    "    if redis.call('INCRBY', tk, d) < 0 then redis.call('SET', tk, 0) end\n"
-    "    redis.call('EXPIRE', tk, 120)\n"
+/* settle: what requests give back when they end, six arguments each, for any number of
+ * requests: base, window (minute + 1, or 0: no reservation), token delta, slot member ("" none),
+ * budget period id ("" none), cost delta. Tokens count only in the window they were reserved
+ * in (or now, without a reservation); a budget period whose key expired is left alone. */
+static const char settle_lua[] =
+    "local minute = math.floor(tonumber(redis.call('TIME')[1]) / 60)\n"
+    "for i = 1, #ARGV - 5, 6 do\n"
+    "  local base, w, d = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])\n"
+    "  if d ~= 0 then\n"
+    "    if w == 0 and d > 0 then w = minute + 1 end\n"
+    "    if w - 1 == minute then\n"
+    "      local tk = base .. ':t:' .. minute\n"
+    "      if redis.call('INCRBY', tk, d) < 0 then redis.call('SET', tk, 0) end\n"
+    "      redis.call('EXPIRE', tk, 120)\n"
+    "    end\n"
+    "  end\n"
+    "  if ARGV[i + 3] ~= '' then redis.call('ZREM', base .. ':c', ARGV[i + 3]) end\n"
+    "  local bd = tonumber(ARGV[i + 5])\n"
+    "  if ARGV[i + 4] ~= '' and bd ~= 0 then\n"
+    "    local bk = base .. ':b:' .. ARGV[i + 4]\n"
+    "    if redis.call('EXISTS', bk) == 1 and redis.call('INCRBY', bk, bd) < 0 then\n"
+    "      redis.call('SET', bk, 0, 'KEEPTTL')\n"
+    "    end\n"
     "  end\n"
     "end\n"
-    "if ARGV[4] ~= '' then redis.call('ZREM', ARGV[1] .. ':c', ARGV[4]) end\n"
     "return 1\n";
 
-/* ARGV: base, period id, limit, estimate, ttl seconds (0: keep for ever, a "total" budget). */
-static const char budget_reserve_lua[] =
-    "local bk = ARGV[1] .. ':b:' .. ARGV[2]\n"
-    "local spent = tonumber(redis.call('GET', bk) or '0')\n"
-    "if spent >= tonumber(ARGV[3]) then return {'b', spent} end\n"
-    "redis.call('INCRBY', bk, ARGV[4])\n"
-    "if tonumber(ARGV[5]) > 0 then redis.call('EXPIRE', bk, ARGV[5]) end\n"
-    "return {'', spent}\n";
-
-/* ARGV: base, period id, delta. A period whose key expired is left alone. */
-static const char budget_settle_lua[] =
-    "local bk = ARGV[1] .. ':b:' .. ARGV[2]\n"
-    "if redis.call('EXISTS', bk) == 0 then return 0 end\n"
-    "if redis.call('INCRBY', bk, ARGV[3]) < 0 then redis.call('SET', bk, 0, 'KEEPTTL') end\n"
-    "return 1\n";
-
-enum { SCRIPT_ADMIT, SCRIPT_RESERVE, SCRIPT_FINISH, SCRIPT_BUDGET_RESERVE, SCRIPT_BUDGET_SETTLE, NSCRIPTS };
-static const char *const scripts[NSCRIPTS] = {admit_lua, reserve_lua, finish_lua, budget_reserve_lua,
-                                              budget_settle_lua};
+enum { SCRIPT_ADMIT, SCRIPT_SETTLE, NSCRIPTS };
+static const char *const scripts[NSCRIPTS] = {admit_lua, settle_lua};
 
 /* A concurrency slot is held at most this long: a host that died holding one frees it then. */
 #define SLOT_LEASE_S 600
@@ -98,12 +108,12 @@ static const cfg_cluster_t *conf;
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static redisContext *pool[POOL_MAX];
 static int npool;
-static char shas[NSCRIPTS][41];    /* set under pool_lock by the first connection */
+static char shas[NSCRIPTS][41];    /* written under pool_lock before shas_ready is set */
+static int shas_ready;             /* every script is loaded (read without the lock) */
 static uint64_t retry_at_ms;       /* while down: no call before this */
 static uint64_t backoff_ms = BACKOFF_MIN_MS;
 static int down;                   /* an outage is in progress (logged once) */
-
-static uint64_t now_ms(void) { return st_now_ms(); }
+static uint64_t last_ok_ms;        /* when a call last succeeded */
 
 static pthread_t prober;
 static bool prober_running;
@@ -116,39 +126,6 @@ static void drop_pool(void)
         redisFree(pool[i]);
     npool = 0;
     pthread_mutex_unlock(&pool_lock);
-}
-
-static redisContext *connect_redis(void);
-static void give_back(redisContext *c);
-static void mark_success(void);
-static void settle_later(int script, int argc, const char **argv);
-
-/* While Redis is down, tries it again after each back-off, in the background, so that no
- * request ever waits for a reconnection and counting resumes as soon as Redis answers. */
-static void *probe_loop(void *arg)
-{
-    (void)arg;
-    while (!__atomic_load_n(&prober_stop, __ATOMIC_ACQUIRE)) {
-        struct timespec tick = {0, 50 * 1000000L};
-        nanosleep(&tick, NULL);
-        if (!__atomic_load_n(&down, __ATOMIC_ACQUIRE) || now_ms() < __atomic_load_n(&retry_at_ms, __ATOMIC_ACQUIRE))
-            continue;
-        redisContext *c = connect_redis();
-        redisReply *r = c ? redisCommand(c, "PING") : NULL;
-        bool ok = r && c && !c->err && r->type != REDIS_REPLY_ERROR;
-        freeReplyObject(r);
-        if (ok) {
-            give_back(c);
-            mark_success();
-            continue;
-        }
-        if (c)
-            redisFree(c);
-        uint64_t b = __atomic_load_n(&backoff_ms, __ATOMIC_RELAXED);
-        __atomic_store_n(&retry_at_ms, now_ms() + b, __ATOMIC_RELEASE);
-        __atomic_store_n(&backoff_ms, b * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b * 2, __ATOMIC_RELAXED);
-    }
-    return NULL;
 }
 
 bool cluster_enabled(void) { return conf != NULL; }
@@ -196,18 +173,24 @@ fail:
     return NULL;
 }
 
-static int load_script(redisContext *c, int which)
+/* Loads every script on c (SCRIPT LOAD is idempotent: the SHA is the script's). 0 or -1. */
+static int load_scripts(redisContext *c)
 {
-    redisReply *r = redisCommand(c, "SCRIPT LOAD %s", scripts[which]);
-    int rc = r && r->type == REDIS_REPLY_STRING && r->len == 40 ? 0 : -1;
-    if (rc == 0) {
-        pthread_mutex_lock(&pool_lock);
-        memcpy(shas[which], r->str, 40);
-        shas[which][40] = '\0';
-        pthread_mutex_unlock(&pool_lock);
+    char got[NSCRIPTS][41];
+    for (int i = 0; i < NSCRIPTS; i++) {
+        redisReply *r = redisCommand(c, "SCRIPT LOAD %s", scripts[i]);
+        bool ok = r && r->type == REDIS_REPLY_STRING && r->len == 40;
+        if (ok)
+            memcpy(got[i], r->str, 41);
+        freeReplyObject(r);
+        if (!ok)
+            return -1;
     }
-    freeReplyObject(r);
-    return rc;
+    pthread_mutex_lock(&pool_lock);
+    memcpy(shas, got, sizeof shas);
+    pthread_mutex_unlock(&pool_lock);
+    __atomic_store_n(&shas_ready, 1, __ATOMIC_RELEASE);
+    return 0;
 }
 
 /* Takes a connection (NULL: Redis is down or unreachable: the caller applies on_error);
@@ -244,7 +227,7 @@ static void mark_failure(const char *why)
     met_cluster_error();
     drop_pool(); /* the pooled connections went to the same Redis: none is to be trusted */
     uint64_t b = __atomic_load_n(&backoff_ms, __ATOMIC_RELAXED);
-    __atomic_store_n(&retry_at_ms, now_ms() + b, __ATOMIC_RELEASE);
+    __atomic_store_n(&retry_at_ms, clock_now_ms() + b, __ATOMIC_RELEASE);
     __atomic_store_n(&backoff_ms, b * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b * 2, __ATOMIC_RELAXED);
     int was = __atomic_exchange_n(&down, 1, __ATOMIC_ACQ_REL);
     if (!was) {
@@ -256,46 +239,127 @@ static void mark_failure(const char *why)
 
 static void mark_success(void)
 {
-    if (__atomic_exchange_n(&down, 0, __ATOMIC_ACQ_REL)) {
+    __atomic_store_n(&last_ok_ms, clock_now_ms(), __ATOMIC_RELAXED);
+    if (__atomic_load_n(&down, __ATOMIC_RELAXED) && __atomic_exchange_n(&down, 0, __ATOMIC_ACQ_REL)) {
         log_info("cluster: Redis %s:%d answers again; shared counting resumed", conf->redis_host, conf->redis_port);
         met_cluster_up(true);
+        __atomic_store_n(&backoff_ms, BACKOFF_MIN_MS, __ATOMIC_RELAXED);
     }
-    __atomic_store_n(&backoff_ms, BACKOFF_MIN_MS, __ATOMIC_RELAXED);
 }
 
-/* One EVALSHA on c, loading the script first if this process has not yet, and again if
- * Redis has forgotten it (restarted or flushed). NULL when c failed or Redis answered an error. */
+/* Connects and loads the scripts, so that the first requests find a warm connection and the
+ * scripts' SHAs known. 0 on success (the connection is pooled), -1 if Redis cannot be used. */
+static int warm_up(void)
+{
+    redisContext *c = connect_redis();
+    if (!c)
+        return -1;
+    if (load_scripts(c) < 0 || c->err) {
+        redisFree(c);
+        return -1;
+    }
+    give_back(c);
+    return 0;
+}
+
+/* A PING on a pooled connection when no call has succeeded for IDLE_CHECK_MS, so that an idle
+ * worker finds an outage (and shows it in airouter_cluster_up) before a request does. */
+#define IDLE_CHECK_MS 1000
+static void check_idle(void)
+{
+    if (clock_now_ms() - __atomic_load_n(&last_ok_ms, __ATOMIC_RELAXED) < IDLE_CHECK_MS)
+        return;
+    bool pooled;
+    redisContext *c = take(&pooled);
+    redisReply *r = c ? redisCommand(c, "PING") : NULL;
+    bool ok = r && !c->err && r->type != REDIS_REPLY_ERROR;
+    freeReplyObject(r);
+    if (ok) {
+        give_back(c);
+        mark_success();
+        return;
+    }
+    if (c)
+        redisFree(c);
+    if (!__atomic_load_n(&down, __ATOMIC_ACQUIRE))
+        mark_failure("no answer to PING");
+}
+
+/* Warms up; then, while Redis answers, checks it when idle; while it does not, tries it again
+ * after each back-off, in the background, so that no request ever waits for a reconnection
+ * and counting resumes as soon as Redis answers. */
+static void *probe_loop(void *arg)
+{
+    (void)arg;
+    if (warm_up() < 0)
+        mark_failure("cannot connect");
+    else
+        mark_success();
+    while (!__atomic_load_n(&prober_stop, __ATOMIC_ACQUIRE)) {
+        struct timespec tick = {0, 50 * 1000000L};
+        nanosleep(&tick, NULL);
+        if (!__atomic_load_n(&down, __ATOMIC_ACQUIRE)) {
+            check_idle();
+            continue;
+        }
+        if (clock_now_ms() < __atomic_load_n(&retry_at_ms, __ATOMIC_ACQUIRE))
+            continue;
+        if (warm_up() == 0) {
+            mark_success();
+            continue;
+        }
+        uint64_t b = __atomic_load_n(&backoff_ms, __ATOMIC_RELAXED);
+        __atomic_store_n(&retry_at_ms, clock_now_ms() + b, __ATOMIC_RELEASE);
+        __atomic_store_n(&backoff_ms, b * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b * 2, __ATOMIC_RELAXED);
+    }
+    return NULL;
+}
+
+/* One EVALSHA on c: the only command a request sends. Scripts are loaded by warm_up; if Redis
+ * has forgotten them (restarted or flushed) they are loaded again and the call repeated. NULL
+ * when c failed or Redis answered an error (why says which). */
 static redisReply *call_script(redisContext *c, int which, int argc, const char **argv, char *why, size_t whylen)
 {
-    const char *args[16];
-    size_t lens[16];
-    char nkeys[] = "0", sha[41];
+    const char *small_args[16], **args = small_args;
+    size_t small_lens[16], *lens = small_lens;
+    char sha[41];
     redisReply *r = NULL;
-    for (int attempt = 0; attempt < 3; attempt++) {
+    if (3 + argc > 16) { /* a batch of settlements */
+        args = malloc((size_t)(3 + argc) * sizeof *args);
+        lens = malloc((size_t)(3 + argc) * sizeof *lens);
+        if (!args || !lens) {
+            free(args);
+            free(lens);
+            snprintf(why, whylen, "out of memory");
+            return NULL;
+        }
+    }
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (!__atomic_load_n(&shas_ready, __ATOMIC_ACQUIRE) && load_scripts(c) < 0)
+            break;
         pthread_mutex_lock(&pool_lock);
         memcpy(sha, shas[which], sizeof sha);
         pthread_mutex_unlock(&pool_lock);
-        if (!sha[0]) {
-            if (load_script(c, which) < 0)
-                break;
-            continue;
-        }
         args[0] = "EVALSHA";
         args[1] = sha;
-        args[2] = nkeys;
+        args[2] = "0";
         for (int i = 0; i < argc; i++)
             args[3 + i] = argv[i];
         for (int i = 0; i < 3 + argc; i++)
             lens[i] = strlen(args[i]);
         r = redisCommandArgv(c, 3 + argc, args, lens);
-        if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
+        if (attempt == 0 && r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
             freeReplyObject(r);
             r = NULL;
-            if (load_script(c, which) < 0)
+            if (load_scripts(c) < 0)
                 break;
             continue;
         }
         break;
+    }
+    if (args != small_args) {
+        free(args);
+        free(lens);
     }
     if (r && !c->err && r->type != REDIS_REPLY_ERROR)
         return r;
@@ -344,18 +408,52 @@ static redisReply *run(int which, int argc, const char **argv)
     return r;
 }
 
+static void key_base(const cfg_key_t *k, char *out, size_t len)
+{
+    snprintf(out, len, "%skey:%s", conf->key_prefix, k->name);
+}
+
 /* ---- settlements, off the request's path ----
  * What a request gives back when it ends (its concurrency slot, the rest of its reservations)
- * changes no answer, so a thread sends it, pipelined, while the connection goes on to its next
- * request. A full queue makes the caller send its own. */
+ * changes no answer, so a thread sends it while the connection goes on to its next request:
+ * it lets a batch gather for SETTLE_GATHER_US (a slot or the rest of a reservation is held that
+ * much longer, never less), then sends it in one script call. A full queue makes the caller
+ * send its own. */
 
 #define SETTLE_QUEUE 4096
 #define SETTLE_BATCH 64
+#define SETTLE_GATHER_US 2000
 
 typedef struct {
-    int script, argc;
-    char args[4][256];
+    const cfg_key_t *key;       /* the worker's config outlives the queue */
+    uint64_t window;
+    long long token_delta;
+    char member[40];            /* "" none */
+    bool has_period;
+    unsigned long long period;
+    long long cost_delta;
 } settlement_t;
+
+/* The script's arguments for e, formatted into space. */
+typedef struct {
+    char base[256], window[24], delta[24], member[40], period[24], cost[24];
+    const char *argv[6];
+} settle_args_t;
+
+static void settle_args(const settlement_t *e, settle_args_t *a)
+{
+    key_base(e->key, a->base, sizeof a->base);
+    snprintf(a->window, sizeof a->window, "%llu", (unsigned long long)e->window);
+    snprintf(a->delta, sizeof a->delta, "%lld", e->token_delta);
+    snprintf(a->member, sizeof a->member, "%s", e->member);
+    if (e->has_period)
+        snprintf(a->period, sizeof a->period, "%llu", e->period);
+    else
+        a->period[0] = '\0';
+    snprintf(a->cost, sizeof a->cost, "%lld", e->cost_delta);
+    const char *argv[6] = {a->base, a->window, a->delta, a->member, a->period, a->cost};
+    memcpy(a->argv, argv, sizeof argv);
+}
 
 static settlement_t *settle_queue;      /* ring of SETTLE_QUEUE */
 static unsigned settle_head, settle_len;
@@ -365,57 +463,22 @@ static pthread_t settler;
 static bool settler_running;
 static bool settler_stop;               /* under settle_lock */
 
-static void settle_now(const settlement_t *e)
+/* Sends n settlements in one script call (the outage rules apply to it as to any call). */
+static void settle_batch(const settlement_t *batch, int n)
 {
-    const char *argv[4];
-    for (int i = 0; i < e->argc; i++)
-        argv[i] = e->args[i];
-    freeReplyObject(run(e->script, e->argc, argv));
-}
-
-/* Sends a batch on one connection, pipelined; entries that could not go are sent one by one
- * (which applies the outage rules). */
-static void settle_batch(settlement_t *batch, int n)
-{
-    bool pooled;
-    redisContext *c = take(&pooled);
-    int sent = 0, done = 0;
-    for (; c && sent < n; sent++) {
-        const settlement_t *e = &batch[sent];
-        char sha[41];
-        pthread_mutex_lock(&pool_lock);
-        memcpy(sha, shas[e->script], sizeof sha);
-        pthread_mutex_unlock(&pool_lock);
-        if (!sha[0])
-            break;
-        const char *args[7] = {"EVALSHA", sha, "0"};
-        size_t lens[7];
-        for (int i = 0; i < e->argc; i++)
-            args[3 + i] = e->args[i];
-        for (int i = 0; i < 3 + e->argc; i++)
-            lens[i] = strlen(args[i]);
-        if (redisAppendCommandArgv(c, 3 + e->argc, args, lens) != REDIS_OK)
-            break;
-    }
-    bool broken = false;
-    for (; c && done < sent; done++) {
-        void *reply = NULL;
-        if (redisGetReply(c, &reply) != REDIS_OK) {
-            broken = true;
-            break;
+    settle_args_t *a = malloc((size_t)n * sizeof *a);
+    const char **argv = malloc((size_t)n * 6 * sizeof *argv);
+    if (a && argv) {
+        for (int i = 0; i < n; i++) {
+            settle_args(&batch[i], &a[i]);
+            memcpy(argv + 6 * i, a[i].argv, sizeof a[i].argv);
         }
-        redisReply *r = reply;
-        bool retry = r && r->type == REDIS_REPLY_ERROR; /* NOSCRIPT after a restart, say */
-        freeReplyObject(r);
-        if (retry)
-            settle_now(&batch[done]);
+        freeReplyObject(run(SCRIPT_SETTLE, 6 * n, argv));
+    } else {
+        met_cluster_error();
     }
-    if (c && !broken && !c->err)
-        give_back(c);
-    else if (c)
-        redisFree(c);
-    for (int i = done; i < n; i++)
-        settle_now(&batch[i]);
+    free(argv);
+    free(a);
 }
 
 static void *settle_loop(void *arg)
@@ -429,6 +492,12 @@ static void *settle_loop(void *arg)
         if (!settle_len && settler_stop) {
             pthread_mutex_unlock(&settle_lock);
             break;
+        }
+        if (!settler_stop && settle_len < SETTLE_BATCH) {
+            pthread_mutex_unlock(&settle_lock);
+            struct timespec gather = {0, SETTLE_GATHER_US * 1000L};
+            nanosleep(&gather, NULL);
+            pthread_mutex_lock(&settle_lock);
         }
         int n = 0;
         while (settle_len && n < SETTLE_BATCH && batch) {
@@ -444,16 +513,13 @@ static void *settle_loop(void *arg)
     return NULL;
 }
 
-static void settle_later(int script, int argc, const char **argv)
+static void settle_later(const settlement_t *e)
 {
-    settlement_t e = {.script = script, .argc = argc};
-    for (int i = 0; i < argc && i < 4; i++)
-        snprintf(e.args[i], sizeof e.args[i], "%s", argv[i]);
     bool queued = false;
     if (settler_running) {
         pthread_mutex_lock(&settle_lock);
         if (settle_len < SETTLE_QUEUE && !settler_stop) {
-            settle_queue[(settle_head + settle_len) % SETTLE_QUEUE] = e;
+            settle_queue[(settle_head + settle_len) % SETTLE_QUEUE] = *e;
             settle_len++;
             queued = true;
             pthread_cond_signal(&settle_wake);
@@ -461,13 +527,10 @@ static void settle_later(int script, int argc, const char **argv)
         pthread_mutex_unlock(&settle_lock);
     }
     if (!queued)
-        settle_now(&e);
+        settle_batch(e, 1);
 }
 
-static void key_base(const cfg_key_t *k, char *out, size_t len)
-{
-    snprintf(out, len, "%skey:%s", conf->key_prefix, k->name);
-}
+/* ---- the calls ---- */
 
 static long long elem_int(redisReply *r, size_t i)
 {
@@ -484,73 +547,6 @@ static char elem_code(redisReply *r)
     return r->element[0]->str[0];
 }
 
-cluster_result_t cluster_admit(const cfg_key_t *k, char *member, size_t member_len, int *retry_after_s,
-                               st_key_usage_t *u, char *which)
-{
-    char base[256], rpm[24], tpm[24], conc[24], lease[16];
-    key_base(k, base, sizeof base);
-    snprintf(rpm, sizeof rpm, "%ld", k->rpm);
-    snprintf(tpm, sizeof tpm, "%ld", k->tpm);
-    snprintf(conc, sizeof conc, "%d", k->max_concurrent);
-    snprintf(lease, sizeof lease, "%d", SLOT_LEASE_S);
-    member[0] = '\0';
-    if (k->max_concurrent) {
-        char id[24];
-        rand_id_hex(id, 8);
-        snprintf(member, member_len, "%d:%s", (int)getpid(), id);
-    }
-    const char *argv[] = {base, rpm, tpm, conc, member, lease};
-    redisReply *r = run(SCRIPT_ADMIT, 6, argv);
-    if (!r)
-        return CLUSTER_DOWN;
-    *which = r->type == REDIS_REPLY_ARRAY ? elem_code(r) : 0;
-    int left = (int)elem_int(r, 1);
-    long long count = elem_int(r, 2), used = elem_int(r, 3);
-    freeReplyObject(r);
-    u->reset_requests_s = u->reset_tokens_s = left;
-    if (k->rpm) {
-        u->limit_requests = k->rpm;
-        u->remaining_requests = count >= k->rpm ? 0 : k->rpm - (long)count;
-    }
-    if (k->tpm) {
-        u->limit_tokens = k->tpm;
-        u->remaining_tokens = used >= k->tpm ? 0 : k->tpm - (long)used;
-    }
-    *retry_after_s = *which ? (left > 0 ? left : 1) : 0;
-    return CLUSTER_OK;
-}
-
-cluster_result_t cluster_reserve(const cfg_key_t *k, long long estimate, uint64_t *window, int *retry_after_s,
-                                 char *which)
-{
-    char base[256], tpm[24], est[24];
-    key_base(k, base, sizeof base);
-    snprintf(tpm, sizeof tpm, "%ld", k->tpm);
-    snprintf(est, sizeof est, "%lld", estimate);
-    const char *argv[] = {base, tpm, est};
-    redisReply *r = run(SCRIPT_RESERVE, 3, argv);
-    if (!r)
-        return CLUSTER_DOWN;
-    *which = r->type == REDIS_REPLY_ARRAY ? elem_code(r) : 0;
-    *retry_after_s = *which ? (int)elem_int(r, 1) : 0;
-    *window = *which ? 0 : (uint64_t)elem_int(r, 2);
-    freeReplyObject(r);
-    return CLUSTER_OK;
-}
-
-void cluster_finish(const cfg_key_t *k, uint64_t window, long long reserved, long long final, const char *member)
-{
-    long long delta = window ? final - reserved : final;
-    if (!delta && !member)
-        return;
-    char base[256], w[24], d[24];
-    key_base(k, base, sizeof base);
-    snprintf(w, sizeof w, "%llu", (unsigned long long)window);
-    snprintf(d, sizeof d, "%lld", delta);
-    const char *argv[] = {base, w, d, member ? member : ""};
-    settle_later(SCRIPT_FINISH, 4, argv);
-}
-
 /* How long a budget period's key outlives the period's start: its length and a day more. */
 static long long budget_ttl(int period)
 {
@@ -562,34 +558,61 @@ static long long budget_ttl(int period)
     }
 }
 
-cluster_result_t cluster_budget_reserve(const cfg_key_t *k, unsigned long long period, long long limit,
-                                        long long estimate, char *which)
+cluster_result_t cluster_admit(const cfg_key_t *k, const cluster_ask_t *ask, char *member, size_t member_len,
+                               cluster_answer_t *ans)
 {
-    char base[256], p[24], l[24], e[24], ttl[24];
+    char base[256], rpm[24], tpm[24], conc[24], lease[16], tokens[24], period[24], limit[24], cost[24], ttl[24];
     key_base(k, base, sizeof base);
-    snprintf(p, sizeof p, "%llu", period);
-    snprintf(l, sizeof l, "%lld", limit);
-    snprintf(e, sizeof e, "%lld", estimate);
+    snprintf(rpm, sizeof rpm, "%ld", k->rpm);
+    snprintf(tpm, sizeof tpm, "%ld", k->tpm);
+    snprintf(conc, sizeof conc, "%d", k->max_concurrent);
+    snprintf(lease, sizeof lease, "%d", SLOT_LEASE_S);
+    snprintf(tokens, sizeof tokens, "%lld", ask->tokens);
+    snprintf(period, sizeof period, "%llu", ask->period);
+    snprintf(limit, sizeof limit, "%lld", ask->budget ? ask->budget_limit : -1LL);
+    snprintf(cost, sizeof cost, "%lld", ask->budget ? ask->cost : 0LL);
     snprintf(ttl, sizeof ttl, "%lld", budget_ttl(k->budget_period));
-    const char *argv[] = {base, p, l, e, ttl};
-    redisReply *r = run(SCRIPT_BUDGET_RESERVE, 5, argv);
+    member[0] = '\0';
+    if (k->max_concurrent) {
+        char id[24];
+        rand_id_hex(id, 8);
+        snprintf(member, member_len, "%d:%s", (int)getpid(), id);
+    }
+    const char *argv[] = {base, rpm, tpm, conc, member, lease, tokens, period, limit, cost, ttl};
+    redisReply *r = run(SCRIPT_ADMIT, 11, argv);
     if (!r)
         return CLUSTER_DOWN;
-    *which = r->type == REDIS_REPLY_ARRAY ? elem_code(r) : 0;
+    memset(ans, 0, sizeof *ans);
+    ans->which = r->type == REDIS_REPLY_ARRAY ? elem_code(r) : 0;
+    int left = (int)elem_int(r, 1);
+    long long count = elem_int(r, 2), used = elem_int(r, 3);
+    ans->window = ans->which ? 0 : (uint64_t)elem_int(r, 4);
     freeReplyObject(r);
+    st_key_usage_t *u = &ans->usage;
+    u->reset_requests_s = u->reset_tokens_s = left;
+    if (k->rpm) {
+        u->limit_requests = k->rpm;
+        u->remaining_requests = count >= k->rpm ? 0 : k->rpm - (long)count;
+    }
+    if (k->tpm) {
+        u->limit_tokens = k->tpm;
+        u->remaining_tokens = used >= k->tpm ? 0 : k->tpm - (long)used;
+    }
+    ans->retry_after_s = ans->which ? (left > 0 ? left : 1) : 0;
     return CLUSTER_OK;
 }
 
-void cluster_budget_settle(const cfg_key_t *k, unsigned long long period, long long reserved, long long final)
+void cluster_settle(const cfg_key_t *k, const cluster_settle_t *s)
 {
-    if (final == reserved)
+    long long token_delta = s->window ? s->final_tokens - s->reserved_tokens : s->final_tokens;
+    long long cost_delta = s->budget ? s->final_cost - s->reserved_cost : 0;
+    if (!token_delta && !s->member && !cost_delta)
         return;
-    char base[256], p[24], d[24];
-    key_base(k, base, sizeof base);
-    snprintf(p, sizeof p, "%llu", period);
-    snprintf(d, sizeof d, "%lld", final - reserved);
-    const char *argv[] = {base, p, d};
-    settle_later(SCRIPT_BUDGET_SETTLE, 3, argv);
+    settlement_t e = {.key = k, .window = s->window, .token_delta = token_delta, .has_period = s->budget && cost_delta,
+                      .period = s->period, .cost_delta = cost_delta};
+    if (s->member)
+        snprintf(e.member, sizeof e.member, "%s", s->member);
+    settle_later(&e);
 }
 
 void cluster_init(const cfg_t *cfg)

@@ -1,8 +1,8 @@
 /* Per-key limits shared by every host that names the same Redis (config group "cluster").
- * Each call is one EVALSHA of a Lua script, so a check and its update are atomic across
- * hosts; every key it writes expires by itself. Connections come from a small per-process
- * pool (a request never waits behind another's call); each connect and command is bounded
- * by cluster.timeout_ms. After a failure, calls fail at once (no waiting) while a background
+ * Each call is one EVALSHA of a Lua script (loaded when a worker starts), so a check and its
+ * update are atomic across hosts; every key it writes expires by itself. Connections come
+ * from a small per-process pool (a request never waits behind another's call); each connect
+ * and command is bounded by cluster.timeout_ms. After a failure, calls fail at once (no waiting) while a background
  * thread tries Redis again after each back-off; the outage is logged once and counted. */
 #ifndef AIROUTER_CLUSTER_H
 #define AIROUTER_CLUSTER_H
@@ -22,21 +22,41 @@ bool cluster_enabled(void);
 int cluster_on_error(void);   /* CLUSTER_ON_ERROR_* */
 int cluster_hosts(void);
 
-/* Requests per minute, the tokens-per-minute check (without reserving) and a concurrency
- * slot; *which as limits_admit. member (len >= 32) names the slot taken, for cluster_finish. */
-cluster_result_t cluster_admit(const cfg_key_t *key, char *member, size_t member_len, int *retry_after_s,
-                               st_key_usage_t *usage, char *which);
-/* Reserves estimate tokens in the key's current window if it has room. */
-cluster_result_t cluster_reserve(const cfg_key_t *key, long long estimate, uint64_t *window, int *retry_after_s,
-                                 char *which);
-/* Applies final - reserved to the window (or counts final now when window is 0) and gives
- * back the concurrency slot named member (NULL: none). Errors are counted, not returned. */
-void cluster_finish(const cfg_key_t *key, uint64_t window, long long reserved, long long final, const char *member);
+/* What a request asks of the key's shared counts before it runs. */
+typedef struct {
+    long long tokens;            /* to reserve in the tokens-per-minute window (0: none) */
+    bool budget;                 /* the key has a budget: check it and reserve cost */
+    unsigned long long period;   /* budget period id (quota_period_id) */
+    long long budget_limit;      /* micro-dollars per period */
+    long long cost;              /* micro-dollars to reserve */
+} cluster_ask_t;
 
-/* Budgets in micro-dollars per period id: reserves estimate if the key spent less than limit
- * (*which 'b' if not); settle replaces the reservation by the final cost. */
-cluster_result_t cluster_budget_reserve(const cfg_key_t *key, unsigned long long period, long long limit,
-                                        long long estimate, char *which);
-void cluster_budget_settle(const cfg_key_t *key, unsigned long long period, long long reserved, long long final);
+typedef struct {
+    char which;                  /* 0 admitted, else the refusal: 'r', 't', 'c' or 'b' */
+    int retry_after_s;           /* seconds left in the minute, for 'r' and 't' */
+    uint64_t window;             /* the window the tokens were reserved in (0: none) */
+    st_key_usage_t usage;        /* what the x-ratelimit-* headers show */
+} cluster_answer_t;
+
+/* Everything a request takes before it runs, in one Redis call (one round trip on the
+ * request's path): its request in the minute, a concurrency slot (named in member, len >= 32),
+ * room in the tokens-per-minute window and the budget, and the reservations of ask. Nothing
+ * but the request count is taken when a check refuses. */
+cluster_result_t cluster_admit(const cfg_key_t *key, const cluster_ask_t *ask, char *member, size_t member_len,
+                               cluster_answer_t *answer);
+
+/* What a request gives back when it ends. */
+typedef struct {
+    uint64_t window;             /* from cluster_answer_t (0: tokens are counted now) */
+    long long reserved_tokens, final_tokens;
+    const char *member;          /* the concurrency slot, NULL: none */
+    bool budget;                 /* a cost reservation is held in period */
+    unsigned long long period;
+    long long reserved_cost, final_cost;
+} cluster_settle_t;
+
+/* Queues the settlement for a background thread (pipelined with others, off the request's
+ * path). Errors are counted, not returned. */
+void cluster_settle(const cfg_key_t *key, const cluster_settle_t *settle);
 
 #endif

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/state.h"
 #include "worker/backend/backend.h"
@@ -109,7 +110,7 @@ static void *health_main(void *arg)
     /* A leader silent for three intervals (at least 3 s) is presumed gone. */
     uint64_t ttl = (uint64_t)(shortest * 3000) < 3000 ? 3000 : (uint64_t)(shortest * 3000);
     while (!stop_flag && curl && next && known && was) {
-        uint64_t now = st_now_ms();
+        uint64_t now = clock_now_ms();
         if (st_health_lease(getpid(), now, ttl)) {
             for (int i = 0; i < n && !stop_flag; i++) {
                 const cfg_backend_t *b = &health_cfg->backends[i];
@@ -119,7 +120,7 @@ static void *health_main(void *arg)
                 bool ok = has_probe(b) ? probe(b, why, sizeof why)
                           : strncmp(b->url, "http", 4) == 0 ? check(curl, b)
                                                              : true;
-                next[i] = st_now_ms() + (uint64_t)(b->health_interval * 1000);
+                next[i] = clock_now_ms() + (uint64_t)(b->health_interval * 1000);
                 st_backend_health(b->metric_slot, ok);
                 if (!known[i] || was[i] != ok)
                     log_msg(ok ? LOG_INFO : LOG_WARN, "health check: backend '%s' is %s%s%s", b->name,

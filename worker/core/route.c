@@ -61,6 +61,17 @@ fallback_to_default:
     return ROUTE_NOT_FOUND;
 }
 
+const cfg_model_t *route_model_named(const cfg_t *cfg, const char *name)
+{
+    for (int i = 0; i < cfg->nmodels; i++)
+        if (!cfg->models[i].is_glob && strcmp(cfg->models[i].name, name) == 0)
+            return &cfg->models[i];
+    for (int i = 0; i < cfg->nmodels; i++)
+        if (cfg->models[i].is_glob && cfg_glob_match(cfg->models[i].name, name))
+            return &cfg->models[i];
+    return NULL;
+}
+
 bool route_secret_equal(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);

@@ -19,6 +19,8 @@ typedef struct {
  * kind's default. key (NULL when the API is open) must be allowed to use the model. */
 route_status_t route_resolve(const cfg_t *cfg, const cfg_key_t *key, const char *name,
                              unsigned kind, route_t *out);
+/* The model called name (exact name, else the first matching glob), or NULL: no default. */
+const cfg_model_t *route_model_named(const cfg_t *cfg, const char *name);
 /* The key whose secret equals presented (constant-time compare), or NULL. */
 const cfg_key_t *route_authenticate(const cfg_t *cfg, const char *presented);
 /* Compares a presented secret without an early exit, so timing does not reveal how

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "common/buf.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/rand_id.h"
 #include "common/metrics.h"
@@ -43,12 +44,7 @@ static bool is_hex(const char *s, size_t n)
     return is_any_hex(s, n) && strspn(s, "0") < n;
 }
 
-void trace_begin(request_t *req)
-{
-    trace_begin_with(req, MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "traceparent"));
-}
-
-void trace_begin_with(request_t *req, const char *tp)
+void trace_begin(request_t *req, const char *tp)
 {
     /* W3C: <2 hex version>-<32 hex trace id>-<16 hex parent id>-<2 hex flags>; version 00 is
      * exactly that long, a later version may append "-..." fields; "ff" is invalid. */
@@ -76,7 +72,7 @@ int trace_try_begin(request_t *req, const cfg_backend_t *backend, const char *ba
     int i = req->ntries++;
     req->tries[i].backend = backend;
     req->tries[i].backend_model = backend_model;
-    req->tries[i].start_ns = http_unix_ns();
+    req->tries[i].start_ns = clock_unix_ns();
     req->tries[i].end_ns = 0;
     req->tries[i].error[0] = '\0';
     rand_id_hex(req->tries[i].span_id, 8);
@@ -87,7 +83,7 @@ void trace_try_end(request_t *req, int i, const char *error)
 {
     if (!req || i < 0 || i >= req->ntries || req->tries[i].end_ns)
         return;
-    req->tries[i].end_ns = http_unix_ns();
+    req->tries[i].end_ns = clock_unix_ns();
     snprintf(req->tries[i].error, sizeof req->tries[i].error, "%s", error ? error : "");
 }
 
@@ -209,17 +205,18 @@ void trace_request_done(const request_t *req)
 {
     if (!enabled || !req->trace_id[0])
         return;
-    uint64_t end_ns = http_unix_ns();
+    uint64_t end_ns = clock_unix_ns();
     /* A backend's 4xx is the client's doing (it is relayed as such): not a server error. */
     bool backend_failed = req->error_reason[0] && strncmp(req->error_reason, "backend", 7) == 0 &&
                           strcmp(req->error_reason, "backend_4xx") != 0;
-    bool failed = backend_failed || (req->grpc ? grpc_server_error(req->grpc_code) : req->status >= 500);
+    bool grpc = req->protocol == REQUEST_GRPC;
+    bool failed = backend_failed || (grpc ? grpc_server_error(req->grpc_code) : req->status >= 500);
     buf_t b = {0};
     char name[96];
     bool first = true;
-    if (req->grpc) {
+    if (grpc) {
         /* RPC conventions: the span is named "package.Service/Method" */
-        const char *path = req->url[0] == '/' ? req->url + 1 : req->url;
+        const char *path = req->path[0] == '/' ? req->path + 1 : req->path;
         const char *slash = strrchr(path, '/');
         char service[64];
         snprintf(service, sizeof service, "%.*s", slash ? (int)(slash - path) : 0, path);
@@ -229,10 +226,10 @@ void trace_request_done(const request_t *req)
         attr_str(&b, &first, "rpc.method", slash ? slash + 1 : path);
         attr_int(&b, &first, "rpc.grpc.status_code", req->grpc_code);
     } else {
-        snprintf(name, sizeof name, "%s %s", req->method, req->url);
+        snprintf(name, sizeof name, "%s %s", req->method, req->path);
         span_open(&b, req->trace_id, req->span_id, req->parent_span_id, name, 2, req->start_unix_ns, end_ns);
         attr_str(&b, &first, "http.request.method", req->method);
-        attr_str(&b, &first, "http.route", req->url);
+        attr_str(&b, &first, "http.route", req->path);
         attr_int(&b, &first, "http.response.status_code", req->status);
     }
     attr_str(&b, &first, "airouter.request_id", req->id);

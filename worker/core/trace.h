@@ -6,19 +6,17 @@
 #include <stdbool.h>
 
 #include "common/config.h"
-#include "worker/http/http.h"
+#include "worker/core/request.h"
 
 /* Starts the exporter thread when tracing is configured. */
 int trace_start(const cfg_t *cfg);
 /* Exports what is queued (bounded wait) and stops the thread. */
 void trace_stop(void);
 
-/* Sets the request's trace and span ids, continuing a valid client traceparent. */
-void trace_begin(request_t *req);
-/* The same with the client's traceparent at hand (NULL: none), for gRPC calls. A gRPC call's
- * record has grpc set and, before trace_request_done, grpc_code, url (the method path),
- * model_asked, error_reason, attempts and tokens; its tries are recorded as for HTTP. */
-void trace_begin_with(request_t *req, const char *traceparent);
+/* Sets the request's trace and span ids, continuing the client's traceparent (NULL: none) when it
+ * is valid. An HTTP request's span describes its method, path and status; a gRPC call's its
+ * method name (path) and grpc_code. */
+void trace_begin(request_t *req, const char *traceparent);
 /* Starts recording a backend try (its span id, start time). Returns its index, -1 if
  * no more are recorded. */
 int trace_try_begin(request_t *req, const cfg_backend_t *backend, const char *backend_model);

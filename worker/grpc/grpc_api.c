@@ -4,7 +4,6 @@
  * takes new calls; each call is served in a thread of its own, like an HTTP connection, calling
  * the backend synchronously. */
 #include "worker/grpc/grpc_api.h"
-#include "worker/core/limits.h"
 
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
@@ -22,6 +21,7 @@
 
 #include "common/rand_id.h"
 #include "common/buf.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/state.h"
@@ -29,12 +29,12 @@
 #include "worker/backend/backend.h"
 #include "worker/core/balance.h"
 #include "worker/core/failover.h"
-#include "worker/http/gateway.h"
-#include "worker/grpc/grpc_reflection.h"
-#include "worker/http/http.h"
-#include "worker/core/trace.h"
-#include "worker/oai/oai_shape.h"
+#include "worker/core/request.h"
 #include "worker/core/route.h"
+#include "worker/core/upstream.h"
+#include "worker/grpc/grpc_reflection.h"
+#include "worker/http/gateway.h"
+#include "worker/oai/oai_shape.h"
 #include "worker/oai/validate.h"
 
 #define MAX_MESSAGE (50 * 1024 * 1024)
@@ -56,6 +56,7 @@ static const struct {
 };
 
 typedef struct {
+    request_t req;             /* the call as the core sees it (every kind of call has one) */
     rpc_kind_t kind;
     grpc_call *call;
     grpc_completion_queue *cq; /* bound to the call; plucked by its thread */
@@ -67,22 +68,7 @@ typedef struct {
     int cancelled;
     bool sent_initial;
     bool ended_waiting;        /* a stream ended (by a stop or idleness) while it waited for a message */
-    /* for logs and metrics */
-    char id[40];
-    uint64_t start_us;
-    const cfg_key_t *key;
-    const char *model;
-    int model_slot, backend_slot;
-    const char *backend;
-    const char *error;
-    grpc_status_code code;
-    char *client_key;          /* the presented key (for pass_client_key) */
-    long long tokens_in, tokens_out;
-    long long cost_micro;      /* by the model's price; -1 unknown */
-    limits_ticket_t limits;    /* what key's limits hold for this call */
-    request_t *trace;          /* the call's trace record (trace.h); NULL if out of memory */
-    uint64_t first_piece_us;   /* streams: when the first piece went out (0: none yet) */
-    uint64_t last_piece_us;
+    grpc_status_code code;     /* the status sent */
 } rpc_t;
 
 static const cfg_t *gcfg;
@@ -115,6 +101,12 @@ static const char *grpc_status_name(grpc_status_code code)
     }
 }
 
+/* Notes why the call failed, for the access log and the trace (the first reason stands). */
+static void set_error(rpc_t *r, const char *reason)
+{
+    if (!r->req.error_reason[0])
+        snprintf(r->req.error_reason, sizeof r->req.error_reason, "%s", reason);
+}
 
 static bool batch(rpc_t *r, grpc_op *ops, size_t n)
 {
@@ -124,20 +116,20 @@ static bool batch(rpc_t *r, grpc_op *ops, size_t n)
     return ev.type == GRPC_OP_COMPLETE && ev.success;
 }
 
-/* True once the client cancelled (or the call otherwise ended). */
-static bool gone(rpc_t *r)
+/* The call's client as the core sees it (request_client_t.gone): gone once the call's close op
+ * completed, which a client's cancel (or its deadline) makes happen. Waits up to wait_ms. */
+static bool call_gone(void *ctx, int wait_ms)
 {
+    rpc_t *r = ctx;
     if (!r->closed) {
-        grpc_event ev = grpc_completion_queue_pluck(r->cq, &tag_close, gpr_time_0(GPR_CLOCK_REALTIME), NULL);
+        gpr_timespec until = wait_ms > 0 ? gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                                        gpr_time_from_millis(wait_ms, GPR_TIMESPAN))
+                                         : gpr_time_0(GPR_CLOCK_MONOTONIC);
+        grpc_event ev = grpc_completion_queue_pluck(r->cq, &tag_close, until, NULL);
         if (ev.type == GRPC_OP_COMPLETE)
             r->closed = true;
     }
     return r->closed;
-}
-
-static bool past_deadline(rpc_t *r)
-{
-    return gpr_time_cmp(gpr_now(r->deadline.clock_type), r->deadline) > 0;
 }
 
 static grpc_op initial_md_op(void)
@@ -150,6 +142,7 @@ static grpc_op initial_md_op(void)
 /* Sends one message (with the initial metadata, the first time); false if the call is over. */
 static bool send_message(rpc_t *r, grpc_slice slice)
 {
+    r->req.bytes_out += GRPC_SLICE_LENGTH(slice);
     grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&slice, 1);
     grpc_slice_unref(slice);
     grpc_op ops[2];
@@ -165,12 +158,13 @@ static bool send_message(rpc_t *r, grpc_slice slice)
     return ok;
 }
 
-static bool send_response(rpc_t *r, const char *content, const char *provider, const char *model)
+/* Sends one AIResponse with content (provider and model as the client asked). */
+static bool send_response(rpc_t *r, const char *content)
 {
     AiRouter__AIResponse resp = AI_ROUTER__AIRESPONSE__INIT;
     resp.content = (char *)content;
-    resp.provider = (char *)provider;
-    resp.model = (char *)model;
+    resp.provider = r->req.provider ? r->req.provider : "";
+    resp.model = r->req.model_asked;
     grpc_slice slice = grpc_slice_malloc(ai_router__airesponse__get_packed_size(&resp));
     ai_router__airesponse__pack(&resp, GRPC_SLICE_START_PTR(slice));
     return send_message(r, slice);
@@ -199,8 +193,8 @@ static void send_status(rpc_t *r, grpc_status_code code, const char *details)
     batch(r, ops, status_ops(r, ops, code, &d));
     grpc_slice_unref(d);
     r->code = code;
-    if (code != GRPC_STATUS_OK && !r->error)
-        r->error = grpc_status_name(code);
+    if (code != GRPC_STATUS_OK)
+        set_error(r, grpc_status_name(code));
 }
 
 /* The HTTP status class a gRPC status counts as in the metrics. */
@@ -236,7 +230,6 @@ static grpc_status_code status_for(const be_event_t *ev)
     }
 }
 
-/* The bearer token of the call's "authorization" metadata (malloc'd), or NULL. */
 /* The value of metadata key (lower case), as an owned string; NULL if absent. */
 static char *metadata_value(const grpc_metadata_array *md, const char *key)
 {
@@ -258,205 +251,164 @@ static char *bearer(const grpc_metadata_array *md)
 
 /* ---- serving one call ---- */
 
-/* Keeps the token counts of a response or chunk that carries usage. */
-static void note_usage(rpc_t *r, json_object *obj)
+/* One ai_router call as the failover loop carries it. */
+typedef struct {
+    rpc_t *r;
+    json_object *body;          /* the chat request; model and stream set per try */
+    bool stream;                /* StreamingRouteRequest: a message per piece of text */
+    bool broke;                 /* the answer broke after it began: why in broken */
+    be_event_t broken;
+} rpc_job_t;
+
+/* A stream's pieces as they go out (the sink of a streaming call's tries). */
+typedef struct {
+    rpc_job_t *job;
+    bool sent;                  /* a piece has gone out: the try can no longer be retried */
+    uint64_t checked_us;        /* when the client was last looked at */
+} pieces_t;
+
+/* The answer cannot go on: before any piece the try may be retried, after one it broke. */
+static upstream_step_t stop_pieces(pieces_t *p, be_event_t *ev)
 {
-    json_object *u, *v;
-    if (!json_object_object_get_ex(obj, "usage", &u) || !json_object_is_type(u, json_type_object))
-        return;
-    if (json_object_object_get_ex(u, "prompt_tokens", &v) && json_object_is_type(v, json_type_int))
-        r->tokens_in = json_object_get_int64(v);
-    if (json_object_object_get_ex(u, "completion_tokens", &v) && json_object_is_type(v, json_type_int))
-        r->tokens_out = json_object_get_int64(v);
+    if (!p->sent)
+        return UPSTREAM_FAILED;
+    p->job->broke = true;
+    p->job->broken = *ev;
+    failover_count_error(&p->job->r->req, ev->error);
+    return UPSTREAM_ANSWERED;
 }
 
-/* choices[0].message.content, or delta.content of a chunk ("" if none). */
-static const char *text_of(json_object *obj, const char *field)
+/* Sends a piece of text; false (ev says why) once the client has gone. */
+static bool send_piece(pieces_t *p, const char *piece, be_event_t *ev)
 {
-    json_object *choices, *m, *c;
-    if (json_object_object_get_ex(obj, "choices", &choices) && json_object_is_type(choices, json_type_array) &&
-        json_object_array_length(choices) > 0 &&
-        json_object_object_get_ex(json_object_array_get_idx(choices, 0), field, &m) &&
-        json_object_object_get_ex(m, "content", &c) && json_object_is_type(c, json_type_string))
-        return json_object_get_string(c);
-    return "";
+    request_t *req = &p->job->r->req;
+    uint64_t now = clock_now_us();
+    if (req->last_event_us) /* the stream histograms, as for HTTP streams */
+        met_observe(MET_H_GAP, req->model_slot, now - req->last_event_us);
+    else
+        req->first_byte_us = now;
+    req->last_event_us = now;
+    req->chunks_relayed++;
+    p->sent = true;
+    if (send_response(p->job->r, piece))
+        return true;
+    be_event_error(ev, BE_ERR_CLIENT_GONE, 499, "client_gone", NULL, "the client went away");
+    return false;
 }
 
-typedef enum { TRY_OK, TRY_FAIL, TRY_SENT_FAIL } rpc_try_t;
-
-/* One backend try. TRY_FAIL: nothing reached the client, ev says why. */
-static rpc_try_t try_call(rpc_t *r, const cfg_model_t *m, bool is_fallback, const cfg_target_t *t, json_object *body,
-                          const char *provider, const char *model_name, be_event_t *ev)
+static upstream_step_t take_pieces(void *ctx, upstream_t *u, be_event_t *ev)
 {
-    const cfg_backend_t *be = &gcfg->backends[t->backend];
-    const backend_ops_t *ops = backend_lookup(be->type);
-    const char *backend_model = t->backend_model ? t->backend_model : is_fallback ? m->name : model_name;
-    bool stream = r->kind == RPC_STREAM;
+    pieces_t *p = ctx;
+    request_t *req = u->req;
+    switch (ev->type) {
+    case BE_EV_CHUNK: {
+        json_object *chunk = ev->obj; /* be_event_error below forgets it */
+        ev->obj = NULL;
+        request_note_usage(req, chunk);
+        const char *piece = shape_choice_text(chunk, "delta");
+        bool ok = true;
+        /* Chunks that keep coming never leave the backend silent: look at the client now and then. */
+        uint64_t now = clock_now_us();
+        if (now - p->checked_us >= CLIENT_CHECK_US) {
+            p->checked_us = now;
+            if (call_gone(p->job->r, 0)) {
+                be_event_error(ev, BE_ERR_CLIENT_GONE, 499, "client_gone", NULL, "the client cancelled the call");
+                ok = false;
+            }
+        }
+        if (ok && piece[0])
+            ok = send_piece(p, piece, ev);
+        json_object_put(chunk);
+        return ok ? UPSTREAM_MORE : stop_pieces(p, ev);
+    }
+    case BE_EV_RESPONSE: { /* a backend called without streaming: the whole text as one piece */
+        json_object *whole = ev->obj; /* send_piece's be_event_error forgets it */
+        ev->obj = NULL;
+        request_note_usage(req, whole);
+        const char *text = shape_choice_text(whole, "message");
+        bool ok = !text[0] || send_piece(p, text, ev);
+        json_object_put(whole);
+        return ok ? UPSTREAM_ANSWERED : stop_pieces(p, ev);
+    }
+    case BE_EV_END:
+        return UPSTREAM_ANSWERED;
+    case BE_EV_ERROR:
+        return stop_pieces(p, ev);
+    default:
+        return UPSTREAM_MORE;
+    }
+}
+
+/* One try of the call against target t: a failover_try_fn. A stream's pieces go out as they come;
+ * a unary call's answer is gathered whole, then sent. */
+static try_result_t rpc_try(request_t *req, void *job_arg, const cfg_model_t *m, bool is_fallback,
+                            const cfg_target_t *t, be_event_t *ev)
+{
+    rpc_job_t *job = job_arg;
+    upstream_t u;
+    if (upstream_begin(&u, req, m, is_fallback, t, false, ev) < 0)
+        return TRY_FAILED;
     /* How the backend is called may be forced per model; the client's shape is kept. */
-    bool backend_stream = m->backend_stream >= 0 ? m->backend_stream : stream;
-    r->backend = be->name;
-    r->backend_slot = be->metric_slot;
-    json_object_object_add(body, "model", json_object_new_string(backend_model));
-    json_object_object_add(body, "stream", json_object_new_boolean(backend_stream));
+    bool backend_stream = m->backend_stream >= 0 ? m->backend_stream : job->stream;
+    json_object_object_add(job->body, "model", json_object_new_string(u.backend_model));
+    json_object_object_add(job->body, "stream", json_object_new_boolean(backend_stream));
     be_request_t breq = {
         .kind = KIND_CHAT,
-        .backend = be,
+        .backend = u.backend,
         .model = m,
-        .backend_model = backend_model,
-        .client_model = model_name,
-        .body = body,
+        .backend_model = u.backend_model,
+        .client_model = req->model_asked,
+        .body = job->body,
         .stream = backend_stream,
-        .want_usage = backend_stream && be->stream_usage, /* token metrics and tpm */
+        .want_usage = backend_stream && u.backend->stream_usage, /* token metrics and tpm */
         .max_tokens = m->max_tokens,
-        .client_key = r->client_key,
-        .request_id = r->id,
-        .traceparent = "",
-        .client_fd = -1,
         .max_event_bytes = gcfg->max_event_bytes,
     };
-    if (!ops) {
-        be_event_error(ev, BE_ERR_INTERNAL, 500, "server_error", NULL, "backend type not available");
-        return TRY_FAIL;
+    if (job->stream) {
+        pieces_t p = {.job = job, .checked_us = clock_now_us()};
+        return upstream_run(&u, &breq, take_pieces, &p, ev);
     }
-    char traceparent[64] = "";
-    int try_index = -1;
-    if (r->trace) {
-        r->trace->attempts++;
-        try_index = trace_try_begin(r->trace, be, backend_model);
-        trace_backend_header(r->trace, try_index, traceparent, sizeof traceparent);
-        breq.traceparent = traceparent;
+    upstream_whole_t whole = {.kind = KIND_CHAT};
+    try_result_t res = upstream_run(&u, &breq, upstream_take_whole, &whole, ev);
+    if (res == TRY_ANSWERED) {
+        request_note_usage(req, whole.result);
+        if (!send_response(job->r, shape_choice_text(whole.result, "message"))) {
+            job->broke = true;
+            be_event_error(&job->broken, BE_ERR_CLIENT_GONE, 499, "client_gone", NULL, "the client went away");
+        }
     }
-    st_target_in_flight(t->state_slot, 1);
-    be_call_t *call = ops->open(&breq, ev);
-    if (!call) {
-        st_target_in_flight(t->state_slot, -1);
-        trace_try_end(r->trace, try_index, be_error_name(ev->error));
-        return TRY_FAIL;
-    }
-    rpc_try_t result = TRY_FAIL;
-    shape_agg_t *agg = NULL;
-    bool sent = false;
-    uint64_t checked_us = http_now_us(); /* when the client was last looked at */
-    for (;;) {
-        ops->next(call, ev, POLL_MS);
-        /* Chunks that keep coming skip the PENDING branch below: look at the client now and then. */
-        if (ev->type == BE_EV_CHUNK && http_now_us() - checked_us >= CLIENT_CHECK_US) {
-            checked_us = http_now_us();
-            if (gone(r)) {
-                json_object_put(ev->obj);
-                be_event_error(ev, BE_ERR_CLIENT_GONE, 499, "client_gone", NULL, "the client cancelled the call");
-                break;
-            }
-        }
-        if (ev->type == BE_EV_PENDING) {
-            if (gone(r)) {
-                be_event_error(ev, BE_ERR_CLIENT_GONE, 499, "client_gone", NULL, "the client cancelled the call");
-                break;
-            }
-            if (past_deadline(r)) {
-                be_event_error(ev, BE_ERR_TIMEOUT, 504, "server_error", "backend_timeout",
-                               "The call's deadline passed before the model answered.");
-                break;
-            }
-            continue;
-        }
-        if (ev->type == BE_EV_CHUNK || ev->type == BE_EV_RESPONSE)
-            note_usage(r, ev->obj);
-        if (ev->type == BE_EV_CHUNK) {
-            if (stream) {
-                const char *piece = text_of(ev->obj, "delta");
-                if (piece[0]) {
-                    uint64_t now = http_now_us(); /* the stream histograms, as for HTTP streams */
-                    if (r->last_piece_us)
-                        met_observe(MET_H_GAP, r->model_slot, now - r->last_piece_us);
-                    else
-                        r->first_piece_us = now;
-                    r->last_piece_us = now;
-                    if (!send_response(r, piece, provider, model_name)) {
-                        json_object_put(ev->obj);
-                        be_event_error(ev, BE_ERR_CLIENT_GONE, 499, "client_gone", NULL, "the client went away");
-                        break;
-                    }
-                    sent = true;
-                }
-            } else {
-                if (!agg)
-                    agg = shape_agg_new(KIND_CHAT);
-                if (agg)
-                    shape_agg_add(agg, ev->obj);
-            }
-            json_object_put(ev->obj);
-            if (shape_agg_size(agg) > CFG_MAX_ANSWER_BYTES) {
-                be_event_error(ev, BE_ERR_PROTOCOL, 502, "server_error", "backend_error",
-                               "The model's backend sent an answer that is too large.");
-                break;
-            }
-            continue;
-        }
-        if (ev->type == BE_EV_RESPONSE) {
-            bool ok;
-            if (stream) { /* a forced non-streaming call: the whole text as one piece */
-                const char *whole = text_of(ev->obj, "message");
-                ok = !whole[0] || send_response(r, whole, provider, model_name);
-            } else {
-                ok = send_response(r, text_of(ev->obj, "message"), provider, model_name);
-            }
-            json_object_put(ev->obj);
-            result = ok ? TRY_OK : TRY_SENT_FAIL;
-            break;
-        }
-        if (ev->type == BE_EV_END) {
-            if (!stream) {
-                json_object *whole = agg ? shape_agg_finish(agg) : NULL;
-                bool ok = send_response(r, whole ? text_of(whole, "message") : "", provider, model_name);
-                json_object_put(whole);
-                result = ok ? TRY_OK : TRY_SENT_FAIL;
-            } else {
-                result = TRY_OK;
-            }
-            break;
-        }
-        break; /* ERROR */
-    }
-    if (result == TRY_FAIL && sent)
-        result = TRY_SENT_FAIL; /* a stream broke after it started: never retried */
-    shape_agg_free(agg);
-    ops->close(call);
-    st_target_in_flight(t->state_slot, -1);
-    trace_try_end(r->trace, try_index, result == TRY_OK ? "" : be_error_name(ev->error));
-    return result;
+    upstream_whole_free(&whole);
+    return res;
 }
 
+/* Routes the call and answers it: its key, the model it may use, the request it makes, then the
+ * failover loop, whose outcome becomes the call's status. */
 static void serve(rpc_t *r, AiRouter__AIRequest *in)
 {
-    const char *provider = in->provider && in->provider[0] ? in->provider : NULL;
-    r->client_key = bearer(&r->md);
+    request_t *req = &r->req;
+    req->client_key = bearer(&r->md);
     json_object *params = NULL, *body = NULL;
+    char msg[300];
 
     if (gcfg->nkeys > 0) {
-        r->key = route_authenticate(gcfg, r->client_key);
-        if (!r->key) {
+        req->key = route_authenticate(gcfg, req->client_key);
+        if (!req->key) {
             send_status(r, GRPC_STATUS_UNAUTHENTICATED,
-                        r->client_key ? "Incorrect API key provided." : "Send an API key as 'authorization: Bearer KEY'.");
+                        req->client_key ? "Incorrect API key provided." : "Send an API key as 'authorization: Bearer KEY'.");
             goto out;
         }
-        st_key_usage_t usage;
-        int retry_after;
-        char which = limits_admit(r->key, &r->limits, &retry_after, &usage);
+        char which = request_admit(req, msg, sizeof msg);
         if (which) {
-            char msg[300];
-            limits_message(r->key, which, retry_after, msg, sizeof msg);
             send_status(r, which == 'u' ? GRPC_STATUS_UNAVAILABLE : GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
             goto out;
         }
     }
     const char *model = in->model ? in->model : "";
     route_t route;
-    route_status_t rs = route_resolve(gcfg, r->key, model, KIND_CHAT, &route);
+    route_status_t rs = route_resolve(gcfg, req->key, model, KIND_CHAT, &route);
     if (rs == ROUTE_NOT_FOUND) {
         route_t any;
         bool exists = route_resolve(gcfg, NULL, model, KIND_CHAT, &any) == ROUTE_OK;
-        char msg[300];
         snprintf(msg, sizeof msg, exists ? "This API key may not use the model '%.200s'." : "The model '%.200s' does not exist.",
                  model[0] ? model : "(default)");
         send_status(r, exists ? GRPC_STATUS_PERMISSION_DENIED : GRPC_STATUS_NOT_FOUND, msg);
@@ -467,14 +419,23 @@ static void serve(rpc_t *r, AiRouter__AIRequest *in)
         goto out;
     }
     const cfg_model_t *m = route.model;
-    const char *model_name = model[0] ? model : m->name;
-    r->model = m->name;
-    r->model_slot = m->metric_slot;
-    if (provider && !balance_serves_provider(gcfg, m, provider)) {
-        char msg[300];
-        snprintf(msg, sizeof msg, "The model '%.100s' is not served by provider '%.100s'.", model_name, provider);
-        send_status(r, GRPC_STATUS_INVALID_ARGUMENT, msg);
-        goto out;
+    req->model_routed = m->name;
+    req->model_slot = m->metric_slot;
+    if (!model[0]) { /* the default model: answers and backends get its name */
+        free(req->model_asked);
+        if (!(req->model_asked = strdup(m->name))) {
+            send_status(r, GRPC_STATUS_RESOURCE_EXHAUSTED, "The server is out of memory.");
+            goto out;
+        }
+    }
+    if (in->provider && in->provider[0]) {
+        if (!balance_serves_provider(gcfg, m, in->provider)) {
+            snprintf(msg, sizeof msg, "The model '%.100s' is not served by provider '%.100s'.", req->model_asked,
+                     in->provider);
+            send_status(r, GRPC_STATUS_INVALID_ARGUMENT, msg);
+            goto out;
+        }
+        req->provider = strdup(in->provider);
     }
     if (!in->prompt || !in->prompt[0]) {
         send_status(r, GRPC_STATUS_INVALID_ARGUMENT, "The prompt is empty.");
@@ -500,134 +461,39 @@ static void serve(rpc_t *r, AiRouter__AIRequest *in)
         send_status(r, GRPC_STATUS_INVALID_ARGUMENT, bad.message);
         goto out;
     }
-    if (r->key || m->priced) {
-        int retry_after;
-        size_t size = strlen(in->prompt) + 64;
-        long long total = quota_estimate(size, in->max_tokens, m->max_tokens, true), prompt = (long long)(size / 4);
-        char which = limits_reserve(r->key, &r->limits, m, prompt, total - prompt, &retry_after);
-        if (which) {
-            char msg[300];
-            limits_message(r->key, which, retry_after, msg, sizeof msg);
-            send_status(r, GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
-            r->error = which == 'b' ? "budget_exceeded" : "rate_limited";
-            goto out;
-        }
+    char refused = request_reserve(req, m, strlen(in->prompt) + 64, in->max_tokens, msg, sizeof msg);
+    if (refused) {
+        send_status(r, refused == 'u' ? GRPC_STATUS_UNAVAILABLE : GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
+        goto out;
     }
 
-    /* Targets of the model, then of its fallbacks, under the retry policy. */
-    const cfg_model_t *chain[17];
-    int nchain = 0, tried[32], ntried = 0;
-    chain[nchain++] = m;
-    for (int f = 0; f < m->nfallbacks && nchain < 17; f++)
-        chain[nchain++] = &gcfg->models[m->fallbacks[f]];
-    be_event_t last = {0};
-    bool failed = false;
-    for (int attempt = 1; attempt <= gcfg->retry.attempts; attempt++) {
-        const cfg_model_t *cm = NULL;
-        int ti = -1;
-        uint64_t now = st_now_ms();
-        for (int pass = 0; pass < 2 && ti < 0; pass++)
-            for (int c = 0; c < nchain && ti < 0; c++) {
-                ti = balance_pick(gcfg, chain[c], tried, ntried, pass == 1, provider, now);
-                cm = chain[c];
-            }
-        if (ti < 0)
-            break;
-        const cfg_target_t *t = &cm->targets[ti];
-        be_event_t ev = {0};
-        rpc_try_t res = try_call(r, cm, cm != m, t, body, provider ? provider : "", model_name, &ev);
-        failover_account(t, &ev, res != TRY_FAIL, st_now_ms());
-        if (res == TRY_OK) {
+    rpc_job_t job = {.r = r, .body = body, .stream = r->kind == RPC_STREAM};
+    be_event_t last;
+    switch (failover_run(req, &job, m, rpc_try, &last)) {
+    case FAILOVER_ANSWERED:
+        if (!job.broke) {
             send_status(r, GRPC_STATUS_OK, "");
-            goto out;
+        } else if (job.broken.error == BE_ERR_CLIENT_GONE) {
+            r->code = GRPC_STATUS_CANCELLED;
+            set_error(r, "client_abort");
+        } else {
+            set_error(r, be_error_name(job.broken.error));
+            send_status(r, status_for(&job.broken), job.broken.message);
         }
-        if (ev.error != BE_ERR_CLIENT_GONE) {
-            r->error = be_error_name(ev.error);
-            met_backend_error(r->backend_slot, ev.error == BE_ERR_CONNECT ? MET_ERR_CONNECT
-                                               : ev.error == BE_ERR_TIMEOUT ? MET_ERR_TIMEOUT
-                                               : ev.error == BE_ERR_HTTP_4XX ? MET_ERR_4XX
-                                               : ev.error == BE_ERR_HTTP_5XX ? MET_ERR_5XX
-                                                                              : MET_ERR_PROTOCOL);
-        }
-        last = ev;
-        failed = true;
-        if (res == TRY_SENT_FAIL || ev.error == BE_ERR_CLIENT_GONE || !failover_retryable(&ev) || past_deadline(r))
-            break;
-        if (ntried < 32)
-            tried[ntried++] = t->state_slot;
-        /* the same back-off as HTTP requests: doubling, with jitter, within the retry deadline */
-        uint64_t step = (uint64_t)gcfg->retry.backoff_ms << (attempt - 1 < 16 ? attempt - 1 : 16);
-        if (step > (uint64_t)gcfg->retry.max_backoff_ms)
-            step = (uint64_t)gcfg->retry.max_backoff_ms;
-        uint64_t wait = step / 2 + (step ? (uint64_t)random() % (step / 2 + 1) : 0);
-        if ((http_now_us() - r->start_us) / 1000 + wait >= (uint64_t)(gcfg->retry.deadline * 1000))
-            break;
-        struct timespec pause = {(time_t)(wait / 1000), (long)(wait % 1000) * 1000000L};
-        nanosleep(&pause, NULL);
-    }
-    if (!failed) {
-        send_status(r, GRPC_STATUS_UNAVAILABLE, "No backend is available for this model right now.");
-        r->error = "no_available_target";
-    } else if (last.error != BE_ERR_CLIENT_GONE) {
+        break;
+    case FAILOVER_FAILED:
         send_status(r, status_for(&last), last.message);
-    } else {
+        break;
+    case FAILOVER_NO_TARGET:
+        send_status(r, GRPC_STATUS_UNAVAILABLE, "No backend is available for this model right now.");
+        break;
+    case FAILOVER_CLIENT_GONE:
         r->code = GRPC_STATUS_CANCELLED;
-        r->error = "client_abort";
+        break;
     }
 out:
-    r->cost_micro = limits_cost(&r->limits, r->tokens_in, -1, r->tokens_out);
-    if (r->key) {
-        long long used = (r->tokens_in > 0 ? r->tokens_in : 0) + (r->tokens_out > 0 ? r->tokens_out : 0);
-        limits_finish(r->key, &r->limits,
-                      r->tokens_in >= 0 || r->tokens_out >= 0 ? QUOTA_USAGE
-                      : r->code != GRPC_STATUS_OK ? QUOTA_FAILED
-                                                                       : QUOTA_NO_USAGE,
-                      used, r->cost_micro);
-    }
-    if (r->tokens_in > 0 || r->tokens_out > 0)
-        met_tokens(r->model_slot, r->tokens_in > 0 ? (uint64_t)r->tokens_in : 0, r->tokens_out > 0 ? (uint64_t)r->tokens_out : 0);
     json_object_put(params);
     json_object_put(body);
-}
-
-static void access_log(rpc_t *r, const char *method)
-{
-    if (!log_access_enabled())
-        return;
-    buf_t b = {0};
-    char ts[40];
-    log_timestamp(ts, sizeof ts);
-    buf_printf(&b, "{\"time\":\"%s\",\"request_id\":\"%s\",\"method\":\"GRPC\",\"path\":", ts, r->id);
-    buf_append_json_string(&b, method);
-    buf_printf(&b, ",\"status\":%d,\"grpc_status\":\"%s\",\"duration_ms\":%.3f,\"worker\":%d,\"key\":",
-               (int)r->code, grpc_status_name(r->code),
-               (double)(http_now_us() - r->start_us) / 1000.0, (int)getpid());
-    if (r->key)
-        buf_append_json_string(&b, r->key->name);
-    else
-        buf_appends(&b, "null");
-    buf_appends(&b, ",\"model\":");
-    if (r->model)
-        buf_append_json_string(&b, r->model);
-    else
-        buf_appends(&b, "null");
-    buf_appends(&b, ",\"backend\":");
-    if (r->backend)
-        buf_append_json_string(&b, r->backend);
-    else
-        buf_appends(&b, "null");
-    if (r->cost_micro >= 0)
-        buf_printf(&b, ",\"cost_usd\":%.6f", (double)r->cost_micro / 1e6);
-    else
-        buf_appends(&b, ",\"cost_usd\":null");
-    buf_printf(&b, ",\"stream\":%s,\"error\":", r->kind != RPC_UNARY && r->kind != RPC_OTHER ? "true" : "false");
-    if (r->error && r->code != GRPC_STATUS_OK)
-        buf_append_json_string(&b, r->error);
-    else
-        buf_appends(&b, "null");
-    buf_appends(&b, "}");
-    log_access_line(b.data, b.len);
-    buf_free(&b);
 }
 
 static void rpc_free(rpc_t *r)
@@ -642,10 +508,6 @@ static void rpc_free(rpc_t *r)
         grpc_completion_queue_destroy(r->cq);
     }
     grpc_metadata_array_destroy(&r->md);
-    free(r->client_key);
-    if (r->trace)
-        free(r->trace->model_asked);
-    free(r->trace);
     if (r->kind == RPC_OTHER)
         grpc_call_details_destroy(&r->details);
     if (r->payload)
@@ -665,7 +527,7 @@ static void end_waiting_stream(rpc_t *r, const char *why, const char *reason)
     else
         grpc_call_cancel(r->call, NULL);
     r->code = GRPC_STATUS_UNAVAILABLE;
-    r->error = reason;
+    set_error(r, reason);
     r->ended_waiting = true;
 }
 
@@ -674,7 +536,7 @@ static void end_waiting_stream(rpc_t *r, const char *why, const char *reason)
  * drain), is ended. */
 static grpc_event await_receive(rpc_t *r)
 {
-    uint64_t idle_until = http_now_us() + (uint64_t)gcfg->idle_timeout * 1000000u;
+    uint64_t idle_until = clock_now_us() + (uint64_t)gcfg->idle_timeout * 1000000u;
     for (;;) {
         gpr_timespec poll = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(POLL_MS, GPR_TIMESPAN));
         grpc_event ev = grpc_completion_queue_pluck(r->cq, &tag_batch, poll, NULL);
@@ -684,7 +546,7 @@ static grpc_event await_receive(rpc_t *r)
             continue;
         if (stopping)
             end_waiting_stream(r, "This airouter worker is stopping; call again.", "worker_stopping");
-        else if (gcfg->idle_timeout > 0 && http_now_us() > idle_until)
+        else if (gcfg->idle_timeout > 0 && clock_now_us() > idle_until)
             end_waiting_stream(r, "The stream waited too long for a request (limits.idle_timeout).", "idle_timeout");
     }
 }
@@ -714,7 +576,7 @@ static void serve_reflection(rpc_t *r)
                 send_status(r, GRPC_STATUS_OK, "");
             } else {
                 r->code = GRPC_STATUS_CANCELLED;
-                r->error = "client_abort";
+                set_error(r, "client_abort");
             }
             return;
         }
@@ -740,7 +602,7 @@ static void serve_reflection(rpc_t *r)
         grpc_slice reply = grpc_slice_new(out, out_len, free); /* the slice owns out */
         if (!send_message(r, reply)) {
             r->code = GRPC_STATUS_CANCELLED;
-            r->error = "client_abort";
+            set_error(r, "client_abort");
             return;
         }
     }
@@ -749,18 +611,27 @@ static void serve_reflection(rpc_t *r)
 static void *serve_thread(void *arg)
 {
     rpc_t *r = arg;
-    r->start_us = http_now_us();
-    rand_id_hex(r->id, 8);
+    const char *method = r->kind == RPC_OTHER ? "(unknown)" : methods[r->kind].path;
+    const request_client_t client = {.gone = call_gone, .ctx = r, .fd = -1, .check_ms = POLL_MS};
+    request_t *req = &r->req;
+    request_init(req, gcfg, REQUEST_GRPC, "GRPC", method, &client);
+    rand_id_hex(req->id, 8);
+    req->stream = r->kind != RPC_UNARY && r->kind != RPC_OTHER;
+    if (gpr_time_cmp(r->deadline, gpr_inf_future(r->deadline.clock_type)) != 0) {
+        int64_t left_ms = gpr_time_to_millis(gpr_time_sub(r->deadline, gpr_now(r->deadline.clock_type)));
+        req->deadline_us = req->start_us + (uint64_t)(left_ms > 0 ? left_ms : 0) * 1000u;
+    }
     grpc_op close_op = {.op = GRPC_OP_RECV_CLOSE_ON_SERVER};
     close_op.data.recv_close_on_server.cancelled = &r->cancelled;
     grpc_call_start_batch(r->call, &close_op, 1, &tag_close, NULL);
-    const char *method = r->kind == RPC_OTHER ? "(unknown)" : methods[r->kind].path;
     if (r->kind == RPC_OTHER) {
         send_status(r, GRPC_STATUS_UNIMPLEMENTED, "airouter serves ai_router.AIRouter and server reflection only");
     } else if (r->kind == RPC_REFLECT_V1 || r->kind == RPC_REFLECT_V1ALPHA) {
         serve_reflection(r);
     } else {
-        met_in_flight(1);
+        char *tp = metadata_value(&r->md, "traceparent");
+        request_track(req, KIND_CHAT, tp);
+        free(tp);
         AiRouter__AIRequest *in = NULL;
         if (r->payload) {
             grpc_byte_buffer_reader rd;
@@ -771,55 +642,24 @@ static void *serve_thread(void *arg)
                 grpc_slice_unref(all);
             }
         }
-        r->trace = calloc(1, sizeof *r->trace);
-        if (r->trace) {
-            request_t *tr = r->trace;
-            tr->grpc = true;
-            tr->url = method;
-            tr->method = "POST";
-            tr->kind = KIND_CHAT;
-            tr->start_unix_ns = http_unix_ns();
-            tr->tokens_in = tr->tokens_out = tr->cost_micro = -1;
-            snprintf(tr->id, sizeof tr->id, "%s", r->id);
-            char *tp = metadata_value(&r->md, "traceparent");
-            trace_begin_with(tr, tp);
-            free(tp);
-            if (in && in->model && in->model[0])
-                tr->model_asked = strdup(in->model);
-        }
+        if (in && in->model && in->model[0])
+            req->model_asked = strdup(in->model);
         if (!in)
             send_status(r, GRPC_STATUS_INVALID_ARGUMENT, "The request is not a valid ai_router.AIRequest.");
         else
             serve(r, in);
-        /* the call is over once its close op completes: only then is `cancelled` final */
-        if (!r->closed && grpc_completion_queue_pluck(r->cq, &tag_close, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type ==
-                              GRPC_OP_COMPLETE)
-            r->closed = true;
-        if (r->trace) { /* before `in` goes: the tries may name its model */
-            request_t *tr = r->trace;
-            tr->grpc_code = r->cancelled && r->code == GRPC_STATUS_OK ? GRPC_STATUS_CANCELLED : (int)r->code;
-            if (r->error && r->code != GRPC_STATUS_OK)
-                snprintf(tr->error_reason, sizeof tr->error_reason, "%s", r->error);
-            if (!tr->model_asked && r->model)
-                tr->model_asked = strdup(r->model);
-            tr->tokens_in = r->tokens_in;
-            tr->cost_micro = r->cost_micro;
-            tr->tokens_out = r->tokens_out;
-            trace_request_done(tr);
-        }
         ai_router__airequest__free_unpacked(in, NULL);
-        met_observe(MET_H_DURATION, r->model_slot, http_now_us() - r->start_us);
-        if (r->first_piece_us)
-            met_observe(MET_H_TTFT, r->model_slot, r->first_piece_us - r->start_us);
-        if (r->cancelled)
-            met_client_abort(r->model_slot);
-        /* last, in this order: a scrape reads them first (see metrics.c) */
-        met_request(r->model_slot, r->backend_slot, KIND_CHAT, r->cancelled ? 499 : http_class(r->code));
-        met_in_flight(-1);
     }
-    if (!r->closed)
-        grpc_completion_queue_pluck(r->cq, &tag_close, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-    access_log(r, method);
+    /* the call is over once its close op completes: only then is `cancelled` final */
+    if (!r->closed && grpc_completion_queue_pluck(r->cq, &tag_close, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type ==
+                          GRPC_OP_COMPLETE)
+        r->closed = true;
+    grpc_status_code code = r->cancelled && r->code == GRPC_STATUS_OK ? GRPC_STATUS_CANCELLED : r->code;
+    req->grpc_code = (int)code;
+    req->grpc_status = grpc_status_name(code);
+    req->status = http_class(r->code);
+    req->client_abort = r->cancelled;
+    request_finish(req);
     rpc_free(r);
     __atomic_sub_fetch(&in_flight, 1, __ATOMIC_SEQ_CST);
     return NULL;
@@ -833,7 +673,6 @@ static rpc_t *ask_for_call(rpc_kind_t kind)
     if (!r)
         return NULL;
     r->kind = kind;
-    r->tokens_in = r->tokens_out = r->cost_micro = -1; /* unknown until a backend reports usage */
     r->cq = grpc_completion_queue_create_for_pluck(NULL);
     grpc_metadata_array_init(&r->md);
     grpc_call_error e;
@@ -948,8 +787,8 @@ void grpc_api_stop(int drain_s)
     if (!started)
         return;
     grpc_api_quiesce();
-    uint64_t deadline = http_now_us() + (uint64_t)drain_s * 1000000u;
-    while (grpc_api_in_flight() > 0 && http_now_us() < deadline) {
+    uint64_t deadline = clock_now_us() + (uint64_t)drain_s * 1000000u;
+    while (grpc_api_in_flight() > 0 && clock_now_us() < deadline) {
         struct timespec ts = {0, 20 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }

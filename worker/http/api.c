@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/state.h"
@@ -15,14 +16,10 @@
 #include "worker/oai/oai_shape.h"
 #include "worker/core/balance.h"
 #include "worker/core/failover.h"
-#include "worker/core/limits.h"
 #include "worker/core/route.h"
-#include "worker/core/trace.h"
+#include "worker/core/upstream.h"
 #include "worker/oai/validate.h"
 
-/* A stream whose backend says nothing for a while gets an SSE comment, so neither the
- * client nor libmicrohttpd's idle timeout (which counts time spent waiting in the
- * content reader) closes it: every 15 s, or half the idle timeout if that is shorter. */
 enum MHD_Result api_route_error(request_t *req, route_status_t rs, unsigned kind)
 {
     char msg[400];
@@ -39,32 +36,26 @@ enum MHD_Result api_route_error(request_t *req, route_status_t rs, unsigned kind
     return http_respond_error(req, 404, msg, "invalid_request_error", "model", "model_not_found");
 }
 
-int api_keepalive_ms(void)
+enum MHD_Result api_dispatch(request_t *req, void *job, const cfg_model_t *model, failover_try_fn try_target)
 {
-    int half = http_cfg->idle_timeout * 500;
-    return half < 15000 ? half : 15000;
+    be_event_t last;
+    switch (failover_run(req, job, model, try_target, &last)) {
+    case FAILOVER_ANSWERED:
+        return http_of(req)->answer;
+    case FAILOVER_FAILED:
+        return http_respond_error(req, last.status, last.message, last.err_type,
+                                  last.err_param[0] ? last.err_param : NULL, last.err_code[0] ? last.err_code : NULL);
+    case FAILOVER_NO_TARGET: {
+        char msg[300];
+        snprintf(msg, sizeof msg, "No backend is available for the model '%.200s' right now; try again later.",
+                 req->model_asked);
+        return http_respond_error(req, 503, msg, "server_error", NULL, "model_unavailable");
+    }
+    case FAILOVER_CLIENT_GONE:
+        break;
+    }
+    return MHD_NO; /* nobody to answer: close the connection */
 }
-
-
-
-/* Remembers the token counts of a response or chunk that carries usage. */
-static void note_usage(request_t *req, json_object *obj)
-{
-    json_object *u, *v;
-    if (!json_object_object_get_ex(obj, "usage", &u) || !json_object_is_type(u, json_type_object))
-        return;
-    if (json_object_object_get_ex(u, "prompt_tokens", &v) && json_object_is_type(v, json_type_int))
-        req->tokens_in = json_object_get_int64(v);
-    if (json_object_object_get_ex(u, "completion_tokens", &v) && json_object_is_type(v, json_type_int))
-        req->tokens_out = json_object_get_int64(v);
-    else if (req->tokens_in >= 0 && req->kind == KIND_EMBEDDINGS)
-        req->tokens_out = 0;
-    json_object *d;
-    if (json_object_object_get_ex(u, "prompt_tokens_details", &d) && json_object_is_type(d, json_type_object) &&
-        json_object_object_get_ex(d, "cached_tokens", &v) && json_object_is_type(v, json_type_int))
-        req->tokens_cached = json_object_get_int64(v);
-}
-
 
 enum MHD_Result api_respond_json(request_t *req, int status, json_object *obj)
 {
@@ -77,8 +68,7 @@ enum MHD_Result api_respond_json(request_t *req, int status, json_object *obj)
 
 typedef struct {
     request_t *req;             /* valid while the reader runs */
-    const backend_ops_t *ops;
-    be_call_t *call;            /* owned; NULL once closed */
+    upstream_t up;              /* the backend call, ended once the stream is */
     buf_t pending;              /* SSE bytes not yet handed to MHD */
     size_t off;
     bool finished;
@@ -87,20 +77,9 @@ typedef struct {
     bool client_wants_usage;
     bool gateway;               /* ai_router /stream: bare text events */
     ashape_stream_t *amsg;      /* owned: a Messages API client's event state, NULL for OpenAI */
-    int target_slot;            /* its in-flight count is held until the call closes */
-    int try_index;              /* for the trace */
 } relay_t;
 
-static void relay_close_call(relay_t *r)
-{
-    if (r->call) {
-        r->ops->close(r->call);
-        r->call = NULL;
-        st_target_in_flight(r->target_slot, -1);
-        trace_try_end(r->req, r->try_index, r->req && strncmp(r->req->error_reason, "backend", 7) == 0
-                                                ? r->req->error_reason : "");
-    }
-}
+static void relay_close_call(relay_t *r) { upstream_end(&r->up, NULL); }
 
 /* The last event of a stream that ended well. */
 static const char *stream_end(bool gateway)
@@ -124,39 +103,22 @@ static void gateway_text_event(buf_t *out, const char *text)
     buf_appends(out, "\n\n");
 }
 
-/* choices[0].message.content of a chat completion ("" if none). */
-static const char *completion_text(json_object *completion)
-{
-    json_object *choices, *msg, *content;
-    if (json_object_object_get_ex(completion, "choices", &choices) && json_object_is_type(choices, json_type_array) &&
-        json_object_array_length(choices) > 0 &&
-        json_object_object_get_ex(json_object_array_get_idx(choices, 0), "message", &msg) &&
-        json_object_object_get_ex(msg, "content", &content) && json_object_is_type(content, json_type_string))
-        return json_object_get_string(content);
-    return "";
-}
-
 /* Appends one backend chunk, rewritten for the client. */
 static void relay_chunk(relay_t *r, json_object *chunk)
 {
     json_object *choices;
-    uint64_t now = http_now_us();
+    uint64_t now = clock_now_us();
     if (r->req->last_event_us)
         met_observe(MET_H_GAP, r->req->model_slot, now - r->req->last_event_us);
     r->req->last_event_us = now;
     r->req->chunks_relayed++;
-    note_usage(r->req, chunk);
+    request_note_usage(r->req, chunk);
     if (r->amsg) {
         ashape_stream_chunk(r->amsg, chunk, &r->pending);
         return;
     }
     if (r->gateway) {
-        json_object *choices, *delta, *content;
-        if (json_object_object_get_ex(chunk, "choices", &choices) && json_object_is_type(choices, json_type_array) &&
-            json_object_array_length(choices) > 0 &&
-            json_object_object_get_ex(json_object_array_get_idx(choices, 0), "delta", &delta) &&
-            json_object_object_get_ex(delta, "content", &content) && json_object_is_type(content, json_type_string))
-            gateway_text_event(&r->pending, json_object_get_string(content));
+        gateway_text_event(&r->pending, shape_choice_text(chunk, "delta"));
         return;
     }
     if (!r->client_wants_usage) {
@@ -173,7 +135,7 @@ static void relay_chunk(relay_t *r, json_object *chunk)
 /* A chunk the backend handed out as text, model already renamed (be_request_t.chunk_text). */
 static void relay_chunk_text(relay_t *r, const char *text, size_t len)
 {
-    uint64_t now = http_now_us();
+    uint64_t now = clock_now_us();
     if (r->req->last_event_us)
         met_observe(MET_H_GAP, r->req->model_slot, now - r->req->last_event_us);
     r->req->last_event_us = now;
@@ -207,7 +169,7 @@ static int relay_event(relay_t *r, be_event_t *ev)
 {
     switch (ev->type) {
     case BE_EV_PENDING:
-        if (client_gone(http_client_fd(r->req)))
+        if (request_client_gone(r->req, 0))
             return -1;
         buf_appends(&r->pending, ": keep-alive\n\n");
         break;
@@ -218,13 +180,13 @@ static int relay_event(relay_t *r, be_event_t *ev)
             relay_chunk_text(r, ev->data, ev->len);
         break;
     case BE_EV_RESPONSE:
-        note_usage(r->req, ev->obj);
+        request_note_usage(r->req, ev->obj);
         if (r->amsg) {
             ashape_stream_completion(r->amsg, ev->obj, &r->pending);
             break;
         }
         if (r->gateway) {
-            gateway_text_event(&r->pending, completion_text(ev->obj));
+            gateway_text_event(&r->pending, shape_choice_text(ev->obj, "message"));
             break;
         }
         shape_set_model(ev->obj, r->client_model);
@@ -266,7 +228,7 @@ static ssize_t relay_read(void *cls, uint64_t pos, char *out, size_t max)
         if (r->finished)
             return MHD_CONTENT_READER_END_OF_STREAM;
         be_event_t ev;
-        r->ops->next(r->call, &ev, api_keepalive_ms());
+        r->up.ops->next(r->up.call, &ev, r->req->client.check_ms);
         if (relay_event(r, &ev) < 0) {
             json_object_put(ev.obj);
             relay_close_call(r); /* cancel the backend transfer at once */
@@ -275,7 +237,7 @@ static ssize_t relay_read(void *cls, uint64_t pos, char *out, size_t max)
         /* Events that have already arrived go out in the same write; nothing waits
          * for more to come, so no event is delayed. */
         while (!r->finished && r->pending.len < max / 2) {
-            r->ops->next(r->call, &ev, 0);
+            r->up.ops->next(r->up.call, &ev, 0);
             if (ev.type == BE_EV_PENDING)
                 break;
             if (relay_event(r, &ev) < 0) {
@@ -291,7 +253,7 @@ static ssize_t relay_read(void *cls, uint64_t pos, char *out, size_t max)
 static void relay_free(void *cls)
 {
     relay_t *r = cls;
-    r->req = NULL; /* the request may already be gone when the response is destroyed */
+    r->req = r->up.req = NULL; /* the request may already be gone when the response is destroyed */
     relay_close_call(r);
     buf_free(&r->pending);
     free(r->client_model);
@@ -313,11 +275,7 @@ static enum MHD_Result start_stream(request_t *req, relay_t *r)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream; charset=utf-8");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
     MHD_add_response_header(resp, "X-Accel-Buffering", "no");
-    http_add_common_headers(req, resp);
-    req->status = 200;
-    enum MHD_Result rc = MHD_queue_response(req->conn, 200, resp);
-    MHD_destroy_response(resp);
-    return rc;
+    return http_queue(req, 200, resp);
 }
 
 /* ---- request handling ---- */
@@ -325,8 +283,9 @@ static enum MHD_Result start_stream(request_t *req, relay_t *r)
 /* Parses the body as one JSON object; NULL (and a queued 400) when it is not. */
 json_object *api_parse_body(request_t *req, enum MHD_Result *rc)
 {
+    const buf_t *body = &http_of(req)->body;
     shape_parse_status_t st = SHAPE_PARSE_INVALID;
-    json_object *obj = req->body.len > 0 ? shape_parse_status(req->body.data, req->body.len, &st) : NULL;
+    json_object *obj = body->len > 0 ? shape_parse_status(body->data, body->len, &st) : NULL;
     if (!obj && st == SHAPE_PARSE_TOO_DEEP) {
         char msg[160];
         snprintf(msg, sizeof msg, "The JSON body of your request nests objects and arrays more than %d levels deep.",
@@ -366,78 +325,91 @@ static bool json_true(json_object *obj, const char *key)
            json_object_get_boolean(v);
 }
 
-/* One try against one target. Either the answer (or a final error) has been queued
- * (TRY_ANSWERED), or the try failed before anything reached the client (TRY_FAILED,
- * with the failure in *ev) and the caller may try elsewhere. */
-
-typedef api_job_t job_t;
-
-/* Pulls a non-streaming answer: one response, or a backend stream folded into one.
- * Returns the response, or NULL with *ev holding the error. */
-static json_object *collect_whole(request_t *req, const backend_ops_t *ops, be_call_t *call, unsigned kind,
-                                  be_event_t *ev)
+/* Answers with a whole completion, in the shape the client asked for. */
+static void answer_whole(request_t *req, const api_job_t *job, json_object *result)
 {
-    shape_agg_t *agg = NULL;
-    json_object *result = NULL;
-    for (;;) {
-        ops->next(call, ev, api_keepalive_ms());
-        if (ev->type == BE_EV_PENDING) {
-            if (client_gone(http_client_fd(req))) {
-                be_event_error(ev, BE_ERR_CLIENT_GONE, 499, "client_gone", NULL, "client left");
-                break;
-            }
-            continue;
-        }
-        if (ev->type == BE_EV_CHUNK) {
-            if (!agg)
-                agg = shape_agg_new(kind);
-            if (agg)
-                shape_agg_add(agg, ev->obj);
-            json_object_put(ev->obj);
-            ev->obj = NULL;
-            if (shape_agg_size(agg) > CFG_MAX_ANSWER_BYTES) {
-                be_event_error(ev, BE_ERR_PROTOCOL, 502, "server_error", "backend_error",
-                               "The model's backend sent an answer that is too large.");
-                break;
-            }
-            continue;
-        }
-        if (ev->type == BE_EV_RESPONSE)
-            result = ev->obj;
-        break; /* RESPONSE, END or ERROR */
+    request_note_usage(req, result);
+    shape_set_model(result, req->model_asked);
+    req->first_byte_us = clock_now_us(); /* the access log's ttfb_ms: the answer is ready */
+    if (job->gateway) { /* ai_router's shape: {"content","provider","model"} */
+        json_object *g = json_object_new_object();
+        json_object_object_add(g, "content", json_object_new_string(shape_choice_text(result, "message")));
+        json_object_object_add(g, "provider", json_object_new_string(req->provider ? req->provider : ""));
+        json_object_object_add(g, "model", json_object_new_string(req->model_asked));
+        api_respond_json(req, 200, g);
+        json_object_put(g);
+    } else if (job->messages) {
+        char err[200];
+        json_object *msg = ashape_from_completion(result, req->model_asked, job->stop_sequences, err, sizeof err);
+        if (msg)
+            api_respond_json(req, 200, msg);
+        else
+            http_respond_error(req, 502, err, "server_error", NULL, "backend_error");
+        json_object_put(msg);
+    } else {
+        api_respond_json(req, 200, result);
     }
-    if (ev->type != BE_EV_ERROR && !result && agg)
-        result = shape_agg_finish(agg);
-    shape_agg_free(agg);
-    if (ev->type != BE_EV_ERROR && !result)
-        be_event_error(ev, BE_ERR_PROTOCOL, 502, "server_error", "backend_error",
-                       "The model's backend returned an empty answer.");
-    return ev->type == BE_EV_ERROR ? NULL : result;
 }
 
-try_result_t api_try_target(request_t *req, const void *job_arg, const cfg_model_t *m, bool is_fallback,
-                               const cfg_target_t *t, be_event_t *ev, enum MHD_Result *rc)
+/* A stream's first event: a failure may still be retried, or answered with a proper status
+ * instead of an error inside a 200; anything else starts the SSE answer, which the relay goes
+ * on with. */
+static upstream_step_t take_first(void *ctx, upstream_t *u, be_event_t *ev)
 {
-    const job_t *job = job_arg;
-    const cfg_backend_t *be = &http_cfg->backends[t->backend];
-    const backend_ops_t *ops = backend_lookup(be->type);
-    /* Pass-through targets get the name asked for; a fallback model's, its own name. */
-    const char *backend_model = t->backend_model ? t->backend_model : is_fallback ? m->name : req->model_asked;
-    req->backend_name = be->name;
-    req->backend_slot = be->metric_slot;
-    req->backend = be;
-    req->backend_model = backend_model;
-    req->attempts++;
-    if (!ops) {
-        be_event_error(ev, BE_ERR_INTERNAL, 500, "server_error", NULL,
-                       "The model's backend is not available in this build.");
-        return TRY_FAILED;
+    const api_job_t *job = ctx;
+    request_t *req = u->req;
+    if (ev->type == BE_EV_ERROR)
+        return UPSTREAM_FAILED;
+    relay_t *r = calloc(1, sizeof *r);
+    if (!r || !(r->client_model = strdup(req->model_asked))) {
+        free(r);
+        json_object_put(ev->obj);
+        be_event_error(ev, BE_ERR_INTERNAL, 500, "server_error", NULL, "out of memory");
+        http_of(req)->answer = MHD_NO;
+        return UPSTREAM_ANSWERED;
     }
+    r->req = req;
+    r->up = *u;
+    r->kind = job->kind;
+    r->client_wants_usage = job->client_usage;
+    r->gateway = job->gateway;
+    if (job->messages) {
+        if (!(r->amsg = calloc(1, sizeof *r->amsg))) {
+            json_object_put(ev->obj);
+            relay_free(r);
+            http_of(req)->answer = MHD_NO;
+            return UPSTREAM_KEEP; /* ended with the relay */
+        }
+        ashape_stream_init(r->amsg, req->model_asked, job->stop_sequences, job->input_estimate);
+    }
+    req->first_byte_us = clock_now_us();
+    be_event_type_t first_type = ev->type;
+    relay_event(r, ev);
+    req->last_event_us = req->first_byte_us; /* gaps are counted from the first event */
+    if (first_type == BE_EV_RESPONSE) { /* synthesised stream: the whole answer is here */
+        if (r->amsg)
+            ashape_stream_finish(r->amsg, &r->pending);
+        else
+            buf_appends(&r->pending, stream_end(r->gateway));
+        r->finished = true;
+        relay_close_call(r);
+    }
+    start_stream(req, r);
+    return UPSTREAM_KEEP;
+}
+
+try_result_t api_try_target(request_t *req, void *job_arg, const cfg_model_t *m, bool is_fallback,
+                            const cfg_target_t *t, be_event_t *ev)
+{
+    const api_job_t *job = job_arg;
+    upstream_t u;
+    if (upstream_begin(&u, req, m, is_fallback, t, false, ev) < 0)
+        return TRY_FAILED;
     bool backend_stream = job->kind == KIND_EMBEDDINGS ? false
                           : m->backend_stream >= 0      ? m->backend_stream
                                                         : job->client_stream;
     json_object *body = job->body;
-    json_object_object_add(body, "model", json_object_new_string(backend_model));
+    json_object_object_add(body, "model", json_object_new_string(u.backend_model));
     if (job->kind != KIND_EMBEDDINGS) {
         if (backend_stream != job->client_stream || json_object_object_get_ex(body, "stream", NULL))
             json_object_object_add(body, "stream", json_object_new_boolean(backend_stream));
@@ -446,168 +418,37 @@ try_result_t api_try_target(request_t *req, const void *job_arg, const cfg_model
         else if (job->stream_options)
             json_object_object_add(body, "stream_options", json_object_get(job->stream_options));
     }
-    int try_index = trace_try_begin(req, be, backend_model);
-    char traceparent[64];
-    trace_backend_header(req, try_index, traceparent, sizeof traceparent);
     be_request_t breq = {
         .kind = job->kind,
-        .backend = be,
+        .backend = u.backend,
         .model = m,
-        .backend_model = backend_model,
+        .backend_model = u.backend_model,
         .client_model = req->model_asked,
         .body = body,
         .stream = backend_stream,
         /* Folding a stream into one answer needs its usage even if the client did not ask. */
-        .want_usage = backend_stream && (job->client_usage || !job->client_stream || be->stream_usage || job->messages),
+        .want_usage = backend_stream && (job->client_usage || !job->client_stream || u.backend->stream_usage ||
+                                         job->messages),
         .max_tokens = m->max_tokens,
-        .client_key = req->client_key,
-        .request_id = req->id,
-        .client_fd = http_client_fd(req),
         .max_event_bytes = http_cfg->max_event_bytes,
-        .traceparent = traceparent,
         .chunk_text = job->client_stream && backend_stream && !job->gateway && !job->messages,
     };
-    st_target_in_flight(t->state_slot, 1);
-    be_call_t *call = ops->open(&breq, ev);
-    if (!call) {
-        st_target_in_flight(t->state_slot, -1);
-        trace_try_end(req, try_index, be_error_name(ev->error));
-        return TRY_FAILED;
-    }
-
-    if (!job->client_stream) {
-        json_object *result = collect_whole(req, ops, call, job->kind, ev);
-        ops->close(call);
-        st_target_in_flight(t->state_slot, -1);
-        trace_try_end(req, try_index, result ? "" : be_error_name(ev->error));
-        if (!result)
-            return TRY_FAILED;
-        note_usage(req, result);
-        shape_set_model(result, req->model_asked);
-        req->first_byte_us = http_now_us(); /* the access log's ttfb_ms: the answer is ready */
-        if (job->gateway) { /* ai_router's shape: {"content","provider","model"} */
-            json_object *g = json_object_new_object();
-            json_object_object_add(g, "content", json_object_new_string(completion_text(result)));
-            json_object_object_add(g, "provider", json_object_new_string(req->provider ? req->provider : ""));
-            json_object_object_add(g, "model", json_object_new_string(req->model_asked));
-            *rc = api_respond_json(req, 200, g);
-            json_object_put(g);
-        } else if (job->messages) {
-            char err[200];
-            json_object *msg = ashape_from_completion(result, req->model_asked, job->stop_sequences, err, sizeof err);
-            *rc = msg ? api_respond_json(req, 200, msg) : http_respond_error(req, 502, err, "server_error", NULL, "backend_error");
-            json_object_put(msg);
-        } else {
-            *rc = api_respond_json(req, 200, result);
-        }
-        json_object_put(result);
-        return TRY_ANSWERED;
-    }
-
-    /* Streaming: wait for the first event, so that an early failure can still be
-     * retried or answered with a proper status instead of an error inside a 200. */
-    for (;;) {
-        ops->next(call, ev, api_keepalive_ms());
-        if (ev->type != BE_EV_PENDING)
-            break;
-        if (client_gone(http_client_fd(req))) {
-            be_event_error(ev, BE_ERR_CLIENT_GONE, 499, "client_gone", NULL, "client left");
-            break;
-        }
-    }
-    if (ev->type == BE_EV_ERROR) {
-        ops->close(call);
-        st_target_in_flight(t->state_slot, -1);
-        trace_try_end(req, try_index, be_error_name(ev->error));
-        return TRY_FAILED;
-    }
-    relay_t *r = calloc(1, sizeof *r);
-    if (!r || !(r->client_model = strdup(req->model_asked))) {
-        free(r);
-        json_object_put(ev->obj);
-        ops->close(call);
-        st_target_in_flight(t->state_slot, -1);
-        trace_try_end(req, try_index, "internal");
-        *rc = MHD_NO;
-        return TRY_ANSWERED;
-    }
-    r->req = req;
-    r->ops = ops;
-    r->call = call;
-    r->kind = job->kind;
-    r->client_wants_usage = job->client_usage;
-    r->gateway = job->gateway;
-    if (job->messages) {
-        if (!(r->amsg = calloc(1, sizeof *r->amsg))) {
-            json_object_put(ev->obj);
-            relay_free(r);
-            *rc = MHD_NO;
-            return TRY_ANSWERED;
-        }
-        ashape_stream_init(r->amsg, req->model_asked, job->stop_sequences, job->input_estimate);
-    }
-    r->target_slot = t->state_slot;
-    r->try_index = try_index;
-    req->first_byte_us = http_now_us();
-    be_event_t first = *ev;
-    relay_event(r, &first);
-    req->last_event_us = req->first_byte_us; /* gaps are counted from the first event */
-    if (ev->type == BE_EV_RESPONSE) { /* synthesised stream: the whole answer is here */
-        if (r->amsg)
-            ashape_stream_finish(r->amsg, &r->pending);
-        else
-            buf_appends(&r->pending, stream_end(r->gateway));
-        r->finished = true;
-        relay_close_call(r);
-    }
-    *rc = start_stream(req, r);
-    return TRY_ANSWERED;
+    if (job->client_stream)
+        return upstream_run(&u, &breq, take_first, (void *)job, ev);
+    upstream_whole_t whole = {.kind = job->kind};
+    try_result_t res = upstream_run(&u, &breq, upstream_take_whole, &whole, ev);
+    if (res == TRY_ANSWERED)
+        answer_whole(req, job, whole.result);
+    upstream_whole_free(&whole);
+    return res;
 }
 
-
-/* The completion tokens the request asks for at most (max_completion_tokens, else
- * max_tokens), 0 when it does not say. */
-static long long requested_max_tokens(json_object *body)
-{
-    static const char *const names[] = {"max_completion_tokens", "max_tokens", "max_output_tokens"};
-    json_object *v;
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (json_object_object_get_ex(body, names[i], &v) &&
-            (json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double)))
-            return (long long)json_object_get_double(v);
-    return 0;
-}
-
-/* Reserves the request's tokens and estimated cost against its key's tpm and budget, and
- * notes its model's price. Returns -1 with a queued 429 when a limit refuses it. */
-static int api_reserve(request_t *req, unsigned kind, json_object *body, const cfg_model_t *m, enum MHD_Result *rc)
-{
-    if (!req->key && !m->priced)
-        return 0;
-    long long total = quota_estimate(req->body.len, requested_max_tokens(body), m->max_tokens, kind != KIND_EMBEDDINGS);
-    long long prompt = (long long)(req->body.len / 4);
-    int retry_after;
-    char which = limits_reserve(req->key, &req->limits, m, prompt, total > prompt ? total - prompt : 0, &retry_after);
-    if (!which)
-        return 0;
-    char msg[300];
-    limits_message(req->key, which, retry_after, msg, sizeof msg);
-    req->retry_after_s = retry_after;
-    if (which == 'b') {
-        snprintf(req->error_reason, sizeof req->error_reason, "budget_exceeded");
-        *rc = http_respond_error(req, 429, msg, "budget_exceeded", NULL, "budget_exceeded");
-        return -1;
-    }
-    snprintf(req->error_reason, sizeof req->error_reason, "rate_limited");
-    *rc = http_respond_error(req, 429, msg, "tokens", NULL, "rate_limit_exceeded");
-    return -1;
-}
 
 enum MHD_Result api_run(request_t *req, unsigned kind, json_object *body, bool gateway)
 {
     json_object *v;
     enum MHD_Result rc;
-    job_t job = {.body = body, .kind = kind, .gateway = gateway};
+    api_job_t job = {.body = body, .kind = kind, .gateway = gateway};
     validate_error_t bad;
     if (validate_request(kind, body, &bad) < 0)
         return http_respond_error(req, 400, bad.message, "invalid_request_error", bad.param, bad.code);
@@ -629,7 +470,7 @@ enum MHD_Result api_run(request_t *req, unsigned kind, json_object *body, bool g
                  req->provider);
         return http_respond_error(req, 400, msg, "invalid_request_error", "provider", "unsupported_provider");
     }
-    if (api_reserve(req, kind, body, route.model, &rc) < 0)
+    if (http_reserve(req, route.model, body, &rc) < 0)
         return rc;
     job.client_stream = kind != KIND_EMBEDDINGS && json_true(body, "stream");
     if (job.client_stream && json_object_object_get_ex(body, "stream_options", &v)) {
@@ -637,7 +478,7 @@ enum MHD_Result api_run(request_t *req, unsigned kind, json_object *body, bool g
         job.stream_options = json_object_get(v);
     }
     req->stream = job.client_stream;
-    rc = failover_dispatch(req, &job, route.model, api_try_target);
+    rc = api_dispatch(req, &job, route.model, api_try_target);
     json_object_put(job.stream_options);
     return rc;
 }
@@ -646,9 +487,7 @@ static enum MHD_Result handle_inference(request_t *req, unsigned kind, const cha
                                         const char *required_what)
 {
     enum MHD_Result rc = MHD_YES;
-    req->kind = kind;
-    met_in_flight(1); /* undone when the request completes */
-    trace_begin(req);
+    http_track(req, kind);
     json_object *body = api_parse_body(req, &rc), *v;
     if (!body)
         return rc;
@@ -695,7 +534,7 @@ enum MHD_Result api_models_list(request_t *req)
 {
     json_object *list = json_object_new_object(), *data = json_object_new_array();
     json_object_object_add(list, "object", json_object_new_string("list"));
-    uint64_t now = st_now_ms();
+    uint64_t now = clock_now_ms();
     for (int i = 0; i < http_cfg->nmodels; i++) {
         const cfg_model_t *m = &http_cfg->models[i];
         if (m->is_glob || !route_key_allows(req->key, m->name))
@@ -713,7 +552,7 @@ enum MHD_Result api_models_list(request_t *req)
 enum MHD_Result api_model_get(request_t *req)
 {
     char id[512];
-    snprintf(id, sizeof id, "%s", req->url + strlen("/v1/models/"));
+    snprintf(id, sizeof id, "%s", req->path + strlen("/v1/models/"));
     MHD_http_unescape(id); /* URLs arrive as escaped by the client */
     /* A name is listed if it would route by itself: exactly or through a glob. */
     for (int i = 0; i < http_cfg->nmodels; i++) {

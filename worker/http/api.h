@@ -1,4 +1,4 @@
-/* OpenAI API handlers. Each is called once the whole request body is in req->body,
+/* OpenAI API handlers. Each is called once the whole request body has arrived (http_of(req)->body),
  * and queues exactly one response. */
 #ifndef AIROUTER_API_H
 #define AIROUTER_API_H
@@ -24,8 +24,8 @@ typedef struct {
 } api_job_t;
 
 /* One try of job (an api_job_t) against target t: a failover_try_fn. */
-try_result_t api_try_target(request_t *req, const void *job, const cfg_model_t *m, bool is_fallback,
-                            const cfg_target_t *t, be_event_t *ev, enum MHD_Result *rc);
+try_result_t api_try_target(request_t *req, void *job, const cfg_model_t *m, bool is_fallback,
+                            const cfg_target_t *t, be_event_t *ev);
 
 enum MHD_Result api_chat_completions(request_t *req);
 enum MHD_Result api_completions(request_t *req);
@@ -44,7 +44,9 @@ enum MHD_Result api_missing_param(request_t *req, const char *param, const char 
 /* 404 model_not_found, 400 unsupported_kind, or 400 when no model was given. */
 enum MHD_Result api_route_error(request_t *req, route_status_t rs, unsigned kind);
 enum MHD_Result api_respond_json(request_t *req, int status, json_object *obj);
-/* How long a stream may wait for its backend before a keep-alive goes out. */
-int api_keepalive_ms(void);
+/* Runs job through the failover loop on model and turns what happened into the answer: the
+ * answer a try queued, the last backend error, 503 model_unavailable, or nothing (MHD_NO) for
+ * a client that left. */
+enum MHD_Result api_dispatch(request_t *req, void *job, const cfg_model_t *model, failover_try_fn try_target);
 
 #endif

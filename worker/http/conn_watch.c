@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "common/buf.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/oai_error.h"
 
@@ -54,13 +55,6 @@ static pthread_t thread;
 static uint64_t header_timeout_us;
 static long body_rate;
 static buf_t reply_head_timeout, reply_body_slow; /* complete 408 responses, built at start */
-
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 /* Bytes the kernel has received on the socket so far (0 if it cannot tell). MHD reads
  * them at once into its own buffer, so this is how "something arrived" is seen. */
@@ -142,7 +136,7 @@ static void *watch_main(void *arg)
     (void)arg;
     pthread_mutex_lock(&lock);
     while (!stopping) {
-        uint64_t now = now_us();
+        uint64_t now = clock_now_us();
         for (conn_watch_t *w = conns; w; w = w->next)
             check(w, now);
         uint64_t tick = header_timeout_us / 4 < TICK_MAX_US ? header_timeout_us / 4 : TICK_MAX_US;
@@ -209,7 +203,7 @@ conn_watch_t *conn_watch_opened(int fd)
         return NULL;
     w->fd = fd;
     w->phase = PHASE_IDLE;
-    w->since_us = now_us();
+    w->since_us = clock_now_us();
     pthread_mutex_lock(&lock);
     w->next = conns;
     if (conns)
@@ -244,7 +238,7 @@ void conn_watch_head_begun(conn_watch_t *w)
     if (w->phase == PHASE_IDLE) {
         w->phase = PHASE_HEAD;
         if (w->kept_alive) /* a first head's clock runs from the accept */
-            w->since_us = now_us();
+            w->since_us = clock_now_us();
     }
     pthread_mutex_unlock(&lock);
 }
@@ -257,7 +251,7 @@ static bool advance(conn_watch_t *w, phase_t to)
     pthread_mutex_lock(&lock);
     bool live = w->phase != PHASE_CUT;
     if (live && to != w->phase) {
-        w->since_us = now_us();
+        w->since_us = clock_now_us();
         w->phase = to;
         w->body_bytes = 0;
     }
@@ -289,7 +283,7 @@ void conn_watch_request_done(conn_watch_t *w)
     if (w->phase != PHASE_CUT) {
         w->phase = PHASE_IDLE;
         w->kept_alive = true;
-        w->since_us = now_us();
+        w->since_us = clock_now_us();
         w->rx_mark = rx;
     }
     pthread_mutex_unlock(&lock);

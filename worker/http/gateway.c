@@ -6,10 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/metrics.h"
 #include "worker/http/api.h"
 #include "worker/oai/oai_shape.h"
-#include "worker/core/trace.h"
 
 /* OpenAI chat fields whose values are not strings. */
 static const char *const number_fields[] = {"temperature", "top_p", "presence_penalty", "frequency_penalty", NULL};
@@ -100,9 +98,7 @@ bad:
 static enum MHD_Result handle(request_t *req, bool stream)
 {
     enum MHD_Result rc;
-    req->kind = KIND_CHAT;
-    met_in_flight(1); /* undone when the request completes */
-    trace_begin(req);
+    http_track(req, KIND_CHAT);
     json_object *in_body = api_parse_body(req, &rc), *v;
     if (!in_body)
         return rc;

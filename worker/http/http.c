@@ -1,9 +1,8 @@
 #include "worker/http/http.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,22 +11,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/rand_id.h"
-#include "common/metrics.h"
 #include "common/state.h"
 #include "common/oai_error.h"
 #include "common/urlpath.h"
-#include "worker/http/api.h"
-#include "worker/core/balance.h"
-#include "worker/oai/anthropic_shape.h"
 #include "worker/http/conn_watch.h"
-#include "worker/http/gateway.h"
+#include "worker/oai/anthropic_shape.h"
 #include "worker/core/mem.h"
-#include "worker/http/messages.h"
-#include "worker/http/proxy.h"
 #include "worker/core/route.h"
-#include "worker/core/trace.h"
+#include "worker/oai/usage.h"
 
 const cfg_t *http_cfg;
 volatile int http_draining;
@@ -47,133 +41,17 @@ static unsigned open_connections;
  * can read the 413; beyond that the connection is simply closed. */
 #define DISCARD_SLACK (1024 * 1024)
 
-static enum MHD_Result handle_health(request_t *req)
-{
-    static const char body[] = "{\"status\":\"ok\"}";
-    return http_respond(req, 200, "application/json", body, sizeof body - 1);
-}
-
-static enum MHD_Result handle_ready(request_t *req)
-{
-    if (http_draining)
-        return http_respond_error(req, 503, "airouter is shutting down", "server_error", NULL,
-                                  "service_unavailable");
-    bool any = false;
-    uint64_t now = st_now_ms();
-    for (int i = 0; i < http_cfg->nmodels && !any; i++)
-        any = balance_model_available(http_cfg, &http_cfg->models[i], now);
-    if (!any)
-        return http_respond_error(req, 503, "No backend target is healthy.", "server_error", NULL,
-                                  "no_healthy_target");
-    static const char body[] = "{\"status\":\"ready\"}";
-    return http_respond(req, 200, "application/json", body, sizeof body - 1);
-}
-
-/* Whether the client is on this host (127.0.0.0/8, ::1 or IPv4-mapped loopback). */
-static bool peer_is_loopback(struct MHD_Connection *conn)
-{
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
-    if (!sa)
-        return false;
-    if (sa->sa_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
-    if (sa->sa_family == AF_INET6) {
-        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-        return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
-    }
-    return false;
-}
-
-static enum MHD_Result handle_metrics(request_t *req)
-{
-    /* The metrics name every backend and model: with neither a token nor a listener of their
-     * own chosen by the operator, only this host may read them. */
-    if (!http_cfg->metrics_token && !metrics_daemon && !peer_is_loopback(req->conn))
-        return http_respond_error(req, 403,
-                                  "/metrics is served only to clients on this host; set metrics.token or "
-                                  "metrics.listen to scrape it from elsewhere.",
-                                  "invalid_request_error", NULL, "forbidden");
-    if (http_cfg->metrics_token) {
-        const char *auth = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Authorization");
-        bool ok = auth && strncasecmp(auth, "Bearer ", 7) == 0 && route_secret_equal(auth + 7, http_cfg->metrics_token);
-        if (!ok)
-            return http_respond_error(req, 401, "/metrics needs 'Authorization: Bearer TOKEN' (metrics.token).",
-                                      "invalid_request_error", NULL, "invalid_api_key");
-    }
-    buf_t b = {0};
-    if (met_render(&b, AIROUTER_VERSION) < 0) {
-        buf_free(&b);
-        return http_respond_error(req, 500, "metrics are not available", "server_error", NULL, NULL);
-    }
-    st_render(&b, http_cfg);
-    enum MHD_Result rc = http_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
-    buf_free(&b);
-    return rc;
-}
-
-enum { M_GET = 1, M_POST = 2, M_DELETE = 4, M_ANY = 8 };
-
-typedef struct {
-    const char *path;
-    bool prefix;           /* path is a prefix (with something after it) */
-    unsigned methods;      /* M_*; GET also allows HEAD */
-    bool needs_key;
-    enum MHD_Result (*handler)(request_t *req);
-} endpoint_t;
-
-static const endpoint_t endpoints[] = {
-    {"/health", false, M_GET, false, handle_health},
-    {"/ready", false, M_GET, false, handle_ready},
-    {"/v1/chat/completions", false, M_POST, true, api_chat_completions},
-    {"/v1/completions", false, M_POST, true, api_completions},
-    {"/v1/embeddings", false, M_POST, true, api_embeddings},
-    {"/v1/models", false, M_GET, true, api_models_list},
-    {"/v1/models/", true, M_GET, true, api_model_get},
-    {"/v1/audio/speech", false, M_POST, true, proxy_speech},
-    {"/v1/audio/transcriptions", false, M_POST, true, proxy_transcriptions},
-    {"/v1/audio/translations", false, M_POST, true, proxy_translations},
-    {"/v1/images/generations", false, M_POST, true, proxy_image_generations},
-    {"/v1/images/edits", false, M_POST, true, proxy_image_edits},
-    {"/v1/images/variations", false, M_POST, true, proxy_image_variations},
-    {"/v1/moderations", false, M_POST, true, proxy_moderations},
-    {"/v1/responses", false, M_POST, true, proxy_responses},
-    {"/v1/responses/", true, M_GET | M_POST | M_DELETE, true, proxy_response_by_id},
-    {"/v1/messages", false, M_POST, true, messages_create},
-    {"/v1/messages/count_tokens", false, M_POST, true, messages_count_tokens},
-    {"/generate", false, M_POST, true, gateway_generate},
-    {"/stream", false, M_POST, true, gateway_stream},
-    {"(passthrough)", false, M_ANY, true, proxy_passthrough},
-    {"/metrics", false, M_GET, false, handle_metrics},
-};
-#define NENDPOINTS ((int)(sizeof endpoints / sizeof endpoints[0]))
-#define ENDPOINT_PASSTHROUGH (NENDPOINTS - 2)
+/* The routes the worker serves (http_start); none for a request before it is routed. */
+static const http_route_t *routes;
+static int nroutes;
 
 static const char *allow_header(unsigned methods)
 {
     switch (methods) {
-    case M_POST: return "POST";
-    case M_GET | M_POST | M_DELETE: return "GET, HEAD, POST, DELETE";
+    case HTTP_POST: return "POST";
+    case HTTP_GET | HTTP_POST | HTTP_DELETE: return "GET, HEAD, POST, DELETE";
     default: return "GET, HEAD";
     }
-}
-
-#define ENDPOINT_HEALTH 0
-#define ENDPOINT_METRICS (NENDPOINTS - 1)
-#define NENDPOINTS ((int)(sizeof endpoints / sizeof endpoints[0]))
-
-uint64_t http_unix_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-uint64_t http_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 ssize_t http_hand_out(request_t *req, const buf_t *pending, size_t *off, char *out, size_t max)
@@ -187,11 +65,26 @@ ssize_t http_hand_out(request_t *req, const buf_t *pending, size_t *off, char *o
     return (ssize_t)n;
 }
 
-int http_client_fd(request_t *req)
+int http_keepalive_ms(void)
 {
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    return ci ? ci->connect_fd : -1;
+    /* A stream whose backend says nothing for a while gets an SSE comment, so neither the client
+     * nor libmicrohttpd's idle timeout (which counts time spent waiting in the content reader)
+     * closes it: every 15 s, or half the idle timeout if that is shorter. */
+    int half = http_cfg->idle_timeout * 500;
+    return half < 15000 ? half : 15000;
+}
+
+void http_track(request_t *req, unsigned kind)
+{
+    request_track(req, kind, MHD_lookup_connection_value(http_of(req)->conn, MHD_HEADER_KIND, "traceparent"));
+}
+
+/* The client as the core sees it: gone once its socket is hung up. */
+static bool client_gone_within(void *ctx, int wait_ms)
+{
+    int fd = ((http_request_t *)ctx)->core.client.fd;
+    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+    return poll(&p, fd >= 0 ? 1 : 0, wait_ms) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
 }
 
 static void add_ratelimit_headers(struct MHD_Response *resp, const char *what, long limit, long remaining,
@@ -209,13 +102,15 @@ static void add_ratelimit_headers(struct MHD_Response *resp, const char *what, l
     MHD_add_response_header(resp, name, v);
 }
 
-void http_add_common_headers(request_t *req, struct MHD_Response *resp)
+/* The headers every response carries (request id, connection close when draining...). */
+static void add_common_headers(http_request_t *hr, struct MHD_Response *resp)
 {
+    const request_t *req = &hr->core;
     char v[32];
     MHD_add_response_header(resp, "X-Request-Id", req->id);
-    if (req->anthropic)
+    if (hr->anthropic)
         MHD_add_response_header(resp, "request-id", req->id);
-    if (http_draining || req->overloaded || req->close_connection)
+    if (http_draining || hr->overloaded || hr->close_connection)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     if (req->retry_after_s > 0) {
         snprintf(v, sizeof v, "%d", req->retry_after_s);
@@ -225,38 +120,43 @@ void http_add_common_headers(request_t *req, struct MHD_Response *resp)
         snprintf(v, sizeof v, "%d", req->attempts);
         MHD_add_response_header(resp, "x-airouter-attempts", v);
     }
-    if (req->ratelimit_headers) {
+    if (req->key_usage_known) {
         /* The same headers OpenAI sends, so clients that read them keep working. */
-        if (req->rl_limit_requests)
-            add_ratelimit_headers(resp, "requests", req->rl_limit_requests, req->rl_remaining_requests,
-                                  req->rl_reset_requests_s);
-        if (req->rl_limit_tokens)
-            add_ratelimit_headers(resp, "tokens", req->rl_limit_tokens, req->rl_remaining_tokens,
-                                  req->rl_reset_tokens_s);
+        const st_key_usage_t *u = &req->limits.usage;
+        if (u->limit_requests)
+            add_ratelimit_headers(resp, "requests", u->limit_requests, u->remaining_requests, u->reset_requests_s);
+        if (u->limit_tokens)
+            add_ratelimit_headers(resp, "tokens", u->limit_tokens, u->remaining_tokens, u->reset_tokens_s);
     }
+}
+
+enum MHD_Result http_queue(request_t *req, int status, struct MHD_Response *resp)
+{
+    http_request_t *hr = http_of(req);
+    add_common_headers(hr, resp);
+    req->status = status;
+    hr->answer = MHD_queue_response(hr->conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return hr->answer;
 }
 
 enum MHD_Result http_respond(request_t *req, int status, const char *content_type,
                              const char *body, size_t len)
 {
+    http_request_t *hr = http_of(req);
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
     if (!resp)
-        return MHD_NO;
+        return hr->answer = MHD_NO;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-    http_add_common_headers(req, resp);
     if (status == 405) {
-        const endpoint_t *ep = req->endpoint >= 0 ? &endpoints[req->endpoint] : NULL;
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
-                                req->allow ? req->allow : allow_header(ep ? ep->methods : M_GET));
+                                hr->allow ? hr->allow : allow_header(hr->route ? hr->route->methods : HTTP_GET));
     }
     if (status == 401)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
-    req->status = status;
     req->bytes_out = len;
-    enum MHD_Result rc = MHD_queue_response(req->conn, (unsigned)status, resp);
-    MHD_destroy_response(resp);
-    return rc;
+    return http_queue(req, status, resp);
 }
 
 enum MHD_Result http_respond_error(request_t *req, int status, const char *message,
@@ -264,7 +164,7 @@ enum MHD_Result http_respond_error(request_t *req, int status, const char *messa
 {
     buf_t b = {0};
     int rc_format;
-    if (req->anthropic) {
+    if (http_of(req)->anthropic) {
         const char *atype = ashape_error_type(status, &status);
         rc_format = ashape_error_format(&b, atype, message);
     } else {
@@ -272,7 +172,7 @@ enum MHD_Result http_respond_error(request_t *req, int status, const char *messa
     }
     if (rc_format < 0) {
         buf_free(&b);
-        return MHD_NO;
+        return http_of(req)->answer = MHD_NO;
     }
     if (!req->error_reason[0])
         snprintf(req->error_reason, sizeof req->error_reason, "%s", code ? code : type);
@@ -300,30 +200,32 @@ static void set_request_id(request_t *req, struct MHD_Connection *conn)
 
 static bool method_allowed(unsigned methods, const char *method)
 {
-    return (methods & M_ANY) || ((methods & M_GET) && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)) ||
-           ((methods & M_POST) && strcmp(method, "POST") == 0) ||
-           ((methods & M_DELETE) && strcmp(method, "DELETE") == 0);
+    return (methods & HTTP_ANY) ||
+           ((methods & HTTP_GET) && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)) ||
+           ((methods & HTTP_POST) && strcmp(method, "POST") == 0) ||
+           ((methods & HTTP_DELETE) && strcmp(method, "DELETE") == 0);
 }
 
-static int find_endpoint(const char *url, bool *method_ok, const char *method)
+static const http_route_t *find_route(const char *path, bool *method_ok, const char *method)
 {
-    /* Known endpoints first: a passthrough rule cannot shadow them. */
-    for (int i = 0; i < NENDPOINTS; i++) {
-        const endpoint_t *ep = &endpoints[i];
-        if (i == ENDPOINT_PASSTHROUGH)
+    /* Routes by path first: a matcher (a passthrough rule) cannot shadow them. */
+    for (int i = 0; i < nroutes; i++) {
+        const http_route_t *r = &routes[i];
+        if (!r->path)
             continue;
-        size_t n = strlen(ep->path);
-        bool match = ep->prefix ? strncmp(url, ep->path, n) == 0 && url[n] : strcmp(url, ep->path) == 0;
+        size_t n = strlen(r->path);
+        bool match = r->prefix ? strncmp(path, r->path, n) == 0 && path[n] : strcmp(path, r->path) == 0;
         if (!match)
             continue;
-        *method_ok = method_allowed(ep->methods, method);
-        return i;
+        *method_ok = method_allowed(r->methods, method);
+        return r;
     }
-    if (proxy_match(url)) {
-        *method_ok = true;
-        return ENDPOINT_PASSTHROUGH;
-    }
-    return -1;
+    for (int i = 0; i < nroutes; i++)
+        if (!routes[i].path && routes[i].match(path)) {
+            *method_ok = method_allowed(routes[i].methods, method);
+            return &routes[i];
+        }
+    return NULL;
 }
 
 /* The key from "Authorization: Bearer K" or "x-api-key: K". */
@@ -339,35 +241,60 @@ static const char *presented_key(struct MHD_Connection *conn)
     return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "x-api-key");
 }
 
+enum MHD_Result http_respond_refusal(request_t *req, char which, const char *msg)
+{
+    if (which == 'u')
+        return http_respond_error(req, 503, msg, "server_error", NULL, "cluster_unavailable");
+    if (which == 'b')
+        return http_respond_error(req, 429, msg, "budget_exceeded", NULL, "budget_exceeded");
+    return http_respond_error(req, 429, msg, which == 't' ? "tokens" : "requests", NULL, "rate_limit_exceeded");
+}
+
+static int reserve(request_t *req, const cfg_model_t *m, long long max_tokens, enum MHD_Result *rc)
+{
+    char msg[300];
+    char which = request_reserve(req, m, http_of(req)->body.len, max_tokens, msg, sizeof msg);
+    if (!which)
+        return 0;
+    *rc = http_respond_refusal(req, which, msg);
+    return -1;
+}
+
+int http_reserve(request_t *req, const cfg_model_t *m, json_object *body, enum MHD_Result *rc)
+{
+    return reserve(req, m, body ? usage_max_tokens_asked(body) : 0, rc);
+}
+
+int http_reserve_passthrough(request_t *req, const char *content_type, enum MHD_Result *rc)
+{
+    const buf_t *body = &http_of(req)->body;
+    const cfg_model_t *m = NULL;
+    long long max_tokens = 0;
+    char name[256];
+    bool priced = false;
+    for (int i = 0; i < http_cfg->nmodels && !priced; i++)
+        priced = http_cfg->models[i].priced;
+    if (priced && content_type && strncasecmp(content_type, "application/json", 16) == 0 &&
+        usage_request_model(body->data, body->len, name, sizeof name, &max_tokens)) {
+        m = route_model_named(http_cfg, name);
+        if (m && !m->priced)
+            m = NULL;
+    }
+    /* most forwarded APIs (files, batches, vector stores, fine-tuning) are no model's answer:
+     * only a usage in the answer makes a charge */
+    req->limits.usage_only = true;
+    return reserve(req, m, max_tokens, rc);
+}
+
 /* Applies the key's per-minute and concurrency limits. Returns -1 with a queued 429 (503
  * when the shared limits cannot be reached and cluster.on_error is "deny"). */
 static int admit_key(request_t *req, enum MHD_Result *rc)
 {
-    const cfg_key_t *k = req->key;
-    if (!k->rpm && !k->tpm && !k->max_concurrent)
-        return 0;
-    st_key_usage_t u;
-    int retry_after;
-    char which = limits_admit(k, &req->limits, &retry_after, &u);
-    req->ratelimit_headers = (k->rpm || k->tpm) && which != 'u';
-    req->rl_limit_requests = u.limit_requests;
-    req->rl_remaining_requests = u.remaining_requests;
-    req->rl_limit_tokens = u.limit_tokens;
-    req->rl_remaining_tokens = u.remaining_tokens;
-    req->rl_reset_requests_s = u.reset_requests_s;
-    req->rl_reset_tokens_s = u.reset_tokens_s;
+    char msg[300];
+    char which = request_admit(req, msg, sizeof msg);
     if (!which)
         return 0;
-    char msg[300];
-    limits_message(k, which, retry_after, msg, sizeof msg);
-    req->retry_after_s = retry_after;
-    if (which == 'u') {
-        snprintf(req->error_reason, sizeof req->error_reason, "cluster_unavailable");
-        *rc = http_respond_error(req, 503, msg, "server_error", NULL, "cluster_unavailable");
-        return -1;
-    }
-    snprintf(req->error_reason, sizeof req->error_reason, "rate_limited");
-    *rc = http_respond_error(req, 429, msg, which == 't' ? "tokens" : "requests", NULL, "rate_limit_exceeded");
+    *rc = http_respond_refusal(req, which, msg);
     return -1;
 }
 
@@ -437,10 +364,10 @@ static bool chunked_last(const char *te)
  * (request smuggling), so the framing rules of RFC 9112 (sections 3.2, 5 and 6) that
  * libmicrohttpd does not enforce itself are enforced before anything else: the request
  * is refused and the connection closed. Returns -1 with the answer queued in *rc. */
-static int check_framing(request_t *req, const char *version, enum MHD_Result *rc)
+static int check_framing(http_request_t *hr, const char *version, enum MHD_Result *rc)
 {
     head_t f = {0};
-    MHD_get_connection_values_n(req->conn, MHD_HEADER_KIND, collect_head, &f);
+    MHD_get_connection_values_n(hr->conn, MHD_HEADER_KIND, collect_head, &f);
     const char *why = NULL;
     int status = 400;
     bool http11 = strcmp(version, MHD_HTTP_VERSION_1_1) == 0;
@@ -464,8 +391,8 @@ static int check_framing(request_t *req, const char *version, enum MHD_Result *r
         why = "The request has Content-Length headers that disagree.";
     if (!why)
         return 0;
-    req->close_connection = true;
-    *rc = http_respond_error(req, status, why, "invalid_request_error", NULL,
+    hr->close_connection = true;
+    *rc = http_respond_error(&hr->core, status, why, "invalid_request_error", NULL,
                              status == 501 ? "unsupported_transfer_encoding" : "invalid_framing");
     return -1;
 }
@@ -475,7 +402,7 @@ static int check_framing(request_t *req, const char *version, enum MHD_Result *r
 static int check_path(request_t *req, enum MHD_Result *rc)
 {
     const char *why = NULL;
-    switch (urlpath_check(req->url)) {
+    switch (urlpath_check(req->path)) {
     case URLPATH_OK:
         return 0;
     case URLPATH_DOT_SEGMENT:
@@ -494,31 +421,32 @@ static int check_path(request_t *req, enum MHD_Result *rc)
 
 /* First call for a request: check its framing and path, route it, check the method, key
  * and announced size. Returns MHD_YES with a queued response when it is already answered. */
-static enum MHD_Result begin_request(request_t *req, const char *version, bool on_metrics_port, bool *answered)
+static enum MHD_Result begin_request(http_request_t *hr, const char *version, bool on_metrics_port, bool *answered)
 {
-    struct MHD_Connection *conn = req->conn;
+    request_t *req = &hr->core;
+    struct MHD_Connection *conn = hr->conn;
     bool method_ok = false;
     enum MHD_Result rc;
     *answered = true;
-    if (check_framing(req, version, &rc) < 0 || check_path(req, &rc) < 0)
+    if (check_framing(hr, version, &rc) < 0 || check_path(req, &rc) < 0)
         return rc;
-    req->endpoint = find_endpoint(req->url, &method_ok, req->method);
+    const http_route_t *route = find_route(req->path, &method_ok, req->method);
     /* With a separate metrics listener, each port serves only its own paths. */
-    if (req->endpoint >= 0 && (metrics_daemon || on_metrics_port)) {
-        bool metrics_path = req->endpoint == ENDPOINT_METRICS;
-        if (on_metrics_port ? !(metrics_path || req->endpoint == ENDPOINT_HEALTH) : metrics_path)
-            req->endpoint = -1;
+    if (route && (metrics_daemon || on_metrics_port)) {
+        bool metrics_path = route->flags & HTTP_ROUTE_METRICS;
+        if (on_metrics_port ? !(metrics_path || (route->flags & HTTP_ROUTE_OPS)) : metrics_path)
+            route = NULL;
     }
-    if (req->endpoint < 0) {
+    if (!route) {
         char msg[300];
-        snprintf(msg, sizeof msg, "Invalid URL (%.16s %.200s)", req->method, req->url);
+        snprintf(msg, sizeof msg, "Invalid URL (%.16s %.200s)", req->method, req->path);
         return http_respond_error(req, 404, msg, "invalid_request_error", NULL, "unknown_url");
     }
-    const endpoint_t *ep = &endpoints[req->endpoint];
-    req->anthropic = ep->handler == messages_create || ep->handler == messages_count_tokens;
+    hr->route = route;
+    hr->anthropic = route->flags & HTTP_ROUTE_ANTHROPIC;
     if (__atomic_load_n(&open_connections, __ATOMIC_RELAXED) > (unsigned)http_cfg->max_connections &&
-        req->endpoint != ENDPOINT_HEALTH && req->endpoint != ENDPOINT_METRICS) {
-        req->overloaded = true;
+        !(route->flags & (HTTP_ROUTE_OPS | HTTP_ROUTE_METRICS))) {
+        hr->overloaded = true;
         req->retry_after_s = 1;
         return http_respond_error(req, 503, "airouter is at its connection limit; try again shortly.",
                                   "server_error", NULL, "server_overloaded");
@@ -526,7 +454,7 @@ static enum MHD_Result begin_request(request_t *req, const char *version, bool o
     if (!method_ok) {
         char msg[300];
         snprintf(msg, sizeof msg, "Method %.16s is not allowed for %.200s; use %s", req->method,
-                 req->url, allow_header(ep->methods));
+                 req->path, allow_header(route->methods));
         return http_respond_error(req, 405, msg, "invalid_request_error", NULL,
                                   "method_not_allowed");
     }
@@ -540,7 +468,7 @@ static enum MHD_Result begin_request(request_t *req, const char *version, bool o
         return http_respond_error(req, 413, msg, "invalid_request_error", NULL,
                                   "request_too_large");
     }
-    if (ep->needs_key && http_cfg->nkeys > 0) {
+    if ((route->flags & HTTP_ROUTE_KEY) && http_cfg->nkeys > 0) {
         const char *k = presented_key(conn);
         req->key = route_authenticate(http_cfg, k);
         if (!req->key)
@@ -551,11 +479,9 @@ static enum MHD_Result begin_request(request_t *req, const char *version, bool o
                           "or 'x-api-key: KEY'.",
                 "invalid_request_error", NULL, "invalid_api_key");
         req->client_key = strdup(k);
-        if (ep->handler != api_models_list && ep->handler != api_model_get) {
-            if (admit_key(req, &rc) < 0)
-                return rc;
-        }
-    } else if (ep->needs_key) {
+        if ((route->flags & HTTP_ROUTE_LIMITED) && admit_key(req, &rc) < 0)
+            return rc;
+    } else if (route->flags & HTTP_ROUTE_KEY) {
         const char *k = presented_key(conn);
         if (k)
             req->client_key = strdup(k);
@@ -575,26 +501,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   const char *upload_data, size_t *upload_data_size,
                                   void **con_cls)
 {
-    request_t *req = *con_cls;
+    http_request_t *hr = *con_cls;
     conn_watch_t *watch = watch_of(conn);
-    if (!req) {
+    if (!hr) {
         if (!conn_watch_head_done(watch))
             return MHD_NO; /* cut for slowness just now: already answered 408 */
-        req = calloc(1, sizeof *req);
-        if (!req)
+        hr = calloc(1, sizeof *hr);
+        if (!hr)
             return MHD_NO;
-        *con_cls = req;
-        req->start_us = http_now_us();
-        req->conn = conn;
-        req->url = url;
-        req->method = method;
-        req->endpoint = -1;
-        req->tokens_in = req->tokens_out = req->tokens_cached = req->cost_micro = -1;
-        req->start_unix_ns = http_unix_ns();
+        *con_cls = hr;
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const request_client_t client = {
+            .gone = client_gone_within, .ctx = hr, .fd = ci ? ci->connect_fd : -1, .check_ms = http_keepalive_ms(),
+        };
+        request_init(&hr->core, http_cfg, REQUEST_HTTP, method, url, &client);
+        hr->conn = conn;
         __atomic_add_fetch(&active_requests, 1, __ATOMIC_SEQ_CST);
-        set_request_id(req, conn);
+        set_request_id(&hr->core, conn);
         bool answered;
-        enum MHD_Result rc = begin_request(req, version, cls != NULL, &answered);
+        enum MHD_Result rc = begin_request(hr, version, cls != NULL, &answered);
         if (answered) /* whatever body follows is only discarded: no rate to keep */
             conn_watch_body_done(watch);
         return answered ? rc : MHD_YES;
@@ -604,105 +529,37 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         if (!conn_watch_body(watch, n))
             return MHD_NO;
-        req->body_seen += n;
-        if (req->body_seen > http_cfg->max_body_bytes) {
-            req->too_large = true;
-            buf_free(&req->body);
-            return req->body_seen > http_cfg->max_body_bytes + DISCARD_SLACK ? MHD_NO : MHD_YES;
+        hr->body_seen += n;
+        if (hr->body_seen > http_cfg->max_body_bytes) {
+            hr->too_large = true;
+            buf_free(&hr->body);
+            return hr->body_seen > http_cfg->max_body_bytes + DISCARD_SLACK ? MHD_NO : MHD_YES;
         }
-        return buf_append(&req->body, upload_data, n) < 0 ? MHD_NO : MHD_YES;
+        return buf_append(&hr->body, upload_data, n) < 0 ? MHD_NO : MHD_YES;
     }
     if (!conn_watch_body_done(watch))
         return MHD_NO;
-    if (req->too_large) {
+    if (hr->too_large) {
         char msg[160];
         snprintf(msg, sizeof msg, "Request body too large: the limit is %zu bytes",
                  http_cfg->max_body_bytes);
-        return http_respond_error(req, 413, msg, "invalid_request_error", NULL,
+        return http_respond_error(&hr->core, 413, msg, "invalid_request_error", NULL,
                                   "request_too_large");
     }
-    return endpoints[req->endpoint].handler(req);
-}
-
-static void access_log(request_t *req)
-{
-    if (!log_access_enabled())
-        return;
-    buf_t b = {0};
-    char ts[40];
-    log_timestamp(ts, sizeof ts);
-    uint64_t now = http_now_us();
-    buf_printf(&b, "{\"time\":\"%s\",\"request_id\":", ts);
-    buf_append_json_string(&b, req->id);
-    buf_appends(&b, ",\"method\":");
-    buf_append_json_string(&b, req->method ? req->method : "");
-    buf_appends(&b, ",\"path\":");
-    buf_append_json_string(&b, req->url ? req->url : "");
-    buf_printf(&b, ",\"status\":%d,\"bytes\":%llu,\"duration_ms\":%.3f,\"worker\":%d", req->status,
-               (unsigned long long)req->bytes_out, (double)(now - req->start_us) / 1000.0,
-               (int)getpid());
-    buf_appends(&b, ",\"key\":");
-    if (req->key)
-        buf_append_json_string(&b, req->key->name);
-    else
-        buf_appends(&b, "null");
-    buf_appends(&b, ",\"model\":");
-    if (req->model_asked)
-        buf_append_json_string(&b, req->model_asked);
-    else
-        buf_appends(&b, "null");
-    buf_appends(&b, ",\"model_routed\":");
-    if (req->model_routed)
-        buf_append_json_string(&b, req->model_routed);
-    else
-        buf_appends(&b, "null");
-    buf_appends(&b, ",\"backend\":");
-    if (req->backend_name)
-        buf_append_json_string(&b, req->backend_name);
-    else
-        buf_appends(&b, "null");
-    buf_printf(&b, ",\"stream\":%s", req->stream ? "true" : "false");
-    if (req->first_byte_us)
-        buf_printf(&b, ",\"ttfb_ms\":%.3f", (double)(req->first_byte_us - req->start_us) / 1000.0);
-    else
-        buf_appends(&b, ",\"ttfb_ms\":null");
-    if (req->tokens_in >= 0)
-        buf_printf(&b, ",\"tokens_in\":%lld", req->tokens_in);
-    else
-        buf_appends(&b, ",\"tokens_in\":null");
-    if (req->tokens_out >= 0)
-        buf_printf(&b, ",\"tokens_out\":%lld", req->tokens_out);
-    else
-        buf_appends(&b, ",\"tokens_out\":null");
-    if (req->cost_micro >= 0)
-        buf_printf(&b, ",\"cost_usd\":%.6f", (double)req->cost_micro / 1e6);
-    else
-        buf_appends(&b, ",\"cost_usd\":null");
-    buf_printf(&b, ",\"retries\":%d,\"client_abort\":%s", req->attempts > 1 ? req->attempts - 1 : 0,
-               req->client_abort ? "true" : "false");
-    if (req->trace_id[0])
-        buf_printf(&b, ",\"trace_id\":\"%s\"", req->trace_id);
-    buf_appends(&b, ",\"error\":");
-    if (req->error_reason[0])
-        buf_append_json_string(&b, req->error_reason);
-    else
-        buf_appends(&b, "null");
-    buf_appends(&b, "}");
-    if (b.data)
-        log_access_line(b.data, b.len);
-    buf_free(&b);
+    return hr->route->handler(&hr->core);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     (void)cls;
-    request_t *req = *con_cls;
+    http_request_t *hr = *con_cls;
     conn_watch_t *watch = watch_of(conn);
-    if (!req) {
+    if (!hr) {
         conn_watch_request_done(watch);
         return;
     }
+    request_t *req = &hr->core;
     const char *cut_reason = conn_watch_cut_reason(watch);
     if (cut_reason && !req->status) {
         req->status = 408;
@@ -718,42 +575,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         req->status = 499; /* closed before any response: nginx's convention */
     if (toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT || strcmp(req->error_reason, "client_abort") == 0)
         req->client_abort = true;
-    req->cost_micro = limits_cost(&req->limits, req->tokens_in, req->tokens_cached, req->tokens_out);
-    if (req->kind) {
-        uint64_t now = http_now_us();
-        met_observe(MET_H_DURATION, req->model_slot, now - req->start_us);
-        if (req->first_byte_us && req->stream)
-            met_observe(MET_H_TTFT, req->model_slot, req->first_byte_us - req->start_us);
-        if (req->tokens_in > 0 || req->tokens_out > 0)
-            met_tokens(req->model_slot, req->tokens_in > 0 ? (uint64_t)req->tokens_in : 0,
-                       req->tokens_out > 0 ? (uint64_t)req->tokens_out : 0);
-        if (req->client_abort)
-            met_client_abort(req->model_slot);
-        /* last, in this order: a scrape reads them first (see metrics.c) */
-        met_request(req->model_slot, req->backend_slot, req->kind, req->client_abort ? 499 : req->status);
-        met_in_flight(-1);
-        trace_request_done(req);
-    }
-    if (req->key) {
-        long long used = (req->tokens_in > 0 ? req->tokens_in : 0) + (req->tokens_out > 0 ? req->tokens_out : 0);
-        quota_outcome_t how = req->tokens_in >= 0 || req->tokens_out >= 0 ? QUOTA_USAGE
-                              : req->status >= 400 || !req->bytes_out ? QUOTA_FAILED
-                                                                      : QUOTA_NO_USAGE;
-        long long cost = req->cost_micro;
-        if (how == QUOTA_NO_USAGE && req->client_abort && req->chunks_relayed > 0) {
-            /* left mid-stream, before any usage: settled with what was produced, a chunk a token */
-            how = QUOTA_USAGE;
-            used = req->limits.prompt_estimate + req->chunks_relayed;
-            cost = limits_cost(&req->limits, req->limits.prompt_estimate, 0, req->chunks_relayed);
-        }
-        limits_finish(req->key, &req->limits, how, used, cost);
-    }
-    access_log(req);
-    buf_free(&req->body);
-    free(req->client_key);
-    free(req->model_asked);
-    free(req->provider);
-    free(req);
+    request_finish(req);
+    buf_free(&hr->body);
+    free(hr);
     *con_cls = NULL;
     __atomic_sub_fetch(&active_requests, 1, __ATOMIC_SEQ_CST);
     conn_watch_request_done(watch);
@@ -824,9 +648,13 @@ static struct MHD_Daemon *start_daemon(int fd, void *cls, const cfg_t *cfg)
         MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL, MHD_OPTION_END);
 }
 
-int http_start(const cfg_t *cfg, int listen_fd, int metrics_fd)
+bool http_has_metrics_listener(void) { return metrics_daemon != NULL; }
+
+int http_start(const cfg_t *cfg, const http_route_t *table, int ntable, int listen_fd, int metrics_fd)
 {
     http_cfg = cfg;
+    routes = table;
+    nroutes = ntable;
     if (conn_watch_start(cfg->header_timeout, cfg->min_body_rate) < 0)
         return -1;
     if (metrics_fd >= 0) {
@@ -866,8 +694,8 @@ void http_drain_and_stop(bool final)
     /* A connection ends once it has answered its request, or once the watchdog has seen it
      * idle with nothing received: a request already on its way is answered, never cut. */
     conn_watch_drain(final);
-    uint64_t deadline = http_now_us() + (uint64_t)http_cfg->drain_timeout * 1000000u;
-    while ((conn_watch_open_count() > 0 || http_active_requests() > 0) && http_now_us() < deadline) {
+    uint64_t deadline = clock_now_us() + (uint64_t)http_cfg->drain_timeout * 1000000u;
+    while ((conn_watch_open_count() > 0 || http_active_requests() > 0) && clock_now_us() < deadline) {
         struct timespec ts = {0, 20 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }

@@ -15,7 +15,6 @@
 #include "worker/oai/oai_shape.h"
 #include "worker/http/proxy.h"
 #include "worker/core/route.h"
-#include "worker/core/trace.h"
 
 typedef struct {
     json_object *body;         /* the client's Messages request */
@@ -28,7 +27,7 @@ typedef struct {
 /* "Name: value" from the client's header, if it is present and safe to forward. */
 static const char *forwarded_header(request_t *req, const char *name, char *line, size_t size)
 {
-    const char *v = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+    const char *v = MHD_lookup_connection_value(http_of(req)->conn, MHD_HEADER_KIND, name);
     if (!v || !v[0] || strlen(v) + strlen(name) + 3 > size || strpbrk(v, "\r\n"))
         return NULL;
     size_t n = strlen(name);
@@ -70,7 +69,7 @@ static long long backend_token_count(request_t *req, const cfg_backend_t *be, co
         .backend = be, .method = "POST", .path = "/tokenize", .beside_v1 = true,
         .content_type = "application/json", .body = &seg, .nbody = 1,
         .backend_model = backend_model, .client_model = req->model_asked, .sanitise_errors = true,
-        .client_key = req->client_key, .request_id = req->id, .traceparent = "", .client_fd = http_client_fd(req),
+        .client_key = req->client_key, .request_id = req->id, .traceparent = "", .client_fd = req->client.fd,
     };
     be_event_t ev;
     long long count = -1;
@@ -78,7 +77,7 @@ static long long backend_token_count(request_t *req, const cfg_backend_t *be, co
     be_call_t *call = ops->open_raw(&rr, &ev);
     bool ok = false;
     while (call) {
-        ops->next_raw(call, &ev, api_keepalive_ms());
+        ops->next_raw(call, &ev, req->client.check_ms);
         if (ev.type == BE_EV_HEADERS && ev.status != 200)
             break;
         if (ev.type == BE_EV_DATA && (answer.len + ev.len > CFG_MAX_ANSWER_BYTES || buf_append(&answer, ev.data, ev.len) < 0))
@@ -87,7 +86,7 @@ static long long backend_token_count(request_t *req, const cfg_backend_t *be, co
             ok = true;
             break;
         }
-        if (ev.type == BE_EV_ERROR || (ev.type == BE_EV_PENDING && client_gone(http_client_fd(req))))
+        if (ev.type == BE_EV_ERROR || (ev.type == BE_EV_PENDING && request_client_gone(req, 0)))
             break;
     }
     if (call)
@@ -110,13 +109,13 @@ static enum MHD_Result answer_count(request_t *req, json_object *body, long long
     return rc;
 }
 
-static try_result_t messages_try(request_t *req, const void *job_arg, const cfg_model_t *m, bool is_fallback,
-                                 const cfg_target_t *t, be_event_t *ev, enum MHD_Result *rc)
+static try_result_t messages_try(request_t *req, void *job_arg, const cfg_model_t *m, bool is_fallback,
+                                 const cfg_target_t *t, be_event_t *ev)
 {
-    messages_job_t *job = (messages_job_t *)job_arg; /* ours: the chat body is made here once */
+    messages_job_t *job = job_arg; /* the chat body is made here once */
     const cfg_backend_t *be = &http_cfg->backends[t->backend];
     if (strcmp(be->type, "anthropic") == 0)
-        return proxy_try(req, &job->relay, m, is_fallback, t, ev, rc);
+        return proxy_try(req, &job->relay, m, is_fallback, t, ev);
     if (job->count_tokens) {
         /* Counted by the backend's tokenizer where it has one, else estimated here. */
         const char *backend_model = t->backend_model ? t->backend_model : is_fallback ? m->name : req->model_asked;
@@ -124,7 +123,7 @@ static try_result_t messages_try(request_t *req, const void *job_arg, const cfg_
         req->backend_slot = be->metric_slot;
         req->backend = be;
         req->backend_model = backend_model;
-        *rc = answer_count(req, job->body, backend_token_count(req, be, backend_model, job->body));
+        answer_count(req, job->body, backend_token_count(req, be, backend_model, job->body));
         return TRY_ANSWERED;
     }
     if (!job->chat.body) {
@@ -132,19 +131,17 @@ static try_result_t messages_try(request_t *req, const void *job_arg, const cfg_
         const char *param;
         job->chat.body = ashape_to_chat(job->body, err, sizeof err, &param);
         if (!job->chat.body) {
-            *rc = http_respond_error(req, 400, err, "invalid_request_error", param, "invalid_value");
+            http_respond_error(req, 400, err, "invalid_request_error", param, "invalid_value");
             return TRY_ANSWERED;
         }
     }
-    return api_try_target(req, &job->chat, m, is_fallback, t, ev, rc);
+    return api_try_target(req, &job->chat, m, is_fallback, t, ev);
 }
 
 static enum MHD_Result handle(request_t *req, bool count_tokens)
 {
     enum MHD_Result rc = MHD_YES;
-    req->kind = KIND_MESSAGES;
-    met_in_flight(1); /* undone when the request completes */
-    trace_begin(req);
+    http_track(req, KIND_MESSAGES);
     json_object *body = api_parse_body(req, &rc), *v;
     if (!body)
         return rc;
@@ -190,7 +187,10 @@ static enum MHD_Result handle(request_t *req, bool count_tokens)
     job.chat.stop_sequences = json_object_object_get_ex(body, "stop_sequences", &v) ? v : NULL;
     job.chat.input_estimate = ashape_estimate_tokens(body);
     req->stream = job.chat.client_stream;
-    rc = failover_dispatch(req, &job, route.model, messages_try);
+    /* counting tokens costs nothing, but is checked against the key's limits */
+    if (http_reserve(req, count_tokens ? NULL : route.model, body, &rc) < 0)
+        goto out;
+    rc = api_dispatch(req, &job, route.model, messages_try);
 out:
     json_object_put(job.chat.body);
     json_object_put(body);

@@ -12,6 +12,7 @@
 #include <strings.h>
 #include <sys/uio.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/oai_error.h"
@@ -25,43 +26,38 @@
 #include "worker/oai/multipart.h"
 #include "worker/oai/oai_shape.h"
 #include "worker/core/route.h"
-#include "worker/core/trace.h"
+#include "worker/core/upstream.h"
+#include "worker/oai/usage.h"
 
 
 /* ---- streaming relay of an answer ---- */
 
 typedef struct {
     request_t *req;             /* valid while the reader runs */
-    const backend_ops_t *ops;
-    be_call_t *call;
+    upstream_t up;              /* the backend call, ended once the relay is */
     buf_t pending;
     size_t off;
     bool finished;
     bool sse;                   /* rewrite "model" in data lines */
     shape_sse_t rewriter;
     char *client_model;
-    int target_slot;
-    int try_index;
+    usage_scan_t *usage;        /* JSON and SSE answers: where their usage is read */
 } proxy_relay_t;
 
-static void relay_close(proxy_relay_t *r)
-{
-    if (r->call) {
-        r->ops->close(r->call);
-        r->call = NULL;
-        st_target_in_flight(r->target_slot, -1);
-        trace_try_end(r->req, r->try_index, r->req && strncmp(r->req->error_reason, "backend", 7) == 0
-                                                ? r->req->error_reason : "");
-    }
-}
+static void relay_close(proxy_relay_t *r) { upstream_end(&r->up, NULL); }
 
-/* Token usage seen in the events so far (the Responses API sends it in response.completed). */
-static void note_stream_usage(proxy_relay_t *r)
+/* Token usage and events seen in the answer so far (the Responses API sends usage in its
+ * response.completed event). */
+static void note_stream_usage(proxy_relay_t *r, const char *p, size_t n)
 {
-    if (r->rewriter.tokens_in >= 0)
-        r->req->tokens_in = r->rewriter.tokens_in;
-    if (r->rewriter.tokens_out >= 0)
-        r->req->tokens_out = r->rewriter.tokens_out;
+    if (!r->usage || !r->req)
+        return;
+    usage_scan_feed(r->usage, p, n);
+    const usage_t *u = &r->usage->found;
+    r->req->tokens_in = u->in;
+    r->req->tokens_out = u->out;
+    r->req->tokens_cached = u->cached;
+    r->req->chunks_relayed = r->usage->events;
 }
 
 /* Turns one event into bytes; returns -1 when the stream must be cut. */
@@ -69,6 +65,7 @@ static int relay_event(proxy_relay_t *r, be_event_t *ev)
 {
     switch (ev->type) {
     case BE_EV_DATA:
+        note_stream_usage(r, ev->data, ev->len);
         if (r->sse) {
             if (shape_sse_feed(&r->rewriter, ev->data, ev->len, r->client_model, &r->pending) < 0) {
                 be_event_error(ev, BE_ERR_PROTOCOL, 502, "server_error", "backend_error",
@@ -76,21 +73,18 @@ static int relay_event(proxy_relay_t *r, be_event_t *ev)
                                r->rewriter.lines.max_line);
                 return relay_event(r, ev);
             }
-            note_stream_usage(r);
         } else {
             buf_append(&r->pending, ev->data, ev->len);
         }
         return 0;
     case BE_EV_END:
-        if (r->sse) {
+        if (r->sse)
             shape_sse_finish(&r->rewriter, r->client_model, &r->pending);
-            note_stream_usage(r);
-        }
         r->finished = true;
         relay_close(r);
         return 0;
     case BE_EV_PENDING:
-        if (client_gone(http_client_fd(r->req))) {
+        if (request_client_gone(r->req, 0)) {
             snprintf(r->req->error_reason, sizeof r->req->error_reason, "client_abort");
             return -1;
         }
@@ -109,7 +103,7 @@ static int relay_event(proxy_relay_t *r, be_event_t *ev)
         if (!r->sse)
             return -1; /* a binary body cannot carry an error: cut it short */
         buf_t e = {0};
-        if (r->req->anthropic) {
+        if (http_of(r->req)->anthropic) {
             int status;
             ashape_error_format(&e, ashape_error_type(ev->status, &status), ev->message);
         } else {
@@ -138,7 +132,7 @@ static ssize_t relay_read(void *cls, uint64_t pos, char *out, size_t max)
         if (r->finished)
             return MHD_CONTENT_READER_END_OF_STREAM;
         be_event_t ev;
-        r->ops->next_raw(r->call, &ev, api_keepalive_ms());
+        r->up.ops->next_raw(r->up.call, &ev, r->req->client.check_ms);
         if (relay_event(r, &ev) < 0) {
             relay_close(r);
             return MHD_CONTENT_READER_END_WITH_ERROR;
@@ -150,68 +144,149 @@ static ssize_t relay_read(void *cls, uint64_t pos, char *out, size_t max)
 static void relay_free(void *cls)
 {
     proxy_relay_t *r = cls;
-    r->req = NULL; /* may already be gone */
+    r->req = r->up.req = NULL; /* may already be gone */
     relay_close(r);
     if (r->sse)
         shape_sse_finish(&r->rewriter, r->client_model, &r->pending);
     buf_free(&r->pending);
     free(r->client_model);
+    if (r->usage)
+        usage_scan_free(r->usage);
+    free(r->usage);
     free(r);
 }
 
 /* ---- one try ---- */
 
-/* Reads a whole (JSON) answer. Returns false with *ev set on failure. */
-static bool read_all(request_t *req, const backend_ops_t *ops, be_call_t *call, buf_t *out, be_event_t *ev)
+/* A relayed answer as it starts: the backend's status line, then either the whole (JSON) answer
+ * read here, or a relay that goes on with the call. */
+typedef struct {
+    const proxy_job_t *job;
+    const char *asked;          /* the client-facing model name, NULL: none */
+    enum { AWAIT_HEADERS, READ_WHOLE, HEAD_ONLY, RELAYED } state;
+    int status;
+    char content_type[128];
+    buf_t answer;               /* owned: a JSON answer, read whole */
+} relayed_t;
+
+/* Starts relaying the rest of the answer as it comes; the relay owns the call from now on. */
+static void start_relay(relayed_t *s, upstream_t *u)
 {
-    for (;;) {
-        ops->next_raw(call, ev, api_keepalive_ms());
-        if (ev->type == BE_EV_DATA) {
-            if (out->len + ev->len > CFG_MAX_ANSWER_BYTES) {
+    request_t *req = u->req;
+    proxy_relay_t *r = calloc(1, sizeof *r);
+    if (!r || !(r->client_model = strdup(s->asked ? s->asked : ""))) {
+        free(r);
+        upstream_end(u, "internal");
+        http_of(req)->answer = MHD_NO;
+        return;
+    }
+    r->req = req;
+    r->up = *u;
+    r->rewriter = (shape_sse_t)SHAPE_SSE_INIT(http_cfg->max_event_bytes);
+    r->sse = !s->job->passthrough && s->asked && strncasecmp(s->content_type, "text/event-stream", 17) == 0;
+    /* forwarded downloads (a batch's output file is full of usage objects) are not read */
+    if (s->status < 300 && (!s->job->passthrough || req->limits.priced) &&
+        (strncasecmp(s->content_type, "text/event-stream", 17) == 0 ||
+         strncasecmp(s->content_type, "application/json", 16) == 0) &&
+        (r->usage = malloc(sizeof *r->usage)))
+        usage_scan_init(r->usage);
+    req->stream = strncasecmp(s->content_type, "text/event-stream", 17) == 0;
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, relay_read, r, relay_free);
+    if (!resp) {
+        relay_free(r);
+        http_of(req)->answer = MHD_NO;
+        return;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, s->content_type);
+    if (req->stream) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+        MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+    }
+    http_queue(req, s->status, resp);
+}
+
+static upstream_step_t take_relayed(void *ctx, upstream_t *u, be_event_t *ev)
+{
+    relayed_t *s = ctx;
+    request_t *req = u->req;
+    if (s->state == AWAIT_HEADERS) {
+        if (ev->type != BE_EV_HEADERS) {
+            if (ev->type != BE_EV_ERROR)
                 be_event_error(ev, BE_ERR_PROTOCOL, 502, "server_error", "backend_error",
-                               "The model's backend sent an answer that is too large.");
-                return false;
-            }
-            buf_append(out, ev->data, ev->len);
-        } else if (ev->type == BE_EV_END) {
-            return true;
-        } else if (ev->type == BE_EV_ERROR) {
-            return false;
-        } else if (ev->type == BE_EV_PENDING && client_gone(http_client_fd(req))) {
-            be_event_error(ev, BE_ERR_CLIENT_GONE, 499, "client_gone", NULL, "client left");
-            return false;
+                               "The model's backend sent no answer.");
+            return UPSTREAM_FAILED;
         }
+        s->status = ev->status;
+        snprintf(s->content_type, sizeof s->content_type, "%s", ev->content_type);
+        req->first_byte_us = clock_now_us();
+        if (strcmp(req->method, "HEAD") == 0) {
+            s->state = HEAD_ONLY; /* no body to relay */
+            return UPSTREAM_ANSWERED;
+        }
+        if (!s->job->passthrough && strncasecmp(s->content_type, "application/json", 16) == 0) {
+            s->state = READ_WHOLE;
+            return UPSTREAM_MORE;
+        }
+        s->state = RELAYED;
+        start_relay(s, u);
+        return UPSTREAM_KEEP;
+    }
+    switch (ev->type) { /* READ_WHOLE */
+    case BE_EV_DATA:
+        if (s->answer.len + ev->len > CFG_MAX_ANSWER_BYTES) {
+            be_event_error(ev, BE_ERR_PROTOCOL, 502, "server_error", "backend_error",
+                           "The model's backend sent an answer that is too large.");
+            return UPSTREAM_FAILED;
+        }
+        buf_append(&s->answer, ev->data, ev->len);
+        return UPSTREAM_MORE;
+    case BE_EV_END:
+        return UPSTREAM_ANSWERED;
+    case BE_EV_ERROR:
+        return UPSTREAM_FAILED;
+    default:
+        return UPSTREAM_MORE;
     }
 }
 
-try_result_t proxy_try(request_t *req, const void *job_arg, const cfg_model_t *m, bool is_fallback,
-                              const cfg_target_t *t, be_event_t *ev, enum MHD_Result *rc)
+/* Answers with a JSON answer read whole, its model names renamed. */
+static void answer_whole(request_t *req, relayed_t *s)
+{
+    json_object *obj = s->answer.len ? shape_parse(s->answer.data, s->answer.len) : NULL;
+    if (obj && json_object_is_type(obj, json_type_object) && s->asked) {
+        usage_t u = USAGE_NONE;
+        if (s->status < 300 && usage_from_answer(obj, &u)) {
+            req->tokens_in = u.in;
+            req->tokens_out = u.out;
+            req->tokens_cached = u.cached;
+        }
+        shape_set_models(obj, s->asked);
+        api_respond_json(req, s->status, obj);
+    } else {
+        http_respond(req, s->status, s->content_type, s->answer.data ? s->answer.data : "", s->answer.len);
+    }
+    json_object_put(obj);
+}
+
+try_result_t proxy_try(request_t *req, void *job_arg, const cfg_model_t *m, bool is_fallback,
+                       const cfg_target_t *t, be_event_t *ev)
 {
     const proxy_job_t *job = job_arg;
-    const cfg_backend_t *be = &http_cfg->backends[t->backend];
-    const backend_ops_t *ops = backend_lookup(be->type);
-    /* A target without backend_model gets the name asked for (a fallback: its own). */
+    upstream_t u;
+    if (upstream_begin(&u, req, m, is_fallback, t, true, ev) < 0)
+        return TRY_FAILED;
+    const char *backend_model = u.backend_model;
     const char *asked = req->model_asked && req->model_asked[0] ? req->model_asked : NULL;
-    const char *backend_model = t->backend_model ? t->backend_model : is_fallback ? m->name : asked;
     if (!asked && !job->passthrough) /* no model given: answers name the model that served it */
         asked = req->model_routed;
-    req->backend_name = be->name;
-    req->backend_slot = be->metric_slot;
-    req->backend = be;
-    req->backend_model = backend_model;
-    req->attempts++;
-    if (!ops || !ops->open_raw) {
-        be_event_error(ev, BE_ERR_INTERNAL, 400, "invalid_request_error", "unsupported_kind",
-                       "The model '%.200s' does not serve %s requests.", asked ? asked : "", cfg_kind_name(job->kind));
-        return TRY_FAILED;
-    }
 
     /* The body, as segments around the model name. */
     struct iovec seg[4];
     int nseg = 0;
     char model_part[512];
-    const char *body = req->body.data ? req->body.data : "";
-    size_t len = req->body.len;
+    const buf_t *in = &http_of(req)->body;
+    const char *body = in->data ? in->data : "";
+    size_t len = in->len;
     if (job->json) {
         if (backend_model)
             json_object_object_add(job->json, "model", json_object_new_string(backend_model));
@@ -235,12 +310,8 @@ try_result_t proxy_try(request_t *req, const void *job_arg, const cfg_model_t *m
     } else if (len > 0) {
         seg[nseg++] = (struct iovec){(void *)body, len};
     }
-
-    int try_index = trace_try_begin(req, be, backend_model ? backend_model : "");
-    char traceparent[64];
-    trace_backend_header(req, try_index, traceparent, sizeof traceparent);
     be_raw_request_t rr = {
-        .backend = be,
+        .backend = u.backend,
         .method = job->method,
         .path = job->path,
         .query = job->query,
@@ -251,106 +322,16 @@ try_result_t proxy_try(request_t *req, const void *job_arg, const cfg_model_t *m
         .backend_model = backend_model,
         .client_model = asked ? asked : "",
         .sanitise_errors = !job->passthrough,
-        .client_key = req->client_key,
-        .request_id = req->id,
-        .traceparent = traceparent,
-        .client_fd = http_client_fd(req),
     };
-    st_target_in_flight(t->state_slot, 1);
-    be_call_t *call = ops->open_raw(&rr, ev);
-    if (!call) {
-        st_target_in_flight(t->state_slot, -1);
-        trace_try_end(req, try_index, be_error_name(ev->error));
-        return TRY_FAILED;
-    }
-    for (;;) {
-        ops->next_raw(call, ev, api_keepalive_ms());
-        if (ev->type != BE_EV_PENDING)
-            break;
-        if (client_gone(http_client_fd(req))) {
-            be_event_error(ev, BE_ERR_CLIENT_GONE, 499, "client_gone", NULL, "client left");
-            break;
-        }
-    }
-    if (ev->type != BE_EV_HEADERS) {
-        ops->close(call);
-        st_target_in_flight(t->state_slot, -1);
-        trace_try_end(req, try_index, be_error_name(ev->error));
-        return TRY_FAILED;
-    }
-    int status = ev->status;
-    char content_type[128];
-    snprintf(content_type, sizeof content_type, "%s", ev->content_type);
-    req->first_byte_us = http_now_us();
-
-    if (strcmp(req->method, "HEAD") == 0) {
-        /* No body to relay; a streamed response would still end in a chunk terminator. */
-        ops->close(call);
-        st_target_in_flight(t->state_slot, -1);
-        trace_try_end(req, try_index, "");
-        *rc = http_respond(req, status, content_type, "", 0);
-        return TRY_ANSWERED;
-    }
-    if (!job->passthrough && strncasecmp(content_type, "application/json", 16) == 0) {
-        buf_t answer = {0};
-        bool ok = read_all(req, ops, call, &answer, ev);
-        ops->close(call);
-        st_target_in_flight(t->state_slot, -1);
-        trace_try_end(req, try_index, ok ? "" : be_error_name(ev->error));
-        if (!ok) {
-            buf_free(&answer);
-            if (ev->error == BE_ERR_CLIENT_GONE) {
-                *rc = MHD_NO;
-                return TRY_ANSWERED;
-            }
-            return TRY_FAILED;
-        }
-        json_object *obj = answer.len ? shape_parse(answer.data, answer.len) : NULL;
-        if (obj && json_object_is_type(obj, json_type_object) && asked) {
-            if (status < 300)
-                shape_usage(obj, &req->tokens_in, &req->tokens_out);
-            shape_set_models(obj, asked);
-            *rc = api_respond_json(req, status, obj);
-        } else {
-            *rc = http_respond(req, status, content_type, answer.data ? answer.data : "", answer.len);
-        }
-        json_object_put(obj);
-        buf_free(&answer);
-        return TRY_ANSWERED;
-    }
-
-    proxy_relay_t *r = calloc(1, sizeof *r);
-    if (!r || !(r->client_model = strdup(asked ? asked : ""))) {
-        free(r);
-        ops->close(call);
-        st_target_in_flight(t->state_slot, -1);
-        *rc = MHD_NO;
-        return TRY_ANSWERED;
-    }
-    r->req = req;
-    r->ops = ops;
-    r->call = call;
-    r->rewriter = (shape_sse_t)SHAPE_SSE_INIT(http_cfg->max_event_bytes);
-    r->sse = !job->passthrough && asked && strncasecmp(content_type, "text/event-stream", 17) == 0;
-    r->target_slot = t->state_slot;
-    r->try_index = try_index;
-    req->stream = strncasecmp(content_type, "text/event-stream", 17) == 0;
-    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, relay_read, r, relay_free);
-    if (!resp) {
-        relay_free(r);
-        *rc = MHD_NO;
-        return TRY_ANSWERED;
-    }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-    if (req->stream) {
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
-        MHD_add_response_header(resp, "X-Accel-Buffering", "no");
-    }
-    http_add_common_headers(req, resp);
-    req->status = status;
-    *rc = MHD_queue_response(req->conn, (unsigned)status, resp);
-    MHD_destroy_response(resp);
-    return TRY_ANSWERED;
+    relayed_t s = {.job = job, .asked = asked};
+    try_result_t res = upstream_run(&u, &rr, take_relayed, &s, ev);
+    if (res == TRY_ANSWERED && s.state == HEAD_ONLY)
+        /* a streamed response would still end in a chunk terminator: answer with an empty body */
+        http_respond(req, s.status, s.content_type, "", 0);
+    else if (res == TRY_ANSWERED && s.state == READ_WHOLE)
+        answer_whole(req, &s);
+    buf_free(&s.answer);
+    return res;
 }
 
 /* ---- handlers ---- */
@@ -386,19 +367,21 @@ static enum MHD_Result route_and_dispatch(request_t *req, proxy_job_t *job)
         return api_route_error(req, rs, job->kind);
     req->model_routed = route.model->name;
     req->model_slot = route.model->metric_slot;
-    return failover_dispatch(req, job, route.model, proxy_try);
+    enum MHD_Result rc;
+    if (http_reserve(req, route.model, job->json, &rc) < 0)
+        return rc;
+    return api_dispatch(req, job, route.model, proxy_try);
 }
 
 static void begin(request_t *req, proxy_job_t *job, unsigned kind, const char *path)
 {
-    req->kind = kind;
-    met_in_flight(1); /* undone when the request completes */
-    trace_begin(req);
+    struct MHD_Connection *conn = http_of(req)->conn;
+    http_track(req, kind);
     job->kind = kind;
     job->method = req->method;
     snprintf(job->path, sizeof job->path, "%s", path);
-    job->content_type = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-    const char *beta = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "OpenAI-Beta");
+    job->content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    const char *beta = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "OpenAI-Beta");
     static __thread char beta_line[256];
     if (beta && strlen(beta) < 200 && !strpbrk(beta, "\r\n")) {
         snprintf(beta_line, sizeof beta_line, "OpenAI-Beta: %s", beta);
@@ -442,10 +425,11 @@ static enum MHD_Result handle_multipart(request_t *req, unsigned kind, const cha
     if (!mp_boundary(job.content_type, job.boundary, sizeof job.boundary))
         return http_respond_error(req, 400, "This endpoint takes a multipart/form-data body (with a boundary).",
                                   "invalid_request_error", NULL, "invalid_content_type");
-    const char *body = req->body.data ? req->body.data : "";
-    job.has_model_field = mp_find_field(body, req->body.len, job.boundary, "model", &job.model_off, &job.model_len);
+    const buf_t *in = &http_of(req)->body;
+    const char *body = in->data ? in->data : "";
+    job.has_model_field = mp_find_field(body, in->len, job.boundary, "model", &job.model_off, &job.model_len);
     /* The model routed by must be the only one the backend can read. */
-    int models = mp_count_fields(body, req->body.len, job.boundary, "model");
+    int models = mp_count_fields(body, in->len, job.boundary, "model");
     if (models > 1 || (models == 1 && !job.has_model_field))
         return http_respond_error(req, 400,
                                   "The form must have at most one 'model' field, sent as "
@@ -491,10 +475,10 @@ enum MHD_Result proxy_response_by_id(request_t *req)
 {
     enum MHD_Result rc;
     const char *query = proxy_query_string(req);
-    if (check_forwarded(req, req->url + 3, query, &rc) < 0)
+    if (check_forwarded(req, req->path + 3, query, &rc) < 0)
         return rc;
     proxy_job_t job = {0};
-    begin(req, &job, KIND_RESPONSES, req->url + 3);
+    begin(req, &job, KIND_RESPONSES, req->path + 3);
     const cfg_model_t *m = NULL;
     for (int i = 0; i < http_cfg->nmodels && !m; i++)
         if (http_cfg->models[i].is_default && (http_cfg->models[i].kinds & KIND_RESPONSES))
@@ -509,7 +493,9 @@ enum MHD_Result proxy_response_by_id(request_t *req)
     req->model_routed = m->name;
     req->model_slot = m->metric_slot;
     job.query = query;
-    return failover_dispatch(req, &job, m, proxy_try);
+    if (http_reserve(req, NULL, NULL, &rc) < 0) /* its answer was paid for when it was made */
+        return rc;
+    return api_dispatch(req, &job, m, proxy_try);
 }
 
 static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
@@ -550,7 +536,7 @@ const char *proxy_query_string(request_t *req)
         }
     }
     buf_reset(q);
-    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, collect_arg, q);
+    MHD_get_connection_values(http_of(req)->conn, MHD_GET_ARGUMENT_KIND, collect_arg, q);
     return q->len ? q->data : NULL;
 }
 
@@ -583,26 +569,27 @@ static bool passthrough_method(const char *m)
  * pass_client_key, the client's) replaces whatever the client sent. */
 enum MHD_Result proxy_passthrough(request_t *req)
 {
-    const cfg_passthrough_t *p = proxy_match(req->url);
+    const cfg_passthrough_t *p = proxy_match(req->path);
     if (!p)
         return http_respond_error(req, 404, "Invalid URL", "invalid_request_error", NULL, "unknown_url");
     if (!passthrough_method(req->method)) {
         char msg[200];
         snprintf(msg, sizeof msg, "Method %.16s is not forwarded; use %s.", req->method, PASSTHROUGH_METHODS);
-        req->allow = PASSTHROUGH_METHODS;
+        http_of(req)->allow = PASSTHROUGH_METHODS;
         return http_respond_error(req, 405, msg, "invalid_request_error", NULL, "method_not_allowed");
     }
     enum MHD_Result rc;
     const char *query = proxy_query_string(req);
-    if (check_forwarded(req, req->url + 3, query, &rc) < 0)
+    if (check_forwarded(req, req->path + 3, query, &rc) < 0)
         return rc;
+    struct MHD_Connection *conn = http_of(req)->conn;
     proxy_job_t job = {0};
     job.method = req->method;
-    snprintf(job.path, sizeof job.path, "%s", req->url + 3); /* the backend URL ends in /v1 */
+    snprintf(job.path, sizeof job.path, "%s", req->path + 3); /* the backend URL ends in /v1 */
     job.query = query;
-    job.content_type = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    job.content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     job.passthrough = true;
-    const char *beta = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "OpenAI-Beta");
+    const char *beta = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "OpenAI-Beta");
     char beta_line[256];
     if (beta && strlen(beta) < 200 && !strpbrk(beta, "\r\n")) {
         snprintf(beta_line, sizeof beta_line, "OpenAI-Beta: %s", beta);
@@ -612,5 +599,7 @@ enum MHD_Result proxy_passthrough(request_t *req)
     cfg_target_t target = {.backend = p->backend, .weight = 1, .state_slot = -1};
     cfg_model_t model = {.name = p->prefix, .targets = &target, .ntargets = 1, .metric_slot = 0};
     req->backend_name = http_cfg->backends[p->backend].name;
-    return failover_dispatch(req, &job, &model, proxy_try);
+    if (http_reserve_passthrough(req, job.content_type, &rc) < 0)
+        return rc;
+    return api_dispatch(req, &job, &model, proxy_try);
 }

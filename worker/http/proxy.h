@@ -24,8 +24,8 @@ typedef struct {
 } proxy_job_t;
 
 /* One try of job (a proxy_job_t) against target t: a failover_try_fn. */
-try_result_t proxy_try(request_t *req, const void *job, const cfg_model_t *m, bool is_fallback,
-                       const cfg_target_t *t, be_event_t *ev, enum MHD_Result *rc);
+try_result_t proxy_try(request_t *req, void *job, const cfg_model_t *m, bool is_fallback,
+                       const cfg_target_t *t, be_event_t *ev);
 
 enum MHD_Result proxy_speech(request_t *req);
 enum MHD_Result proxy_transcriptions(request_t *req);

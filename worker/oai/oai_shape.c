@@ -93,6 +93,17 @@ json_object *shape_parse_status(const char *data, size_t len, shape_parse_status
 
 json_object *shape_parse(const char *data, size_t len) { return shape_parse_status(data, len, NULL); }
 
+const char *shape_choice_text(json_object *obj, const char *field)
+{
+    json_object *choices, *m, *c;
+    if (json_object_object_get_ex(obj, "choices", &choices) && json_object_is_type(choices, json_type_array) &&
+        json_object_array_length(choices) > 0 &&
+        json_object_object_get_ex(json_object_array_get_idx(choices, 0), field, &m) &&
+        json_object_object_get_ex(m, "content", &c) && json_object_is_type(c, json_type_string))
+        return json_object_get_string(c);
+    return "";
+}
+
 void shape_set_model(json_object *obj, const char *model)
 {
     if (json_object_is_type(obj, json_type_object) && json_object_object_get_ex(obj, "model", NULL))
@@ -146,13 +157,24 @@ bool shape_usage(json_object *obj, long long *in, long long *out)
     return true;
 }
 
+bool shape_sse_data(const char *line, size_t len, const char **value, size_t *vlen)
+{
+    if (len < 5 || memcmp(line, "data:", 5) != 0)
+        return false;
+    size_t skip = len > 5 && line[5] == ' ' ? 6 : 5;
+    *value = line + skip;
+    *vlen = len - skip;
+    return true;
+}
+
 static int sse_line(void *ud, const char *line, size_t n)
 {
     shape_sse_t *s = ud;
     buf_t *out = s->out;
-    if (n > 5 && strncmp(line, "data:", 5) == 0) {
-        size_t skip = line[5] == ' ' ? 6 : 5;
-        json_object *obj = shape_parse(line + skip, n - skip);
+    const char *v;
+    size_t vl;
+    if (shape_sse_data(line, n, &v, &vl) && vl) {
+        json_object *obj = shape_parse(v, vl);
         if (obj && json_object_is_type(obj, json_type_object)) {
             shape_usage(obj, &s->tokens_in, &s->tokens_out);
             shape_set_models(obj, s->model);
@@ -350,15 +372,32 @@ static void copy_field(json_object *dst, json_object *src, const char *key)
         json_object_object_add(dst, key, json_object_get(v));
 }
 
-json_object *shape_agg_finish(shape_agg_t *a)
+/* The envelope of another response (a completion or a chunk, may be NULL) under object: its
+ * id, created, model and system_fingerprint as they are, the ones it lacks left out. */
+static json_object *envelope_like(json_object *like, const char *object)
 {
     json_object *o = json_object_new_object();
-    copy_field(o, a->first, "id");
-    json_object_object_add(o, "object",
-                           json_object_new_string(a->kind == KIND_CHAT ? "chat.completion" : "text_completion"));
-    copy_field(o, a->first, "created");
-    copy_field(o, a->first, "model");
-    copy_field(o, a->first, "system_fingerprint");
+    copy_field(o, like, "id");
+    json_object_object_add(o, "object", json_object_new_string(object));
+    copy_field(o, like, "created");
+    copy_field(o, like, "model");
+    copy_field(o, like, "system_fingerprint");
+    return o;
+}
+
+json_object *shape_envelope(const char *id, const char *object, long long created, const char *model)
+{
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "id", json_object_new_string(id));
+    json_object_object_add(o, "object", json_object_new_string(object));
+    json_object_object_add(o, "created", json_object_new_int64(created));
+    json_object_object_add(o, "model", json_object_new_string(model));
+    return o;
+}
+
+json_object *shape_agg_finish(shape_agg_t *a)
+{
+    json_object *o = envelope_like(a->first, a->kind == KIND_CHAT ? "chat.completion" : "text_completion");
     json_object *arr = json_object_new_array();
     for (int i = 0; i < a->nchoices; i++) {
         agg_choice_t *c = &a->choices[i];
@@ -424,18 +463,6 @@ void shape_agg_free(shape_agg_t *a)
 
 /* ---- synthesis ---- */
 
-static json_object *chunk_envelope(unsigned kind, json_object *completion)
-{
-    json_object *o = json_object_new_object();
-    copy_field(o, completion, "id");
-    json_object_object_add(o, "object",
-                           json_object_new_string(kind == KIND_CHAT ? "chat.completion.chunk" : "text_completion"));
-    copy_field(o, completion, "created");
-    copy_field(o, completion, "model");
-    copy_field(o, completion, "system_fingerprint");
-    return o;
-}
-
 static int emit(buf_t *out, json_object *chunk, json_object *choice)
 {
     json_object *arr = json_object_new_array();
@@ -449,6 +476,7 @@ static int emit(buf_t *out, json_object *chunk, json_object *choice)
 
 int shape_synthesise(unsigned kind, json_object *completion, bool include_usage, buf_t *out)
 {
+    const char *chunk_object = kind == KIND_CHAT ? "chat.completion.chunk" : "text_completion";
     json_object *choices, *v;
     if (!json_object_object_get_ex(completion, "choices", &choices) ||
         !json_object_is_type(choices, json_type_array))
@@ -488,7 +516,7 @@ int shape_synthesise(unsigned kind, json_object *completion, bool include_usage,
         }
         json_object_object_add(body, "logprobs", NULL);
         json_object_object_add(body, "finish_reason", NULL);
-        if (emit(out, chunk_envelope(kind, completion), body) < 0)
+        if (emit(out, envelope_like(completion, chunk_object), body) < 0)
             return -1;
         json_object *fin = json_object_new_object();
         json_object_object_add(fin, "index", index ? json_object_get(index) : json_object_new_int((int)i));
@@ -498,11 +526,11 @@ int shape_synthesise(unsigned kind, json_object *completion, bool include_usage,
             json_object_object_add(fin, "text", json_object_new_string(""));
         json_object_object_add(fin, "logprobs", NULL);
         copy_field(fin, ch, "finish_reason");
-        if (emit(out, chunk_envelope(kind, completion), fin) < 0)
+        if (emit(out, envelope_like(completion, chunk_object), fin) < 0)
             return -1;
     }
     if (include_usage && json_object_object_get_ex(completion, "usage", &v)) {
-        json_object *u = chunk_envelope(kind, completion);
+        json_object *u = envelope_like(completion, chunk_object);
         json_object_object_add(u, "usage", json_object_get(v));
         if (emit(out, u, NULL) < 0)
             return -1;

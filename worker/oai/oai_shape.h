@@ -21,6 +21,13 @@ json_object *shape_parse(const char *data, size_t len);
 /* shape_parse, saying why it failed in *status (may be NULL). */
 json_object *shape_parse_status(const char *data, size_t len, shape_parse_status_t *status);
 
+/* A new response object holding id, object ("chat.completion", "chat.completion.chunk",
+ * "text_completion"), created and model: the start of a completion or chunk (caller owns it). */
+json_object *shape_envelope(const char *id, const char *object, long long created, const char *model);
+
+/* choices[0].<field>.content of a completion (field "message") or chunk ("delta"); "" if none. */
+const char *shape_choice_text(json_object *obj, const char *field);
+
 /* Sets obj.model to model when obj has a model field. */
 void shape_set_model(json_object *obj, const char *model);
 /* Serialises obj compactly. The string belongs to obj. */
@@ -42,6 +49,10 @@ typedef struct {
 } shape_sse_t;
 /* longest: the longest line the stream may carry (0: no bound). */
 #define SHAPE_SSE_INIT(longest) {.lines = {.max_line = (longest)}, .tokens_in = -1, .tokens_out = -1}
+
+/* Whether line (one line of an SSE stream, without its terminator) is a "data:" field: its
+ * value, without the one space that may follow the colon, in *value and *vlen. */
+bool shape_sse_data(const char *line, size_t len, const char **value, size_t *vlen);
 
 /* Reads token usage from obj.usage, obj.response.usage (the Responses API) or obj.message.usage
  * (Anthropic's message_start), in either naming: prompt_tokens/completion_tokens or

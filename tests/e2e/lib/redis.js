@@ -35,6 +35,30 @@ async function startRedis(port) {
     port,
     url: `redis://127.0.0.1:${port}/0`,
     get log() { return out; },
+    // Watches every command Redis runs (MONITOR) until stop(), which resolves to them as
+    // { client: "ADDR:PORT" or "lua", args: [...] }, in order (its own barrier command last).
+    async monitor() {
+      const s = net.connect(port, '127.0.0.1');
+      let got = '';
+      s.on('data', (d) => { got += d; });
+      await new Promise((resolve, reject) => { s.on('connect', resolve); s.on('error', reject); });
+      s.write('MONITOR\r\n');
+      await waitFor(() => got.startsWith('+OK\r\n'), { what: 'MONITOR started' });
+      return {
+        async stop() {
+          // a barrier: whatever Redis ran before it has reached this connection once it shows
+          const marker = `monitor-end-${Date.now()}-${Math.random()}`;
+          execFileSync('redis-cli', ['-p', String(port), 'ECHO', marker]);
+          await waitFor(() => got.includes(marker), { what: 'the MONITOR barrier' });
+          s.destroy();
+          return got.split('\r\n').slice(1, -1).filter((l) => l.startsWith('+')).map((l) => {
+            const client = /\[\d+ ([^\]]+)\]/.exec(l)[1];
+            const args = [...l.matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((m) => m[1]);
+            return { client, args };
+          });
+        },
+      };
+    },
     // One command through redis-cli; returns its trimmed output.
     cli: (...args) => execFileSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8' }).trim(),
     async stop() {
