@@ -39,7 +39,6 @@
 
 #define MAX_MESSAGE (50 * 1024 * 1024)
 #define POLL_MS 200 /* how often a waiting call checks for cancellation, its deadline, a stop */
-#define CLIENT_CHECK_US 20000u /* how often a stream of chunks checks for cancellation */
 
 typedef enum { RPC_UNARY, RPC_STREAM, RPC_REFLECT_V1, RPC_REFLECT_V1ALPHA, RPC_OTHER } rpc_kind_t;
 
@@ -264,7 +263,6 @@ typedef struct {
 typedef struct {
     rpc_job_t *job;
     bool sent;                  /* a piece has gone out: the try can no longer be retried */
-    uint64_t checked_us;        /* when the client was last looked at */
 } pieces_t;
 
 /* The answer cannot go on: before any piece the try may be retried, after one it broke. */
@@ -304,18 +302,7 @@ static upstream_step_t take_pieces(void *ctx, upstream_t *u, be_event_t *ev)
     case BE_EV_CHUNK: {
         request_note_usage(req, ev->obj);
         const char *piece = shape_choice_text(ev->obj, "delta");
-        bool ok = true;
-        /* Chunks that keep coming never leave the backend silent: look at the client now and then. */
-        uint64_t now = clock_now_us();
-        if (now - p->checked_us >= CLIENT_CHECK_US) {
-            p->checked_us = now;
-            if (call_gone(p->job->r, 0)) {
-                be_event_error(ev, BE_ERR_CLIENT_GONE, 499, "client_gone", NULL, "the client cancelled the call");
-                ok = false;
-            }
-        }
-        if (ok && piece[0])
-            ok = send_piece(p, piece, ev);
+        bool ok = !piece[0] || send_piece(p, piece, ev);
         json_object_put(ev->obj);
         ev->obj = NULL;
         return ok ? UPSTREAM_MORE : stop_pieces(p, ev);
@@ -363,7 +350,7 @@ static try_result_t rpc_try(request_t *req, void *job_arg, const cfg_model_t *m,
         .max_event_bytes = gcfg->max_event_bytes,
     };
     if (job->stream) {
-        pieces_t p = {.job = job, .checked_us = clock_now_us()};
+        pieces_t p = {.job = job};
         return upstream_run(&u, &breq, take_pieces, &p, ev);
     }
     upstream_whole_t whole = {.kind = KIND_CHAT};
