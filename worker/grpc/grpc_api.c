@@ -33,7 +33,7 @@
 #include "worker/core/route.h"
 #include "worker/core/upstream.h"
 #include "worker/grpc/grpc_reflection.h"
-#include "worker/http/gateway.h"
+#include "worker/oai/generate_body.h"
 #include "worker/oai/oai_shape.h"
 #include "worker/oai/validate.h"
 
@@ -436,7 +436,7 @@ static void serve(rpc_t *r, AiRouter__AIRequest *in)
             json_object_object_add(params, in->parameters[i]->key,
                                    json_object_new_string(in->parameters[i]->value ? in->parameters[i]->value : ""));
     char err[200];
-    body = gateway_chat_body(in->prompt, in->max_tokens, params, r->kind == RPC_STREAM, err, sizeof err);
+    body = generate_body_chat(in->prompt, in->max_tokens, params, r->kind == RPC_STREAM, err, sizeof err);
     if (!body) {
         send_status(r, GRPC_STATUS_INVALID_ARGUMENT, err);
         goto out;
