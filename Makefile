@@ -106,6 +106,7 @@ run: deps
 	./airouter -c etc/airouter.conf
 
 unit: build/unit-tests
+	scripts/check-layers.sh
 	cd tests/unit && ../../build/unit-tests
 
 e2e: airouter airouter-asan

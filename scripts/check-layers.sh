@@ -17,8 +17,10 @@ declare -A below=(
     [worker/grpc]="worker/core worker/backend worker/oai common"
     [worker]="worker/http worker/grpc worker/core worker/backend worker/rpc worker/oai common"
 )
-# Folders whose files may not include these system headers.
+# Folders whose files may not include these system headers, and the files excused for now (an
+# excused file still breaks the rule: it is listed so that nothing else may).
 protocol_free="worker/core worker/backend"
+excused="worker/backend/be_triton.c" # speaks gRPC to Triton itself
 
 fail=0
 declare -A edges=()
@@ -42,6 +44,7 @@ for f in common/*.[ch] worker/*.[ch] worker/*/*.[ch]; do
     done < <(sed -n 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"\([^"]*\)".*/\1/p' "$f")
     case " $protocol_free " in
     *" $dir "*)
+        case " $excused " in *" $f "*) continue ;; esac
         if grep -qE '^[[:space:]]*#[[:space:]]*include[[:space:]]*<(microhttpd\.h|grpc/)' "$f"; then
             echo "check-layers: $f includes a libmicrohttpd or grpc header: $dir must not"
             fail=1

@@ -6,6 +6,9 @@
 #include "common/state.h"
 #include "worker/core/trace.h"
 
+/* How often a client without a socket is looked at while backend events keep coming. */
+#define CLIENT_LOOK_US 20000u
+
 int upstream_begin(upstream_t *u, request_t *req, const cfg_model_t *m, bool is_fallback, const cfg_target_t *t,
                    bool raw, be_event_t *ev)
 {
@@ -73,24 +76,29 @@ try_result_t upstream_run(upstream_t *u, void *call, upstream_sink_fn sink, void
         return TRY_FAILED;
     }
     upstream_step_t step;
+    uint64_t looked_us = clock_now_us();
     for (;;) {
         if (u->raw)
             u->ops->next_raw(u->call, ev, req->client.check_ms);
         else
             u->ops->next(u->call, ev, req->client.check_ms);
-        if (ev->type == BE_EV_PENDING) {
-            if (request_client_gone(req, 0)) {
-                be_event_error(ev, BE_ERR_CLIENT_GONE, 499, "client_gone", NULL, "client left");
-                step = UPSTREAM_FAILED;
-                break;
+        /* The client is looked at while the backend is silent, and, when there is no socket for
+         * the backend to watch, now and then while events keep coming. */
+        uint64_t now = clock_now_us();
+        if (ev->type == BE_EV_PENDING || (req->client.fd < 0 && now - looked_us >= CLIENT_LOOK_US)) {
+            looked_us = now;
+            const char *why = request_client_gone(req, 0) ? "gone"
+                              : req->deadline_us && now > req->deadline_us ? "deadline" : NULL;
+            if (why) {
+                json_object_put(ev->obj);
+                if (why[0] == 'g')
+                    be_event_error(ev, BE_ERR_CLIENT_GONE, 499, "client_gone", NULL, "client left");
+                else
+                    be_event_error(ev, BE_ERR_TIMEOUT, 504, "server_error", "backend_timeout",
+                                   "The call's deadline passed before the model answered.");
+            } else if (ev->type == BE_EV_PENDING) {
+                continue;
             }
-            if (req->deadline_us && clock_now_us() > req->deadline_us) {
-                be_event_error(ev, BE_ERR_TIMEOUT, 504, "server_error", "backend_timeout",
-                               "The call's deadline passed before the model answered.");
-                step = UPSTREAM_FAILED;
-                break;
-            }
-            continue;
         }
         if ((step = sink(ctx, u, ev)) != UPSTREAM_MORE)
             break;

@@ -31,7 +31,8 @@ typedef enum {
     UPSTREAM_KEEP,     /* answered, and the call goes on in the sink's hands (a copy of *u): not closed here */
 } upstream_step_t;
 
-/* Takes one event of the call (never PENDING: waits are the skeleton's). Owns ev->obj. */
+/* Takes one event of the call (never PENDING: waits are the skeleton's; a client that left or
+ * whose deadline passed comes as an ERROR event). Owns ev->obj. */
 typedef upstream_step_t (*upstream_sink_fn)(void *sink, upstream_t *u, be_event_t *ev);
 
 /* Starts a try of req on target t of model m (a fallback when is_fallback): counts the attempt,
@@ -41,8 +42,8 @@ int upstream_begin(upstream_t *u, request_t *req, const cfg_model_t *m, bool is_
                    bool raw, be_event_t *ev);
 /* Runs the call: call (a be_request_t, or a be_raw_request_t when u->raw) gets the request's
  * id, key, traceparent and client socket filled in, and is opened; events go to sink until it
- * says otherwise. A client that leaves, or whose deadline passes, while the backend is silent
- * fails the try (BE_ERR_CLIENT_GONE, BE_ERR_TIMEOUT). */
+ * says otherwise. A client that leaves, or whose deadline passes, reaches the sink as an error
+ * (BE_ERR_CLIENT_GONE, BE_ERR_TIMEOUT). */
 try_result_t upstream_run(upstream_t *u, void *call, upstream_sink_fn sink, void *ctx, be_event_t *ev);
 /* A sink that gathers a whole answer: one response, or a backend stream folded into one (its text
  * at most CFG_MAX_ANSWER_BYTES). Start it zeroed but for kind; once the try answered, result holds

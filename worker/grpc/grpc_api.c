@@ -33,13 +33,12 @@
 #include "worker/core/route.h"
 #include "worker/core/upstream.h"
 #include "worker/grpc/grpc_reflection.h"
-#include "worker/http/gateway.h"
+#include "worker/oai/generate_body.h"
 #include "worker/oai/oai_shape.h"
 #include "worker/oai/validate.h"
 
 #define MAX_MESSAGE (50 * 1024 * 1024)
 #define POLL_MS 200 /* how often a waiting call checks for cancellation, its deadline, a stop */
-#define CLIENT_CHECK_US 20000u /* how often a stream of chunks checks for cancellation */
 
 typedef enum { RPC_UNARY, RPC_STREAM, RPC_REFLECT_V1, RPC_REFLECT_V1ALPHA, RPC_OTHER } rpc_kind_t;
 
@@ -264,7 +263,6 @@ typedef struct {
 typedef struct {
     rpc_job_t *job;
     bool sent;                  /* a piece has gone out: the try can no longer be retried */
-    uint64_t checked_us;        /* when the client was last looked at */
 } pieces_t;
 
 /* The answer cannot go on: before any piece the try may be retried, after one it broke. */
@@ -302,22 +300,11 @@ static upstream_step_t take_pieces(void *ctx, upstream_t *u, be_event_t *ev)
     request_t *req = u->req;
     switch (ev->type) {
     case BE_EV_CHUNK: {
-        json_object *chunk = ev->obj; /* be_event_error below forgets it */
+        json_object *chunk = ev->obj; /* be_event_error in send_piece forgets it */
         ev->obj = NULL;
         request_note_usage(req, chunk);
         const char *piece = shape_choice_text(chunk, "delta");
-        bool ok = true;
-        /* Chunks that keep coming never leave the backend silent: look at the client now and then. */
-        uint64_t now = clock_now_us();
-        if (now - p->checked_us >= CLIENT_CHECK_US) {
-            p->checked_us = now;
-            if (call_gone(p->job->r, 0)) {
-                be_event_error(ev, BE_ERR_CLIENT_GONE, 499, "client_gone", NULL, "the client cancelled the call");
-                ok = false;
-            }
-        }
-        if (ok && piece[0])
-            ok = send_piece(p, piece, ev);
+        bool ok = !piece[0] || send_piece(p, piece, ev);
         json_object_put(chunk);
         return ok ? UPSTREAM_MORE : stop_pieces(p, ev);
     }
@@ -365,7 +352,7 @@ static try_result_t rpc_try(request_t *req, void *job_arg, const cfg_model_t *m,
         .max_event_bytes = gcfg->max_event_bytes,
     };
     if (job->stream) {
-        pieces_t p = {.job = job, .checked_us = clock_now_us()};
+        pieces_t p = {.job = job};
         return upstream_run(&u, &breq, take_pieces, &p, ev);
     }
     upstream_whole_t whole = {.kind = KIND_CHAT};
@@ -451,7 +438,7 @@ static void serve(rpc_t *r, AiRouter__AIRequest *in)
             json_object_object_add(params, in->parameters[i]->key,
                                    json_object_new_string(in->parameters[i]->value ? in->parameters[i]->value : ""));
     char err[200];
-    body = gateway_chat_body(in->prompt, in->max_tokens, params, r->kind == RPC_STREAM, err, sizeof err);
+    body = generate_body_chat(in->prompt, in->max_tokens, params, r->kind == RPC_STREAM, err, sizeof err);
     if (!body) {
         send_status(r, GRPC_STATUS_INVALID_ARGUMENT, err);
         goto out;
