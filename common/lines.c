@@ -3,7 +3,11 @@
 #include <stdbool.h>
 #include <string.h>
 
-void lines_free(lines_t *s) { buf_free(&s->partial); }
+void lines_free(lines_t *s)
+{
+    buf_free(&s->partial);
+    s->after_cr = false;
+}
 
 static lines_status_t give_up(lines_t *s, lines_status_t why)
 {
@@ -11,19 +15,10 @@ static lines_status_t give_up(lines_t *s, lines_status_t why)
     return why;
 }
 
-/* Whether a line whose first `have` bytes are known can still fit. One byte more than
- * max_line is allowed while the line is open: it may be the '\r' of its "\r\n". */
-static bool may_fit(const lines_t *s, size_t have)
-{
-    return s->max_line == 0 || have <= s->max_line + 1;
-}
+static bool may_fit(const lines_t *s, size_t have) { return s->max_line == 0 || have <= s->max_line; }
 
 static lines_status_t hand_out(lines_t *s, const char *line, size_t len, lines_fn fn, void *ud)
 {
-    if (len > 0 && line[len - 1] == '\r')
-        len--;
-    if (s->max_line && len > s->max_line)
-        return give_up(s, LINES_TOO_LONG);
     int rc = fn(ud, line, len);
     buf_reset(&s->partial);
     return rc < 0 ? give_up(s, LINES_STOPPED) : LINES_OK;
@@ -31,12 +26,26 @@ static lines_status_t hand_out(lines_t *s, const char *line, size_t len, lines_f
 
 lines_status_t lines_feed(lines_t *s, const char *p, size_t n, lines_fn fn, void *ud)
 {
+    if (n > 0 && s->after_cr) { /* the "\n" of a "\r\n" cut between two pieces */
+        s->after_cr = false;
+        if (*p == '\n')
+            p++, n--;
+    }
     while (n > 0) {
         const char *nl = memchr(p, '\n', n);
         size_t take = nl ? (size_t)(nl - p) : n;
+        const char *cr = memchr(p, '\r', take);
+        size_t end_len = 1; /* the terminator's length */
+        if (cr) {
+            take = (size_t)(cr - p);
+            if (take + 1 == n)
+                s->after_cr = true;
+            else if (p[take + 1] == '\n')
+                end_len = 2;
+        }
         if (!may_fit(s, s->partial.len + take))
             return give_up(s, LINES_TOO_LONG);
-        if (!nl) {
+        if (!nl && !cr) {
             if (buf_append(&s->partial, p, n) < 0)
                 return give_up(s, LINES_NO_MEMORY);
             return LINES_OK;
@@ -51,8 +60,8 @@ lines_status_t lines_feed(lines_t *s, const char *p, size_t n, lines_fn fn, void
         }
         if (rc != LINES_OK)
             return rc;
-        p += take + 1;
-        n -= take + 1;
+        p += take + end_len;
+        n -= take + end_len;
     }
     return LINES_OK;
 }

@@ -1,15 +1,17 @@
-/* Splits a byte stream into lines, with a bound on a line's length. Each byte is looked at
- * once whatever the pieces it arrives in: only an unfinished line is kept between calls,
- * and the search for its end resumes with the new bytes. */
+/* Splits a byte stream into lines, with a bound on a line's length. A line ends with "\r\n",
+ * "\n" or a lone "\r", as in an event stream (text/event-stream), even when a "\r\n" is cut
+ * between two pieces. Only an unfinished line is kept between calls. */
 #ifndef AIROUTER_LINES_H
 #define AIROUTER_LINES_H
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "common/buf.h"
 
 typedef struct {
     buf_t partial;   /* the unfinished line (owned) */
-    size_t max_line; /* longest line allowed, its "\r\n" or "\n" not counted; 0: no bound */
+    size_t max_line; /* longest line allowed, its terminator not counted; 0: no bound */
+    bool after_cr;   /* the last piece ended with "\r": a "\n" that starts the next is its end */
 } lines_t;
 
 typedef enum {
@@ -19,7 +21,7 @@ typedef enum {
     LINES_NO_MEMORY = -3,
 } lines_status_t;
 
-/* Receives each complete line without its terminator ("\n", or "\r\n"); the text is valid
+/* Receives each complete line without its terminator; the text is valid
  * during the call only. Returns 0 to go on, -1 to stop. */
 typedef int (*lines_fn)(void *ud, const char *line, size_t len);
 

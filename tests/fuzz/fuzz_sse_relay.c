@@ -32,12 +32,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         buf_free(&out);
         return 0;
     }
-    /* Lines are relayed one for one: as many line ends out as went in (plus a last
-     * unterminated line, which gets one). */
+    /* Lines are relayed one for one: as many line ends out ("\n") as went in ("\r\n", "\n" or
+     * a lone "\r"), plus one for a last unterminated line. */
     size_t lines_in = 0, lines_out = 0;
     for (size_t i = 0; i < size; i++)
-        lines_in += data[i] == '\n';
-    if (size && data[size - 1] != '\n')
+        lines_in += data[i] == '\n' ? !(i > 0 && data[i - 1] == '\r') : data[i] == '\r';
+    if (size && data[size - 1] != '\n' && data[size - 1] != '\r')
         lines_in++;
     for (size_t i = 0; i < out.len; i++)
         lines_out += out.data[i] == '\n';

@@ -123,6 +123,22 @@ TEST(sse_chunk_text_renames_the_model_at_every_split)
                          "{\"id\":\"x\",\"model\":\"client-model\",\"choices\":[]}|{\"model\":\"client-model\"}|");
 }
 
+TEST(sse_line_ends_cr_lf_and_crlf)
+{
+    /* The event-stream format ends a line with CRLF, LF or a lone CR, mixed freely. */
+    sse_expect_any_split("data: {\"a\":1}\r\rdata: {\"b\":2}\n\ndata: {\"c\":3}\r\n\r\n"
+                         "data: {\"d\":\rdata: 4}\r\n\n",
+                         false, "{\"a\":1}|{\"b\":2}|{\"c\":3}|{\"d\":4}|");
+    /* a CR at the end of one read and its LF at the start of the next are one line end */
+    hb_call_t *c = sse_call(4096, false);
+    const char *s = "data: {\"a\":1}\r\n\r\ndata: {\"b\":2}\r\n\r\n";
+    size_t cuts[] = {14, 15, 16, strlen(s)};
+    char *got = sse_run_cuts(c, s, strlen(s), cuts, 4);
+    CHECK_STR(got, "{\"a\":1}|{\"b\":2}|");
+    free(got);
+    call_free(c);
+}
+
 TEST(sse_empty_and_done_data_make_no_chunk)
 {
     sse_expect_any_split("data:\n\ndata: \n\n\n\n\r\n: only a comment\n\nevent: ping\n\n", false, "");
