@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "common/rand_id.h"
 #include "common/metrics.h"
+#include "worker/core/traceparent.h"
 
 #define EXPORT_TIMEOUT_MS 5000
 #define STOP_FLUSH_TIMEOUT_MS 3000
@@ -29,36 +30,14 @@ static queued_t *queue;    /* ring */
 static int qcap, qhead, qlen;
 static bool stopping;
 
-/* Lowercase hex digits, zeros allowed. */
-static bool is_any_hex(const char *s, size_t n)
+void trace_begin(request_t *req, const char *header)
 {
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return false;
-    return true;
-}
-
-/* Lowercase hex and not all zeros (all-zero ids are invalid). */
-static bool is_hex(const char *s, size_t n)
-{
-    return is_any_hex(s, n) && strspn(s, "0") < n;
-}
-
-void trace_begin(request_t *req, const char *tp)
-{
-    /* W3C: <2 hex version>-<32 hex trace id>-<16 hex parent id>-<2 hex flags>; version 00 is
-     * exactly that long, a later version may append "-..." fields; "ff" is invalid. */
-    size_t n = tp ? strlen(tp) : 0;
-    bool version_ok = n >= 2 && is_any_hex(tp, 2) && strncmp(tp, "ff", 2) != 0;
-    bool length_ok = version_ok && (strncmp(tp, "00", 2) == 0 ? n == 55 : (n == 55 || (n > 55 && tp[55] == '-')));
-    if (version_ok && length_ok && tp[2] == '-' && tp[35] == '-' && tp[52] == '-' &&
-        is_hex(tp + 3, 32) && is_hex(tp + 36, 16) && is_any_hex(tp + 53, 2)) {
-        memcpy(req->trace_id, tp + 3, 32);
-        req->trace_id[32] = '\0';
-        memcpy(req->parent_span_id, tp + 36, 16);
-        req->parent_span_id[16] = '\0';
+    traceparent_t tp;
+    if (traceparent_parse(header, &tp)) {
+        memcpy(req->trace_id, tp.trace_id, sizeof req->trace_id);
+        memcpy(req->parent_span_id, tp.parent_id, sizeof req->parent_span_id);
         /* passed on as version 00 with the client's flags when we do not trace ourselves */
-        snprintf(req->client_traceparent, sizeof req->client_traceparent, "00-%.52s", tp + 3);
+        traceparent_format(&tp, req->client_traceparent, sizeof req->client_traceparent);
     } else {
         rand_id_hex(req->trace_id, 16);
     }
@@ -90,9 +69,12 @@ void trace_try_end(request_t *req, int i, const char *error)
 void trace_backend_header(const request_t *req, int i, char *out, size_t size)
 {
     out[0] = '\0';
-    if (enabled && i >= 0)
-        snprintf(out, size, "00-%s-%s-01", req->trace_id, req->tries[i].span_id);
-    else if (req->client_traceparent[0]) /* not tracing: pass the client's context on unchanged */
+    if (enabled && i >= 0) {
+        traceparent_t tp = {.flags = TRACEPARENT_SAMPLED}; /* the try's span is recorded */
+        memcpy(tp.trace_id, req->trace_id, sizeof tp.trace_id);
+        memcpy(tp.parent_id, req->tries[i].span_id, sizeof tp.parent_id);
+        traceparent_format(&tp, out, size);
+    } else if (req->client_traceparent[0]) /* not tracing: pass the client's context on unchanged */
         snprintf(out, size, "%s", req->client_traceparent);
 }
 
