@@ -94,7 +94,7 @@ build/asan/libunit.a: $(UNIT_LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
-build/unit-tests: $(UNIT_SRC) $(UNIT_DEPS) tests/unit/unit.h $(HDR) build/asan/libunit.a
+build/unit-tests: $(UNIT_SRC) $(UNIT_DEPS) $(wildcard tests/unit/*.h) $(HDR) build/asan/libunit.a
 	@mkdir -p build
 	$(CC) $(CFLAGS) $(SAN) -O1 -o $@ $(UNIT_SRC) $(UNIT_DEPS) build/asan/libunit.a $(LDLIBS)
 

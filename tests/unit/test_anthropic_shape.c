@@ -2,39 +2,10 @@
  * and Anthropic's stream events. */
 #include "worker/oai/anthropic_shape.h"
 #include "unit.h"
+#include "unit_json.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-static json_object *parse(const char *s)
-{
-    json_object *o = json_tokener_parse(s);
-    CHECK_MSG(o != NULL, "fixture JSON does not parse: %s", s);
-    return o;
-}
-
-/* Value at a path like "messages.1.tool_calls.0.id" (NULL if absent). */
-static json_object *at(json_object *o, const char *path)
-{
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *save = NULL, *tok = strtok_r(buf, ".", &save); tok && o; tok = strtok_r(NULL, ".", &save)) {
-        if (json_object_is_type(o, json_type_array)) {
-            char *end;
-            long i = strtol(tok, &end, 10);
-            o = (*end || i < 0 || (size_t)i >= json_object_array_length(o)) ? NULL : json_object_array_get_idx(o, (size_t)i);
-        } else if (!json_object_object_get_ex(o, tok, &o)) {
-            o = NULL;
-        }
-    }
-    return o;
-}
-
-static const char *str_at(json_object *o, const char *path)
-{
-    json_object *v = at(o, path);
-    return v && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : "(none)";
-}
 
 TEST(ashape_error_types_and_statuses)
 {
