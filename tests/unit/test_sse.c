@@ -245,3 +245,21 @@ TEST(sse_malformed_and_error_events)
     free(got);
     call_free(c);
 }
+
+TEST(sse_anthropic_error_event_after_the_200)
+{
+    /* Anthropic's stream reports overload as an "error" event once the 200 has gone out */
+    hb_call_t *c = sse_call(4096, false);
+    char *got = sse_run_steps(c,
+                              "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{}}\n\n"
+                              "event: ping\ndata: {\"type\": \"ping\"}\n\n"
+                              "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\","
+                              "\"message\":\"Overloaded\"}}\n\n",
+                              11);
+    CHECK_STR(got, "{\"type\":\"message_start\",\"message\":{}}|{\"type\":\"ping\"}|");
+    CHECK(c->stream_failed && c->failure.status == 502);
+    CHECK_STR(c->failure.err_type, "overloaded_error");
+    CHECK_STR(c->failure.message, "Overloaded");
+    free(got);
+    call_free(c);
+}
