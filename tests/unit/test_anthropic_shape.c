@@ -280,3 +280,36 @@ TEST(ashape_tool_result_with_image)
     json_object_put(c);
     json_object_put(req);
 }
+
+/* A backend tool call without an id still gets one, whole or streamed: a client answers a
+ * tool_use by its id. */
+TEST(ashape_tool_call_without_id_gets_one)
+{
+    json_object *comp = parse("{\"choices\":[{\"finish_reason\":\"tool_calls\",\"message\":{\"tool_calls\":["
+                              "{\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]}}]}");
+    char err[200];
+    json_object *m = ashape_from_completion(comp, "m", NULL, err, sizeof err);
+    const char *id = str_at(m, "content.0.id");
+    CHECK_MSG(id && strncmp(id, "toolu_", 6) == 0 && strlen(id) == 6 + 24, "id %s", id ? id : "NULL");
+    CHECK_STR(str_at(m, "content.0.name"), "f");
+    json_object_put(m);
+    json_object_put(comp);
+
+    ashape_stream_t s;
+    ashape_stream_init(&s, "m", NULL, 1);
+    buf_t out = {0};
+    json_object *c = parse("{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"name\":\"g\"}}]}}]}");
+    ashape_stream_chunk(&s, c, &out);
+    json_object_put(c);
+    const char *start = out.data ? strstr(out.data, "\"type\":\"tool_use\",\"id\":\"toolu_") : NULL;
+    CHECK_MSG(start != NULL, "no tool_use with an id in: %s", out.data ? out.data : "");
+    /* an index past the blocks it can track is ignored, not written out of bounds */
+    c = parse("{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":64,\"id\":\"x\",\"function\":{\"name\":\"h\"}},"
+              "{\"index\":-1,\"id\":\"y\",\"function\":{\"name\":\"h\"}}]}}]}");
+    size_t before = out.len;
+    ashape_stream_chunk(&s, c, &out);
+    CHECK_INT(out.len, before);
+    json_object_put(c);
+    buf_free(&out);
+    ashape_stream_free(&s);
+}

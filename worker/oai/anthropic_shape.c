@@ -425,6 +425,26 @@ static void new_message_id(char *id, size_t n)
     snprintf(id, n, "msg_%s", hex);
 }
 
+/* A tool_use block for an OpenAI tool call, with input (owned, taken). A call without an id
+ * gets a fresh one, since Anthropic clients answer a tool_use by its id. */
+static json_object *tool_use_block(json_object *call, json_object *input)
+{
+    char idbuf[48];
+    const char *id = get_str(call, "id"), *name = get_str(get(call, "function"), "name");
+    if (!id) {
+        char hex[25];
+        rand_id_hex(hex, 12);
+        snprintf(idbuf, sizeof idbuf, "toolu_%s", hex);
+        id = idbuf;
+    }
+    json_object *b = json_object_new_object();
+    json_object_object_add(b, "type", json_object_new_string("tool_use"));
+    json_object_object_add(b, "id", json_object_new_string(id));
+    json_object_object_add(b, "name", json_object_new_string(name ? name : ""));
+    json_object_object_add(b, "input", input);
+    return b;
+}
+
 /* stop_reason for an OpenAI finish_reason; *stop_seq set when a stop sequence is known to have
  * ended it (vLLM reports the matched string as choices[].stop_reason). */
 static const char *stop_reason(const char *finish, json_object *choice, json_object *stop_sequences,
@@ -489,20 +509,7 @@ json_object *ashape_from_completion(json_object *completion, const char *model, 
             snprintf(err, errlen, "The model produced tool arguments that are not a JSON object.");
             return NULL;
         }
-        json_object *b = json_object_new_object();
-        char idbuf[48];
-        const char *id = get_str(call, "id");
-        if (!id) {
-            char hex[25];
-            rand_id_hex(hex, 12);
-            snprintf(idbuf, sizeof idbuf, "toolu_%s", hex);
-            id = idbuf;
-        }
-        json_object_object_add(b, "type", json_object_new_string("tool_use"));
-        json_object_object_add(b, "id", json_object_new_string(id));
-        json_object_object_add(b, "name", json_object_new_string(get_str(fn, "name") ? get_str(fn, "name") : ""));
-        json_object_object_add(b, "input", input);
-        json_object_array_add(content, b);
+        json_object_array_add(content, tool_use_block(call, input));
     }
     if (json_object_array_length(content) == 0) {
         json_object *b = json_object_new_object();
@@ -639,23 +646,10 @@ static void tool_call(ashape_stream_t *s, json_object *call, buf_t *out)
 {
     json_object *iv = get(call, "index"), *fn = get(call, "function");
     int idx = iv ? json_object_get_int(iv) : 0;
-    if (idx < 0 || idx >= 64)
+    if (idx < 0 || idx >= (int)(sizeof s->tool_block / sizeof s->tool_block[0]))
         return;
     if (s->tool_block[idx] < 0) {
-        char idbuf[48];
-        const char *id = get_str(call, "id");
-        if (!id) {
-            char hex[25];
-            rand_id_hex(hex, 12);
-            snprintf(idbuf, sizeof idbuf, "toolu_%s", hex);
-            id = idbuf;
-        }
-        json_object *b = json_object_new_object();
-        json_object_object_add(b, "type", json_object_new_string("tool_use"));
-        json_object_object_add(b, "id", json_object_new_string(id));
-        json_object_object_add(b, "name", json_object_new_string(get_str(fn, "name") ? get_str(fn, "name") : ""));
-        json_object_object_add(b, "input", json_object_new_object());
-        open_block(s, b, true, out);
+        open_block(s, tool_use_block(call, json_object_new_object()), true, out);
         s->tool_block[idx] = s->open;
     }
     const char *args = get_str(fn, "arguments");
