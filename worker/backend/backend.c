@@ -182,7 +182,7 @@ bool be_refuse_many_choices(const be_request_t *req, be_event_t *ev, const char 
     return true;
 }
 
-bool client_gone(int fd)
+bool be_client_gone(int fd)
 {
     if (fd < 0)
         return false;

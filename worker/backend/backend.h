@@ -149,6 +149,6 @@ void be_client_message(char *msg, size_t size, const char *text, const cfg_backe
 int be_scrub_secrets(buf_t *b);
 
 /* True if the client on fd has closed its end (polls, never blocks). */
-bool client_gone(int fd);
+bool be_client_gone(int fd);
 
 #endif

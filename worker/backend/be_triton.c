@@ -738,7 +738,7 @@ static void triton_next(be_call_t *c, be_event_t *ev, int wait_ms)
         /* a stream's messages are events; a whole answer may take up to the channel's limit */
         rpc_recv_t got = rpc_client_stream_recv(c->rpc, slice, c->stream ? c->max_event : SIZE_MAX, &data, &len);
         if (got == RPC_RECV_TIMEOUT) {
-            if (client_gone(c->client_fd)) {
+            if (be_client_gone(c->client_fd)) {
                 be_event_error(ev, BE_ERR_CLIENT_GONE, 499, "client_gone", NULL, "client disconnected");
                 return;
             }
@@ -771,7 +771,7 @@ static void triton_next(be_call_t *c, be_event_t *ev, int wait_ms)
         /* Messages that keep coming skip the wait that watches the client: look now and then. */
         if (c->last_us - c->client_checked_us >= CLIENT_CHECK_US) {
             c->client_checked_us = c->last_us;
-            if (client_gone(c->client_fd)) {
+            if (be_client_gone(c->client_fd)) {
                 be_event_error(ev, BE_ERR_CLIENT_GONE, 499, "client_gone", NULL, "client disconnected");
                 return;
             }

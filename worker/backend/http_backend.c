@@ -633,7 +633,7 @@ static bool check_client(hb_call_t *c, bool readable)
             c->watch_client = false; /* pipelined bytes: watch for hang-up only from now on */
         return false;
     }
-    return client_gone(c->client_fd);
+    return be_client_gone(c->client_fd);
 }
 
 /* Looks at the client without waiting; true if it has left. */
