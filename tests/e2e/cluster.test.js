@@ -10,8 +10,8 @@
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { spawnSync } = require('node:child_process');
-const OpenAI = require('openai');
 const h = require('./lib/harness.js');
+const clients = require('./lib/client.js');
 const { startRedis } = require('./lib/redis.js');
 
 const T = { timeout: 120000 };
@@ -41,9 +41,7 @@ api_keys = (
   });
 }
 
-function client(router, key) {
-  return new OpenAI({ apiKey: key, baseURL: `${router.base}/v1`, maxRetries: 0, timeout: 20000 });
-}
+const client = (router, key) => clients.openai(router, { apiKey: key });
 
 // Waits until Redis's current minute has at least `need` seconds left.
 async function roomInMinute(need = 25) {

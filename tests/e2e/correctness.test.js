@@ -15,6 +15,8 @@ const OpenAI = require('openai');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
 const h = require('./lib/harness.js');
+const clients = require('./lib/client.js');
+const { sdkError } = require('./lib/assert.js');
 const triton = require('../../scripts/mock-triton.js');
 const anthropic = require('../../scripts/mock-anthropic.js');
 const openai = require('../../scripts/mock-openai.js');
@@ -67,14 +69,7 @@ after(async () => {
   if (omock) await omock.close();
 });
 
-function client() {
-  return new OpenAI({ baseURL: `${router.base}/v1`, apiKey: 'sk-client', maxRetries: 0, timeout: 20000 });
-}
-
-async function sdkError(p) {
-  try { await p; } catch (e) { return e; }
-  assert.fail('the request succeeded');
-}
+const client = () => clients.openai(router, { apiKey: 'sk-client' });
 
 // Requests each mock has received (Triton calls, Anthropic and OpenAI HTTP requests).
 function backendCalls() { return tmock.requests.length + amock.requests.length + omock.requests.length; }

@@ -21,11 +21,14 @@ const crypto = require('node:crypto');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
 const h = require('./lib/harness.js');
+const { fetchRaw } = require('./lib/http.js');
+const { sseMessages } = require('./lib/sse.js');
 const { startMock, replyFor } = require('../../scripts/mock-openai.js');
 const { startOtlpMock } = require('../../scripts/mock-otlp.js');
 
 const T = { timeout: 30000 };
 const sleep = h.sleep;
+const { awayFromMinuteEdge } = h;
 const PROTO = path.join(__dirname, 'proto', 'ai_router.proto');
 const pkgDef = protoLoader.loadSync(PROTO, { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
 const ai = grpc.loadPackageDefinition(pkgDef).ai_router;
@@ -97,40 +100,9 @@ function codeName(c) { return Object.keys(S).find((k) => S[k] === c) || String(c
 // Inference requests the mock received for one backend model.
 const seen = (model) => mock.requests.filter((r) => r.method === 'POST' && r.model === model);
 
-// Parses an SSE body as the spec does: events separated by blank lines, data lines joined with \n,
-// comments ignored. Returns [{ event, data }].
-function parseSse(text) {
-  const events = [];
-  for (const block of text.split(/\n\n/)) {
-    if (!block) continue;
-    let event = 'message';
-    const data = [];
-    let any = false;
-    for (const line of block.split('\n')) {
-      if (line === '' || line.startsWith(':')) continue;
-      const i = line.indexOf(':');
-      const field = i < 0 ? line : line.slice(0, i);
-      let val = i < 0 ? '' : line.slice(i + 1);
-      if (val.startsWith(' ')) val = val.slice(1);
-      if (field === 'data') { data.push(val); any = true; } else if (field === 'event') { event = val; any = true; }
-    }
-    if (any) events.push({ event, data: data.join('\n') });
-  }
-  return events;
-}
-
-async function post(base, p, body, { headers = {}, timeout = 20000 } = {}) {
-  const r = await fetch(`${base}${p}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
-    signal: AbortSignal.timeout(timeout),
-  });
-  const text = await r.text();
-  let json = null;
-  try { json = JSON.parse(text); } catch { /* SSE */ }
-  return { status: r.status, headers: r.headers, text, json };
-}
+// A POST of a JSON body (a string is sent as is): { status, headers, text, json }.
+const post = (base, p, body, { headers = {}, timeout = 20000 } = {}) =>
+  fetchRaw(base, 'POST', p, { headers: { 'content-type': 'application/json', ...headers }, timeout, ...(typeof body === 'string' ? { body } : { json: body }) });
 
 // Access-log lines of gRPC calls (JSON objects with method "GRPC").
 function grpcAccessLines(router) {
@@ -140,13 +112,6 @@ function grpcAccessLines(router) {
     try { out.push(JSON.parse(line)); } catch { /* partial line */ }
   }
   return out;
-}
-
-// Per-key windows are fixed minutes of CLOCK_MONOTONIC (libuv's hrtime uses the same clock).
-function monoSecondsLeftInMinute() { return 60 - (Math.floor(Number(process.hrtime.bigint() / 1000000n) / 1000) % 60); }
-async function awayFromMinuteEdge(needS) {
-  const left = monoSecondsLeftInMinute();
-  if (left < needS) await sleep(left * 1000 + 300);
 }
 
 async function startWithGrpc(configText, opts) {
@@ -742,7 +707,7 @@ test('POST /stream: SSE text pieces, exact text, ends with event: done + empty d
   const r = await post(MAIN.base, '/stream', { provider: 'echo', prompt: 'stream me please' });
   assert.equal(r.status, 200, r.text);
   assert.match(r.headers.get('content-type'), /text\/event-stream/);
-  const ev = parseSse(r.text);
+  const ev = sseMessages(r.text);
   const data = ev.filter((e) => e.event === 'message');
   assert.deepEqual(data.map((e) => e.data), ['stream ', 'me ', 'please']);
   assert.deepEqual(ev[ev.length - 1], { event: 'done', data: '' });
@@ -755,7 +720,7 @@ test('POST /stream: a newline in a piece continues on another data: line; joined
   const prompt = 'line one\nline two\n\nend';
   let r = await post(MAIN.base, '/stream', { provider: 'echo', prompt });
   assert.equal(r.status, 200, r.text);
-  let pieces = parseSse(r.text).filter((e) => e.event === 'message').map((e) => e.data);
+  let pieces = sseMessages(r.text).filter((e) => e.event === 'message').map((e) => e.data);
   assert.equal(pieces.join(''), prompt);
   assert.ok(r.text.includes('data: one\ndata: \n\n'), JSON.stringify(r.text));
   assert.ok(r.text.includes('data: two\ndata: \ndata: \n\n'), JSON.stringify(r.text));
@@ -763,16 +728,16 @@ test('POST /stream: a newline in a piece continues on another data: line; joined
   for (const line of r.text.split('\n')) if (line) assert.match(line, /^(data: |data:$|event: |:)/, `stray line ${JSON.stringify(line)}`);
   r = await post(MAIN.base, '/stream', { provider: 'mock', model: 'mockmodel', prompt });
   assert.equal(r.status, 200, r.text);
-  pieces = parseSse(r.text).filter((e) => e.event === 'message').map((e) => e.data);
+  pieces = sseMessages(r.text).filter((e) => e.event === 'message').map((e) => e.data);
   assert.deepEqual(pieces, ['you ', 'said: ', 'line ', 'one\n', 'line ', 'two\n\n', 'end']);
   assert.equal(pieces.join(''), `you said: ${prompt}`);
-  assert.deepEqual(parseSse(r.text).pop(), { event: 'done', data: '' });
+  assert.deepEqual(sseMessages(r.text).pop(), { event: 'done', data: '' });
 });
 
 test('POST /stream from a model with backend_stream = false ends with event: done too', T, async () => {
   const r = await post(MAIN.base, '/stream', { provider: 'mock', model: 'nostream', prompt: 'whole answer' });
   assert.equal(r.status, 200, r.text);
-  const ev = parseSse(r.text);
+  const ev = sseMessages(r.text);
   assert.equal(ev.filter((e) => e.event === 'message').map((e) => e.data).join(''), 'you said: whole answer');
   assert.deepEqual(ev[ev.length - 1], { event: 'done', data: '' }, `body: ${JSON.stringify(r.text)}`);
   assert.equal(r.text.includes('[DONE]'), false, `body: ${JSON.stringify(r.text)}`);
@@ -782,7 +747,7 @@ test('POST /stream: max_tokens and parameters reach the backend typed', T, async
   const before = mock.requests.length;
   const r = await post(MAIN.base, '/stream', { provider: 'mock', model: 'mockmodel', prompt: 'a b c', max_tokens: 2, parameters: { top_p: '0.5' } });
   assert.equal(r.status, 200, r.text);
-  assert.deepEqual(parseSse(r.text).filter((e) => e.event === 'message').map((e) => e.data), ['you ', 'said: ']);
+  assert.deepEqual(sseMessages(r.text).filter((e) => e.event === 'message').map((e) => e.data), ['you ', 'said: ']);
   const b = mock.requests.slice(before).find((x) => x.method === 'POST').body;
   assert.equal(b.stream, true);
   assert.equal(b.max_tokens, 2);
@@ -810,7 +775,7 @@ test('POST /stream errors before the start are HTTP statuses with JSON errors', 
 test('POST /stream error after the start: the pieces, then event: error with {"error":{...}}, no event: done', T, async () => {
   const r = await post(MAIN.base, '/stream', { provider: 'mock', model: 'mstreamerr', prompt: 'a b c' });
   assert.equal(r.status, 200, r.text);
-  const ev = parseSse(r.text);
+  const ev = sseMessages(r.text);
   assert.deepEqual(ev.filter((e) => e.event === 'message').map((e) => e.data), ['you ']);
   const last = ev[ev.length - 1];
   assert.equal(last.event, 'error', r.text);

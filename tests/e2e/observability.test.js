@@ -10,12 +10,13 @@
 // Run: cd /work/main && node --test tests/e2e/observability.test.js
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const http = require('node:http');
 const fs = require('node:fs');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
-const OpenAI = require('openai');
 const h = require('./lib/harness.js');
+const clients = require('./lib/client.js');
+const { fetchRaw, request } = require('./lib/http.js');
+const { sseJson } = require('./lib/sse.js');
 const { startMock, replyFor } = require('../../scripts/mock-openai.js');
 const { startOtlpMock } = require('../../scripts/mock-otlp.js');
 
@@ -255,22 +256,8 @@ function val(p, name, labels = {}) {
 
 function series(p, name) { return p.samples.filter((s) => s.name === name); }
 
-// GET /metrics on a fresh connection (no keep-alive: any worker may answer).
-function getRaw(base, urlPath, headers = {}) {
-  return new Promise((resolve, reject) => {
-    const u = new URL(urlPath, base);
-    const req = http.request({ host: u.hostname, port: u.port, path: u.pathname, method: 'GET', agent: false, headers: { connection: 'close', ...headers } }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => { body += d; });
-      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body }));
-      res.on('error', reject);
-    });
-    req.setTimeout(5000, () => req.destroy(new Error('GET timed out')));
-    req.on('error', reject);
-    req.end();
-  });
-}
+// A GET on a fresh connection (no keep-alive: any worker may answer).
+const getRaw = (base, urlPath, headers = {}) => request(base, urlPath, { headers, timeout: 5000 });
 
 // GET /metrics -> parsed and checked exposition. Always on a fresh connection: a pooled keep-alive
 // connection may belong to a worker that a reload or a kill has just retired (its FIN not yet seen
@@ -309,9 +296,12 @@ function apiState(p) {
 
 // ---------------------------------------------------------------- API helpers
 
-function client(r, opts = {}) {
-  return new OpenAI({ baseURL: `${r.base}/v1`, apiKey: 'sk-not-checked', maxRetries: 0, timeout: 20000, ...opts });
-}
+const client = (r, opts = {}) => clients.openai(r, { apiKey: 'sk-not-checked', ...opts });
+// Raw POST; returns { status, headers, text, json, bytes }.
+const post = (r, urlPath, json, headers = {}) =>
+  fetchRaw(r.base, 'POST', urlPath, { headers: { 'content-type': 'application/json', ...headers }, ...(typeof json === 'string' ? { body: json } : { json }) });
+// The data of each event of an SSE body, parsed ('[DONE]' as is).
+const sseEvents = (text) => sseJson(text, { done: true }).filter((e) => e.data !== null).map((e) => e.data);
 
 const msgs = (text) => [{ role: 'user', content: text }];
 const usageOf = (text) => replyFor({ messages: msgs(text) }, 'chat').usage;
@@ -329,25 +319,6 @@ async function streamAll(r, model, text, { body = {}, reqOpts, c = client(r) } =
 
 async function expectStatus(p, status) {
   await assert.rejects(p, (e) => { assert.equal(e.status, status, `status ${e.status}: ${e.message}`); return true; });
-}
-
-// Raw POST; returns { status, headers, text }.
-async function post(r, urlPath, json, headers = {}) {
-  const res = await fetch(`${r.base}${urlPath}`, {
-    method: 'POST', headers: { 'content-type': 'application/json', ...headers },
-    body: typeof json === 'string' ? json : JSON.stringify(json), signal: AbortSignal.timeout(20000),
-  });
-  return { status: res.status, headers: res.headers, text: await res.text() };
-}
-
-function sseEvents(text) {
-  const out = [];
-  for (const block of text.replace(/\r\n?/g, '\n').split('\n\n')) {
-    const data = block.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).replace(/^ /, '')).join('\n');
-    if (!data) continue;
-    out.push(data === '[DONE]' ? '[DONE]' : JSON.parse(data));
-  }
-  return out;
 }
 
 function accessLines(r) {

@@ -6,15 +6,15 @@
 // Run: cd /work/main && node --test tests/e2e/process.test.js
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const http = require('node:http');
 const net = require('node:net');
 const fs = require('node:fs');
 const path = require('node:path');
 const { spawn, spawnSync } = require('node:child_process');
-const OpenAI = require('openai');
+const clients = require('./lib/client.js');
 const {
   REPO, BIN, sleep, freePort, tmpDir, waitFor, childPids, alive, startRouter, echoConfig,
 } = require('./lib/harness');
+const { request: httpRequest } = require('./lib/http.js');
 
 // ---------------------------------------------------------------------------------------------
 // local helpers
@@ -39,31 +39,9 @@ function sameSet(a, b) {
   return a.length === b.length && [...a].sort((x, y) => x - y).every((v, i) => v === [...b].sort((x, y) => x - y)[i]);
 }
 
-// One HTTP request on a fresh connection (agent:false => no keep-alive reuse).
-// Resolves { status, headers, body } or rejects on a socket error / timeout.
-function request(base, { method = 'GET', path: p = '/', headers = {}, body, timeout = 5000 } = {}) {
-  return new Promise((resolve, reject) => {
-    const u = new URL(p, base);
-    const data = body === undefined ? undefined : (typeof body === 'string' ? body : JSON.stringify(body));
-    const req = http.request({
-      host: u.hostname, port: u.port, path: u.pathname + u.search, method, agent: false,
-      headers: {
-        connection: 'close',
-        ...(data !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } : {}),
-        ...headers,
-      },
-    }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
-    req.setTimeout(timeout, () => req.destroy(new Error(`request timed out after ${timeout} ms`)));
-    req.on('error', reject);
-    if (data !== undefined) req.write(data);
-    req.end();
-  });
-}
+// One HTTP request on a fresh connection: { status, headers, body }; rejects on a socket error or
+// when no answer came within timeout ms.
+const request = (base, { path: p = '/', timeout = 5000, ...opts } = {}) => httpRequest(base, p, { timeout, ...opts });
 
 function chat(base, text, headers = {}) {
   return request(base, {
@@ -279,7 +257,7 @@ test('QUIT lets an in-flight slow stream finish, refuses new connections, exits 
   await withRouter(echoConfig({ workers: 2, echoDelay: 300 }), {}, async (h) => {
     await waitWorkers(h, 2, 'start', { settle: 100 });
     const msg = 'the quick brown fox jumps over the lazy dog';
-    const client = new OpenAI({ baseURL: `${h.base}/v1`, apiKey: 'x', maxRetries: 0, timeout: 20000 });
+    const client = clients.openai(h, { apiKey: 'x' });
     const stream = await client.chat.completions.create({
       model: 'echo', stream: true, messages: [{ role: 'user', content: msg }],
     });
@@ -333,7 +311,7 @@ test('QUIT (the whole service stops) closes idle kept-alive connections at once,
     await waitFor(() => idleData.includes('{"status":"ok"}'), { what: 'health answer on the idle connection' });
 
     const msg = 'one two three four five six seven eight nine ten eleven twelve';
-    const client = new OpenAI({ baseURL: `${h.base}/v1`, apiKey: 'x', maxRetries: 0, timeout: 30000 });
+    const client = clients.openai(h, { apiKey: 'x', timeout: 30000 });
     const stream = await client.chat.completions.create({ model: 'echo', stream: true, messages: [{ role: 'user', content: msg }] });
     let text = '';
     let chunks = 0;

@@ -26,10 +26,15 @@ const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 const OpenAI = require('openai');
 const h = require('./lib/harness.js');
+const clients = require('./lib/client.js');
+const { request: httpRequest } = require('./lib/http.js');
+const { sseData } = require('./lib/sse.js');
+const { assertOpenAIError } = require('./lib/assert.js');
 const { startMock } = require('../../scripts/mock-openai.js');
 
 const T = { timeout: 30000 };
 const sleep = h.sleep;
+const { monoSecondsLeftInMinute, awayFromMinuteEdge } = h;
 const mocks = [];
 const routers = [];
 
@@ -39,44 +44,11 @@ function chatBody(model, text = 'hello world', extra = {}) {
   return { model, messages: [{ role: 'user', content: text }], ...extra };
 }
 
-// One HTTP request with node:http. agent false = a fresh connection (Connection: close).
-function request(base, path, { method = 'POST', body, headers = {}, agent = false, timeout = 20000 } = {}) {
-  return new Promise((resolve, reject) => {
-    const u = new URL(path, base);
-    const data = body === undefined ? null : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
-    const hdrs = { ...headers };
-    if (data) { hdrs['content-type'] = 'application/json'; hdrs['content-length'] = data.length; }
-    if (agent === false) hdrs.connection = 'close';
-    const t0 = Date.now();
-    const r = http.request({ host: u.hostname, port: u.port, path: u.pathname + u.search, method, headers: hdrs, agent }, (res) => {
-      const localPort = res.socket && res.socket.localPort;
-      const chunks = [];
-      res.on('data', (d) => chunks.push(d));
-      res.on('error', reject);
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json = null;
-        try { json = JSON.parse(text); } catch { /* not JSON (SSE) */ }
-        resolve({ status: res.statusCode, headers: res.headers, text, json, ms: Date.now() - t0, localPort });
-      });
-    });
-    r.setTimeout(timeout, () => r.destroy(new Error(`request ${method} ${path} timed out after ${timeout} ms`)));
-    r.on('error', reject);
-    if (data) r.write(data);
-    r.end();
-  });
-}
-
+// One HTTP request (a POST unless opts.method says otherwise); agent false = a fresh connection.
+const request = (base, path, opts = {}) => httpRequest(base, path, { method: 'POST', ...opts });
 const chat = (base, model, opts = {}) => request(base, '/v1/chat/completions', { ...opts, body: chatBody(model, opts.text, opts.extra) });
 
-// SSE data payloads of a streamed answer.
-function sseData(text) {
-  return text.split(/\r?\n\r?\n/).map((e) => e.split(/\r?\n/).filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trim()).join('\n')).filter(Boolean);
-}
-
-function client(base, apiKey = 'sk-none') {
-  return new OpenAI({ baseURL: `${base}/v1`, apiKey, maxRetries: 0, timeout: 20000 });
-}
+const client = (base, apiKey = 'sk-none') => clients.openai(base, { apiKey });
 
 // Inference requests a mock received for one backend model.
 const seen = (mock, model) => mock.requests.filter((r) => r.method === 'POST' && r.model === model);
@@ -137,19 +109,7 @@ async function onConn(conn, base, path, opts) {
 
 function releaseConns(by) { for (const list of Object.values(by)) for (const c of list) c.agent.destroy(); }
 
-// Per-key windows are fixed minutes of CLOCK_MONOTONIC (libuv's hrtime uses the same clock).
-function monoSecondsLeftInMinute() { return 60 - (Math.floor(Number(process.hrtime.bigint() / 1000000n) / 1000) % 60); }
-async function awayFromMinuteEdge(needS) {
-  const left = monoSecondsLeftInMinute();
-  if (left < needS) await sleep(left * 1000 + 300);
-}
-
-function assertError(r, status, code, type) {
-  assert.equal(r.status, status, `status (body ${r.text})`);
-  assert.ok(r.json && r.json.error, `error body: ${r.text}`);
-  if (code !== undefined) assert.equal(r.json.error.code, code, r.text);
-  if (type !== undefined) assert.equal(r.json.error.type, type, r.text);
-}
+const assertError = (r, status, code, type) => assertOpenAIError(r, status, code, { type });
 
 // ---- fixtures ----
 
@@ -836,7 +796,7 @@ async function ask(c, text) {
 // The official client over a connection pinned to one worker (pinConnections); checks after each
 // call that the agent still holds only that connection.
 function pinnedClient(base, conn) {
-  const c = new OpenAI({ baseURL: `${base}/v1`, apiKey: 'sk-none', maxRetries: 0, timeout: 20000, httpAgent: conn.agent });
+  const c = clients.openai(base, { apiKey: 'sk-none', httpAgent: conn.agent });
   return {
     worker: conn.worker,
     async ask(text) {
