@@ -20,6 +20,7 @@ const { Traffic } = require('./lib/traffic.js');
 const { fetchRaw, rawHttp: rawHttpTo } = require('./lib/http.js');
 const { sseEvents } = require('./lib/sse.js');
 const { assertOpenAIError, assertNoLeak: noLeak, assertCleanLog } = require('./lib/assert.js');
+const { idle } = require('./lib/metrics.js');
 const {
   startMock, speechAudio, AUDIO_TYPES, transcriptText, transcriptAnswer, imageBytes, moderationResult, responseReply, sha256,
 } = require('../../scripts/mock-openai.js');
@@ -377,7 +378,7 @@ test('uploads over limits.max_body_bytes are refused with 413 request_too_large 
   }
   const bad = Object.entries(got).filter(([, v]) => v !== '413 request_too_large');
   assert.deepEqual(bad, [], `every oversized upload must be answered 413 request_too_large; these were not:\n${bad.map(([k, v]) => `  ${k}: ${v}`).join('\n')}`);
-  await h.sleep(300); // something that must not happen: give a stray forward time to show up on a slow machine
+  await idle(router); // a forward, had there been one, has reached the mock by now
   assert.equal(mock.requests.slice(before).filter((x) => x.method === 'POST').length, 0, 'nothing reached the backend');
 });
 

@@ -16,6 +16,7 @@ const { spawnSync } = require('node:child_process');
 const h = require('./lib/harness.js');
 const clients = require('./lib/client.js');
 const { fetchRaw, request } = require('./lib/http.js');
+const { idle } = require('./lib/metrics.js');
 const { sseJson } = require('./lib/sse.js');
 const { startMock, replyFor } = require('../../scripts/mock-openai.js');
 const { startOtlpMock } = require('../../scripts/mock-otlp.js');
@@ -843,6 +844,26 @@ async function traceOf(otlp, id, { children = 1, timeout = 8000 } = {}) {
   return { server, kids, client: kids[0] };
 }
 
+// Resolves once every span of request `id` the router will export has reached the collector.
+// The request's spans are queued before its access-log line is written; the worker that served it
+// exports its queue in order, one batch after the other. So a later request served by the same
+// worker (tried on fresh connections until one lands there) is the barrier: once its SERVER span
+// has come, so has every span of the earlier one.
+async function spansSettled(r, otlp, id) { await workerSpansSettled(r, otlp, (await accessLine(r, id)).worker); }
+
+// Resolves once every span queued so far by worker pid `worker` has reached the collector.
+async function workerSpansSettled(r, otlp, worker) {
+  for (let i = 0; i < 50; i++) {
+    const bid = rid('barrier');
+    const res = await request(r.base, '/v1/chat/completions', { method: 'POST', headers: { 'x-request-id': bid }, body: { model: 'echo-model', messages: msgs('barrier') } });
+    assert.equal(res.status, 200, `barrier request: ${res.text}`);
+    if ((await accessLine(r, bid)).worker !== worker) continue;
+    await traceOf(otlp, bid);
+    return;
+  }
+  assert.fail(`no barrier request reached worker ${worker}`);
+}
+
 function checkSpanBasics(s) {
   assert.ok(isHex(s.traceId, 32), `traceId lowercase hex: ${s.traceId}`);
   assert.ok(isHex(s.spanId, 16), `spanId lowercase hex: ${s.spanId}`);
@@ -875,8 +896,7 @@ test('traces: SERVER + CLIENT spans with GenAI attributes; backend gets the trac
   const res = await post(RT, '/v1/chat/completions', { model: 'chat-ok', messages: msgs(text) }, { 'x-request-id': id });
   assert.equal(res.status, 200);
   const { server, client: cl, kids } = await traceOf(otlpMain, id);
-  // no third span may follow: wait 5 flush intervals (100 ms) and a slow export round trip
-  await h.sleep(500);
+  await spansSettled(RT, otlpMain, id); // no third span may follow
   assert.equal(otlpMain.spans.filter((s) => s.traceId === server.traceId).length, 2, 'exactly 2 spans in the trace');
   assert.equal(kids.length, 1);
   checkSpanBasics(server); checkSpanBasics(cl);
@@ -970,7 +990,7 @@ test('traces: stream usage, completions/embeddings/echo span names, errors marke
   const nf = await traceOf(otlpMain, ids.nf, { children: 0 });
   assert.equal(nf.server.attrs['http.response.status_code'], 404);
   assert.notEqual(nf.server.status && nf.server.status.code, 2, '404 is not a server ERROR');
-  await h.sleep(500); // a span that must not come: give it 5 flush intervals to show up anyway
+  await spansSettled(RT, otlpMain, ids.nf); // a span that must not come would have come by now
   assert.equal(otlpMain.spans.filter((s) => s.traceId === nf.server.traceId && s.kind === 3).length, 0, 'no backend span without a backend call');
 });
 
@@ -1002,7 +1022,8 @@ test('traces: a client traceparent is continued; an invalid one starts a new tra
 
 test('traces: exported_total matches what the collector got, nothing dropped', T, async () => {
   await mainTracingRouter();
-  await h.sleep(500);
+  await idle(RT);
+  for (const w of RT.workers()) await workerSpansSettled(RT, otlpMain, w); // and every worker has exported them
   const p = await waitMetrics(RT, (m) => val(m, 'airouter_trace_spans_exported_total') === otlpMain.spans.length,
     `exported_total == ${otlpMain.spans.length} spans received`, { timeout: 8000 });
   assert.equal(val(p, 'airouter_trace_spans_dropped_total'), 0);

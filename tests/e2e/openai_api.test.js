@@ -931,6 +931,8 @@ test('client abort before the answer (backend silent; or aggregating a backend s
       body: JSON.stringify({ ...chatBody(model, what), stream }),
     }).then((r) => r.text());
     const rec = await mock.waitFor((x) => x.model === bm && x.body.messages[1].content === what, 3000);
+    // A real wait, not a check that something did not happen: the abort is to come while the
+    // router is well into waiting on a silent backend, not as it sends the request.
     await h.sleep(500);
     const abortAt = Date.now();
     ac.abort();

@@ -30,6 +30,7 @@ const clients = require('./lib/client.js');
 const { request: httpRequest } = require('./lib/http.js');
 const { sseData } = require('./lib/sse.js');
 const { assertOpenAIError } = require('./lib/assert.js');
+const { idle } = require('./lib/metrics.js');
 const { startMock } = require('../../scripts/mock-openai.js');
 
 const T = { timeout: 30000 };
@@ -469,12 +470,14 @@ test('circuit opens after 3 failures, keeps traffic off the target for the coold
     assert.ok(ra >= 1 && ra <= 3, `Retry-After ${r.headers['retry-after']}`);
     assert.ok(r.ms < 500, `503 took ${r.ms} ms`);
     during++;
-    await sleep(100);
+    await sleep(100); // spread the requests over the open time
   }
   assert.ok(during >= 5);
+  await idle(SINGLE); // a forward, had there been one, has reached the mock by now
   assert.equal(n(), 3, 'a request reached the target while its circuit was open');
 
   // Half-open: exactly one probe among concurrent requests. It fails: the circuit reopens.
+  // A real wait: the cooldown (2 s from the opening) has to run out.
   await sleep(opened + 2150 - Date.now());
   // The probe is slow so that the 3 other requests reach the router while it is in flight, even
   // on a busy machine.
@@ -487,11 +490,12 @@ test('circuit opens after 3 failures, keeps traffic off the target for the coold
   for (const r of rs.filter((x) => x.status === 503)) assertError(r, 503, 'model_unavailable');
   while (Date.now() < reopened + 1200) {
     assertError(await chat(SINGLE.base, 'cb'), 503, 'model_unavailable');
-    await sleep(150);
+    await sleep(150); // spread the requests over the open time
   }
+  await idle(SINGLE);
   assert.equal(n(), 4, 'a request reached the target after the failed probe reopened the circuit');
 
-  // Next cooldown over: one probe succeeds and closes the circuit.
+  // Next cooldown over: one probe succeeds and closes the circuit (a real wait, as above).
   await sleep(reopened + 2150 - Date.now());
   mC.latencyMs = 800;
   rs = await Promise.all(Array.from({ length: 4 }, () => chat(SINGLE.base, 'cb')));
@@ -577,6 +581,7 @@ test('health checks: requests avoid a backend whose /models fails or whose port 
   assert.equal(seen(mWell, 'hc-well').length, 10);
   assert.equal(seen(mWell, 'hc2-well').length, 10);
 
+  // A real wait: the rate of health checks is measured over about 4 s.
   await sleep(4200 - (Date.now() - t0));
   const window = (Date.now() - t0) / 1000;
   const pids = MAIN.workers();
@@ -855,12 +860,14 @@ test('failure_ratio opens the circuit of a target failing every other try (never
       during++;
     }
     assert.ok(during >= 4, `only ${during} requests fitted in the cooldown`);
+    await idle(s.r);
     assert.equal(s.nA(), 6, 'a request reached target A while its circuit was open');
     assert.equal(s.nB(), 3 + during);
   } finally { releaseConns(by); }
 
   // Cooldown over: A is healthy again; of 4 concurrent requests exactly one (the probe, slowed so
-  // the others arrive while it is in flight) reaches A, the others go to B; all succeed.
+  // the others arrive while it is in flight) reaches A, the others go to B; all succeed. A real
+  // wait: the cooldown (3 s) has to run out.
   await sleep(t6done + 3200 - Date.now());
   s.a.failEvery = 0;
   s.a.latencyMs = 800;
