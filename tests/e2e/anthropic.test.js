@@ -1,5 +1,5 @@
 'use strict';
-// End-to-end tests of the Anthropic backend (issue 5): the official `openai` npm client (and raw
+// End-to-end tests of the Anthropic backend: the official `openai` npm client (and raw
 // fetch where the wire format itself is checked) against the real airouter binary, routing to the
 // mock Anthropic Messages server in scripts/mock-anthropic.js, which validates requests like the real
 // API (so a bad translation shows up as a 400 from it) and records what it got.

@@ -1,5 +1,5 @@
 'use strict';
-// End-to-end tests of the rest of the OpenAI API surface (issue 8): audio speech, transcriptions and
+// End-to-end tests of the rest of the OpenAI API surface: audio speech, transcriptions and
 // translations, images, moderations, the Responses API, and passthrough rules. The official `openai`
 // npm client (and raw fetch / node:http where the wire format itself is checked) talks to the real
 // airouter binary, which routes to the mock backend in scripts/mock-openai.js; the mock records what it

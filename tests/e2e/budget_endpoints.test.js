@@ -1,5 +1,5 @@
 'use strict';
-// Budgets and prices on every endpoint a key can reach (issue 15): the Responses API (whole and
+// Budgets and prices on every endpoint a key can reach: the Responses API (whole and
 // streamed), images, audio transcriptions (whole and streamed) and speech, moderations, the
 // Messages API and passthrough rules. Each is charged from its answer's usage when it has one
 // (Responses usage with cached input tokens, gpt-image usage, gpt-4o-transcribe usage, a run's

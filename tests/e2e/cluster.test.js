@@ -1,5 +1,5 @@
 'use strict';
-// End-to-end tests of shared limits (issue 15): three real airouter processes on one real
+// End-to-end tests of shared limits: three real airouter processes on one real
 // redis-server (started here on a free loopback port, no persistence), hammered together with
 // the official openai client. Each limit is checked for its worst case: overshoot 0 for rpm and
 // max_concurrent, at most one reservation for tpm; then Redis is stopped and restarted under the

@@ -1,5 +1,5 @@
 'use strict';
-// Correctness where real clients tripped (issue 13): the official `openai` npm client against the
+// Correctness of what real clients rely on: the official `openai` npm client against the
 // real airouter binary, routing to the mock Triton (gRPC), Anthropic and OpenAI servers in scripts/.
 //   - a Triton model serves chat and completions only (embeddings refused at -t and per request)
 //   - a conversation of system text only reaches Triton as the one user turn

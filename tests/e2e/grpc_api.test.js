@@ -1,5 +1,5 @@
 'use strict';
-// End-to-end tests of the ai_router client API (issue 5): the gRPC service ai_router.AIRouter
+// End-to-end tests of the ai_router client API: the gRPC service ai_router.AIRouter
 // (RouteRequest, StreamingRouteRequest) that every worker serves on grpc_listen, and its HTTP
 // gateway routes POST /generate and POST /stream. The client is @grpc/grpc-js loading a
 // client-side copy of the proto (tests/e2e/proto/ai_router.proto), as an existing client of that

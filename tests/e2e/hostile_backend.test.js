@@ -1,5 +1,5 @@
 'use strict';
-// End-to-end tests of hostile backends (issue 17, item 2): every buffer a backend fills is bounded by
+// End-to-end tests of hostile backends: every buffer a backend fills is bounded by
 // limits.max_event_bytes (a stream event or line) or by the whole-answer cap, the call ends with a 502
 // (nothing sent yet) or a last error event (stream begun), the worker's memory stays bounded, and a
 // client that leaves stops the relay at once on every route.

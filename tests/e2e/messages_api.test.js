@@ -1,5 +1,5 @@
 'use strict';
-// End-to-end tests of Anthropic's Messages API for clients (issue 14): the official
+// End-to-end tests of Anthropic's Messages API for clients: the official
 // `@anthropic-ai/sdk` (and raw fetch where the wire itself is checked) against the real airouter,
 // routing to the Anthropic mock (relayed: the body goes on but for the model), and to the OpenAI,
 // Triton and echo backends (translated both ways).

@@ -1,5 +1,5 @@
 'use strict';
-// End-to-end tests of observability (issue 6): Prometheus /metrics summed over workers (and kept
+// End-to-end tests of observability: Prometheus /metrics summed over workers (and kept
 // across HUP and worker crashes), the access log fields, and OpenTelemetry traces exported as
 // OTLP/HTTP JSON to the mock collector in scripts/mock-otlp.js. Backends are the mock OpenAI server
 // in scripts/mock-openai.js (knobs chosen by the backend model name) and the built-in echo backend.
@@ -12,7 +12,6 @@ const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
-const { spawnSync } = require('node:child_process');
 const h = require('./lib/harness.js');
 const clients = require('./lib/client.js');
 const { fetchRaw, request } = require('./lib/http.js');
@@ -48,24 +47,10 @@ const M = {
   echo: ['echo-model', 'echo', null],
 };
 
-// Issue 6 counts one backend call per request. Later versions of airouter retry failed backend calls
-// by default (top-level `retry` group); where the binary knows that group, the tests pin one attempt
-// so that the counts below stay those of a single backend call. (Probed once with `airouter -t`.)
-let RETRY_PIN = null;
-function retryPin() {
-  if (RETRY_PIN === null) {
-    const dir = h.tmpDir();
-    const f = path.join(dir, 'probe.conf');
-    fs.writeFileSync(f, `listen = "127.0.0.1:1";\nbackends = ( { name = "echo"; type = "echo"; } );\nmodels = ( { name = "m"; backend = "echo"; } );\nretry = { attempts = 1; };\n`);
-    const r = spawnSync(h.BIN, ['-t', '-c', f], { encoding: 'utf8', timeout: 10000 });
-    fs.rmSync(dir, { recursive: true, force: true });
-    RETRY_PIN = r.status === 0 ? 'retry = { attempts = 1; };' : '';
-  }
-  return RETRY_PIN;
-}
-
+// The counts below are those of one backend call per request: retries are off (the default retries
+// a failed call).
 function routerConfig({ models, workers = 2, extra = '', bkExtra = '' }) {
-  return `${retryPin()}
+  return `retry = { attempts = 1; };
 listen = "127.0.0.1:@PORT@";
 workers = ${workers};
 log = { level = "info"; access_log = "@DIR@/access.log"; };

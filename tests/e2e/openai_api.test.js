@@ -1,5 +1,5 @@
 'use strict';
-// End-to-end tests of the OpenAI-compatible API (issue 3): the official `openai` npm client (and raw
+// End-to-end tests of the OpenAI-compatible API: the official `openai` npm client (and raw
 // fetch / node:http where the wire format itself is checked) against the real airouter binary,
 // routing to the mock OpenAI-compatible backend in scripts/mock-openai.js, which records what it got.
 //

@@ -1,5 +1,5 @@
 'use strict';
-// End-to-end tests of resilience (issue 7): several targets per model, balancing, retries and
+// End-to-end tests of resilience: several targets per model, balancing, retries and
 // failover, circuit breaking, health checks, per-key limits, timeouts and the connection limit.
 // Fault injection uses the mock backend (scripts/mock-openai.js: knobs in the backend model name,
 // and the per-mock switches failNext/failEvery/failStatus/retryAfter/latencyMs/modelsStatus); "a target down"

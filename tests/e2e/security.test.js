@@ -1,5 +1,5 @@
 'use strict';
-// End-to-end tests of hostile clients and hostile backends (issue 17): path traversal through
+// End-to-end tests of hostile clients and hostile backends: path traversal through
 // forwarded paths, request smuggling, log injection, a backend that echoes its key, deeply nested
 // JSON, /metrics exposure, and what else a client controls in a request (methods, lengths, query
 // strings). Raw sockets and node:http send what a polite client never would; the official `openai`

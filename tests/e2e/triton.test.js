@@ -1,5 +1,5 @@
 'use strict';
-// End-to-end tests of the Triton backend (issue 4): the official `openai` client talks to airouter,
+// End-to-end tests of the Triton backend: the official `openai` client talks to airouter,
 // which calls a mock Triton Inference Server over real gRPC (scripts/mock-triton.js, its own proto
 // tests/e2e/proto/triton.proto). What reached Triton (prompt strings, tensors with datatypes, shapes
 // and raw little-endian values, parameters, metadata, cancellation) is read from the mock's log.
