@@ -1,5 +1,5 @@
 'use strict';
-// End-to-end tests of shared limits (issue 15): three real airouter processes on one real
+// End-to-end tests of shared limits: three real airouter processes on one real
 // redis-server (started here on a free loopback port, no persistence), hammered together with
 // the official openai client. Each limit is checked for its worst case: overshoot 0 for rpm and
 // max_concurrent, at most one reservation for tpm; then Redis is stopped and restarted under the
@@ -10,8 +10,8 @@
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { spawnSync } = require('node:child_process');
-const OpenAI = require('openai');
 const h = require('./lib/harness.js');
+const clients = require('./lib/client.js');
 const { startRedis } = require('./lib/redis.js');
 
 const T = { timeout: 120000 };
@@ -41,9 +41,7 @@ api_keys = (
   });
 }
 
-function client(router, key) {
-  return new OpenAI({ apiKey: key, baseURL: `${router.base}/v1`, maxRetries: 0, timeout: 20000 });
-}
+const client = (router, key) => clients.openai(router, { apiKey: key });
 
 // Waits until Redis's current minute has at least `need` seconds left.
 async function roomInMinute(need = 25) {
