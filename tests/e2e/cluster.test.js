@@ -175,12 +175,9 @@ test('a client that leaves a stream before any usage is settled with what was pr
 
 test('a gRPC call cancelled before any usage is settled with what was produced, not given back whole', T, async () => {
   const grpc = require('@grpc/grpc-js');
-  const protoLoader = require('@grpc/proto-loader');
-  const ai = grpc.loadPackageDefinition(protoLoader.loadSync(require('node:path').join(__dirname, 'proto', 'ai_router.proto'),
-    { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true })).ai_router;
   const gport = await h.freePort();
   const r = await h.startRouter(clusterConfig(redis.url, { echoDelay: 100, prefix: 'gab:' }) + `grpc_listen = "127.0.0.1:${gport}";`);
-  const c = new ai.AIRouter(`127.0.0.1:${gport}`, grpc.credentials.createInsecure());
+  const c = require('./lib/grpc.js').newClient(gport);
   try {
     await roomInMinute();
     const md = new grpc.Metadata();
