@@ -12,6 +12,7 @@ const assert = require('node:assert/strict');
 const { spawnSync } = require('node:child_process');
 const h = require('./lib/harness.js');
 const clients = require('./lib/client.js');
+const { idle, scrape } = require('./lib/metrics.js');
 const { startRedis } = require('./lib/redis.js');
 
 const T = { timeout: 120000 };
@@ -295,8 +296,11 @@ function budgetConfig(extra, { echoDelay = 0 } = {}) {
     .replace('models = ( { name = "echo"; backend = "echo"; default = true; } );', '');
 }
 
+// A key's spend, once every request so far has been charged (as it finishes, which can trail the
+// client's read of its answer).
 async function spendMetric(router, key) {
-  const text = await (await fetch(`${router.base}/metrics`)).text();
+  await idle(router);
+  const text = await scrape(router);
   const line = text.split('\n').find((l) => l.startsWith(`airouter_spend_usd_total{key="${key}",model="echo"}`));
   return line === undefined ? undefined : Number(line.split(' ')[1]);
 }
