@@ -203,7 +203,7 @@ static void put_secret_or_empty(dump_t *d, const field_t *f, const char *o)
     key_string(d, f->name, s && s[0] ? MASK : "");
 }
 
-bool cfg_secret_name(const char *name, size_t len)
+bool cfg_dump_secret_name(const char *name, size_t len)
 {
     static const char *const words[] = {"auth", "key", "token", "secret", "password", "passwd", "cookie",
                                         "signature", "sig", "credential", NULL};
@@ -218,7 +218,7 @@ bool cfg_secret_name(const char *name, size_t len)
 
 /* Masks a URL's password (scheme://user:PASSWORD@host) and the values of query parameters
  * named like credentials (?api_key=VALUE). Returns a malloc'd string. */
-char *cfg_mask_url(const char *url)
+char *cfg_dump_mask_url(const char *url)
 {
     size_t masks = 1; /* the password, and at most one per query value */
     for (const char *e = strchr(url, '='); e; e = strchr(e + 1, '='))
@@ -247,7 +247,7 @@ char *cfg_mask_url(const char *url)
     for (p = query + 1; *p && *p != '#';) {
         size_t plen = strcspn(p, "&#");
         const char *eq = memchr(p, '=', plen);
-        if (eq && cfg_secret_name(p, (size_t)(eq - p))) {
+        if (eq && cfg_dump_secret_name(p, (size_t)(eq - p))) {
             memcpy(w, p, (size_t)(eq + 1 - p));
             w += eq + 1 - p;
             w = stpcpy(w, MASK);
@@ -268,7 +268,7 @@ static void put_url(dump_t *d, const field_t *f, const char *o)
     const char *s = AT(char *, o, f->off);
     if (!s)
         return;
-    char *masked = cfg_mask_url(s);
+    char *masked = cfg_dump_mask_url(s);
     key_string(d, f->name, masked ? masked : MASK);
     free(masked);
 }
@@ -293,7 +293,7 @@ static void put_headers(dump_t *d, const field_t *f, const char *o)
     for (int i = 0; i < n; i++) {
         size_t name_len = strcspn(h[i], ":");
         fputs(i ? ", \"" : " \"", d->out);
-        if (cfg_secret_name(h[i], name_len)) {
+        if (cfg_dump_secret_name(h[i], name_len)) {
             put_escaped(d, h[i], name_len);
             fputs(": " MASK, d->out);
         } else {

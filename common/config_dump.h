@@ -13,11 +13,11 @@
 void cfg_dump(const cfg_t *cfg, FILE *out);
 
 /* url with its password and credential-like query values replaced by a mask (malloc'd). */
-char *cfg_mask_url(const char *url);
+char *cfg_dump_mask_url(const char *url);
 
 /* Whether a header or query parameter name suggests a credential (auth, key, token...): the
  * dump masks such values, and backend errors relayed to clients are scrubbed of them. */
-bool cfg_secret_name(const char *name, size_t len);
+bool cfg_dump_secret_name(const char *name, size_t len);
 
 /* Whether the dump prints key of group ("" top level, "limits", "backends.health_check",
  * "models.targets"...): the unit test holds it to every key the loader accepts. */

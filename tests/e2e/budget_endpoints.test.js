@@ -13,6 +13,7 @@ const assert = require('node:assert/strict');
 const { toFile } = require('openai');
 const h = require('./lib/harness.js');
 const clients = require('./lib/client.js');
+const { idle, scrape } = require('./lib/metrics.js');
 const { startRedis } = require('./lib/redis.js');
 const { startMock, transcriptText, sha256 } = require('../../scripts/mock-openai.js');
 
@@ -57,8 +58,11 @@ ${extra}
 
 const client = (key) => clients.openai(router, { apiKey: key });
 
+// A key's spend on a model, once every request so far has been charged (a request is charged as it
+// finishes, which can trail the client's read of its answer).
 async function spend(r, key, model) {
-  const text = await (await fetch(`${r.base}/metrics`)).text();
+  await idle(r);
+  const text = await scrape(r);
   const line = text.split('\n').find((l) => l.startsWith(`airouter_spend_usd_total{key="${key}",model="${model}"}`));
   return line === undefined ? undefined : Number(line.split(' ')[1]);
 }

@@ -12,6 +12,7 @@ const assert = require('node:assert/strict');
 const { spawnSync } = require('node:child_process');
 const h = require('./lib/harness.js');
 const clients = require('./lib/client.js');
+const { idle, scrape } = require('./lib/metrics.js');
 const { startRedis } = require('./lib/redis.js');
 
 const T = { timeout: 120000 };
@@ -175,12 +176,9 @@ test('a client that leaves a stream before any usage is settled with what was pr
 
 test('a gRPC call cancelled before any usage is settled with what was produced, not given back whole', T, async () => {
   const grpc = require('@grpc/grpc-js');
-  const protoLoader = require('@grpc/proto-loader');
-  const ai = grpc.loadPackageDefinition(protoLoader.loadSync(require('node:path').join(__dirname, 'proto', 'ai_router.proto'),
-    { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true })).ai_router;
   const gport = await h.freePort();
   const r = await h.startRouter(clusterConfig(redis.url, { echoDelay: 100, prefix: 'gab:' }) + `grpc_listen = "127.0.0.1:${gport}";`);
-  const c = new ai.AIRouter(`127.0.0.1:${gport}`, grpc.credentials.createInsecure());
+  const c = require('./lib/grpc.js').newClient(gport);
   try {
     await roomInMinute();
     const md = new grpc.Metadata();
@@ -298,8 +296,11 @@ function budgetConfig(extra, { echoDelay = 0 } = {}) {
     .replace('models = ( { name = "echo"; backend = "echo"; default = true; } );', '');
 }
 
+// A key's spend, once every request so far has been charged (as it finishes, which can trail the
+// client's read of its answer).
 async function spendMetric(router, key) {
-  const text = await (await fetch(`${router.base}/metrics`)).text();
+  await idle(router);
+  const text = await scrape(router);
   const line = text.split('\n').find((l) => l.startsWith(`airouter_spend_usd_total{key="${key}",model="echo"}`));
   return line === undefined ? undefined : Number(line.split(' ')[1]);
 }

@@ -13,8 +13,8 @@ const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 const OpenAI = require('openai');
 const grpc = require('@grpc/grpc-js');
-const protoLoader = require('@grpc/proto-loader');
 const h = require('./lib/harness.js');
+const { newClient } = require('./lib/grpc.js');
 const clients = require('./lib/client.js');
 const { sdkError } = require('./lib/assert.js');
 const triton = require('../../scripts/mock-triton.js');
@@ -286,9 +286,7 @@ test('validation: completions are checked too; valid values, nulls and unknown f
 });
 
 test('validation: the gRPC API checks the same fields (INVALID_ARGUMENT with OpenAI\'s message)', T, async () => {
-  const def = protoLoader.loadSync(path.join(__dirname, 'proto', 'ai_router.proto'), { keepCase: true, longs: String, defaults: true });
-  const ai = grpc.loadPackageDefinition(def).ai_router;
-  const c = new ai.AIRouter(`127.0.0.1:${gport}`, grpc.credentials.createInsecure());
+  const c = newClient(gport);
   const call = (parameters) => new Promise((resolve) => {
     c.RouteRequest({ provider: '', model: 'gpt', prompt: 'hi', max_tokens: 0, parameters }, new grpc.Metadata(),
       { deadline: Date.now() + 15000 }, (err, res) => resolve({ err, res }));

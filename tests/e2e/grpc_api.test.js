@@ -16,11 +16,10 @@
 //   QUIT and HUP routers are started by their own tests (they stop or restart).
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const path = require('node:path');
-const crypto = require('node:crypto');
 const grpc = require('@grpc/grpc-js');
-const protoLoader = require('@grpc/proto-loader');
 const h = require('./lib/harness.js');
+const g = require('./lib/grpc.js');
+const { hex, isHex, rawAttr } = require('./lib/trace.js');
 const { fetchRaw } = require('./lib/http.js');
 const { sseMessages } = require('./lib/sse.js');
 const { idle, metricSum } = require('./lib/metrics.js');
@@ -29,11 +28,7 @@ const { startOtlpMock } = require('../../scripts/mock-otlp.js');
 
 const T = { timeout: 30000 };
 const { awayFromMinuteEdge } = h;
-const PROTO = path.join(__dirname, 'proto', 'ai_router.proto');
-const pkgDef = protoLoader.loadSync(PROTO, { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
-const ai = grpc.loadPackageDefinition(pkgDef).ai_router;
-const S = grpc.status;
-const CALL_MS = 15000; // every call is bounded by a deadline unless a test sets its own
+const { S, ai, grpcAccessLines } = g;
 
 const clients = [];
 const routers = [];
@@ -48,48 +43,20 @@ let deadPort;
 // told not to), so "a new channel" really is a new TCP connection.
 const OWN = { 'grpc.use_local_subchannel_pool': 1 };
 
+// Clients and routers are closed and stopped when the file is done.
 function newClient(port) {
-  const c = new ai.AIRouter(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), OWN);
+  const c = g.newClient(port);
   clients.push(c);
   return c;
 }
-
-function metadata(key) {
-  const md = new grpc.Metadata();
-  if (key !== undefined) md.set('authorization', `Bearer ${key}`);
-  return md;
+async function startWithGrpc(configText, opts) {
+  const r = await g.startWithGrpc(configText, opts);
+  routers.push(r);
+  return r;
 }
-
-function req(fields) {
-  return { provider: '', model: '', prompt: 'hello world', max_tokens: 0, parameters: {}, ...fields };
-}
-
-// A unary call: resolves { err, res, ms } (never rejects).
-function unary(client, request, { key, md, deadlineMs = CALL_MS } = {}) {
-  const t0 = Date.now();
-  return new Promise((resolve) => {
-    client.RouteRequest(req(request), md || metadata(key), { deadline: Date.now() + deadlineMs }, (err, res) => {
-      resolve({ err, res, ms: Date.now() - t0 });
-    });
-  });
-}
-
-// A server-streaming call: returns { call, msgs, done } where done resolves
-// { msgs, err, status, ms } when the call ends (never rejects). onMessage(msg, msgs) is called for each.
-function streaming(client, request, { key, md, deadlineMs = CALL_MS, onMessage } = {}) {
-  const t0 = Date.now();
-  const call = client.StreamingRouteRequest(req(request), md || metadata(key), { deadline: Date.now() + deadlineMs });
-  const msgs = [];
-  const done = new Promise((resolve) => {
-    let err = null;
-    let finished = false;
-    const finish = (status) => { if (!finished) { finished = true; resolve({ msgs, err, status, ms: Date.now() - t0 }); } };
-    call.on('data', (m) => { msgs.push({ ...m, at: Date.now() }); if (onMessage) onMessage(m, msgs); });
-    call.on('error', (e) => { err = e; });
-    call.on('status', (st) => setImmediate(() => finish(st)));
-  });
-  return { call, msgs, done };
-}
+// Calls that never reject: unary resolves { err, res, ms }; streaming is lib/grpc.js's.
+const unary = (client, request, opts) => g.unary(client, request, opts).done;
+const { streaming } = g;
 
 function assertCode(err, code, what = '') {
   assert.ok(err, `${what}: expected status ${code} (${codeName(code)}), got OK`);
@@ -103,31 +70,6 @@ const seen = (model) => mock.requests.filter((r) => r.method === 'POST' && r.mod
 // A POST of a JSON body (a string is sent as is): { status, headers, text, json }.
 const post = (base, p, body, { headers = {}, timeout = 20000 } = {}) =>
   fetchRaw(base, 'POST', p, { headers: { 'content-type': 'application/json', ...headers }, timeout, ...(typeof body === 'string' ? { body } : { json: body }) });
-
-// Access-log lines of gRPC calls (JSON objects with method "GRPC").
-function grpcAccessLines(router) {
-  const out = [];
-  for (const line of router.log.split('\n')) {
-    if (!line.startsWith('{') || !line.includes('"GRPC"')) continue;
-    try { out.push(JSON.parse(line)); } catch { /* partial line */ }
-  }
-  return out;
-}
-
-async function startWithGrpc(configText, opts) {
-  const gport = await h.freePort();
-  const r = await h.startRouter(configText.replaceAll('@GPORT@', String(gport)), opts);
-  r.gport = gport;
-  routers.push(r);
-  // gRPC is up once a call gets an answer (any status from the server itself).
-  const probe = newClient(gport);
-  await h.waitFor(async () => {
-    const { err } = await unary(probe, { prompt: '' }, { deadlineMs: 1000 });
-    return !err || err.code !== S.UNAVAILABLE && err.code !== S.DEADLINE_EXCEEDED;
-  }, { timeout: 10000, what: `gRPC on ${gport}\n${r.log}` });
-  probe.close();
-  return r;
-}
 
 function mainConfig(mockUrl) {
   const m = (name, backendModel, extra = '') => `{ name = "${name}"; backend = "mock"; backend_model = "${backendModel}"; ${extra} }`;
@@ -814,9 +756,6 @@ async function traceRouter() {
   return TRACE;
 }
 
-const hex = (n) => crypto.randomBytes(n / 2).toString('hex');
-const isHex = (s, n) => typeof s === 'string' && new RegExp(`^[0-9a-f]{${n}}$`).test(s);
-const rawAttr = (span, key) => (span.attributes || []).find((a) => a.key === key);
 const usageOf = (text) => replyFor({ messages: [{ role: 'user', content: text }] }, 'chat').usage;
 const isError = (span) => (span.status && span.status.code) === 2;
 const TRACE_MS = 8000;

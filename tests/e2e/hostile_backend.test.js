@@ -11,10 +11,9 @@
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const path = require('node:path');
 const grpc = require('@grpc/grpc-js');
-const protoLoader = require('@grpc/proto-loader');
 const h = require('./lib/harness.js');
+const { newClient } = require('./lib/grpc.js');
 const clients = require('./lib/client.js');
 const { sseEvents } = require('./lib/sse.js');
 const { startMock } = require('../../scripts/mock-openai.js');
@@ -246,9 +245,7 @@ test('a client that leaves while a fast stream is folded into one answer stops t
 });
 
 test('a gRPC client that cancels while a fast stream is folded into one answer stops the backend call', T, async () => {
-  const def = protoLoader.loadSync(path.join(__dirname, 'proto', 'ai_router.proto'), { keepCase: true, defaults: true, oneofs: true });
-  const ai = grpc.loadPackageDefinition(def).ai_router;
-  const c = new ai.AIRouter(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
+  const c = newClient(grpcPort);
   try {
     const done = new Promise((resolve) => {
       const call = c.RouteRequest({ provider: '', model: 'endless-folded', prompt: 'hello world', max_tokens: 0, parameters: {} },

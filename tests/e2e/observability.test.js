@@ -13,6 +13,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const h = require('./lib/harness.js');
+const { hex, isHex, rawAttr } = require('./lib/trace.js');
 const clients = require('./lib/client.js');
 const { fetchRaw, request } = require('./lib/http.js');
 const { idle } = require('./lib/metrics.js');
@@ -318,7 +319,6 @@ async function accessLine(r, rid) {
 }
 
 const rid = (tag) => `${tag}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
-const hex = (n) => [...Array(n)].map(() => '0123456789abcdef'[Math.floor(Math.random() * 16)]).join('');
 
 // ================================================================ metrics
 
@@ -819,8 +819,6 @@ function tracingConfig(otlpUrl, { tracing = '', models = [M.chatOk, M.err500, M.
   });
 }
 
-const isHex = (s, n) => typeof s === 'string' && new RegExp(`^[0-9a-f]{${n}}$`).test(s);
-const rawAttr = (span, key) => (span.attributes || []).find((a) => a.key === key);
 
 // The SERVER span of a request (by X-Request-Id) and the spans of its trace.
 async function traceOf(otlp, id, { children = 1, timeout = 8000 } = {}) {

@@ -22,7 +22,7 @@ TEST(config_dump_covers_every_key)
 
 static void check_mask(const char *url, const char *want)
 {
-    char *got = cfg_mask_url(url);
+    char *got = cfg_dump_mask_url(url);
     CHECK_STR(got, want);
     free(got);
 }

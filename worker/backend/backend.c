@@ -59,7 +59,7 @@ static void collect_secrets(const cfg_t *cfg)
             add_secret(be->api_key, strlen(be->api_key));
         for (int h = 0; h < be->nheaders; h++) {
             const char *line = be->headers[h], *colon = strchr(line, ':');
-            if (!colon || !cfg_secret_name(line, (size_t)(colon - line)))
+            if (!colon || !cfg_dump_secret_name(line, (size_t)(colon - line)))
                 continue;
             const char *v = colon + 1;
             while (*v == ' ' || *v == '\t')
