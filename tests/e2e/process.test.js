@@ -125,12 +125,18 @@ async function withRouter(config, opts, fn) {
   return h;
 }
 
-// Waits until the master has exactly n children and the count stays n for `settle` ms.
+// Waits until the master has exactly n children and the count stays n for `settle` ms. This one
+// watches a window of time on purpose: a surplus or a late respawn has no event of its own to wait
+// for, so the count is sampled over the window as well as after it.
 async function waitWorkers(h, n, what, { timeout = 10000, settle = 300 } = {}) {
   await waitFor(() => h.workers().length === n, { timeout, what: `${what} (${n} workers, have ${JSON.stringify(h.workers())})` });
-  await sleep(settle);
-  const w = h.workers();
-  assert.equal(w.length, n, `${what}: expected ${n} workers to stay, got ${JSON.stringify(w)}`);
+  let w = h.workers();
+  for (const end = Date.now() + settle; ;) {
+    w = h.workers();
+    assert.equal(w.length, n, `${what}: expected ${n} workers to stay, got ${JSON.stringify(w)}`);
+    if (Date.now() >= end) break;
+    await sleep(20);
+  }
   return w;
 }
 
