@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # A/B cost per request of airouter binaries (`make ab`, or scripts/ab.sh BIN...): for each binary,
 # start it against scripts/benchmock, load it with wrk on non-streaming chat and on streams of
-# BENCH_CHUNKS+1 events, and count with perf stat what the workers spend: task-clock µs,
-# context switches and system calls per request, next to req/s. On a shared machine req/s is
+# BENCH_CHUNKS+1 events, and count with perf stat what the workers spend: task-clock µs (and
+# the user/system split from /proc), context switches and system calls per request, next to req/s. On a shared machine req/s is
 # noisy; CPU per request is what to compare. Binaries are measured back to back, AB_ROUNDS times
 # in alternation.
 #
@@ -86,6 +86,9 @@ measure() { # label bin mode
     wait_http "http://127.0.0.1:$AIR_PORT/health" || { echo "ab: $bin did not start" >&2; return 1; }
     workers=$(pgrep -d, -P "$master")
     wrk -t "$THREADS" -c "$CONNS" -d 1 -s "$OUT/$mode.lua" "http://127.0.0.1:$AIR_PORT/v1/chat/completions" >/dev/null 2>&1 || true
+    cputimes() { local w; for w in ${workers//,/ }; do awk '{print $14, $15}' "/proc/$w/stat"; done | awk '{u += $1; s += $2} END {print u, s}'; }
+    local before after
+    before=$(cputimes)
     perf stat -x, -e task-clock,context-switches,raw_syscalls:sys_enter -p "$workers" -o "$OUT/perf-stat.txt" &
     local pstat=$! prec=""
     if [ "${AB_PERF_RECORD:-0}" = 1 ]; then
@@ -96,6 +99,7 @@ measure() { # label bin mode
     kill -INT "$pstat"; [ -n "$prec" ] && kill -INT "$prec"
     wait "$pstat" 2>/dev/null || true
     [ -n "$prec" ] && { wait "$prec" 2>/dev/null || true; }
+    after=$(cputimes)
     kill -TERM "$master"; wait "$master" 2>/dev/null || true
     local line req tc cs sc
     line=$(grep '^ABRESULT' "$OUT/wrk.out" || echo "ABRESULT requests=0")
@@ -103,10 +107,14 @@ measure() { # label bin mode
     tc=$(awk -F, '$3 == "task-clock" {print $1}' "$OUT/perf-stat.txt")          # ms
     cs=$(awk -F, '$3 == "context-switches" {print $1}' "$OUT/perf-stat.txt")
     sc=$(awk -F, '$3 == "raw_syscalls:sys_enter" {print $1}' "$OUT/perf-stat.txt")
-    awk -v l="$label" -v m="$mode" -v r="$req" -v tc="$tc" -v cs="$cs" -v sc="$sc" -v line="$line" 'BEGIN {
+    local hz
+    hz=$(getconf CLK_TCK)
+    awk -v l="$label" -v m="$mode" -v r="$req" -v tc="$tc" -v cs="$cs" -v sc="$sc" -v line="$line" \
+        -v b="$before" -v a="$after" -v hz="$hz" 'BEGIN {
+        split(b, bb, " "); split(a, aa, " "); usr = (aa[1] - bb[1]) / hz * 1e6; sys = (aa[2] - bb[2]) / hz * 1e6
         split(line, a, " "); rps = "-"; p99 = "-"; err = "-"
         for (i in a) { split(a[i], kv, "="); if (kv[1] == "rps") rps = kv[2]; if (kv[1] == "p99") p99 = kv[2]; if (kv[1] == "errors") err = kv[2] }
-        if (r > 0) printf "%-12s %-6s %9s req/s  p99 %6s ms  err %s  cpu %6.1f us/req  ctx %5.2f/req  syscalls %5.2f/req\n", l, m, rps, p99, err, tc * 1000 / r, cs / r, sc / r
+        if (r > 0) printf "%-12s %-6s %9s req/s  p99 %6s ms  err %s  cpu %6.1f us/req (usr %5.1f sys %5.1f)  ctx %5.2f/req  syscalls %5.2f/req\n", l, m, rps, p99, err, tc * 1000 / r, usr / r, sys / r, cs / r, sc / r
         else printf "%-12s %-6s failed\n", l, m }'
 }
 
