@@ -110,8 +110,8 @@ measure() { # label bin mode
     local hz
     hz=$(getconf CLK_TCK)
     awk -v l="$label" -v m="$mode" -v r="$req" -v tc="$tc" -v cs="$cs" -v sc="$sc" -v line="$line" \
-        -v b="$before" -v a="$after" -v hz="$hz" 'BEGIN {
-        split(b, bb, " "); split(a, aa, " "); usr = (aa[1] - bb[1]) / hz * 1e6; sys = (aa[2] - bb[2]) / hz * 1e6
+        -v bef="$before" -v aft="$after" -v hz="$hz" 'BEGIN {
+        split(bef, bb, " "); split(aft, aa, " "); usr = (aa[1] - bb[1]) / hz * 1e6; sys = (aa[2] - bb[2]) / hz * 1e6
         split(line, a, " "); rps = "-"; p99 = "-"; err = "-"
         for (i in a) { split(a[i], kv, "="); if (kv[1] == "rps") rps = kv[2]; if (kv[1] == "p99") p99 = kv[2]; if (kv[1] == "errors") err = kv[2] }
         if (r > 0) printf "%-12s %-6s %9s req/s  p99 %6s ms  err %s  cpu %6.1f us/req (usr %5.1f sys %5.1f)  ctx %5.2f/req  syscalls %5.2f/req\n", l, m, rps, p99, err, tc * 1000 / r, usr / r, sys / r, cs / r, sc / r
