@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "worker/backend/curl_nowakeup.h"
 #include "worker/backend/http_backend.h"
+#include "worker/oai/json_scan.h"
 #include "worker/oai/oai_shape.h"
 
 #define POOL_MAX 256
@@ -102,6 +103,7 @@ struct hb_call {
     int nsegs, seg;
     size_t seg_off;
     bool chunk_text;            /* hand plain chunks out as text (hb_options_t) */
+    bool answer_text;           /* hand a whole answer out as text (hb_options_t) */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -542,6 +544,7 @@ hb_call_t *hb_open(const be_request_t *req, const hb_options_t *opt, be_event_t 
     if (!c->backend_model || !c->client_model)
         goto oom;
     c->chunk_text = opt->chunk_text && req->stream;
+    c->answer_text = opt->answer_text && !req->stream;
     if (c->chunk_text && buf_append_json_string(&c->model_json, c->client_model) < 0)
         goto oom;
     json_object *send = opt->body ? opt->body : req->body;
@@ -555,11 +558,20 @@ hb_call_t *hb_open(const be_request_t *req, const hb_options_t *opt, be_event_t 
         json_object_object_add(so, "include_usage", json_object_new_boolean(1));
     }
     size_t body_len;
-    const char *body = json_object_to_json_string_length(
-        send, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &body_len);
-    c->body = strndup(body, body_len);
-    if (!c->body)
-        goto oom;
+    if (!opt->body && req->body_text && !(req->stream && req->want_usage && opt->stream_usage)) {
+        body_len = req->body_text_len; /* the caller's text says it: no serialising */
+        c->body = malloc(body_len + 1);
+        if (!c->body)
+            goto oom;
+        memcpy(c->body, req->body_text, body_len);
+        c->body[body_len] = '\0';
+    } else {
+        const char *body = json_object_to_json_string_length(
+            send, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &body_len);
+        c->body = strndup(body, body_len);
+        if (!c->body)
+            goto oom;
+    }
 
     struct curl_slist *h = NULL;
     h = curl_slist_append(h, "Content-Type: application/json");
@@ -588,6 +600,34 @@ oom:
     call_free(c);
     be_event_error(ev, BE_ERR_INTERNAL, 500, "server_error", NULL, "airouter is out of memory.");
     return NULL;
+}
+
+/* A whole answer handed out as text, its model renamed: true if it is plainly one JSON object
+ * (no key twice or escaped); anything else goes through the parser, which decides. */
+static bool answer_as_text(hb_call_t *c, be_event_t *ev)
+{
+    js_member_t model = {.key = "model"};
+    js_info_t info;
+    if (!c->resp.data || js_scan(c->resp.data, c->resp.len, SHAPE_MAX_DEPTH - 1, &model, 1, &info) != JS_OK ||
+        info.escaped_key || model.count > 1)
+        return false;
+    buf_t text = {0}, name = {0};
+    bool ok = model.count == 0 ? buf_append(&text, c->resp.data, c->resp.len) == 0
+                               : buf_append_json_string(&name, c->client_model) == 0 &&
+                                     js_splice(&text, c->resp.data, c->resp.len, model.at, model.end, name.data,
+                                               name.len) == 0;
+    buf_free(&name);
+    if (!ok) {
+        buf_free(&text);
+        return false;
+    }
+    free(c->handed_text);
+    c->handed_text = text.data;
+    c->response_sent = true;
+    ev->type = BE_EV_RESPONSE;
+    ev->data = text.data;
+    ev->len = text.len;
+    return true;
 }
 
 /* The event that ends a finished transfer. */
@@ -662,6 +702,8 @@ static void finish_event(hb_call_t *c, be_event_t *ev)
         ev->type = BE_EV_END;
         return;
     }
+    if (c->answer_text && answer_as_text(c, ev))
+        return;
     json_object *obj = shape_parse(c->resp.data ? c->resp.data : "", c->resp.len);
     if (!obj || !json_object_is_type(obj, json_type_object)) {
         json_object_put(obj);
