@@ -219,36 +219,50 @@ static int relay_event(relay_t *r, be_event_t *ev)
     return 0;
 }
 
+/* What the first write of a stream may hold: the events that came with the first one. */
+#define RELAY_FIRST_WRITE (8 * 1024)
+
+/* Adds the events that have already arrived to pending, up to about limit bytes, so that they
+ * leave in one write; nothing waits for more to come, so no event is delayed. -1 if the client
+ * left. */
+static int relay_drain(relay_t *r, size_t limit)
+{
+    while (!r->finished && r->pending.len < limit) {
+        be_event_t ev;
+        r->up.ops->next(r->up.call, &ev, 0);
+        if (ev.type == BE_EV_PENDING)
+            return 0;
+        if (relay_event(r, &ev) < 0) {
+            json_object_put(ev.obj);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Waits for the backend's next event, then takes those that came with it (http_relay_read's fill). */
+static int relay_fill(void *cls, size_t max)
+{
+    relay_t *r = cls;
+    be_event_t ev;
+    r->up.ops->next(r->up.call, &ev, r->req->client.check_ms);
+    if (relay_event(r, &ev) < 0) {
+        json_object_put(ev.obj);
+        relay_close_call(r); /* cancel the backend transfer at once */
+        return -1;
+    }
+    if (relay_drain(r, max / 2) < 0) {
+        relay_close_call(r);
+        return -1;
+    }
+    return 0;
+}
+
 static ssize_t relay_read(void *cls, uint64_t pos, char *out, size_t max)
 {
     (void)pos;
     relay_t *r = cls;
-    while (r->off >= r->pending.len) {
-        buf_reset(&r->pending);
-        r->off = 0;
-        if (r->finished)
-            return MHD_CONTENT_READER_END_OF_STREAM;
-        be_event_t ev;
-        r->up.ops->next(r->up.call, &ev, r->req->client.check_ms);
-        if (relay_event(r, &ev) < 0) {
-            json_object_put(ev.obj);
-            relay_close_call(r); /* cancel the backend transfer at once */
-            return MHD_CONTENT_READER_END_WITH_ERROR;
-        }
-        /* Events that have already arrived go out in the same write; nothing waits
-         * for more to come, so no event is delayed. */
-        while (!r->finished && r->pending.len < max / 2) {
-            r->up.ops->next(r->up.call, &ev, 0);
-            if (ev.type == BE_EV_PENDING)
-                break;
-            if (relay_event(r, &ev) < 0) {
-                json_object_put(ev.obj);
-                relay_close_call(r);
-                return MHD_CONTENT_READER_END_WITH_ERROR;
-            }
-        }
-    }
-    return http_hand_out(r->req, &r->pending, &r->off, out, max);
+    return http_relay_read(r->req, &r->pending, &r->off, &r->finished, relay_fill, r, out, max);
 }
 
 static void relay_free(void *cls)
@@ -411,6 +425,9 @@ static upstream_step_t take_first(void *ctx, upstream_t *u, be_event_t *ev)
             ashape_stream_finish(r->amsg, &r->pending);
         else
             buf_appends(&r->pending, stream_end(r->gateway));
+        r->finished = true;
+        relay_close_call(r);
+    } else if (relay_drain(r, RELAY_FIRST_WRITE) < 0) { /* the client left: nothing more to send */
         r->finished = true;
         relay_close_call(r);
     }
