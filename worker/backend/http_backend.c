@@ -465,6 +465,20 @@ static struct curl_slist *add_common_headers(struct curl_slist *h, const cfg_bac
     return h;
 }
 
+/* Ends the call's header list h with "Expect:" (no 100-continue round trip) and what every call
+ * sends, and takes a curl pair (pair_take's keep_options). -1 when memory ran out. */
+static int call_ready(hb_call_t *c, struct curl_slist *h, const char *request_id, const char *traceparent,
+                      const char *client_key, const char *key_header, const char *const *extra, bool keep_options)
+{
+    h = curl_slist_append(h, "Expect:");
+    h = add_common_headers(h, c->be, request_id, traceparent, client_key, key_header, extra);
+    c->headers = h;
+    if (!h)
+        return -1;
+    c->pair = pair_take(keep_options);
+    return c->pair ? 0 : -1;
+}
+
 /* The options every transfer shares; then it starts (on the call's own multi handle). */
 static int start_transfer(hb_call_t *c, CURL *e)
 {
@@ -576,14 +590,8 @@ hb_call_t *hb_open(const be_request_t *req, const hb_options_t *opt, be_event_t 
     struct curl_slist *h = NULL;
     h = curl_slist_append(h, "Content-Type: application/json");
     h = curl_slist_append(h, req->stream ? "Accept: text/event-stream" : "Accept: application/json");
-    h = curl_slist_append(h, "Expect:");
-    h = add_common_headers(h, be, req->request_id, req->traceparent, req->client_key, opt->key_header, opt->headers);
-    c->headers = h;
-    if (!h)
-        goto oom;
-
-    c->pair = pair_take(true);
-    if (!c->pair)
+    if (call_ready(c, h, req->request_id, req->traceparent, req->client_key, opt->key_header, opt->headers,
+                   true) < 0)
         goto oom;
     CURL *e = c->pair->easy;
     char url[2048];
@@ -916,14 +924,8 @@ hb_call_t *hb_open_raw(const be_raw_request_t *req, be_event_t *ev)
         snprintf(line, sizeof line, "Content-Type: %s", req->content_type);
         h = curl_slist_append(h, line);
     }
-    h = curl_slist_append(h, "Expect:");
-    h = add_common_headers(h, be, req->request_id, req->traceparent, req->client_key, req->key_header,
-                           req->extra_headers);
-    c->headers = h;
-    if (!h)
-        goto oom;
-    c->pair = pair_take(false);
-    if (!c->pair)
+    if (call_ready(c, h, req->request_id, req->traceparent, req->client_key, req->key_header, req->extra_headers,
+                   false) < 0)
         goto oom;
     CURL *e = c->pair->easy;
     char url[4096];
