@@ -1,8 +1,9 @@
 /* The HTTP transport of the HTTP-based backend types (openai, anthropic), over
- * libcurl. Each call drives a multi handle from the caller's thread, watching the
- * client's socket as an extra fd, so a stream is relayed without an extra thread and
- * a departed client cancels the transfer at once. JSON answers and SSE events come
- * back parsed; what they mean is the backend type's business. */
+ * libcurl. Each call drives a multi handle from the caller's thread (socket_action on the
+ * sockets curl asks for, polled together with the client's socket), so a stream is relayed
+ * without an extra thread and a departed client cancels the transfer at once. JSON answers
+ * and SSE events come back parsed, or as text with the model renamed when the caller can
+ * take that (chunk_text, answer_text); what they mean is the backend type's business. */
 #include <curl/curl.h>
 #include <errno.h>
 #include <poll.h>
