@@ -1,6 +1,6 @@
 # airouter: the one build entry. `make` builds, `make run` starts it on the default
-# config, `make test` runs every test, `make bench` runs the benchmark, `make install`
-# (PREFIX, DESTDIR) installs it, `make deb` builds a Debian package, `make deb-test`
+# config, `make test` runs every test, `make bench` runs the benchmark, `make ab` what a
+# request costs the workers, `make install` (PREFIX, DESTDIR) installs it, `make deb` builds a Debian package, `make deb-test`
 # installs that package into a scratch root and answers a request with it. `make capacity`
 # measures how many concurrent streams the workers hold and what each costs; `make fuzz` runs
 # the fuzz targets and `make soak` the soak benchmark.
@@ -67,7 +67,7 @@ $(DESC_SRC): build/gen/descriptor_set.pb
 	  echo 'const size_t reflection_descriptor_set_len = sizeof reflection_descriptor_set;'; } > $@.tmp
 	mv $@.tmp $@
 
-.PHONY: all asan deps run test unit e2e bench bench-cluster capacity fuzz fuzz-build soak clean install uninstall deb deb-test
+.PHONY: all asan deps run test unit e2e bench ab bench-cluster capacity fuzz fuzz-build soak clean install uninstall deb deb-test
 all: airouter
 
 build/release/%.o: %.c $(HDR)
@@ -126,6 +126,12 @@ build/bench/%: scripts/%.c
 bench: deps
 	@$(MAKE) --no-print-directory airouter $(BENCH_TOOLS)
 	scripts/bench.sh
+
+# CPU µs, context switches and system calls per request of the workers (AB_BINS: binaries to
+# compare, back to back; default ./airouter).
+ab:
+	@$(MAKE) --no-print-directory airouter $(BENCH_TOOLS)
+	scripts/ab.sh $(AB_BINS)
 
 capacity:
 	@$(MAKE) --no-print-directory airouter $(BENCH_TOOLS)

@@ -16,6 +16,8 @@
 #   BENCH_SLOW_DELAY_MS [5]    a second mock paced at this many ms per chunk: TTFC through it shows
 #   BENCH_SLOW_N [200]         whether the relay forwards the first chunk at once ("0" = skip)
 #   BENCH_PORT_BASE [18600]    first loopback port tried     BENCH_KEEP [0] keep the temp dir
+#   BENCH_RUNS [3]             measurement rounds, each against all targets; a summary row per run
+#   BENCH_C1_DURATION [5s]     wrk -c1 chat run per target: the p99 the proxy adds at concurrency 1
 #   AIROUTER_BIN [<repo>/airouter]  BENCHMOCK [<repo>/build/bench/benchmock]  TTFB [<repo>/build/bench/ttfb]
 set -euo pipefail
 
@@ -33,6 +35,9 @@ TTFB_CONNS=${BENCH_TTFB_CONNS:-1}
 SLOW_DELAY=${BENCH_SLOW_DELAY_MS:-5}
 SLOW_N=${BENCH_SLOW_N:-200}
 PORT_BASE=${BENCH_PORT_BASE:-18600}
+RUNS=${BENCH_RUNS:-3}
+C1_DURATION=${BENCH_C1_DURATION:-5s}
+HZ=$(getconf CLK_TCK)
 AIROUTER_BIN=${AIROUTER_BIN:-$ROOT/airouter}
 BENCHMOCK=${BENCHMOCK:-$ROOT/build/bench/benchmock}
 TTFB=${TTFB:-$ROOT/build/bench/ttfb}
@@ -178,6 +183,7 @@ http {
 EOF
 "$NGINX" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log" 2>"$TMP/nginx/stderr.log" &
 PIDS+=($!)
+NGINX_MASTER=$!
 NGINX_OK=1
 if ! wait_http "http://127.0.0.1:$NGINX_PORT/health" 5; then
     say "bench: nginx did not start, skipping it: $(tail -n 3 "$TMP/nginx/error.log" "$TMP/nginx/stderr.log")"
@@ -213,6 +219,7 @@ EOF
     else
         "$AIROUTER_BIN" -c "$TMP/airouter.conf" >"$TMP/airouter-out.log" 2>&1 &
         PIDS+=($!)
+        AIR_MASTER=$!
         if ! wait_http "http://127.0.0.1:$AIR_PORT/health" 10; then
             AIR_NOTE="airouter skipped: did not answer /health: $(tail -n 3 "$TMP/airouter-out.log" "$TMP/airouter-error.log" 2>/dev/null | tr '\n' ' ')"
         else
@@ -275,14 +282,35 @@ RESULTS="$TMP/results"
 : >"$RESULTS"
 field() { sed -n "s/.*[ ]$1=\([^ ]*\).*/\1/p" <<<" $2"; }
 
+# CPU ticks (user + system) the proxy's workers have used: the master's children
+master_of() { case "$1" in nginx) echo "${NGINX_MASTER:-}" ;; airouter) echo "${AIR_MASTER:-}" ;; esac; }
+cpu_ticks() { # master pid -> ticks of its children, "" if none
+    local w t=0
+    [ -n "$1" ] || return 0
+    for w in $(pgrep -P "$1"); do t=$((t + $(awk '{print $14 + $15}' "/proc/$w/stat" 2>/dev/null || echo 0))); done
+    echo "$t"
+}
+
+ALL_RESULTS="$TMP/all-results"
+: >"$ALL_RESULTS"
+for run in $(seq 1 "$RUNS"); do
+: >"$RESULTS"
+say "bench: run $run of $RUNS"
 for mode in chat stream; do
     for t in "${TARGETS[@]}"; do
         name=${t% *}
         port=${t#* }
         say "bench: $mode -> $name (wrk -t$THREADS -c$CONNS -d$DURATION)"
         [ "$WARMUP" != 0 ] && run_wrk "$port" "$TMP/$mode.lua" "$WARMUP"
+        master=$(master_of "$name")
+        t0=$(cpu_ticks "$master")
         run_wrk "$port" "$TMP/$mode.lua" "$DURATION"
+        t1=$(cpu_ticks "$master")
         line=$LINE
+        reqs=$(field requests "$line")
+        if [ -n "$t0" ] && [ -n "$t1" ] && [ -n "$reqs" ] && [ "$reqs" -gt 0 ]; then
+            line="$line cpu_us=$(awk -v d=$((t1 - t0)) -v hz="$HZ" -v r="$reqs" 'BEGIN { printf "%.1f", d / hz * 1e6 / r }')"
+        fi
         ttfb_line=""
         if [ "$mode" = stream ]; then
             say "bench: $mode -> $name (time to first chunk, $TTFB_N requests, $TTFB_CONNS conn)"
@@ -292,6 +320,17 @@ for mode in chat stream; do
         printf '%s %s %s %s\n' "$mode" "$name" "${line:-BENCHRESULT failed=1}" "$ttfb_line" >>"$RESULTS"
         sleep 1
     done
+done
+
+# concurrency 1: what the proxy adds to a lone client's p99 (chat; the stream's first chunk is
+# the TTFC run above, also on one connection by default)
+for t in "${TARGETS[@]}"; do
+    name=${t% *}
+    port=${t#* }
+    say "bench: chat at concurrency 1 -> $name (wrk -t1 -c1 -d$C1_DURATION)"
+    run_bounded $(($(secs "$C1_DURATION") + 20)) "$TMP/wrk.out" wrk -t 1 -c 1 -d "$C1_DURATION" \
+        --timeout 5s -s "$TMP/chat.lua" "http://127.0.0.1:$port/v1/chat/completions"
+    printf '%s %s %s\n' chat1 "$name" "$(grep '^BENCHRESULT' "$TMP/wrk.out" || echo 'BENCHRESULT failed=1')" >>"$RESULTS"
 done
 
 if [ "$SLOW_DELAY" != 0 ] && [ "$SLOW_N" != 0 ]; then
@@ -322,7 +361,7 @@ ratio() { # a b -> a/b with 2 decimals or "-"
 
 {
     echo
-    echo "### airouter bench ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs shared by wrk, mock, proxy)"
+    echo "### airouter bench, run $run of $RUNS ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs shared by wrk, mock, proxy)"
     echo
     echo "wrk -t$THREADS -c$CONNS -d$DURATION (warm-up $WARMUP); mock: $MOCK_THREADS threads, $CHUNKS content chunks per stream, ${DELAY} ms/chunk;"
     echo "nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///') and airouter with $WORKERS workers, backend keep-alive; TTFC: $TTFB_N sequential streaming requests on $TTFB_CONNS keep-alive connection(s)."
@@ -332,6 +371,7 @@ ratio() { # a b -> a/b with 2 decimals or "-"
     while read -r mode name rest; do
         l=" $rest"
         [ "$mode" = paced ] && continue
+        [ "$mode" = chat1 ] && continue
         if [ -n "$(field failed "$l")" ]; then
             echo "| $mode | $name | failed | | | | | |"
             continue
@@ -364,6 +404,15 @@ ratio() { # a b -> a/b with 2 decimals or "-"
         done
         echo
         echo "(req/s ratio: higher is better; latency ratios: lower is better.)"
+        echo
+        echo "| target | chat CPU µs/req | stream CPU µs/req | chat p99 at c=1 ms |"
+        echo "|---|---:|---:|---:|"
+        for t in nginx airouter direct; do
+            printf '| %s | %s | %s | %s |\n' "$t" "$(num_or_dash "$(get chat "$t" cpu_us)")" \
+                "$(num_or_dash "$(get stream "$t" cpu_us)")" "$(num_or_dash "$(get chat1 "$t" p99)")"
+        done
+        echo
+        echo "(CPU: the workers' user + system time over the wrk run ÷ its requests; none for the mock.)"
     else
         echo "_${AIR_NOTE}_"
     fi
@@ -383,4 +432,35 @@ ratio() { # a b -> a/b with 2 decimals or "-"
         done <"$RESULTS"
     fi
 }
+sed "s/^/$run /" "$RESULTS" >>"$ALL_RESULTS"
+done
+
+# ---- summary over the runs: the figures of the performance targets -------------------------
+if [ $AIR_OK = 1 ] && [ $NGINX_OK = 1 ]; then
+    rget() { # run mode target key
+        field "$4" "$(awk -v r="$1" -v m="$2" -v t="$3" '$1 == r && $2 == m && $3 == t' "$ALL_RESULTS")"
+    }
+    diff_us() { # a b (ms) -> (a - b) in µs or "-"
+        if [ -n "$1" ] && [ -n "$2" ]; then awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", (a - b) * 1000 }'; else echo "-"; fi
+    }
+    echo
+    echo "### Summary: airouter against nginx and the direct backend, $RUNS runs"
+    echo
+    echo "| run | chat req/s ×nginx | chat p99 ×nginx | stream req/s ×nginx | TTFC p50 − nginx µs | c=1 chat p99 − direct µs | c=1 first chunk p99 − direct µs | chat CPU µs/req (nginx) | stream CPU µs/req (nginx) |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    for run in $(seq 1 "$RUNS"); do
+        printf '| %s | %s | %s | %s | %s | %s | %s | %s (%s) | %s (%s) |\n' "$run" \
+            "$(ratio "$(rget "$run" chat airouter rps)" "$(rget "$run" chat nginx rps)")" \
+            "$(ratio "$(rget "$run" chat airouter p99)" "$(rget "$run" chat nginx p99)")" \
+            "$(ratio "$(rget "$run" stream airouter rps)" "$(rget "$run" stream nginx rps)")" \
+            "$(diff_us "$(rget "$run" stream airouter ttfc_p50_ms)" "$(rget "$run" stream nginx ttfc_p50_ms)")" \
+            "$(diff_us "$(rget "$run" chat1 airouter p99)" "$(rget "$run" chat1 direct p99)")" \
+            "$(diff_us "$(rget "$run" stream airouter ttfc_p99_ms)" "$(rget "$run" stream direct ttfc_p99_ms)")" \
+            "$(num_or_dash "$(rget "$run" chat airouter cpu_us)")" "$(num_or_dash "$(rget "$run" chat nginx cpu_us)")" \
+            "$(num_or_dash "$(rget "$run" stream airouter cpu_us)")" "$(num_or_dash "$(rget "$run" stream nginx cpu_us)")"
+    done
+    echo
+    echo "Targets: req/s ≥ 1.0× nginx (chat and stream), chat p99 ≤ 1.2× nginx, TTFC within 20 µs of nginx,"
+    echo "added p99 at c=1 ≤ 40 µs (chat) and ≤ 50 µs (first chunk)."
+fi
 exit 0

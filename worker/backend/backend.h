@@ -23,6 +23,10 @@ typedef struct {
     const char *backend_model;     /* name the backend knows the model by */
     const char *client_model;      /* name the client asked for (errors say this one) */
     json_object *body;             /* the client's request (borrowed); model already rewritten */
+    /* body as JSON text, for a backend that sends it as it is (borrowed; NULL: serialise body).
+     * Set only when it says what body says, stream_options.include_usage aside. */
+    const char *body_text;
+    size_t body_text_len;
     bool stream;                   /* call the backend in streaming mode */
     bool want_usage;               /* a streaming call should report usage */
     int max_tokens;                /* the model's default max_tokens (0: the backend's) */
@@ -35,6 +39,9 @@ typedef struct {
      * may hand a chunk out as its JSON text, model already renamed to client_model, instead of
      * parsing it (chunks with usage or an error still come parsed). */
     bool chunk_text;
+    /* Likewise for a whole answer: a backend that speaks OpenAI may hand it out as its JSON
+     * text (checked to be one object), the model renamed, instead of parsing it. */
+    bool answer_text;
 } be_request_t;
 
 /* A request relayed as bytes (audio, images, moderations, responses, passthrough):
@@ -61,7 +68,8 @@ typedef struct {
 
 typedef enum {
     BE_EV_PENDING,   /* nothing within the wait: the caller may send a keep-alive */
-    BE_EV_RESPONSE,  /* a whole (non-streaming) response object in ev->obj */
+    BE_EV_RESPONSE,  /* a whole (non-streaming) response object in ev->obj, or (answer_text) NULL
+                        and its JSON text in data/len, model already renamed */
     BE_EV_CHUNK,     /* one stream chunk in ev->obj, or (chunk_text) NULL and its text in data/len */
     BE_EV_END,       /* the stream finished normally */
     BE_EV_ERROR,     /* failure: see the error fields */

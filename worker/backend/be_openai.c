@@ -14,7 +14,8 @@ static const char *kind_path(unsigned kind)
 /* The transport's calls are this backend's calls. */
 static be_call_t *openai_open(const be_request_t *req, be_event_t *ev)
 {
-    hb_options_t opt = {.path = kind_path(req->kind), .stream_usage = true, .chunk_text = req->chunk_text};
+    hb_options_t opt = {.path = kind_path(req->kind), .stream_usage = true, .chunk_text = req->chunk_text,
+                         .answer_text = req->answer_text};
     return (be_call_t *)hb_open(req, &opt, ev);
 }
 

@@ -1,8 +1,9 @@
 /* The HTTP transport of the HTTP-based backend types (openai, anthropic), over
- * libcurl. Each call drives a multi handle from the caller's thread, watching the
- * client's socket as an extra fd, so a stream is relayed without an extra thread and
- * a departed client cancels the transfer at once. JSON answers and SSE events come
- * back parsed; what they mean is the backend type's business. */
+ * libcurl. Each call drives a multi handle from the caller's thread (socket_action on the
+ * sockets curl asks for, polled together with the client's socket), so a stream is relayed
+ * without an extra thread and a departed client cancels the transfer at once. JSON answers
+ * and SSE events come back parsed, or as text with the model renamed when the caller can
+ * take that (chunk_text, answer_text); what they mean is the backend type's business. */
 #include <curl/curl.h>
 #include <errno.h>
 #include <poll.h>
@@ -21,6 +22,7 @@
 #include "common/log.h"
 #include "worker/backend/curl_nowakeup.h"
 #include "worker/backend/http_backend.h"
+#include "worker/oai/json_scan.h"
 #include "worker/oai/oai_shape.h"
 
 #define POOL_MAX 256
@@ -31,9 +33,20 @@
 /* A multi handle and its easy handle travel together: with the multi interface the
  * connection cache lives in the multi handle, so reusing the pair keeps backend
  * connections alive across requests and client connections. */
+/* The pair is driven with curl_multi_socket_action(): airouter polls the sockets curl asks
+ * for itself and tells curl which one is ready, so curl does not poll again to find out. */
+#define PAIR_SOCKS 4
 typedef struct {
     CURLM *multi;
     CURL *easy;
+    struct {
+        curl_socket_t fd;
+        short events;           /* POLLIN / POLLOUT */
+    } socks[PAIR_SOCKS];        /* what curl wants watched (its socket callback) */
+    int nsocks;
+    bool timer_set;             /* curl's timer (its timer callback) */
+    uint64_t timer_at_us;
+    bool options_set;           /* the options every JSON call shares are in place */
 } curl_pair_t;
 
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -91,6 +104,7 @@ struct hb_call {
     int nsegs, seg;
     size_t seg_off;
     bool chunk_text;            /* hand plain chunks out as text (hb_options_t) */
+    bool answer_text;           /* hand a whole answer out as text (hb_options_t) */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -152,7 +166,41 @@ void hb_worker_cleanup(void)
     curl_global_cleanup();
 }
 
-static curl_pair_t *pair_take(void)
+static int on_socket(CURL *e, curl_socket_t fd, int what, void *ud, void *sockp)
+{
+    (void)e, (void)sockp;
+    curl_pair_t *p = ud;
+    int i = 0;
+    while (i < p->nsocks && p->socks[i].fd != fd)
+        i++;
+    if (what == CURL_POLL_REMOVE) {
+        if (i < p->nsocks)
+            p->socks[i] = p->socks[--p->nsocks];
+        return 0;
+    }
+    if (i == p->nsocks) {
+        if (p->nsocks == PAIR_SOCKS)
+            return -1;
+        p->nsocks++;
+    }
+    p->socks[i].fd = fd;
+    p->socks[i].events = (short)((what & CURL_POLL_IN ? POLLIN : 0) | (what & CURL_POLL_OUT ? POLLOUT : 0));
+    return 0;
+}
+
+static int on_timer(CURLM *m, long timeout_ms, void *ud)
+{
+    (void)m;
+    curl_pair_t *p = ud;
+    p->timer_set = timeout_ms >= 0;
+    if (p->timer_set)
+        p->timer_at_us = timeout_ms == 0 ? 0 : clock_now_us() + (uint64_t)timeout_ms * 1000u;
+    return 0;
+}
+
+/* A pair ready for a transfer. `keep_options`: the caller sets only what differs between
+ * JSON calls, so a pair last used by one keeps the rest; any other use starts afresh. */
+static curl_pair_t *pair_take(bool keep_options)
 {
     curl_pair_t *p = NULL;
     pthread_mutex_lock(&pool_lock);
@@ -160,7 +208,10 @@ static curl_pair_t *pair_take(void)
         p = pool[--pool_len];
     pthread_mutex_unlock(&pool_lock);
     if (p) {
-        curl_easy_reset(p->easy);
+        if (!keep_options || !p->options_set) {
+            curl_easy_reset(p->easy);
+            p->options_set = false;
+        }
         return p;
     }
     p = calloc(1, sizeof *p);
@@ -172,6 +223,10 @@ static curl_pair_t *pair_take(void)
         pair_free(p);
         return NULL;
     }
+    curl_multi_setopt(p->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(p->multi, CURLMOPT_SOCKETDATA, p);
+    curl_multi_setopt(p->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(p->multi, CURLMOPT_TIMERDATA, p);
     return p;
 }
 
@@ -411,24 +466,41 @@ static struct curl_slist *add_common_headers(struct curl_slist *h, const cfg_bac
     return h;
 }
 
+/* Ends the call's header list h with "Expect:" (no 100-continue round trip) and what every call
+ * sends, and takes a curl pair (pair_take's keep_options). -1 when memory ran out. */
+static int call_ready(hb_call_t *c, struct curl_slist *h, const char *request_id, const char *traceparent,
+                      const char *client_key, const char *key_header, const char *const *extra, bool keep_options)
+{
+    h = curl_slist_append(h, "Expect:");
+    h = add_common_headers(h, c->be, request_id, traceparent, client_key, key_header, extra);
+    c->headers = h;
+    if (!h)
+        return -1;
+    c->pair = pair_take(keep_options);
+    return c->pair ? 0 : -1;
+}
+
 /* The options every transfer shares; then it starts (on the call's own multi handle). */
 static int start_transfer(hb_call_t *c, CURL *e)
 {
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->headers);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(c->be->connect_timeout * 1000));
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "airouter");
-    if (share)
-        curl_easy_setopt(e, CURLOPT_SHARE, share);
+    if (!c->pair->options_set) {
+        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+        curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+        curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+        curl_easy_setopt(e, CURLOPT_USERAGENT, "airouter");
+        if (share)
+            curl_easy_setopt(e, CURLOPT_SHARE, share);
+    }
+    c->start_us = c->last_data_us = clock_now_us();
     if (curl_multi_add_handle(c->pair->multi, e) != CURLM_OK)
         return -1;
-    c->start_us = c->last_data_us = clock_now_us();
     return 0;
 }
 
@@ -487,6 +559,7 @@ hb_call_t *hb_open(const be_request_t *req, const hb_options_t *opt, be_event_t 
     if (!c->backend_model || !c->client_model)
         goto oom;
     c->chunk_text = opt->chunk_text && req->stream;
+    c->answer_text = opt->answer_text && !req->stream;
     if (c->chunk_text && buf_append_json_string(&c->model_json, c->client_model) < 0)
         goto oom;
     json_object *send = opt->body ? opt->body : req->body;
@@ -500,37 +573,70 @@ hb_call_t *hb_open(const be_request_t *req, const hb_options_t *opt, be_event_t 
         json_object_object_add(so, "include_usage", json_object_new_boolean(1));
     }
     size_t body_len;
-    const char *body = json_object_to_json_string_length(
-        send, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &body_len);
-    c->body = strndup(body, body_len);
-    if (!c->body)
-        goto oom;
+    if (!opt->body && req->body_text && !(req->stream && req->want_usage && opt->stream_usage)) {
+        body_len = req->body_text_len; /* the caller's text says it: no serialising */
+        c->body = malloc(body_len + 1);
+        if (!c->body)
+            goto oom;
+        memcpy(c->body, req->body_text, body_len);
+        c->body[body_len] = '\0';
+    } else {
+        const char *body = json_object_to_json_string_length(
+            send, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &body_len);
+        c->body = strndup(body, body_len);
+        if (!c->body)
+            goto oom;
+    }
 
     struct curl_slist *h = NULL;
     h = curl_slist_append(h, "Content-Type: application/json");
     h = curl_slist_append(h, req->stream ? "Accept: text/event-stream" : "Accept: application/json");
-    h = curl_slist_append(h, "Expect:");
-    h = add_common_headers(h, be, req->request_id, req->traceparent, req->client_key, opt->key_header, opt->headers);
-    c->headers = h;
-    if (!h)
-        goto oom;
-
-    c->pair = pair_take();
-    if (!c->pair)
+    if (call_ready(c, h, req->request_id, req->traceparent, req->client_key, opt->key_header, opt->headers,
+                   true) < 0)
         goto oom;
     CURL *e = c->pair->easy;
     char url[2048];
     snprintf(url, sizeof url, "%s%s", be->url, opt->path);
     curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-    return started(c, e, ev);
+    hb_call_t *r = started(c, e, ev);
+    if (r)
+        r->pair->options_set = true; /* a JSON call sets nothing beyond the shared options */
+    return r;
 oom:
     call_free(c);
     be_event_error(ev, BE_ERR_INTERNAL, 500, "server_error", NULL, "airouter is out of memory.");
     return NULL;
+}
+
+/* A whole answer handed out as text, its model renamed: true if it is plainly one JSON object
+ * (no key twice or escaped); anything else goes through the parser, which decides. */
+static bool answer_as_text(hb_call_t *c, be_event_t *ev)
+{
+    js_member_t model = {.key = "model"};
+    js_info_t info;
+    if (!c->resp.data || js_scan(c->resp.data, c->resp.len, SHAPE_MAX_DEPTH - 1, &model, 1, &info) != JS_OK ||
+        info.escaped_key || model.count > 1)
+        return false;
+    buf_t text = {0}, name = {0};
+    bool ok = model.count == 0 ? buf_append(&text, c->resp.data, c->resp.len) == 0
+                               : buf_append_json_string(&name, c->client_model) == 0 &&
+                                     js_splice(&text, c->resp.data, c->resp.len, model.at, model.end, name.data,
+                                               name.len) == 0;
+    buf_free(&name);
+    if (!ok) {
+        buf_free(&text);
+        return false;
+    }
+    free(c->handed_text);
+    c->handed_text = text.data;
+    c->response_sent = true;
+    ev->type = BE_EV_RESPONSE;
+    ev->data = text.data;
+    ev->len = text.len;
+    return true;
 }
 
 /* The event that ends a finished transfer. */
@@ -605,6 +711,8 @@ static void finish_event(hb_call_t *c, be_event_t *ev)
         ev->type = BE_EV_END;
         return;
     }
+    if (c->answer_text && answer_as_text(c, ev))
+        return;
     json_object *obj = shape_parse(c->resp.data ? c->resp.data : "", c->resp.len);
     if (!obj || !json_object_is_type(obj, json_type_object)) {
         json_object_put(obj);
@@ -650,6 +758,18 @@ static bool client_left_now(hb_call_t *c)
     return check_client(c, true);
 }
 
+/* Notes the end of the transfer, if curl reports it. */
+static void read_done(hb_call_t *c)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(c->pair->multi, &left)))
+        if (msg->msg == CURLMSG_DONE) {
+            c->transfer_done = true;
+            c->result = msg->data.result;
+        }
+}
+
 /* Drives the transfer once: checks the timeouts, runs curl, waits for the backend
  * or the client (never past wait_end). Returns true with ev set when the caller
  * must return it (timeout, nothing within the wait, client gone). */
@@ -683,15 +803,13 @@ static bool pump(hb_call_t *c, be_event_t *ev, uint64_t wait_end)
         ev->type = BE_EV_PENDING;
         return true;
     }
+    curl_pair_t *p = c->pair;
     int running = 0;
-    curl_multi_perform(c->pair->multi, &running);
-    CURLMsg *msg;
-    int left;
-    while ((msg = curl_multi_info_read(c->pair->multi, &left)))
-        if (msg->msg == CURLMSG_DONE) {
-            c->transfer_done = true;
-            c->result = msg->data.result;
-        }
+    if (p->timer_set && now >= p->timer_at_us) {
+        p->timer_set = false;
+        curl_multi_socket_action(p->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    }
+    read_done(c);
     if (c->transfer_done || c->qlen > 0 || c->stream_failed || (c->rawbuf.len > 0 && !c->hold_body) ||
         c->got_headers != c->headers_seen) {
         if (!c->transfer_done && now - c->client_checked_us >= CLIENT_CHECK_US && client_left_now(c)) {
@@ -701,15 +819,35 @@ static bool pump(hb_call_t *c, be_event_t *ev, uint64_t wait_end)
         return false;
     }
     uint64_t until = limit < wait_end ? limit : wait_end;
-    int timeout_ms = (int)((until - now) / 1000u) + 1;
+    bool timer = p->timer_set && p->timer_at_us < until;
+    if (timer)
+        until = p->timer_at_us;
+    int timeout_ms = until > now ? (int)((until - now + 999u) / 1000u) : 0;
+    if (!timer && timeout_ms == 0)
+        timeout_ms = 1;
     if (timeout_ms > 1000)
         timeout_ms = 1000;
-    struct curl_waitfd extra = {.fd = c->client_fd, .events = CURL_WAIT_POLLIN};
     bool watching = c->watch_client && c->client_fd >= 0;
     if (!watching && timeout_ms > 250)
         timeout_ms = 250;
-    curl_multi_poll(c->pair->multi, watching ? &extra : NULL, watching ? 1 : 0, timeout_ms, NULL);
-    if (check_client(c, watching && extra.revents)) {
+    struct pollfd fds[PAIR_SOCKS + 1];
+    int n = 0;
+    for (int i = 0; i < p->nsocks; i++)
+        fds[n++] = (struct pollfd){.fd = p->socks[i].fd, .events = p->socks[i].events};
+    int nsocks = n;
+    if (watching)
+        fds[n++] = (struct pollfd){.fd = c->client_fd, .events = POLLIN};
+    int ready = poll(fds, (nfds_t)n, timeout_ms);
+    for (int i = 0; ready > 0 && i < nsocks; i++) {
+        short r = fds[i].revents;
+        if (!r)
+            continue;
+        int bits = (r & (POLLIN | POLLHUP) ? CURL_CSELECT_IN : 0) | (r & POLLOUT ? CURL_CSELECT_OUT : 0) |
+                   (r & (POLLERR | POLLNVAL) ? CURL_CSELECT_ERR : 0);
+        curl_multi_socket_action(p->multi, fds[i].fd, bits, &running);
+    }
+    read_done(c);
+    if (check_client(c, watching && ready > 0 && fds[nsocks].revents)) {
         be_event_error(ev, BE_ERR_CLIENT_GONE, 499, "client_gone", NULL, "client disconnected");
         return true;
     }
@@ -787,14 +925,8 @@ hb_call_t *hb_open_raw(const be_raw_request_t *req, be_event_t *ev)
         snprintf(line, sizeof line, "Content-Type: %s", req->content_type);
         h = curl_slist_append(h, line);
     }
-    h = curl_slist_append(h, "Expect:");
-    h = add_common_headers(h, be, req->request_id, req->traceparent, req->client_key, req->key_header,
-                           req->extra_headers);
-    c->headers = h;
-    if (!h)
-        goto oom;
-    c->pair = pair_take();
-    if (!c->pair)
+    if (call_ready(c, h, req->request_id, req->traceparent, req->client_key, req->key_header, req->extra_headers,
+                   false) < 0)
         goto oom;
     CURL *e = c->pair->easy;
     char url[4096];
@@ -804,7 +936,6 @@ hb_call_t *hb_open_raw(const be_raw_request_t *req, be_event_t *ev)
     snprintf(url, sizeof url, "%.*s%s%s%s", base_len, be->url, req->path, req->query ? "?" : "",
              req->query ? req->query : "");
     curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     if (strcmp(req->method, "HEAD") == 0) {
         curl_easy_setopt(e, CURLOPT_NOBODY, 1L); /* else curl waits for a body that never comes */
     } else if (strcmp(req->method, "GET") != 0) {

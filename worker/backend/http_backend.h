@@ -13,6 +13,7 @@ typedef struct {
     json_object *body;               /* the body to send; NULL: req->body */
     bool stream_usage;               /* add stream_options.include_usage when req->want_usage */
     bool chunk_text;                 /* OpenAI-shaped chunks may come as text (req->chunk_text) */
+    bool answer_text;                /* and the whole answer (req->answer_text) */
 } hb_options_t;
 
 int hb_worker_init(void);

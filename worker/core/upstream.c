@@ -132,6 +132,10 @@ upstream_step_t upstream_take_whole(void *whole, upstream_t *u, be_event_t *ev)
     case BE_EV_RESPONSE:
         w->result = ev->obj;
         ev->obj = NULL;
+        if (!w->result && buf_append(&w->text, ev->data ? ev->data : "", ev->len) < 0) {
+            be_event_error(ev, BE_ERR_INTERNAL, 500, "server_error", NULL, "airouter is out of memory.");
+            return UPSTREAM_FAILED;
+        }
         return UPSTREAM_ANSWERED;
     case BE_EV_ERROR:
         return UPSTREAM_FAILED;
@@ -149,6 +153,7 @@ void upstream_whole_free(upstream_whole_t *w)
 {
     shape_agg_free(w->agg);
     json_object_put(w->result);
+    buf_free(&w->text);
     w->agg = NULL;
     w->result = NULL;
 }

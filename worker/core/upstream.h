@@ -52,6 +52,7 @@ typedef struct {
     unsigned kind;
     shape_agg_t *agg;
     json_object *result;
+    buf_t text;           /* or, when the backend handed it out so (answer_text), its JSON text */
 } upstream_whole_t;
 upstream_step_t upstream_take_whole(void *whole, upstream_t *u, be_event_t *ev);
 void upstream_whole_free(upstream_whole_t *w);

@@ -13,6 +13,7 @@
 #include "common/oai_error.h"
 #include "worker/oai/anthropic_shape.h"
 #include "worker/backend/backend.h"
+#include "worker/oai/json_scan.h"
 #include "worker/oai/oai_shape.h"
 #include "worker/core/balance.h"
 #include "worker/core/failover.h"
@@ -218,36 +219,50 @@ static int relay_event(relay_t *r, be_event_t *ev)
     return 0;
 }
 
+/* What the first write of a stream may hold: the events that came with the first one. */
+#define RELAY_FIRST_WRITE (8 * 1024)
+
+/* Adds the events that have already arrived to pending, up to about limit bytes, so that they
+ * leave in one write; nothing waits for more to come, so no event is delayed. -1 if the client
+ * left. */
+static int relay_drain(relay_t *r, size_t limit)
+{
+    while (!r->finished && r->pending.len < limit) {
+        be_event_t ev;
+        r->up.ops->next(r->up.call, &ev, 0);
+        if (ev.type == BE_EV_PENDING)
+            return 0;
+        if (relay_event(r, &ev) < 0) {
+            json_object_put(ev.obj);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Waits for the backend's next event, then takes those that came with it (http_relay_read's fill). */
+static int relay_fill(void *cls, size_t max)
+{
+    relay_t *r = cls;
+    be_event_t ev;
+    r->up.ops->next(r->up.call, &ev, r->req->client.check_ms);
+    if (relay_event(r, &ev) < 0) {
+        json_object_put(ev.obj);
+        relay_close_call(r); /* cancel the backend transfer at once */
+        return -1;
+    }
+    if (relay_drain(r, max / 2) < 0) {
+        relay_close_call(r);
+        return -1;
+    }
+    return 0;
+}
+
 static ssize_t relay_read(void *cls, uint64_t pos, char *out, size_t max)
 {
     (void)pos;
     relay_t *r = cls;
-    while (r->off >= r->pending.len) {
-        buf_reset(&r->pending);
-        r->off = 0;
-        if (r->finished)
-            return MHD_CONTENT_READER_END_OF_STREAM;
-        be_event_t ev;
-        r->up.ops->next(r->up.call, &ev, r->req->client.check_ms);
-        if (relay_event(r, &ev) < 0) {
-            json_object_put(ev.obj);
-            relay_close_call(r); /* cancel the backend transfer at once */
-            return MHD_CONTENT_READER_END_WITH_ERROR;
-        }
-        /* Events that have already arrived go out in the same write; nothing waits
-         * for more to come, so no event is delayed. */
-        while (!r->finished && r->pending.len < max / 2) {
-            r->up.ops->next(r->up.call, &ev, 0);
-            if (ev.type == BE_EV_PENDING)
-                break;
-            if (relay_event(r, &ev) < 0) {
-                json_object_put(ev.obj);
-                relay_close_call(r);
-                return MHD_CONTENT_READER_END_WITH_ERROR;
-            }
-        }
-    }
-    return http_hand_out(r->req, &r->pending, &r->off, out, max);
+    return http_relay_read(r->req, &r->pending, &r->off, &r->finished, relay_fill, r, out, max);
 }
 
 static void relay_free(void *cls)
@@ -325,6 +340,25 @@ static bool json_true(json_object *obj, const char *key)
            json_object_get_boolean(v);
 }
 
+/* A whole completion that came as text (model renamed): its usage is read from the usage
+ * member alone, and the text goes out as it is. */
+static void answer_text(request_t *req, const buf_t *text)
+{
+    js_member_t usage = {.key = "usage"};
+    if (js_scan(text->data, text->len, SHAPE_MAX_DEPTH - 1, &usage, 1, NULL) == JS_OK && usage.count == 1) {
+        json_object *u = shape_parse(text->data + usage.at, usage.end - usage.at), *o = json_object_new_object();
+        if (o && u) {
+            json_object_object_add(o, "usage", u);
+            u = NULL;
+            request_note_usage(req, o);
+        }
+        json_object_put(u);
+        json_object_put(o);
+    }
+    req->first_byte_us = clock_now_us(); /* the access log's ttfb_ms: the answer is ready */
+    http_respond(req, 200, "application/json", text->data, text->len);
+}
+
 /* Answers with a whole completion, in the shape the client asked for. */
 static void answer_whole(request_t *req, const api_job_t *job, json_object *result)
 {
@@ -393,9 +427,63 @@ static upstream_step_t take_first(void *ctx, upstream_t *u, be_event_t *ev)
             buf_appends(&r->pending, stream_end(r->gateway));
         r->finished = true;
         relay_close_call(r);
+    } else if (relay_drain(r, RELAY_FIRST_WRITE) < 0) { /* the client left: nothing more to send */
+        r->finished = true;
+        relay_close_call(r);
     }
     start_stream(req, r);
     return UPSTREAM_KEEP;
+}
+
+/* Notes whether the client's body may be sent on as text: strict JSON whose top-level
+ * members are the parsed body's (no key twice, none escaped), model among them once. */
+static void plan_text(request_t *req, api_job_t *job)
+{
+    const buf_t *b = &http_of(req)->body;
+    js_member_t want[] = {{.key = "model"}, {.key = "stream"}, {.key = "stream_options"}};
+    js_info_t info;
+    if (!b->data || js_scan(b->data, b->len, SHAPE_MAX_DEPTH - 1, want, 3, &info) != JS_OK || info.escaped_key ||
+        info.members != json_object_object_length(job->body) || want[0].count != 1 || want[1].count > 1 ||
+        want[2].count > 1)
+        return;
+    job->text_stream = -1;
+    if (want[1].count) {
+        const char *v = b->data + want[1].at;
+        size_t l = want[1].end - want[1].at;
+        if (l == 4 && memcmp(v, "true", 4) == 0)
+            job->text_stream = 1;
+        else if (l == 5 && memcmp(v, "false", 5) == 0)
+            job->text_stream = 0;
+        else
+            return;
+    }
+    job->text_stream_options = want[2].count > 0;
+    job->model_at = want[0].at;
+    job->model_end = want[0].end;
+    job->text = b->data;
+    job->text_len = b->len;
+}
+
+/* The body a try sends, as text, if the client's says the same as the tree api_try_target
+ * made of it (its model set, stream and stream_options as the try needs them). */
+static bool text_for_try(const api_job_t *job, bool backend_stream, const char *backend_model, buf_t *out)
+{
+    if (!job->text)
+        return false;
+    if (job->kind != KIND_EMBEDDINGS) {
+        /* the tree's stream is backend_stream if the client sent one or it differs from none */
+        if (job->text_stream >= 0 ? job->text_stream != (int)backend_stream : backend_stream)
+            return false;
+        if (!backend_stream && job->text_stream_options) /* taken out of the tree */
+            return false;
+    }
+    buf_t name = {0};
+    bool ok = buf_append_json_string(&name, backend_model) == 0 &&
+              js_splice(out, job->text, job->text_len, job->model_at, job->model_end, name.data, name.len) == 0;
+    buf_free(&name);
+    if (!ok)
+        buf_free(out);
+    return ok;
 }
 
 try_result_t api_try_target(request_t *req, void *job_arg, const cfg_model_t *m, bool is_fallback,
@@ -432,14 +520,27 @@ try_result_t api_try_target(request_t *req, void *job_arg, const cfg_model_t *m,
         .max_tokens = m->max_tokens,
         .max_event_bytes = http_cfg->max_event_bytes,
         .chunk_text = job->client_stream && backend_stream && !job->gateway && !job->messages,
+        .answer_text = !job->client_stream && !backend_stream && !job->gateway && !job->messages,
     };
-    if (job->client_stream)
-        return upstream_run(&u, &breq, take_first, (void *)job, ev);
-    upstream_whole_t whole = {.kind = job->kind};
-    try_result_t res = upstream_run(&u, &breq, upstream_take_whole, &whole, ev);
-    if (res == TRY_ANSWERED)
-        answer_whole(req, job, whole.result);
-    upstream_whole_free(&whole);
+    buf_t text = {0};
+    /* with usage asked of a stream, the transport adds stream_options.include_usage to the tree */
+    if (!(backend_stream && breq.want_usage) && text_for_try(job, backend_stream, u.backend_model, &text)) {
+        breq.body_text = text.data;
+        breq.body_text_len = text.len;
+    }
+    try_result_t res;
+    if (job->client_stream) {
+        res = upstream_run(&u, &breq, take_first, (void *)job, ev);
+    } else {
+        upstream_whole_t whole = {.kind = job->kind};
+        res = upstream_run(&u, &breq, upstream_take_whole, &whole, ev);
+        if (res == TRY_ANSWERED && !whole.result)
+            answer_text(req, &whole.text);
+        else if (res == TRY_ANSWERED)
+            answer_whole(req, job, whole.result);
+        upstream_whole_free(&whole);
+    }
+    buf_free(&text);
     return res;
 }
 
@@ -478,6 +579,8 @@ enum MHD_Result api_run(request_t *req, unsigned kind, json_object *body, bool g
         job.stream_options = json_object_get(v);
     }
     req->stream = job.client_stream;
+    if (!gateway) /* the gateway's body is made from its own request, not sent by the client */
+        plan_text(req, &job);
     rc = api_dispatch(req, &job, route.model, api_try_target);
     json_object_put(job.stream_options);
     return rc;

@@ -21,6 +21,12 @@ typedef struct {
     bool messages;
     json_object *stop_sequences; /* the Messages request's (borrowed), NULL: none */
     long long input_estimate;    /* message_start's input tokens until the backend counts them */
+    /* The client's body as it came, when a try may send it on with only the model's value
+     * [model_at, model_end) replaced (NULL: body is serialised). */
+    const char *text;
+    size_t text_len, model_at, model_end;
+    int text_stream;             /* its "stream": -1 absent, 0 false, 1 true */
+    bool text_stream_options;    /* it has "stream_options" */
 } api_job_t;
 
 /* One try of job (an api_job_t) against target t: a failover_try_fn. */

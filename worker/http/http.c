@@ -54,8 +54,17 @@ static const char *allow_header(unsigned methods)
     }
 }
 
-ssize_t http_hand_out(request_t *req, const buf_t *pending, size_t *off, char *out, size_t max)
+ssize_t http_relay_read(request_t *req, buf_t *pending, size_t *off, const bool *finished,
+                        int (*fill)(void *relay, size_t max), void *relay, char *out, size_t max)
 {
+    while (*off >= pending->len) {
+        buf_reset(pending);
+        *off = 0;
+        if (*finished)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        if (fill(relay, max) < 0)
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
     size_t n = pending->len - *off;
     if (n > max)
         n = max;

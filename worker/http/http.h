@@ -95,7 +95,10 @@ int http_reserve(request_t *req, const cfg_model_t *m, json_object *body, enum M
 /* http_reserve for a passthrough request: charged from its answer's usage at the price of
  * the model its JSON body names, when that model has a price; else charged nothing. */
 int http_reserve_passthrough(request_t *req, const char *content_type, enum MHD_Result *rc);
-/* A content reader's copy-out: hands MHD up to max bytes of pending from *off on. */
-ssize_t http_hand_out(request_t *req, const buf_t *pending, size_t *off, char *out, size_t max);
+/* A relay's content reader: hands MHD up to max bytes of pending from *off on; when they are
+ * used up, refills pending with fill(relay, max) (-1: end the answer with an error) until
+ * *finished says the relay is over. */
+ssize_t http_relay_read(request_t *req, buf_t *pending, size_t *off, const bool *finished,
+                        int (*fill)(void *relay, size_t max), void *relay, char *out, size_t max);
 
 #endif

@@ -122,23 +122,25 @@ static int relay_event(proxy_relay_t *r, be_event_t *ev)
     }
 }
 
+/* Waits for the backend's next bytes (http_relay_read's fill). */
+static int relay_fill(void *cls, size_t max)
+{
+    (void)max;
+    proxy_relay_t *r = cls;
+    be_event_t ev;
+    r->up.ops->next_raw(r->up.call, &ev, r->req->client.check_ms);
+    if (relay_event(r, &ev) < 0) {
+        relay_close(r);
+        return -1;
+    }
+    return 0;
+}
+
 static ssize_t relay_read(void *cls, uint64_t pos, char *out, size_t max)
 {
     (void)pos;
     proxy_relay_t *r = cls;
-    while (r->off >= r->pending.len) {
-        buf_reset(&r->pending);
-        r->off = 0;
-        if (r->finished)
-            return MHD_CONTENT_READER_END_OF_STREAM;
-        be_event_t ev;
-        r->up.ops->next_raw(r->up.call, &ev, r->req->client.check_ms);
-        if (relay_event(r, &ev) < 0) {
-            relay_close(r);
-            return MHD_CONTENT_READER_END_WITH_ERROR;
-        }
-    }
-    return http_hand_out(r->req, &r->pending, &r->off, out, max);
+    return http_relay_read(r->req, &r->pending, &r->off, &r->finished, relay_fill, r, out, max);
 }
 
 static void relay_free(void *cls)
