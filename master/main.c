@@ -97,7 +97,7 @@ int main(int argc, char **argv)
         return send_signal(sig, pidfile);
 
     char err[1024];
-    backends_describe();
+    be_describe_types();
     cfg_t *cfg = cfg_load(conf, err, sizeof err);
     if (!cfg) {
         fprintf(stderr, "airouter: %s\n", err);

@@ -98,6 +98,7 @@
 //   huge-delta-N   (stream) after 2 text deltas, one content_block_delta whose text is N MiB of "x"
 //                  (written as the socket takes it; rec.bigBytes counts them), then the rest
 const http = require('node:http');
+const { sleep, listen, httpRecorder, runCommand } = require('./mock-lib.js');
 
 const TOOL_INPUT = { location: 'Paris, France', unit: 'celsius' };
 const TOOL_INPUT2 = { location: 'Tokyo, Japan', unit: 'celsius' };
@@ -115,7 +116,6 @@ const MEDIA_TYPES = ['image/jpeg', 'image/png', 'image/gif', 'image/webp'];
 const TOP_FIELDS = new Set(['model', 'messages', 'max_tokens', 'system', 'stop_sequences', 'temperature', 'top_p', 'top_k',
   'stream', 'metadata', 'tools', 'tool_choice', 'thinking', 'service_tier', 'container', 'mcp_servers']);
 
-function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
 function words(s) { return String(s || '').split(/\s+/).filter(Boolean); }
 function isObj(v) { return v !== null && typeof v === 'object' && !Array.isArray(v); }
 
@@ -370,17 +370,7 @@ function answerFor(body, k) {
 }
 
 async function startMock({ port = 0, host = '127.0.0.1', log = false, record = true, apiKey = null } = {}) {
-  const requests = [];
-  const connections = [];
-  const events = [];
-  const sockets = new Set();
-  let connSeq = 0;
-  let reqSeq = 0;
-  let closedCount = 0;
-  const waiters = new Set();
   const ctl = { apiKey, retryAfter: '7', modelsStatus: 0 };
-
-  function notify() { for (const w of [...waiters]) w(); }
 
   const server = http.createServer((req, res) => {
     const chunks = [];
@@ -390,53 +380,17 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
       let body = raw;
       let parsed = false;
       if (raw.length) { try { body = JSON.parse(raw); parsed = true; } catch { body = raw; } }
-      const conn = req.socket._mockConn;
-      const rec = {
-        id: ++reqSeq, conn: conn ? conn.id : null, method: req.method, path: req.url,
-        headers: { ...req.headers }, rawBody: raw, body, parsed,
-        model: isObj(body) ? body.model : undefined,
-        time: Date.now(), socketClosedAt: null, finishedAt: null, aborted: false, chunksSent: 0,
-        response: null, status: null, error: null,
-      };
-      if (conn) { conn.requests.push(rec.id); conn.recs.push(rec); if (conn.closedAt) rec.socketClosedAt = conn.closedAt; }
-      if (record) requests.push(rec);
-      if (record) events.push({ type: 'request', conn: rec.conn, req: rec.id, time: rec.time, method: req.method, path: req.url, model: rec.model });
+      const rec = rc.newRecord(req, { rawBody: raw, body, parsed, model: isObj(body) ? body.model : undefined, error: null });
       if (log) console.error(`mock-anthropic: ${req.method} ${req.url} model=${rec.model}`);
-      res.on('finish', () => {
-        rec.finishedAt = Date.now();
-        if (conn) { const i = conn.recs.indexOf(rec); if (i >= 0) conn.recs.splice(i, 1); }
-        notify();
-      });
-      notify();
+      rc.add(req, res, rec);
       handle(req, res, rec).catch((e) => {
         if (log) console.error('mock-anthropic: handler error', e);
         if (!res.headersSent) { try { sendError(res, rec, 500, 'api_error', 'Internal server error'); } catch { } } else res.destroy();
       });
     });
   });
-  server.keepAliveTimeout = 30000;
-  server.headersTimeout = 60000;
-  server.requestTimeout = 0;
-
-  server.on('connection', (sock) => {
-    const c = { id: ++connSeq, openedAt: Date.now(), closedAt: null, remotePort: sock.remotePort, requests: [] };
-    Object.defineProperty(c, 'recs', { value: [], enumerable: false });
-    sock._mockConn = c;
-    sockets.add(sock);
-    if (record) { connections.push(c); events.push({ type: 'open', conn: c.id, time: c.openedAt }); }
-    sock.on('close', () => {
-      c.closedAt = Date.now();
-      closedCount++;
-      for (const rec of c.recs) {
-        if (!rec.socketClosedAt) rec.socketClosedAt = c.closedAt;
-        if (!rec.finishedAt) rec.aborted = true;
-      }
-      c.recs.length = 0;
-      sockets.delete(sock);
-      if (record) events.push({ type: 'close', conn: c.id, time: c.closedAt });
-      notify();
-    });
-  });
+  const rc = httpRecorder(server, { record });
+  const notify = rc.notify;
 
   const requestId = (rec) => `req_011CMock${String(rec.id).padStart(6, '0')}`;
 
@@ -606,68 +560,22 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
     res.end();
   }
 
-  await new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => { server.off('error', reject); resolve(); });
-  });
-  const actualPort = server.address().port;
-  const hostForUrl = host.includes(':') ? `[${host}]` : host;
-
-  const m = {
-    port: actualPort,
+  const where = await listen(server, port, host);
+  return rc.attach({
+    port: where.port,
     host,
-    base: `http://${hostForUrl}:${actualPort}`,
-    url: `http://${hostForUrl}:${actualPort}/v1`,
+    base: where.base,
+    url: `${where.base}/v1`,
     server,
-    requests,
-    connections,
-    events,
-    get closedCount() { return closedCount; },
-    get openCount() { return sockets.size; },
     get apiKey() { return ctl.apiKey; }, set apiKey(v) { ctl.apiKey = v; },
     get retryAfter() { return ctl.retryAfter; }, set retryAfter(v) { ctl.retryAfter = v; },
     get modelsStatus() { return ctl.modelsStatus; }, set modelsStatus(v) { ctl.modelsStatus = v; },
-    reset() { requests.length = 0; events.length = 0; },
-    last(pred = () => true) { for (let i = requests.length - 1; i >= 0; i--) if (pred(requests[i])) return requests[i]; return undefined; },
-    waitFor(pred, ms = 5000) { return waitCond(() => requests.find(pred), ms, 'mock request'); },
-    waitClosed(rec, ms = 5000) { return waitCond(() => rec.socketClosedAt, ms, `mock request ${rec.id} socket close`); },
-    close() {
-      return new Promise((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      });
-    },
-  };
-
-  function waitCond(fn, ms, what) {
-    return new Promise((resolve, reject) => {
-      const v = fn();
-      if (v) return resolve(v);
-      const check = () => {
-        const x = fn();
-        if (x) { clearTimeout(t); waiters.delete(check); resolve(x); }
-      };
-      const t = setTimeout(() => { waiters.delete(check); reject(new Error(`timed out after ${ms} ms waiting for ${what}`)); }, ms);
-      waiters.add(check);
-    });
-  }
-
-  return m;
+  });
 }
 
 module.exports = { startMock, validate, answerFor, knobs, replyChunks, inputTokens, TOOL_INPUT, TOOL_INPUT2, TOOL_JSON_PARTS };
 
 if (require.main === module) {
-  const args = process.argv.slice(2);
-  const opt = (name, def) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : def; };
-  if (args.includes('-h') || args.includes('--help')) {
-    console.log('usage: node scripts/mock-anthropic.js [--port N] [--host H] [--api-key K] [--quiet]');
-    process.exit(0);
-  }
-  startMock({ port: Number(opt('--port', 9001)), host: opt('--host', '127.0.0.1'), apiKey: opt('--api-key', null), log: !args.includes('--quiet'), record: false }).then((m) => {
-    console.error(`mock-anthropic listening on ${m.url}`);
-    const stop = () => m.close().then(() => process.exit(0));
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  }, (e) => { console.error(`mock-anthropic: ${e.message}`); process.exit(1); });
+  runCommand('mock-anthropic', 'node scripts/mock-anthropic.js [--port N] [--host H] [--api-key K] [--quiet]',
+    (opt, has) => startMock({ port: Number(opt('--port', 9001)), host: opt('--host', '127.0.0.1'), apiKey: opt('--api-key', null), log: !has('--quiet'), record: false }));
 }

@@ -156,10 +156,10 @@
 //                       an error body with that status
 const http = require('node:http');
 const crypto = require('node:crypto');
+const { sleep, listen, httpRecorder, runCommand } = require('./mock-lib.js');
 
 const CREATED = 1700000000;
 
-function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
 
 function words(s) { return String(s || '').split(/\s+/).filter(Boolean); }
 
@@ -483,17 +483,6 @@ function formSummary(parts) {
 
 // record = false: keep nothing (for long benchmark runs).
 async function startMock({ port = 0, host = '127.0.0.1', log = false, record = true } = {}) {
-  const requests = [];
-  const connections = [];
-  const events = [];
-  const sockets = new Set();
-  let connSeq = 0;
-  let reqSeq = 0;
-  let closedCount = 0;
-  const waiters = new Set();
-
-  function notify() { for (const w of [...waiters]) w(); }
-
   const server = http.createServer((req, res) => {
     const chunks = [];
     req.on('data', (d) => chunks.push(d));
@@ -506,56 +495,22 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
       if (boundary) {
         try { parts = parseMultipart(bytes, boundary); form = formSummary(parts); } catch (e) { formError = e.message; }
       } else if (raw.length) { try { body = JSON.parse(raw); } catch { body = raw; } }
-      const conn = req.socket._mockConn;
-      const rec = {
-        id: ++reqSeq, conn: conn ? conn.id : null, method: req.method, path: req.url,
-        headers: { ...req.headers }, rawBody: raw, body,
-        model: form ? form.fields.model : body && typeof body === 'object' ? body.model : undefined,
-        time: Date.now(), socketClosedAt: null, finishedAt: null, aborted: false, chunksSent: 0,
-        response: null, status: null,
-      };
+      const rec = rc.newRecord(req, {
+        rawBody: raw, body, model: form ? form.fields.model : body && typeof body === 'object' ? body.model : undefined,
+      });
       if (boundary) { rec.form = form; if (formError) rec.formError = formError; }
       Object.defineProperty(rec, 'rawBytes', { value: bytes, enumerable: false });
       Object.defineProperty(rec, 'parts', { value: parts, enumerable: false });
-      if (conn) { conn.requests.push(rec.id); conn.recs.push(rec); if (conn.closedAt) rec.socketClosedAt = conn.closedAt; }
-      if (record) requests.push(rec);
-      if (record) events.push({ type: 'request', conn: rec.conn, req: rec.id, time: rec.time, method: req.method, path: req.url, model: rec.model });
       if (log) console.error(`mock: ${req.method} ${req.url} model=${rec.model}`);
-      res.on('finish', () => {
-        rec.finishedAt = Date.now();
-        if (conn) { const i = conn.recs.indexOf(rec); if (i >= 0) conn.recs.splice(i, 1); }
-        notify();
-      });
-      notify();
+      rc.add(req, res, rec);
       handle(req, res, rec).catch((e) => {
         if (log) console.error('mock: handler error', e);
         if (!res.headersSent) { try { sendJson(res, rec, 500, errorBody(String(e && e.message), 'server_error')); } catch { } } else res.destroy();
       });
     });
   });
-  server.keepAliveTimeout = 30000;
-  server.headersTimeout = 60000;
-  server.requestTimeout = 0;
-
-  server.on('connection', (sock) => {
-    const c = { id: ++connSeq, openedAt: Date.now(), closedAt: null, remotePort: sock.remotePort, requests: [] };
-    Object.defineProperty(c, 'recs', { value: [], enumerable: false });
-    sock._mockConn = c;
-    sockets.add(sock);
-    if (record) { connections.push(c); events.push({ type: 'open', conn: c.id, time: c.openedAt }); }
-    sock.on('close', () => {
-      c.closedAt = Date.now();
-      closedCount++;
-      for (const rec of c.recs) {
-        if (!rec.socketClosedAt) rec.socketClosedAt = c.closedAt;
-        if (!rec.finishedAt) rec.aborted = true;
-      }
-      c.recs.length = 0;
-      sockets.delete(sock);
-      if (record) events.push({ type: 'close', conn: c.id, time: c.closedAt });
-      notify();
-    });
-  });
+  const rc = httpRecorder(server, { record });
+  const notify = rc.notify;
 
   function sendJson(res, rec, status, obj, extraHeaders = {}) {
     const s = JSON.stringify(obj);
@@ -1377,23 +1332,13 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
     return a.res.end(s.data);
   }
 
-  await new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => { server.off('error', reject); resolve(); });
-  });
-  const actualPort = server.address().port;
-  const hostForUrl = host.includes(':') ? `[${host}]` : host;
-
-  const m = {
-    port: actualPort,
+  const where = await listen(server, port, host);
+  const m = rc.attach({
+    port: where.port,
     host,
-    base: `http://${hostForUrl}:${actualPort}`,
-    url: `http://${hostForUrl}:${actualPort}/v1`,
+    base: where.base,
+    url: `${where.base}/v1`,
     server,
-    requests,
-    connections,
-    events,
-    get closedCount() { return closedCount; },
     get failNext() { return ctl.failNext; }, set failNext(v) { ctl.failNext = v; },
     get failEvery() { return ctl.failEvery; }, set failEvery(v) { ctl.failEvery = v; ctl.everyCount = 0; },
     get failStatus() { return ctl.failStatus; }, set failStatus(v) { ctl.failStatus = v; },
@@ -1403,37 +1348,7 @@ async function startMock({ port = 0, host = '127.0.0.1', log = false, record = t
     get backendKey() { return ctl.backendKey; }, set backendKey(v) { ctl.backendKey = v; },
     storedResponses,
     storedFiles,
-    get openCount() { return sockets.size; },
-    reset() { requests.length = 0; events.length = 0; },
-    last(pred = () => true) { for (let i = requests.length - 1; i >= 0; i--) if (pred(requests[i])) return requests[i]; return undefined; },
-    // Resolves with the first recorded request for which pred(rec) is true.
-    waitFor(pred, ms = 5000) {
-      return waitCond(() => requests.find(pred), ms, 'mock request');
-    },
-    // Resolves (with the close time) once the socket that carried rec has closed.
-    waitClosed(rec, ms = 5000) {
-      return waitCond(() => rec.socketClosedAt, ms, `mock request ${rec.id} socket close`);
-    },
-    close() {
-      return new Promise((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      });
-    },
-  };
-
-  function waitCond(fn, ms, what) {
-    return new Promise((resolve, reject) => {
-      const v = fn();
-      if (v) return resolve(v);
-      const check = () => {
-        const x = fn();
-        if (x) { clearTimeout(t); waiters.delete(check); resolve(x); }
-      };
-      const t = setTimeout(() => { waiters.delete(check); reject(new Error(`timed out after ${ms} ms waiting for ${what}`)); }, ms);
-      waiters.add(check);
-    });
-  }
+  });
 
   return m;
 }
@@ -1445,16 +1360,6 @@ module.exports = {
 };
 
 if (require.main === module) {
-  const args = process.argv.slice(2);
-  const opt = (name, def) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : def; };
-  if (args.includes('-h') || args.includes('--help')) {
-    console.log('usage: node scripts/mock-openai.js [--port N] [--host H] [--quiet]');
-    process.exit(0);
-  }
-  startMock({ port: Number(opt('--port', 9000)), host: opt('--host', '127.0.0.1'), log: !args.includes('--quiet'), record: false }).then((m) => {
-    console.error(`mock-openai listening on ${m.url}`);
-    const stop = () => m.close().then(() => process.exit(0));
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  }, (e) => { console.error(`mock-openai: ${e.message}`); process.exit(1); });
+  runCommand('mock-openai', 'node scripts/mock-openai.js [--port N] [--host H] [--quiet]',
+    (opt, has) => startMock({ port: Number(opt('--port', 9000)), host: opt('--host', '127.0.0.1'), log: !has('--quiet'), record: false }));
 }

@@ -40,8 +40,8 @@
 //   prints one line per received span to stderr.
 const http = require('node:http');
 const zlib = require('node:zlib');
+const { sleep, makeWaiters, listen, closeServer, runCommand } = require('./mock-lib.js');
 
-function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
 
 // OTLP/JSON follows the protobuf JSON mapping: parsers accept lowerCamelCase and the original
 // snake_case field names.
@@ -124,12 +124,12 @@ async function startOtlpMock({ port = 0, host = '127.0.0.1', delayMs = 0, status
   const spans = [];
   const rejected = [];
   const sockets = new Set();
-  const waiters = new Set();
+  const waiters = makeWaiters();
   let seq = 0;
   let delay = delayMs;
   let forced = status;
 
-  const notify = () => { for (const w of [...waiters]) w(); };
+  const notify = waiters.notify;
 
   const server = http.createServer((req, res) => {
     const chunks = [];
@@ -194,18 +194,12 @@ async function startOtlpMock({ port = 0, host = '127.0.0.1', delayMs = 0, status
   });
   server.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
 
-  await new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => { server.off('error', reject); resolve(); });
-  });
-  const actualPort = server.address().port;
-  const hostForUrl = host.includes(':') ? `[${host}]` : host;
-
+  const where = await listen(server, port, host);
   return {
-    port: actualPort,
+    port: where.port,
     host,
-    url: `http://${hostForUrl}:${actualPort}`,
-    tracesUrl: `http://${hostForUrl}:${actualPort}/v1/traces`,
+    url: where.base,
+    tracesUrl: `${where.base}/v1/traces`,
     server,
     requests,
     spans,
@@ -229,11 +223,8 @@ async function startOtlpMock({ port = 0, host = '127.0.0.1', delayMs = 0, status
       });
     },
     close() {
-      return new Promise((resolve) => {
-        for (const w of [...waiters]) waiters.delete(w);
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      });
+      waiters.clear();
+      return closeServer(server, sockets);
     },
   };
 }
@@ -241,19 +232,8 @@ async function startOtlpMock({ port = 0, host = '127.0.0.1', delayMs = 0, status
 module.exports = { startOtlpMock, decodeAttrs, anyValue, flatten };
 
 if (require.main === module) {
-  const args = process.argv.slice(2);
-  const opt = (name, def) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : def; };
-  if (args.includes('-h') || args.includes('--help')) {
-    console.log('usage: node scripts/mock-otlp.js [--port N] [--host H] [--delay MS] [--status N]');
-    process.exit(0);
-  }
-  startOtlpMock({
+  runCommand('mock-otlp', 'node scripts/mock-otlp.js [--port N] [--host H] [--delay MS] [--status N]', (opt) => startOtlpMock({
     port: Number(opt('--port', 4318)), host: opt('--host', '127.0.0.1'),
     delayMs: Number(opt('--delay', 0)), status: Number(opt('--status', 200)), log: true,
-  }).then((c) => {
-    console.error(`mock-otlp listening on ${c.tracesUrl}`);
-    const stop = () => c.close().then(() => process.exit(0));
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  }, (e) => { console.error(`mock-otlp: ${e.message}`); process.exit(1); });
+  }), { shown: (c) => c.tracesUrl });
 }

@@ -81,6 +81,7 @@
 // ModelInfer (unary) on these decoupled models: UNIMPLEMENTED, as Triton does.
 
 const path = require('node:path');
+const { sleep, runCommand } = require('./mock-lib.js');
 
 const TESTS = path.join(__dirname, '..', 'tests');
 const grpc = require(require.resolve('@grpc/grpc-js', { paths: [TESTS] }));
@@ -297,7 +298,6 @@ function mdObject(md) {
   return out;
 }
 
-function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
 
 async function startMock({ port = 0, host = '127.0.0.1', quiet = true } = {}) {
   const pkgDef = protoLoader.loadSync(PROTO, LOAD_OPTS);
@@ -667,9 +667,6 @@ async function startMock({ port = 0, host = '127.0.0.1', quiet = true } = {}) {
 module.exports = { startMock, modelFor, replyTokens, generate, decodeRaw, bytesTensor, words, PROTO };
 
 if (require.main === module) {
-  const args = process.argv.slice(2);
-  const opt = (n, d) => { const i = args.indexOf(n); return i >= 0 ? args[i + 1] : d; };
-  startMock({ port: Number(opt('--port', 8001)), host: opt('--host', '127.0.0.1'), quiet: false }).then((m) => {
-    console.error(`mock-triton listening on ${m.url}`);
-  });
+  runCommand('mock-triton', 'node scripts/mock-triton.js [--port N] [--host H]',
+    (opt) => startMock({ port: Number(opt('--port', 8001)), host: opt('--host', '127.0.0.1'), quiet: false }));
 }

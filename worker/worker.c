@@ -97,7 +97,7 @@ int worker_run(const cfg_t *cfg, int listen_fd, int metrics_fd, int ready_fd, pi
     srandom((unsigned)(time(NULL) ^ getpid()));
 
     cluster_init(cfg);
-    if (backends_worker_init(cfg) < 0 || trace_start(cfg) < 0 || health_start(cfg) < 0 ||
+    if (be_worker_init(cfg) < 0 || trace_start(cfg) < 0 || health_start(cfg) < 0 ||
         http_start(cfg, routes, NROUTES, listen_fd, metrics_fd) < 0 || grpc_api_start(cfg) < 0) {
         log_error("worker start-up failed");
         return 2;
@@ -131,7 +131,7 @@ int worker_run(const cfg_t *cfg, int listen_fd, int metrics_fd, int ready_fd, pi
             grpc_api_stop(left > 0 ? left : 0);
             health_stop();
             trace_stop(); /* after the drain: the last requests' spans are queued */
-            backends_worker_cleanup();
+            be_worker_cleanup();
             cluster_shutdown();
             leak_check();
             return 0;

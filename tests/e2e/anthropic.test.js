@@ -1,5 +1,5 @@
 'use strict';
-// End-to-end tests of the Anthropic backend (issue 5): the official `openai` npm client (and raw
+// End-to-end tests of the Anthropic backend: the official `openai` npm client (and raw
 // fetch where the wire format itself is checked) against the real airouter binary, routing to the
 // mock Anthropic Messages server in scripts/mock-anthropic.js, which validates requests like the real
 // API (so a bad translation shows up as a 400 from it) and records what it got.
@@ -10,6 +10,11 @@ const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const OpenAI = require('openai');
 const h = require('./lib/harness.js');
+const clients = require('./lib/client.js');
+const { Traffic } = require('./lib/traffic.js');
+const { fetchRaw, readBody } = require('./lib/http.js');
+const { parseSse } = require('./lib/sse.js');
+const { assertOpenAIError, assertNoLeak: noLeak, sdkError } = require('./lib/assert.js');
 const { startMock, replyChunks, TOOL_INPUT, TOOL_INPUT2, TOOL_JSON_PARTS } = require('../../scripts/mock-anthropic.js');
 
 const T = { timeout: 30000 };
@@ -45,8 +50,7 @@ const MODELS = [
 const bm = (name) => MODELS.find((m) => m[0] === name)[2];
 
 let mock; let router;
-const traffic = []; // every response a test received: { where, status, headers, body }
-const cloneReads = []; // the reads of the recorded clones (the leak check waits for them)
+const traffic = new Traffic(); // every response a test received, for the leak check at the end
 
 function config(mockUrl) {
   const models = MODELS.map(([name, backend, bmodel, extra]) =>
@@ -73,90 +77,27 @@ ${models}
 
 // ---------------------------------------------------------------- helpers
 
-function recordingFetch(where) {
-  return async (url, init) => {
-    const res = await fetch(url, init);
-    const entry = { where: `${where} ${init && init.method || 'GET'} ${url}`, status: res.status, headers: [...res.headers], body: '' };
-    traffic.push(entry);
-    cloneReads.push(res.clone().text().then((t) => { entry.body = t; }, () => { }));
-    return res;
-  };
-}
+const client = (opts = {}) => clients.openai(router, { apiKey: CLIENT_KEY, fetch: traffic.fetch('sdk'), ...opts });
+const raw = (path, json, headers = {}) =>
+  fetchRaw(router.base, 'POST', path, { json, headers: { authorization: `Bearer ${CLIENT_KEY}`, ...headers }, traffic });
 
-function client(opts = {}) {
-  return new OpenAI({ baseURL: `${router.base}/v1`, apiKey: CLIENT_KEY, maxRetries: 0, timeout: 20000, fetch: recordingFetch('sdk'), ...opts });
-}
-
-async function raw(path, json, headers = {}) {
-  const res = await fetch(`${router.base}${path}`, {
-    method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${CLIENT_KEY}`, ...headers },
-    body: JSON.stringify(json), signal: AbortSignal.timeout(20000),
-  });
-  const text = await res.text();
-  traffic.push({ where: `raw POST ${path}`, status: res.status, headers: [...res.headers], body: text });
-  let parsed; try { parsed = JSON.parse(text); } catch { }
-  return { status: res.status, headers: res.headers, text, json: parsed };
-}
-
-function parseSse(text) {
-  const events = [];
-  const badLines = [];
-  text = text.replace(/\r\n?/g, '\n');
-  for (const block of text.split('\n\n')) {
-    if (!block.trim()) continue;
-    const data = [];
-    for (const line of block.split('\n')) {
-      if (line.startsWith(':')) continue;
-      if (line.startsWith('data: ')) data.push(line.slice(6));
-      else if (line.startsWith('data:')) data.push(line.slice(5));
-      else badLines.push(line);
-    }
-    if (!data.length) continue;
-    const d = data.join('\n');
-    if (d === '[DONE]') events.push('[DONE]');
-    else { try { events.push(JSON.parse(d)); } catch { events.push({ unparsable: d }); } }
-  }
-  return { events, badLines };
-}
-
+// A chat stream read to its end: { status, headers, events, comments, badLines, raw, cleanEnd }.
 async function rawStream(json, headers = {}) {
   const res = await fetch(`${router.base}/v1/chat/completions`, {
     method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${CLIENT_KEY}`, ...headers },
     body: JSON.stringify(json), signal: AbortSignal.timeout(20000),
   });
-  let text = '';
-  let cleanEnd = true;
-  const dec = new TextDecoder();
-  try { for await (const c of res.body) text += dec.decode(c, { stream: true }); } catch { cleanEnd = false; }
-  traffic.push({ where: 'rawStream', status: res.status, headers: [...res.headers], body: text });
-  return { status: res.status, headers: res.headers, raw: text, cleanEnd, ...parseSse(text) };
+  const b = await readBody(res);
+  traffic.push({ where: 'rawStream', status: res.status, headers: [...res.headers], body: b.raw });
+  return { status: res.status, headers: res.headers, ...b, ...parseSse(b.raw) };
 }
 
 function leakNeedles() {
   return [BACKEND_KEY, WRONG_KEY, 'SECRET', 'upstream-', 'bk-', `127.0.0.1:${mock.port}`, `localhost:${mock.port}`, mock.url,
     'anthropic-version', 'x-api-key'];
 }
-function assertNoLeak(text, what) {
-  for (const n of leakNeedles()) assert.ok(!String(text).includes(n), `${what} leaks "${n}": ${String(text).slice(0, 400)}`);
-}
-
-function assertError(r, status, code, { type } = {}) {
-  assert.equal(r.status, status, `status (body: ${r.text})`);
-  assert.ok(r.json && r.json.error && typeof r.json.error === 'object', `OpenAI-style error body, got: ${r.text}`);
-  const e = r.json.error;
-  assert.equal(typeof e.message, 'string');
-  assert.ok(e.message.length > 0, 'error.message not empty');
-  assert.ok('type' in e && 'param' in e && 'code' in e, `error has message/type/param/code: ${r.text}`);
-  if (code !== undefined) assert.equal(e.code, code, `error.code (body: ${r.text})`);
-  if (type) assert.equal(e.type, type, `error.type (body: ${r.text})`);
-  assertNoLeak(r.text, `error body ${status}`);
-  return e;
-}
-
-async function sdkError(p) {
-  try { await p; } catch (e) { return e; }
-  assert.fail('expected the call to fail');
-}
+const assertNoLeak = (text, what) => noLeak(text, what, leakNeedles());
+const assertError = (r, status, code, { type } = {}) => assertOpenAIError(r, status, code, { type, needles: leakNeedles() });
 
 // A message's content as a list of blocks (a string is one text block).
 const blocks = (content) => (typeof content === 'string' ? [{ type: 'text', text: content }] : content);
@@ -834,7 +775,7 @@ models = ( { name = "claude-hc"; backend = "hc"; backend_model = "claude-hc-mode
     assert.equal(q.headers['x-api-key'], BACKEND_KEY, 'the backend key in x-api-key');
     assert.equal(q.headers['anthropic-version'], '2023-06-01');
     assert.equal(q.headers.authorization, undefined, 'no Bearer header');
-    const c = new OpenAI({ baseURL: `${r.base}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 10000 });
+    const c = clients.openai(r, { apiKey: 'unused', timeout: 10000 });
     const ok = await c.chat.completions.create({ model: 'claude-hc', messages: [{ role: 'user', content: 'hi' }] });
     assert.equal(ok.choices[0].message.content, 'you said: hi');
 
@@ -867,12 +808,9 @@ test('no backend name, URL, key or backend model leaks to clients', T, async () 
   const list = await fetch(`${router.base}/v1/models`, { headers: { authorization: `Bearer ${CLIENT_KEY}` } });
   const lt = await list.text();
   traffic.push({ where: 'models', status: list.status, headers: [...list.headers], body: lt });
-  assert.ok(traffic.length > 20, `traffic recorded (${traffic.length})`);
-  // let the recorded clones finish reading (bounded: a clone of a body nobody ended could hang)
-  let timer;
-  await Promise.race([Promise.all(cloneReads), new Promise((r) => { timer = setTimeout(r, 5000); })]);
-  clearTimeout(timer);
-  for (const t of traffic) {
+  assert.ok(traffic.entries.length > 20, `traffic recorded (${traffic.entries.length})`);
+  await traffic.settle();
+  for (const t of traffic.entries) {
     assertNoLeak(t.body, `${t.where} body`);
     for (const [k, v] of t.headers) assertNoLeak(`${k}: ${v}`, `${t.where} header`);
   }

@@ -1,5 +1,5 @@
 'use strict';
-// End-to-end tests of the rest of the OpenAI API surface (issue 8): audio speech, transcriptions and
+// End-to-end tests of the rest of the OpenAI API surface: audio speech, transcriptions and
 // translations, images, moderations, the Responses API, and passthrough rules. The official `openai`
 // npm client (and raw fetch / node:http where the wire format itself is checked) talks to the real
 // airouter binary, which routes to the mock backend in scripts/mock-openai.js; the mock records what it
@@ -9,14 +9,18 @@
 // substring finds any leak of them.
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const http = require('node:http');
 const fs = require('node:fs');
 const path = require('node:path');
 const crypto = require('node:crypto');
-const OpenAI = require('openai');
 const { toFile } = require('openai');
 const nodeFetch = require('node-fetch'); // what the SDK uses in node; it can send streamed multipart bodies
 const h = require('./lib/harness.js');
+const clients = require('./lib/client.js');
+const { Traffic } = require('./lib/traffic.js');
+const { fetchRaw, rawHttp: rawHttpTo } = require('./lib/http.js');
+const { sseEvents } = require('./lib/sse.js');
+const { assertOpenAIError, assertNoLeak: noLeak, assertCleanLog } = require('./lib/assert.js');
+const { idle } = require('./lib/metrics.js');
 const {
   startMock, speechAudio, AUDIO_TYPES, transcriptText, transcriptAnswer, imageBytes, moderationResult, responseReply, sha256,
 } = require('../../scripts/mock-openai.js');
@@ -74,97 +78,18 @@ passthrough = (
 }
 
 let mock; let router; let tmp;
-const traffic = []; // every response a test received: { where, status, headers, body }
-const cloneReads = []; // the reads of the recorded clones (the leak check waits for them)
+const traffic = new Traffic(); // every response a test received, for the leak check at the end
 
 // ---------------------------------------------------------------- helpers
 
-// fetch (node-fetch, as the SDK uses) that keeps a copy of every response for the leak checks.
-function recordingFetch(where) {
-  return async (url, init) => {
-    const res = await nodeFetch(url, init);
-    const entry = { where: `${where} ${init && init.method || 'GET'} ${url}`, status: res.status, headers: [...res.headers], body: '' };
-    traffic.push(entry);
-    cloneReads.push(res.clone().text().then((t) => { entry.body = t; }, () => { }));
-    return res;
-  };
-}
-
-function client(opts = {}) {
-  return new OpenAI({ baseURL: `${router.base}/v1`, apiKey: CLIENT_KEY, maxRetries: 0, timeout: 20000, fetch: recordingFetch('sdk'), ...opts });
-}
-
+// The SDK's fetch is node-fetch (it can send streamed multipart bodies); the recording wraps it.
+const client = (opts = {}) => clients.openai(router, { apiKey: CLIENT_KEY, fetch: traffic.fetch('sdk', nodeFetch), ...opts });
 // Raw HTTP via fetch; returns { status, headers, text, json, bytes }.
-async function raw(method, p, { headers = {}, body, json } = {}) {
-  const init = { method, headers: { authorization: `Bearer ${CLIENT_KEY}`, ...headers }, signal: AbortSignal.timeout(20000) };
-  if (json !== undefined) { init.body = JSON.stringify(json); init.headers['content-type'] = 'application/json'; }
-  else if (body !== undefined) init.body = body;
-  const res = await fetch(`${router.base}${p}`, init);
-  const bytes = Buffer.from(await res.arrayBuffer());
-  const text = bytes.toString('utf8');
-  traffic.push({ where: `raw ${method} ${p}`, status: res.status, headers: [...res.headers], body: text });
-  let parsed;
-  try { parsed = JSON.parse(text); } catch { parsed = undefined; }
-  return { status: res.status, headers: res.headers, text, json: parsed, bytes };
-}
-
-// node:http request that resolves with the response even if writing the body fails (for bodies
-// the server refuses before reading them).
-function rawHttp(method, p, { headers = {}, chunks = [] } = {}) {
-  return new Promise((resolve, reject) => {
-    let done = false;
-    const timer = setTimeout(() => { if (!done) { done = true; req.destroy(); reject(new Error('rawHttp timed out')); } }, 15000);
-    const req = http.request({ host: '127.0.0.1', port: router.port, method, path: p, headers, agent: false }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => { text += d; });
-      const finish = () => {
-        if (done) return;
-        done = true; clearTimeout(timer);
-        traffic.push({ where: `rawHttp ${method} ${p}`, status: res.statusCode, headers: Object.entries(res.headers), body: text });
-        let json; try { json = JSON.parse(text); } catch { }
-        resolve({ status: res.statusCode, headers: res.headers, text, json });
-      };
-      res.on('end', finish);
-      res.on('error', finish);
-      res.on('close', finish);
-    });
-    req.on('error', (e) => { setTimeout(() => { if (!done) { done = true; clearTimeout(timer); reject(e); } }, 500); });
-    let wake = null;
-    const kick = () => { if (wake) { const w = wake; wake = null; w(); } };
-    req.on('drain', kick); req.on('error', kick); req.on('close', kick);
-    (async () => {
-      for (const c of chunks) {
-        if (req.destroyed) return;
-        if (!req.write(c)) await new Promise((r) => { wake = r; });
-      }
-      if (!req.destroyed) req.end();
-    })();
-  });
-}
-
-// SSE with `event:` lines: [{ event, data (parsed JSON or string) }] plus the raw text.
-function parseNamedSse(text) {
-  const out = [];
-  for (const block of text.replace(/\r\n?/g, '\n').split('\n\n')) {
-    if (!block.trim()) continue;
-    let event = null;
-    const data = [];
-    const other = [];
-    for (const line of block.split('\n')) {
-      if (line.startsWith(':')) continue;
-      if (line.startsWith('event:')) event = line.slice(6).trim();
-      else if (line.startsWith('data:')) data.push(line.slice(line.startsWith('data: ') ? 6 : 5));
-      else other.push(line);
-    }
-    if (!data.length && !event) continue;
-    const d = data.join('\n');
-    let parsed;
-    try { parsed = JSON.parse(d); } catch { parsed = d; }
-    out.push({ event, data: parsed, other });
-  }
-  return out;
-}
+const raw = (method, p, { headers = {}, ...opts } = {}) =>
+  fetchRaw(router.base, method, p, { ...opts, headers: { authorization: `Bearer ${CLIENT_KEY}`, ...headers }, traffic });
+const rawHttp = (method, p, opts = {}) => rawHttpTo(router.port, method, p, { ...opts, traffic });
+// SSE with `event:` lines: [{ event, data (parsed JSON or the string), other (unexpected lines) }].
+const parseNamedSse = (text) => sseEvents(text).map((e) => ({ event: e.event, data: e.json === null ? e.data : e.json, other: e.other }));
 
 // Streams a POST, noting when each chunk arrived. Returns { status, headers, text, arrivals: [ms] }.
 async function timedStream(p, json) {
@@ -180,26 +105,11 @@ async function timedStream(p, json) {
   return { status: res.status, headers: res.headers, text, arrivals };
 }
 
-function assertError(r, status, code, { type, param } = {}) {
-  assert.equal(r.status, status, `status (body: ${r.text})`);
-  assert.ok(r.json && r.json.error && typeof r.json.error === 'object', `OpenAI-style error body, got: ${r.text}`);
-  const e = r.json.error;
-  assert.equal(typeof e.message, 'string');
-  assert.ok(e.message.length > 0, 'error.message not empty');
-  assert.ok('type' in e && 'param' in e && 'code' in e, `error has message/type/param/code: ${r.text}`);
-  assert.equal(e.code, code, `error.code (body: ${r.text})`);
-  if (type) assert.equal(e.type, type, 'error.type');
-  if (param !== undefined) assert.equal(e.param, param, 'error.param');
-  assertNoLeak(r.text, `error body ${status} ${code}`);
-  return e;
-}
-
 function leakNeedles() {
   return [BACKEND_KEY, 'SECRET', 'upstream-', ...Object.values(B), `127.0.0.1:${mock.port}`, `localhost:${mock.port}`, mock.url];
 }
-function assertNoLeak(text, what) {
-  for (const n of leakNeedles()) assert.ok(!String(text).includes(n), `${what} leaks "${n}": ${String(text).slice(0, 400)}`);
-}
+const assertNoLeak = (text, what) => noLeak(text, what, leakNeedles());
+const assertError = (r, status, code, opts = {}) => assertOpenAIError(r, status, code, { ...opts, needles: leakNeedles() });
 
 const lastFor = (backendModel) => mock.last((r) => r.model === backendModel);
 const lastPath = (prefix, method) => mock.last((r) => r.path.startsWith(prefix) && (!method || r.method === method));
@@ -468,7 +378,7 @@ test('uploads over limits.max_body_bytes are refused with 413 request_too_large 
   }
   const bad = Object.entries(got).filter(([, v]) => v !== '413 request_too_large');
   assert.deepEqual(bad, [], `every oversized upload must be answered 413 request_too_large; these were not:\n${bad.map(([k, v]) => `  ${k}: ${v}`).join('\n')}`);
-  await h.sleep(300); // something that must not happen: give a stray forward time to show up on a slow machine
+  await idle(router); // a forward, had there been one, has reached the mock by now
   assert.equal(mock.requests.slice(before).filter((x) => x.method === 'POST').length, 0, 'nothing reached the backend');
 });
 
@@ -801,12 +711,9 @@ test('passthrough: unknown prefixes (and look-alike paths) still 404 unknown_url
 // ---------------------------------------------------------------- leaks, logs, crashes
 
 test('no response, header or error ever contained a backend URL, name, key or backend model name', T, async () => {
-  // let the recorded clones finish reading (bounded: a clone of a body nobody ended could hang)
-  let timer;
-  await Promise.race([Promise.all(cloneReads), new Promise((r) => { timer = setTimeout(r, 5000); })]);
-  clearTimeout(timer);
-  assert.ok(traffic.length > 40, `recorded ${traffic.length} responses`);
-  for (const t of traffic) {
+  await traffic.settle();
+  assert.ok(traffic.entries.length > 40, `recorded ${traffic.entries.length} responses`);
+  for (const t of traffic.entries) {
     assertNoLeak(t.body, `${t.where} -> ${t.status} body`);
     assertNoLeak(JSON.stringify(t.headers), `${t.where} -> ${t.status} headers`);
   }
@@ -833,7 +740,5 @@ test('logs: no secret in the log; requests of every kind are access-logged', T, 
 });
 
 test('no worker crashed and no sanitizer report during the run', T, async () => {
-  const log = router.log;
-  assert.ok(!/AddressSanitizer|LeakSanitizer|runtime error:|UndefinedBehaviorSanitizer/.test(log), `sanitizer report:\n${log.slice(-4000)}`);
-  assert.ok(!/killed by signal|exited with status/.test(log), `a worker died:\n${log.split('\n').filter((l) => /killed by signal|exited with status/.test(l)).join('\n')}`);
+  assertCleanLog(router.log);
 });

@@ -1,5 +1,5 @@
 'use strict';
-// Budgets and prices on every endpoint a key can reach (issue 15): the Responses API (whole and
+// Budgets and prices on every endpoint a key can reach: the Responses API (whole and
 // streamed), images, audio transcriptions (whole and streamed) and speech, moderations, the
 // Messages API and passthrough rules. Each is charged from its answer's usage when it has one
 // (Responses usage with cached input tokens, gpt-image usage, gpt-4o-transcribe usage, a run's
@@ -10,10 +10,10 @@
 // shared request count and budget in one call.
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const OpenAI = require('openai');
 const { toFile } = require('openai');
-const Anthropic = require('@anthropic-ai/sdk');
 const h = require('./lib/harness.js');
+const clients = require('./lib/client.js');
+const { idle, scrape } = require('./lib/metrics.js');
 const { startRedis } = require('./lib/redis.js');
 const { startMock, transcriptText, sha256 } = require('../../scripts/mock-openai.js');
 
@@ -56,10 +56,13 @@ ${extra}
 `;
 }
 
-const client = (key) => new OpenAI({ apiKey: key, baseURL: `${router.base}/v1`, maxRetries: 0, timeout: 20000 });
+const client = (key) => clients.openai(router, { apiKey: key });
 
+// A key's spend on a model, once every request so far has been charged (a request is charged as it
+// finishes, which can trail the client's read of its answer).
 async function spend(r, key, model) {
-  const text = await (await fetch(`${r.base}/metrics`)).text();
+  await idle(r);
+  const text = await scrape(r);
   const line = text.split('\n').find((l) => l.startsWith(`airouter_spend_usd_total{key="${key}",model="${model}"}`));
   return line === undefined ? undefined : Number(line.split(' ')[1]);
 }
@@ -167,7 +170,7 @@ test('passthrough: charged from the answer usage at the price of the model its b
 });
 
 test('Messages API: charged from usage; counting tokens costs nothing', T, async () => {
-  const a = new Anthropic({ apiKey: BIG, baseURL: router.base, maxRetries: 0 });
+  const a = clients.anthropic(router, { apiKey: BIG });
   const msg = await a.messages.create({ model: ECHO, max_tokens: 100, messages: [{ role: 'user', content: 'a b c d e' }] });
   const cost = msg.usage.input_tokens * 0.001 + msg.usage.output_tokens * 0.002;
   assert.ok(cost > 0);
@@ -193,7 +196,7 @@ test('over budget, every endpoint answers 429 budget_exceeded with Retry-After',
     'passthrough run': () => c.beta.threads.createAndRun({ assistant_id: 'a', model: 'run-model', thread: { messages: [] } }),
     'passthrough files': () => c.files.list(),
     chat: () => c.chat.completions.create({ model: ECHO, messages: [{ role: 'user', content: 'x' }] }),
-    messages: () => new Anthropic({ apiKey: TINY, baseURL: router.base, maxRetries: 0 })
+    messages: () => clients.anthropic(router, { apiKey: TINY })
       .messages.create({ model: ECHO, max_tokens: 10, messages: [{ role: 'user', content: 'x' }] }),
   };
   const now = new Date();
@@ -214,7 +217,7 @@ test('with Redis: every endpoint takes its request from the shared rpm and its c
   const r = await h.startRouter(config(mock.url, `cluster = { redis = "${redis.url}"; key_prefix = "be:"; timeout_ms = 2000; };
 api_keys = ( { key = "${BIG}"; name = "shared"; rpm = 4; tpm = 1000000; budget = { usd = 1000.0; period = "total"; }; } );`));
   try {
-    const c = new OpenAI({ apiKey: BIG, baseURL: `${r.base}/v1`, maxRetries: 0, timeout: 20000 });
+    const c = clients.openai(r, { apiKey: BIG });
     const calls0 = Number(/cmdstat_evalsha:calls=(\d+)/.exec(redis.cli('INFO', 'commandstats'))?.[1] ?? 0);
     await c.responses.create({ model: 'resp', input: 'one two three four' });
     await c.images.generate({ model: 'gpt-image-1', prompt: 'a red fox' });

@@ -8,7 +8,7 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const net = require('node:net');
-const OpenAI = require('openai');
+const clients = require('./lib/client.js');
 const { waitFor, startRouter, echoConfig } = require('./lib/harness');
 const { startMock } = require('../../scripts/mock-openai.js');
 
@@ -84,7 +84,7 @@ models = ( { name = "slow"; backend = "mock"; backend_model = "slow-stream-3x150
       await waitFor(() => h.workers().length === 2, { what: 'two workers' });
       const workers = h.workers();
       const idle = workers.reduce((s, w) => s + openFiles(w), 0);
-      const client = new OpenAI({ baseURL: `${h.base}/v1`, apiKey: 'none', maxRetries: 0, timeout: 30000 });
+      const client = clients.openai(h, { apiKey: 'none', timeout: 30000 });
       const streams = [];
       for (let i = 0; i < n; i++) {
         streams.push((async () => {

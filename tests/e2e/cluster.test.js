@@ -1,5 +1,5 @@
 'use strict';
-// End-to-end tests of shared limits (issue 15): three real airouter processes on one real
+// End-to-end tests of shared limits: three real airouter processes on one real
 // redis-server (started here on a free loopback port, no persistence), hammered together with
 // the official openai client. Each limit is checked for its worst case: overshoot 0 for rpm and
 // max_concurrent, at most one reservation for tpm; then Redis is stopped and restarted under the
@@ -10,8 +10,9 @@
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { spawnSync } = require('node:child_process');
-const OpenAI = require('openai');
 const h = require('./lib/harness.js');
+const clients = require('./lib/client.js');
+const { idle, scrape } = require('./lib/metrics.js');
 const { startRedis } = require('./lib/redis.js');
 
 const T = { timeout: 120000 };
@@ -41,9 +42,7 @@ api_keys = (
   });
 }
 
-function client(router, key) {
-  return new OpenAI({ apiKey: key, baseURL: `${router.base}/v1`, maxRetries: 0, timeout: 20000 });
-}
+const client = (router, key) => clients.openai(router, { apiKey: key });
 
 // Waits until Redis's current minute has at least `need` seconds left.
 async function roomInMinute(need = 25) {
@@ -177,12 +176,9 @@ test('a client that leaves a stream before any usage is settled with what was pr
 
 test('a gRPC call cancelled before any usage is settled with what was produced, not given back whole', T, async () => {
   const grpc = require('@grpc/grpc-js');
-  const protoLoader = require('@grpc/proto-loader');
-  const ai = grpc.loadPackageDefinition(protoLoader.loadSync(require('node:path').join(__dirname, 'proto', 'ai_router.proto'),
-    { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true })).ai_router;
   const gport = await h.freePort();
   const r = await h.startRouter(clusterConfig(redis.url, { echoDelay: 100, prefix: 'gab:' }) + `grpc_listen = "127.0.0.1:${gport}";`);
-  const c = new ai.AIRouter(`127.0.0.1:${gport}`, grpc.credentials.createInsecure());
+  const c = require('./lib/grpc.js').newClient(gport);
   try {
     await roomInMinute();
     const md = new grpc.Metadata();
@@ -300,8 +296,11 @@ function budgetConfig(extra, { echoDelay = 0 } = {}) {
     .replace('models = ( { name = "echo"; backend = "echo"; default = true; } );', '');
 }
 
+// A key's spend, once every request so far has been charged (as it finishes, which can trail the
+// client's read of its answer).
 async function spendMetric(router, key) {
-  const text = await (await fetch(`${router.base}/metrics`)).text();
+  await idle(router);
+  const text = await scrape(router);
   const line = text.split('\n').find((l) => l.startsWith(`airouter_spend_usd_total{key="${key}",model="echo"}`));
   return line === undefined ? undefined : Number(line.split(' ')[1]);
 }

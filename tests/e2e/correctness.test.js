@@ -1,5 +1,5 @@
 'use strict';
-// Correctness where real clients tripped (issue 13): the official `openai` npm client against the
+// Correctness of what real clients rely on: the official `openai` npm client against the
 // real airouter binary, routing to the mock Triton (gRPC), Anthropic and OpenAI servers in scripts/.
 //   - a Triton model serves chat and completions only (embeddings refused at -t and per request)
 //   - a conversation of system text only reaches Triton as the one user turn
@@ -13,8 +13,10 @@ const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 const OpenAI = require('openai');
 const grpc = require('@grpc/grpc-js');
-const protoLoader = require('@grpc/proto-loader');
 const h = require('./lib/harness.js');
+const { newClient } = require('./lib/grpc.js');
+const clients = require('./lib/client.js');
+const { sdkError } = require('./lib/assert.js');
 const triton = require('../../scripts/mock-triton.js');
 const anthropic = require('../../scripts/mock-anthropic.js');
 const openai = require('../../scripts/mock-openai.js');
@@ -67,14 +69,7 @@ after(async () => {
   if (omock) await omock.close();
 });
 
-function client() {
-  return new OpenAI({ baseURL: `${router.base}/v1`, apiKey: 'sk-client', maxRetries: 0, timeout: 20000 });
-}
-
-async function sdkError(p) {
-  try { await p; } catch (e) { return e; }
-  assert.fail('the request succeeded');
-}
+const client = () => clients.openai(router, { apiKey: 'sk-client' });
 
 // Requests each mock has received (Triton calls, Anthropic and OpenAI HTTP requests).
 function backendCalls() { return tmock.requests.length + amock.requests.length + omock.requests.length; }
@@ -291,9 +286,7 @@ test('validation: completions are checked too; valid values, nulls and unknown f
 });
 
 test('validation: the gRPC API checks the same fields (INVALID_ARGUMENT with OpenAI\'s message)', T, async () => {
-  const def = protoLoader.loadSync(path.join(__dirname, 'proto', 'ai_router.proto'), { keepCase: true, longs: String, defaults: true });
-  const ai = grpc.loadPackageDefinition(def).ai_router;
-  const c = new ai.AIRouter(`127.0.0.1:${gport}`, grpc.credentials.createInsecure());
+  const c = newClient(gport);
   const call = (parameters) => new Promise((resolve) => {
     c.RouteRequest({ provider: '', model: 'gpt', prompt: 'hi', max_tokens: 0, parameters }, new grpc.Metadata(),
       { deadline: Date.now() + 15000 }, (err, res) => resolve({ err, res }));

@@ -1,5 +1,5 @@
 'use strict';
-// End-to-end tests of the ai_router client API (issue 5): the gRPC service ai_router.AIRouter
+// End-to-end tests of the ai_router client API: the gRPC service ai_router.AIRouter
 // (RouteRequest, StreamingRouteRequest) that every worker serves on grpc_listen, and its HTTP
 // gateway routes POST /generate and POST /stream. The client is @grpc/grpc-js loading a
 // client-side copy of the proto (tests/e2e/proto/ai_router.proto), as an existing client of that
@@ -16,21 +16,19 @@
 //   QUIT and HUP routers are started by their own tests (they stop or restart).
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const path = require('node:path');
-const crypto = require('node:crypto');
 const grpc = require('@grpc/grpc-js');
-const protoLoader = require('@grpc/proto-loader');
 const h = require('./lib/harness.js');
+const g = require('./lib/grpc.js');
+const { hex, isHex, rawAttr } = require('./lib/trace.js');
+const { fetchRaw } = require('./lib/http.js');
+const { sseMessages } = require('./lib/sse.js');
+const { idle, metricSum } = require('./lib/metrics.js');
 const { startMock, replyFor } = require('../../scripts/mock-openai.js');
 const { startOtlpMock } = require('../../scripts/mock-otlp.js');
 
 const T = { timeout: 30000 };
-const sleep = h.sleep;
-const PROTO = path.join(__dirname, 'proto', 'ai_router.proto');
-const pkgDef = protoLoader.loadSync(PROTO, { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
-const ai = grpc.loadPackageDefinition(pkgDef).ai_router;
-const S = grpc.status;
-const CALL_MS = 15000; // every call is bounded by a deadline unless a test sets its own
+const { awayFromMinuteEdge } = h;
+const { S, ai, grpcAccessLines } = g;
 
 const clients = [];
 const routers = [];
@@ -45,48 +43,20 @@ let deadPort;
 // told not to), so "a new channel" really is a new TCP connection.
 const OWN = { 'grpc.use_local_subchannel_pool': 1 };
 
+// Clients and routers are closed and stopped when the file is done.
 function newClient(port) {
-  const c = new ai.AIRouter(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), OWN);
+  const c = g.newClient(port);
   clients.push(c);
   return c;
 }
-
-function metadata(key) {
-  const md = new grpc.Metadata();
-  if (key !== undefined) md.set('authorization', `Bearer ${key}`);
-  return md;
+async function startWithGrpc(configText, opts) {
+  const r = await g.startWithGrpc(configText, opts);
+  routers.push(r);
+  return r;
 }
-
-function req(fields) {
-  return { provider: '', model: '', prompt: 'hello world', max_tokens: 0, parameters: {}, ...fields };
-}
-
-// A unary call: resolves { err, res, ms } (never rejects).
-function unary(client, request, { key, md, deadlineMs = CALL_MS } = {}) {
-  const t0 = Date.now();
-  return new Promise((resolve) => {
-    client.RouteRequest(req(request), md || metadata(key), { deadline: Date.now() + deadlineMs }, (err, res) => {
-      resolve({ err, res, ms: Date.now() - t0 });
-    });
-  });
-}
-
-// A server-streaming call: returns { call, msgs, done } where done resolves
-// { msgs, err, status, ms } when the call ends (never rejects). onMessage(msg, msgs) is called for each.
-function streaming(client, request, { key, md, deadlineMs = CALL_MS, onMessage } = {}) {
-  const t0 = Date.now();
-  const call = client.StreamingRouteRequest(req(request), md || metadata(key), { deadline: Date.now() + deadlineMs });
-  const msgs = [];
-  const done = new Promise((resolve) => {
-    let err = null;
-    let finished = false;
-    const finish = (status) => { if (!finished) { finished = true; resolve({ msgs, err, status, ms: Date.now() - t0 }); } };
-    call.on('data', (m) => { msgs.push({ ...m, at: Date.now() }); if (onMessage) onMessage(m, msgs); });
-    call.on('error', (e) => { err = e; });
-    call.on('status', (st) => setImmediate(() => finish(st)));
-  });
-  return { call, msgs, done };
-}
+// Calls that never reject: unary resolves { err, res, ms }; streaming is lib/grpc.js's.
+const unary = (client, request, opts) => g.unary(client, request, opts).done;
+const { streaming } = g;
 
 function assertCode(err, code, what = '') {
   assert.ok(err, `${what}: expected status ${code} (${codeName(code)}), got OK`);
@@ -97,72 +67,9 @@ function codeName(c) { return Object.keys(S).find((k) => S[k] === c) || String(c
 // Inference requests the mock received for one backend model.
 const seen = (model) => mock.requests.filter((r) => r.method === 'POST' && r.model === model);
 
-// Parses an SSE body as the spec does: events separated by blank lines, data lines joined with \n,
-// comments ignored. Returns [{ event, data }].
-function parseSse(text) {
-  const events = [];
-  for (const block of text.split(/\n\n/)) {
-    if (!block) continue;
-    let event = 'message';
-    const data = [];
-    let any = false;
-    for (const line of block.split('\n')) {
-      if (line === '' || line.startsWith(':')) continue;
-      const i = line.indexOf(':');
-      const field = i < 0 ? line : line.slice(0, i);
-      let val = i < 0 ? '' : line.slice(i + 1);
-      if (val.startsWith(' ')) val = val.slice(1);
-      if (field === 'data') { data.push(val); any = true; } else if (field === 'event') { event = val; any = true; }
-    }
-    if (any) events.push({ event, data: data.join('\n') });
-  }
-  return events;
-}
-
-async function post(base, p, body, { headers = {}, timeout = 20000 } = {}) {
-  const r = await fetch(`${base}${p}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
-    signal: AbortSignal.timeout(timeout),
-  });
-  const text = await r.text();
-  let json = null;
-  try { json = JSON.parse(text); } catch { /* SSE */ }
-  return { status: r.status, headers: r.headers, text, json };
-}
-
-// Access-log lines of gRPC calls (JSON objects with method "GRPC").
-function grpcAccessLines(router) {
-  const out = [];
-  for (const line of router.log.split('\n')) {
-    if (!line.startsWith('{') || !line.includes('"GRPC"')) continue;
-    try { out.push(JSON.parse(line)); } catch { /* partial line */ }
-  }
-  return out;
-}
-
-// Per-key windows are fixed minutes of CLOCK_MONOTONIC (libuv's hrtime uses the same clock).
-function monoSecondsLeftInMinute() { return 60 - (Math.floor(Number(process.hrtime.bigint() / 1000000n) / 1000) % 60); }
-async function awayFromMinuteEdge(needS) {
-  const left = monoSecondsLeftInMinute();
-  if (left < needS) await sleep(left * 1000 + 300);
-}
-
-async function startWithGrpc(configText, opts) {
-  const gport = await h.freePort();
-  const r = await h.startRouter(configText.replaceAll('@GPORT@', String(gport)), opts);
-  r.gport = gport;
-  routers.push(r);
-  // gRPC is up once a call gets an answer (any status from the server itself).
-  const probe = newClient(gport);
-  await h.waitFor(async () => {
-    const { err } = await unary(probe, { prompt: '' }, { deadlineMs: 1000 });
-    return !err || err.code !== S.UNAVAILABLE && err.code !== S.DEADLINE_EXCEEDED;
-  }, { timeout: 10000, what: `gRPC on ${gport}\n${r.log}` });
-  probe.close();
-  return r;
-}
+// A POST of a JSON body (a string is sent as is): { status, headers, text, json }.
+const post = (base, p, body, { headers = {}, timeout = 20000 } = {}) =>
+  fetchRaw(base, 'POST', p, { headers: { 'content-type': 'application/json', ...headers }, timeout, ...(typeof body === 'string' ? { body } : { json: body }) });
 
 function mainConfig(mockUrl) {
   const m = (name, backendModel, extra = '') => `{ name = "${name}"; backend = "mock"; backend_model = "${backendModel}"; ${extra} }`;
@@ -540,7 +447,7 @@ test('retry attempts = 1: a failing backend is called exactly once per call', T,
   const n0 = seen('error-500').length;
   const r = await unary(c, { model: 'm500' });
   assertCode(r.err, S.UNAVAILABLE);
-  await sleep(300); // a second try must not come: give one time to show up on a slow machine
+  await idle(MAIN); // a second try, had there been one, has reached the mock by now
   assert.equal(seen('error-500').length - n0, 1);
 });
 
@@ -621,19 +528,6 @@ test('client cancel mid-stream cancels the backend call (the mock sees its conne
   assert.equal(ok.res.content, 'after cancel');
 });
 
-// The sum of a metric's series whose labels include all of `labels`, from the router's /metrics.
-async function metricSum(router, name, labels = {}) {
-  const text = await (await fetch(`http://127.0.0.1:${router.port}/metrics`)).text();
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    const m = line.match(/^([a-z_]+)(?:\{(.*)\})? (\S+)$/);
-    if (!m || m[1] !== name) continue;
-    const got = Object.fromEntries([...(m[2] || '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
-    if (Object.entries(labels).every(([k, v]) => got[k] === v)) sum += Number(m[3]);
-  }
-  return sum;
-}
-
 test('metrics: a streaming call counts in the time-to-first-token and chunk-gap histograms; a cancelled call in client_aborts_total', T, async () => {
   const c = newClient(MAIN.gport);
   const ttft0 = await metricSum(MAIN, 'airouter_time_to_first_token_seconds_count', { model: 'mockmodel' });
@@ -647,7 +541,7 @@ test('metrics: a streaming call counts in the time-to-first-token and chunk-gap 
     'one gap between each two pieces');
   // a unary call adds no TTFT
   assert.ifError((await unary(c, { model: 'mockmodel', prompt: 'unary' })).err);
-  await sleep(300);
+  await idle(MAIN); // the call's metrics are counted by now
   assert.equal(await metricSum(MAIN, 'airouter_time_to_first_token_seconds_count', { model: 'mockmodel' }), ttft0 + 1);
 
   const ab0 = await metricSum(MAIN, 'airouter_client_aborts_total', { model: 'mslow' });
@@ -742,7 +636,7 @@ test('POST /stream: SSE text pieces, exact text, ends with event: done + empty d
   const r = await post(MAIN.base, '/stream', { provider: 'echo', prompt: 'stream me please' });
   assert.equal(r.status, 200, r.text);
   assert.match(r.headers.get('content-type'), /text\/event-stream/);
-  const ev = parseSse(r.text);
+  const ev = sseMessages(r.text);
   const data = ev.filter((e) => e.event === 'message');
   assert.deepEqual(data.map((e) => e.data), ['stream ', 'me ', 'please']);
   assert.deepEqual(ev[ev.length - 1], { event: 'done', data: '' });
@@ -755,7 +649,7 @@ test('POST /stream: a newline in a piece continues on another data: line; joined
   const prompt = 'line one\nline two\n\nend';
   let r = await post(MAIN.base, '/stream', { provider: 'echo', prompt });
   assert.equal(r.status, 200, r.text);
-  let pieces = parseSse(r.text).filter((e) => e.event === 'message').map((e) => e.data);
+  let pieces = sseMessages(r.text).filter((e) => e.event === 'message').map((e) => e.data);
   assert.equal(pieces.join(''), prompt);
   assert.ok(r.text.includes('data: one\ndata: \n\n'), JSON.stringify(r.text));
   assert.ok(r.text.includes('data: two\ndata: \ndata: \n\n'), JSON.stringify(r.text));
@@ -763,16 +657,16 @@ test('POST /stream: a newline in a piece continues on another data: line; joined
   for (const line of r.text.split('\n')) if (line) assert.match(line, /^(data: |data:$|event: |:)/, `stray line ${JSON.stringify(line)}`);
   r = await post(MAIN.base, '/stream', { provider: 'mock', model: 'mockmodel', prompt });
   assert.equal(r.status, 200, r.text);
-  pieces = parseSse(r.text).filter((e) => e.event === 'message').map((e) => e.data);
+  pieces = sseMessages(r.text).filter((e) => e.event === 'message').map((e) => e.data);
   assert.deepEqual(pieces, ['you ', 'said: ', 'line ', 'one\n', 'line ', 'two\n\n', 'end']);
   assert.equal(pieces.join(''), `you said: ${prompt}`);
-  assert.deepEqual(parseSse(r.text).pop(), { event: 'done', data: '' });
+  assert.deepEqual(sseMessages(r.text).pop(), { event: 'done', data: '' });
 });
 
 test('POST /stream from a model with backend_stream = false ends with event: done too', T, async () => {
   const r = await post(MAIN.base, '/stream', { provider: 'mock', model: 'nostream', prompt: 'whole answer' });
   assert.equal(r.status, 200, r.text);
-  const ev = parseSse(r.text);
+  const ev = sseMessages(r.text);
   assert.equal(ev.filter((e) => e.event === 'message').map((e) => e.data).join(''), 'you said: whole answer');
   assert.deepEqual(ev[ev.length - 1], { event: 'done', data: '' }, `body: ${JSON.stringify(r.text)}`);
   assert.equal(r.text.includes('[DONE]'), false, `body: ${JSON.stringify(r.text)}`);
@@ -782,7 +676,7 @@ test('POST /stream: max_tokens and parameters reach the backend typed', T, async
   const before = mock.requests.length;
   const r = await post(MAIN.base, '/stream', { provider: 'mock', model: 'mockmodel', prompt: 'a b c', max_tokens: 2, parameters: { top_p: '0.5' } });
   assert.equal(r.status, 200, r.text);
-  assert.deepEqual(parseSse(r.text).filter((e) => e.event === 'message').map((e) => e.data), ['you ', 'said: ']);
+  assert.deepEqual(sseMessages(r.text).filter((e) => e.event === 'message').map((e) => e.data), ['you ', 'said: ']);
   const b = mock.requests.slice(before).find((x) => x.method === 'POST').body;
   assert.equal(b.stream, true);
   assert.equal(b.max_tokens, 2);
@@ -810,7 +704,7 @@ test('POST /stream errors before the start are HTTP statuses with JSON errors', 
 test('POST /stream error after the start: the pieces, then event: error with {"error":{...}}, no event: done', T, async () => {
   const r = await post(MAIN.base, '/stream', { provider: 'mock', model: 'mstreamerr', prompt: 'a b c' });
   assert.equal(r.status, 200, r.text);
-  const ev = parseSse(r.text);
+  const ev = sseMessages(r.text);
   assert.deepEqual(ev.filter((e) => e.event === 'message').map((e) => e.data), ['you ']);
   const last = ev[ev.length - 1];
   assert.equal(last.event, 'error', r.text);
@@ -862,9 +756,6 @@ async function traceRouter() {
   return TRACE;
 }
 
-const hex = (n) => crypto.randomBytes(n / 2).toString('hex');
-const isHex = (s, n) => typeof s === 'string' && new RegExp(`^[0-9a-f]{${n}}$`).test(s);
-const rawAttr = (span, key) => (span.attributes || []).find((a) => a.key === key);
 const usageOf = (text) => replyFor({ messages: [{ role: 'user', content: text }] }, 'chat').usage;
 const isError = (span) => (span.status && span.status.code) === 2;
 const TRACE_MS = 8000;
@@ -882,10 +773,17 @@ async function grpcTrace(pred, { children = 1 } = {}) {
   return { server, kids, client: kids[0] };
 }
 
-// All spans of a trace, after a pause long enough for a span that should not come to arrive anyway
-// (several flush intervals and an export round trip).
-async function settledTrace(traceId) {
-  await sleep(400);
+// All spans of a trace, once any span of it the router was still to export has reached the
+// collector. The barrier: a call on the same channel (so the same worker) after every call so far
+// has finished; a worker exports its spans in the order the calls ended, one batch after the other,
+// so the barrier's SERVER span comes after any span of an earlier call.
+async function settledTrace(traceId, c) {
+  await idle(TRACE);
+  const prompt = `trace barrier ${hex(8)}`;
+  assert.ifError((await unary(c, { model: 'tr-ok', prompt })).err);
+  const m = /^00-([0-9a-f]{32})-/.exec((await backendReq(prompt)).headers.traceparent || '');
+  assert.ok(m, 'the barrier call is traced');
+  await grpcTrace((s) => s.traceId === m[1]);
   return otlp.spans.filter((s) => s.traceId === traceId);
 }
 
@@ -936,7 +834,7 @@ test('traces: a unary call -> one SERVER span (rpc.*, status OK) and a CLIENT sp
   const m = /^00-([0-9a-f]{32})-([0-9a-f]{16})-01$/.exec(brec.headers.traceparent || '');
   assert.ok(m, `backend traceparent: ${brec.headers.traceparent}`);
   const { server, client: cl } = await grpcTrace((s) => s.traceId === m[1]);
-  const all = await settledTrace(server.traceId);
+  const all = await settledTrace(server.traceId, c);
   assert.equal(all.filter((s) => s.kind === 2).length, 1, 'exactly one SERVER span');
   assert.equal(all.length, 2, `exactly 2 spans in the trace: ${all.map((s) => s.name)}`);
 
@@ -978,7 +876,7 @@ test('traces: a streaming call -> SERVER span ai_router.AIRouter/StreamingRouteR
   const u = usageOf(prompt);
   assert.equal(cl.attrs['gen_ai.usage.input_tokens'], u.prompt_tokens, 'stream usage on the backend span');
   assert.equal(cl.attrs['gen_ai.usage.output_tokens'], u.completion_tokens);
-  assert.equal((await settledTrace(server.traceId)).length, 2, 'exactly 2 spans in the trace');
+  assert.equal((await settledTrace(server.traceId, c)).length, 2, 'exactly 2 spans in the trace');
 });
 
 test('traces: a client traceparent in the call metadata is continued (trace id, parent span id)', T, async () => {
@@ -1021,7 +919,7 @@ test('traces: NOT_FOUND -> SERVER span with status code 5, not ERROR, no CLIENT 
   checkGrpcServerSpan(server, 'RouteRequest', { code: S.NOT_FOUND, model });
   assert.ok(!isError(server), `NOT_FOUND is the client's doing, not an ERROR: ${JSON.stringify(server.status)}`);
   assert.ok(!server.parentSpanId);
-  const all = await settledTrace(server.traceId);
+  const all = await settledTrace(server.traceId, c);
   assert.deepEqual(all.filter((s) => s.kind === 3).map((s) => s.name), [], 'no CLIENT span without a backend call');
   // the same over a stream
   const model2 = `no-such-${hex(8)}`;
@@ -1039,7 +937,7 @@ test('traces: a dead backend -> UNAVAILABLE, SERVER span ERROR with error.type, 
   const r = await unary(c, { model, prompt: 'nobody home' });
   assertCode(r.err, S.UNAVAILABLE, 'backend down');
   const { server } = await grpcTrace((s) => s.attrs['gen_ai.request.model'] === model);
-  const kids = (await settledTrace(server.traceId)).filter((s) => s.kind === 3)
+  const kids = (await settledTrace(server.traceId, c)).filter((s) => s.kind === 3)
     .sort((a, b) => a.attrs['airouter.attempt'] - b.attrs['airouter.attempt']);
   checkGrpcServerSpan(server, 'RouteRequest', { code: S.UNAVAILABLE, model });
   assert.ok(isError(server), `SERVER span status ERROR: ${JSON.stringify(server.status)}`);
@@ -1081,7 +979,7 @@ test('traces: failover (dead first target, live second) -> airouter.attempts 2, 
   const brec = await backendReq(prompt);
   assert.equal(brec.body.model, 'trace-fo-live');
   const { server, kids } = await grpcTrace((s) => `00-${s.traceId}-` === (brec.headers.traceparent || '').slice(0, 36), { children: 2 });
-  assert.equal((await settledTrace(server.traceId)).length, 3, 'SERVER + 2 CLIENT spans');
+  assert.equal((await settledTrace(server.traceId, c)).length, 3, 'SERVER + 2 CLIENT spans');
   checkGrpcServerSpan(server, 'RouteRequest', { code: S.OK, model: 'tr-failover' });
   assert.equal(server.attrs['airouter.attempts'], 2);
   assert.ok(!isError(server), `a call that succeeded on the second try is not an ERROR: ${JSON.stringify(server.status)}`);

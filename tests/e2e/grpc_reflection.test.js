@@ -1,5 +1,5 @@
 'use strict';
-// End-to-end tests of gRPC server reflection (issue 13, item 6): every worker serves
+// End-to-end tests of gRPC server reflection: every worker serves
 // grpc.reflection.v1.ServerReflection and grpc.reflection.v1alpha.ServerReflection on grpc_listen,
 // so that a client without ai_router.proto (grpcurl, or the dynamic client here) can list the
 // services, fetch their descriptors and call ai_router.AIRouter.

@@ -1,5 +1,5 @@
 'use strict';
-// End-to-end tests of hostile backends (issue 17, item 2): every buffer a backend fills is bounded by
+// End-to-end tests of hostile backends: every buffer a backend fills is bounded by
 // limits.max_event_bytes (a stream event or line) or by the whole-answer cap, the call ends with a 502
 // (nothing sent yet) or a last error event (stream begun), the worker's memory stays bounded, and a
 // client that leaves stops the relay at once on every route.
@@ -11,11 +11,11 @@
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const path = require('node:path');
 const grpc = require('@grpc/grpc-js');
-const protoLoader = require('@grpc/proto-loader');
-const OpenAI = require('openai');
 const h = require('./lib/harness.js');
+const { newClient } = require('./lib/grpc.js');
+const clients = require('./lib/client.js');
+const { sseEvents } = require('./lib/sse.js');
 const { startMock } = require('../../scripts/mock-openai.js');
 const { startMock: startAnthropic } = require('../../scripts/mock-anthropic.js');
 const { startMock: startTriton } = require('../../scripts/mock-triton.js');
@@ -66,7 +66,7 @@ retry = { attempts = 1; };
 backends = ( { name = "oa"; type = "openai"; url = "${mock.url}"; idle_timeout = 30; } );
 models = ( { name = "resp-open"; backend = "oa"; backend_model = "huge-open-256"; kinds = ["responses"]; } );
 `);
-  client = new OpenAI({ apiKey: 'unused', baseURL: `${router.base}/v1`, maxRetries: 0 });
+  client = clients.openai(router, { apiKey: 'unused', timeout: T.timeout });
   [worker] = router.workers();
 });
 
@@ -93,17 +93,6 @@ function post(path, body, signal) {
 
 function chatBody(model, extra = {}) {
   return { model, messages: [{ role: 'user', content: 'hello world' }], ...extra };
-}
-
-// The data of each SSE event of a stream's text, parsed when JSON ('[DONE]' as is).
-function sseData(text) {
-  return text.split('\n\n').filter((e) => e.trim()).map((e) => {
-    const data = e.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
-    const name = (e.split('\n').findLast((l) => l.startsWith('event: ')) || '').slice(7); // the last one counts
-    let json = null;
-    try { json = JSON.parse(data); } catch { /* [DONE] or a comment */ }
-    return { name, data, json };
-  });
 }
 
 // The mock's record of the latest request for backend model name `model`.
@@ -138,7 +127,7 @@ test('a huge first event ends a chat stream with a 502 before anything is sent',
 test('a huge event after the stream began ends it with a last error event', T, async () => {
   const res = await post('/v1/chat/completions', chatBody('huge-late', { stream: true }));
   assert.equal(res.status, 200);
-  const events = sseData(await res.text());
+  const events = sseEvents(await res.text());
   const last = events.at(-1);
   assert.ok(events.length >= 3, 'the events before the huge one were relayed');
   assert.equal(events[0].json.choices[0].delta.role, 'assistant');
@@ -152,7 +141,7 @@ test('a huge event after the stream began ends it with a last error event', T, a
 test('an event within the limit is relayed whole', T, async () => {
   // huge-line-late-0: the same stream with an empty "x" part, so the path is the same.
   const res = await post('/v1/chat/completions', chatBody('fits', { stream: true }));
-  const events = sseData(await res.text());
+  const events = sseEvents(await res.text());
   assert.equal(events.at(-1).data, '[DONE]');
   assert.equal(events.filter((e) => e.json && e.json.error).length, 0);
 });
@@ -161,7 +150,7 @@ test('a line that never ends and a stream that never ends its event keep the wor
   const hwmBefore = memKb(worker, 'VmHWM');
   for (const model of ['huge-open', 'no-blank']) {
     const res = await post('/v1/chat/completions', chatBody(model, { stream: true }));
-    const events = sseData(await res.text());
+    const events = sseEvents(await res.text());
     const last = events.at(-1);
     assert.ok(last.json && last.json.error, `${model}: a last error event, got ${last.data.slice(0, 200)}`);
     assert.match(last.json.error.message, /larger than 1048576 bytes/);
@@ -178,10 +167,10 @@ test('/v1/responses: a huge event ends the relayed stream with an error event', 
   for (const [model, backendModel] of [['resp-huge', 'huge-line-late-64'], ['resp-open', 'huge-open-256']]) {
     const res = await post('/v1/responses', { model, input: 'hello world', stream: true });
     assert.equal(res.status, 200);
-    const events = sseData(await res.text());
+    const events = sseEvents(await res.text());
     const last = events.at(-1);
-    assert.equal(events[0].name, 'response.created');
-    assert.equal(last.name, 'error', `${model}: the last event is an error, got ${last.name}`);
+    assert.equal(events[0].event, 'response.created');
+    assert.equal(last.event, 'error', `${model}: the last event is an error, got ${last.event}`);
     assert.equal(last.json.error.code, 'backend_error');
     assert.match(last.json.error.message, /larger than 1048576 bytes/);
     await assertStoppedEarly(mock, backendModel);
@@ -193,7 +182,7 @@ test('/v1/responses: a huge event ends the relayed stream with an error event', 
 test('anthropic: a huge stream event ends the stream with a last error event', T, async () => {
   const res = await post('/v1/chat/completions', chatBody('claude-huge', { stream: true }));
   assert.equal(res.status, 200);
-  const events = sseData(await res.text());
+  const events = sseEvents(await res.text());
   const last = events.at(-1);
   assert.ok(events.some((e) => e.json && e.json.choices && e.json.choices[0].delta.content), 'text came first');
   assert.ok(last.json && last.json.error, `a last error event, got ${last.data.slice(0, 200)}`);
@@ -204,7 +193,7 @@ test('anthropic: a huge stream event ends the stream with a last error event', T
 test('triton: a stream message over the limit ends the stream; a whole answer may be larger', T, async () => {
   const res = await post('/v1/chat/completions', chatBody('trt-huge', { stream: true }));
   assert.equal(res.status, 200);
-  const events = sseData(await res.text());
+  const events = sseEvents(await res.text());
   const last = events.at(-1);
   assert.equal(events[0].json.choices[0].delta.role, 'assistant');
   assert.ok(last.json && last.json.error, `a last error event, got ${last.data.slice(0, 200)}`);
@@ -256,9 +245,7 @@ test('a client that leaves while a fast stream is folded into one answer stops t
 });
 
 test('a gRPC client that cancels while a fast stream is folded into one answer stops the backend call', T, async () => {
-  const def = protoLoader.loadSync(path.join(__dirname, 'proto', 'ai_router.proto'), { keepCase: true, defaults: true, oneofs: true });
-  const ai = grpc.loadPackageDefinition(def).ai_router;
-  const c = new ai.AIRouter(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
+  const c = newClient(grpcPort);
   try {
     const done = new Promise((resolve) => {
       const call = c.RouteRequest({ provider: '', model: 'endless-folded', prompt: 'hello world', max_tokens: 0, parameters: {} },

@@ -1,5 +1,5 @@
 'use strict';
-// End-to-end tests of Anthropic's Messages API for clients (issue 14): the official
+// End-to-end tests of Anthropic's Messages API for clients: the official
 // `@anthropic-ai/sdk` (and raw fetch where the wire itself is checked) against the real airouter,
 // routing to the Anthropic mock (relayed: the body goes on but for the model), and to the OpenAI,
 // Triton and echo backends (translated both ways).
@@ -10,6 +10,10 @@ const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const Anthropic = require('@anthropic-ai/sdk');
 const h = require('./lib/harness.js');
+const clients = require('./lib/client.js');
+const { fetchRaw } = require('./lib/http.js');
+const { sseJson } = require('./lib/sse.js');
+const { assertAnthropicError, assertNoLeak: noLeak } = require('./lib/assert.js');
 const antMock = require('../../scripts/mock-anthropic.js');
 const oaiMock = require('../../scripts/mock-openai.js');
 const triMock = require('../../scripts/mock-triton.js');
@@ -76,50 +80,18 @@ after(async () => {
   for (const m of [ant, oai, tri]) if (m) await m.close();
 });
 
-function client(opts = {}) {
-  return new Anthropic({ baseURL: router.base, apiKey: KEY, maxRetries: 0, timeout: 20000, ...opts });
-}
-
-async function raw(path, body, headers = {}) {
-  const res = await fetch(`${router.base}${path}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-api-key': KEY, 'anthropic-version': '2023-06-01', ...headers },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
-    signal: AbortSignal.timeout(20000),
-  });
-  const text = await res.text();
-  let json; try { json = JSON.parse(text); } catch { }
-  return { status: res.status, headers: res.headers, text, json };
-}
-
+const client = (opts = {}) => clients.anthropic(router, { apiKey: KEY, ...opts });
+// A POST with the Anthropic headers; body is sent as is when a string, else as JSON.
+const raw = (path, body, headers = {}) => fetchRaw(router.base, 'POST', path, {
+  headers: { 'content-type': 'application/json', 'x-api-key': KEY, 'anthropic-version': '2023-06-01', ...headers },
+  ...(typeof body === 'string' ? { body } : { json: body }),
+});
 // The events of an SSE body: [{ event, data }].
-function sseEvents(text) {
-  const out = [];
-  for (const block of text.replace(/\r\n?/g, '\n').split('\n\n')) {
-    let event = null; const data = [];
-    for (const line of block.split('\n')) {
-      if (line.startsWith('event:')) event = line.slice(6).trim();
-      else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
-    }
-    if (event || data.length) out.push({ event, data: data.length ? JSON.parse(data.join('\n')) : null });
-  }
-  return out;
-}
-
-function assertNoLeak(text, what) {
-  for (const n of ['upstream-', 'bk-', BACKEND_KEY, 'SECRET', `127.0.0.1:${ant.port}`, `127.0.0.1:${oai.port}`, tri.url])
-    assert.ok(!String(text).includes(n), `${what} leaks "${n}": ${String(text).slice(0, 300)}`);
-}
-
+const sseEvents = sseJson;
+const leakNeedles = () => ['upstream-', 'bk-', BACKEND_KEY, 'SECRET', `127.0.0.1:${ant.port}`, `127.0.0.1:${oai.port}`, tri.url];
+const assertNoLeak = (text, what) => noLeak(text, what, leakNeedles());
 // Checks an Anthropic-shaped error answer.
-function assertError(r, status, type) {
-  assert.equal(r.status, status, r.text);
-  assert.equal(r.json && r.json.type, 'error', r.text);
-  assert.equal(r.json.error.type, type, r.text);
-  assert.equal(typeof r.json.error.message, 'string');
-  assert.ok(r.headers.get('request-id'), 'request-id header');
-  assertNoLeak(r.text, `${status} ${type}`);
-}
+const assertError = (r, status, type) => assertAnthropicError(r, status, type, { needles: leakNeedles() });
 
 // The checks an event stream must pass whatever the backend: Anthropic's order, and tool
 // arguments that parse. Returns { blocks, stopReason, usage, text, inputs }.

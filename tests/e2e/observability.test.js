@@ -1,5 +1,5 @@
 'use strict';
-// End-to-end tests of observability (issue 6): Prometheus /metrics summed over workers (and kept
+// End-to-end tests of observability: Prometheus /metrics summed over workers (and kept
 // across HUP and worker crashes), the access log fields, and OpenTelemetry traces exported as
 // OTLP/HTTP JSON to the mock collector in scripts/mock-otlp.js. Backends are the mock OpenAI server
 // in scripts/mock-openai.js (knobs chosen by the backend model name) and the built-in echo backend.
@@ -10,12 +10,14 @@
 // Run: cd /work/main && node --test tests/e2e/observability.test.js
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const http = require('node:http');
 const fs = require('node:fs');
 const path = require('node:path');
-const { spawnSync } = require('node:child_process');
-const OpenAI = require('openai');
 const h = require('./lib/harness.js');
+const { hex, isHex, rawAttr } = require('./lib/trace.js');
+const clients = require('./lib/client.js');
+const { fetchRaw, request } = require('./lib/http.js');
+const { idle } = require('./lib/metrics.js');
+const { sseJson } = require('./lib/sse.js');
 const { startMock, replyFor } = require('../../scripts/mock-openai.js');
 const { startOtlpMock } = require('../../scripts/mock-otlp.js');
 
@@ -46,24 +48,10 @@ const M = {
   echo: ['echo-model', 'echo', null],
 };
 
-// Issue 6 counts one backend call per request. Later versions of airouter retry failed backend calls
-// by default (top-level `retry` group); where the binary knows that group, the tests pin one attempt
-// so that the counts below stay those of a single backend call. (Probed once with `airouter -t`.)
-let RETRY_PIN = null;
-function retryPin() {
-  if (RETRY_PIN === null) {
-    const dir = h.tmpDir();
-    const f = path.join(dir, 'probe.conf');
-    fs.writeFileSync(f, `listen = "127.0.0.1:1";\nbackends = ( { name = "echo"; type = "echo"; } );\nmodels = ( { name = "m"; backend = "echo"; } );\nretry = { attempts = 1; };\n`);
-    const r = spawnSync(h.BIN, ['-t', '-c', f], { encoding: 'utf8', timeout: 10000 });
-    fs.rmSync(dir, { recursive: true, force: true });
-    RETRY_PIN = r.status === 0 ? 'retry = { attempts = 1; };' : '';
-  }
-  return RETRY_PIN;
-}
-
+// The counts below are those of one backend call per request: retries are off (the default retries
+// a failed call).
 function routerConfig({ models, workers = 2, extra = '', bkExtra = '' }) {
-  return `${retryPin()}
+  return `retry = { attempts = 1; };
 listen = "127.0.0.1:@PORT@";
 workers = ${workers};
 log = { level = "info"; access_log = "@DIR@/access.log"; };
@@ -255,22 +243,8 @@ function val(p, name, labels = {}) {
 
 function series(p, name) { return p.samples.filter((s) => s.name === name); }
 
-// GET /metrics on a fresh connection (no keep-alive: any worker may answer).
-function getRaw(base, urlPath, headers = {}) {
-  return new Promise((resolve, reject) => {
-    const u = new URL(urlPath, base);
-    const req = http.request({ host: u.hostname, port: u.port, path: u.pathname, method: 'GET', agent: false, headers: { connection: 'close', ...headers } }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => { body += d; });
-      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body }));
-      res.on('error', reject);
-    });
-    req.setTimeout(5000, () => req.destroy(new Error('GET timed out')));
-    req.on('error', reject);
-    req.end();
-  });
-}
+// A GET on a fresh connection (no keep-alive: any worker may answer).
+const getRaw = (base, urlPath, headers = {}) => request(base, urlPath, { headers, timeout: 5000 });
 
 // GET /metrics -> parsed and checked exposition. Always on a fresh connection: a pooled keep-alive
 // connection may belong to a worker that a reload or a kill has just retired (its FIN not yet seen
@@ -309,9 +283,12 @@ function apiState(p) {
 
 // ---------------------------------------------------------------- API helpers
 
-function client(r, opts = {}) {
-  return new OpenAI({ baseURL: `${r.base}/v1`, apiKey: 'sk-not-checked', maxRetries: 0, timeout: 20000, ...opts });
-}
+const client = (r, opts = {}) => clients.openai(r, { apiKey: 'sk-not-checked', ...opts });
+// Raw POST; returns { status, headers, text, json, bytes }.
+const post = (r, urlPath, json, headers = {}) =>
+  fetchRaw(r.base, 'POST', urlPath, { headers: { 'content-type': 'application/json', ...headers }, ...(typeof json === 'string' ? { body: json } : { json }) });
+// The data of each event of an SSE body, parsed ('[DONE]' as is).
+const sseEvents = (text) => sseJson(text, { done: true }).filter((e) => e.data !== null).map((e) => e.data);
 
 const msgs = (text) => [{ role: 'user', content: text }];
 const usageOf = (text) => replyFor({ messages: msgs(text) }, 'chat').usage;
@@ -331,25 +308,6 @@ async function expectStatus(p, status) {
   await assert.rejects(p, (e) => { assert.equal(e.status, status, `status ${e.status}: ${e.message}`); return true; });
 }
 
-// Raw POST; returns { status, headers, text }.
-async function post(r, urlPath, json, headers = {}) {
-  const res = await fetch(`${r.base}${urlPath}`, {
-    method: 'POST', headers: { 'content-type': 'application/json', ...headers },
-    body: typeof json === 'string' ? json : JSON.stringify(json), signal: AbortSignal.timeout(20000),
-  });
-  return { status: res.status, headers: res.headers, text: await res.text() };
-}
-
-function sseEvents(text) {
-  const out = [];
-  for (const block of text.replace(/\r\n?/g, '\n').split('\n\n')) {
-    const data = block.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).replace(/^ /, '')).join('\n');
-    if (!data) continue;
-    out.push(data === '[DONE]' ? '[DONE]' : JSON.parse(data));
-  }
-  return out;
-}
-
 function accessLines(r) {
   const f = path.join(r.dir, 'access.log');
   if (!fs.existsSync(f)) return [];
@@ -361,7 +319,6 @@ async function accessLine(r, rid) {
 }
 
 const rid = (tag) => `${tag}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
-const hex = (n) => [...Array(n)].map(() => '0123456789abcdef'[Math.floor(Math.random() * 16)]).join('');
 
 // ================================================================ metrics
 
@@ -862,14 +819,32 @@ function tracingConfig(otlpUrl, { tracing = '', models = [M.chatOk, M.err500, M.
   });
 }
 
-const isHex = (s, n) => typeof s === 'string' && new RegExp(`^[0-9a-f]{${n}}$`).test(s);
-const rawAttr = (span, key) => (span.attributes || []).find((a) => a.key === key);
 
 // The SERVER span of a request (by X-Request-Id) and the spans of its trace.
 async function traceOf(otlp, id, { children = 1, timeout = 8000 } = {}) {
   const [server] = await otlp.waitForSpans((s) => s.kind === 2 && s.attrs['airouter.request_id'] === id, timeout);
   const kids = children ? await otlp.waitForSpans((s) => s.traceId === server.traceId && s.kind === 3, timeout, { count: children }) : [];
   return { server, kids, client: kids[0] };
+}
+
+// Resolves once every span of request `id` the router will export has reached the collector.
+// The request's spans are queued before its access-log line is written; the worker that served it
+// exports its queue in order, one batch after the other. So a later request served by the same
+// worker (tried on fresh connections until one lands there) is the barrier: once its SERVER span
+// has come, so has every span of the earlier one.
+async function spansSettled(r, otlp, id) { await workerSpansSettled(r, otlp, (await accessLine(r, id)).worker); }
+
+// Resolves once every span queued so far by worker pid `worker` has reached the collector.
+async function workerSpansSettled(r, otlp, worker) {
+  for (let i = 0; i < 50; i++) {
+    const bid = rid('barrier');
+    const res = await request(r.base, '/v1/chat/completions', { method: 'POST', headers: { 'x-request-id': bid }, body: { model: 'echo-model', messages: msgs('barrier') } });
+    assert.equal(res.status, 200, `barrier request: ${res.text}`);
+    if ((await accessLine(r, bid)).worker !== worker) continue;
+    await traceOf(otlp, bid);
+    return;
+  }
+  assert.fail(`no barrier request reached worker ${worker}`);
 }
 
 function checkSpanBasics(s) {
@@ -904,8 +879,7 @@ test('traces: SERVER + CLIENT spans with GenAI attributes; backend gets the trac
   const res = await post(RT, '/v1/chat/completions', { model: 'chat-ok', messages: msgs(text) }, { 'x-request-id': id });
   assert.equal(res.status, 200);
   const { server, client: cl, kids } = await traceOf(otlpMain, id);
-  // no third span may follow: wait 5 flush intervals (100 ms) and a slow export round trip
-  await h.sleep(500);
+  await spansSettled(RT, otlpMain, id); // no third span may follow
   assert.equal(otlpMain.spans.filter((s) => s.traceId === server.traceId).length, 2, 'exactly 2 spans in the trace');
   assert.equal(kids.length, 1);
   checkSpanBasics(server); checkSpanBasics(cl);
@@ -999,7 +973,7 @@ test('traces: stream usage, completions/embeddings/echo span names, errors marke
   const nf = await traceOf(otlpMain, ids.nf, { children: 0 });
   assert.equal(nf.server.attrs['http.response.status_code'], 404);
   assert.notEqual(nf.server.status && nf.server.status.code, 2, '404 is not a server ERROR');
-  await h.sleep(500); // a span that must not come: give it 5 flush intervals to show up anyway
+  await spansSettled(RT, otlpMain, ids.nf); // a span that must not come would have come by now
   assert.equal(otlpMain.spans.filter((s) => s.traceId === nf.server.traceId && s.kind === 3).length, 0, 'no backend span without a backend call');
 });
 
@@ -1031,7 +1005,8 @@ test('traces: a client traceparent is continued; an invalid one starts a new tra
 
 test('traces: exported_total matches what the collector got, nothing dropped', T, async () => {
   await mainTracingRouter();
-  await h.sleep(500);
+  await idle(RT);
+  for (const w of RT.workers()) await workerSpansSettled(RT, otlpMain, w); // and every worker has exported them
   const p = await waitMetrics(RT, (m) => val(m, 'airouter_trace_spans_exported_total') === otlpMain.spans.length,
     `exported_total == ${otlpMain.spans.length} spans received`, { timeout: 8000 });
   assert.equal(val(p, 'airouter_trace_spans_dropped_total'), 0);

@@ -6,15 +6,15 @@
 // Run: cd /work/main && node --test tests/e2e/process.test.js
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const http = require('node:http');
 const net = require('node:net');
 const fs = require('node:fs');
 const path = require('node:path');
 const { spawn, spawnSync } = require('node:child_process');
-const OpenAI = require('openai');
+const clients = require('./lib/client.js');
 const {
   REPO, BIN, sleep, freePort, tmpDir, waitFor, childPids, alive, startRouter, echoConfig,
 } = require('./lib/harness');
+const { request: httpRequest } = require('./lib/http.js');
 
 // ---------------------------------------------------------------------------------------------
 // local helpers
@@ -39,31 +39,9 @@ function sameSet(a, b) {
   return a.length === b.length && [...a].sort((x, y) => x - y).every((v, i) => v === [...b].sort((x, y) => x - y)[i]);
 }
 
-// One HTTP request on a fresh connection (agent:false => no keep-alive reuse).
-// Resolves { status, headers, body } or rejects on a socket error / timeout.
-function request(base, { method = 'GET', path: p = '/', headers = {}, body, timeout = 5000 } = {}) {
-  return new Promise((resolve, reject) => {
-    const u = new URL(p, base);
-    const data = body === undefined ? undefined : (typeof body === 'string' ? body : JSON.stringify(body));
-    const req = http.request({
-      host: u.hostname, port: u.port, path: u.pathname + u.search, method, agent: false,
-      headers: {
-        connection: 'close',
-        ...(data !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } : {}),
-        ...headers,
-      },
-    }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
-    req.setTimeout(timeout, () => req.destroy(new Error(`request timed out after ${timeout} ms`)));
-    req.on('error', reject);
-    if (data !== undefined) req.write(data);
-    req.end();
-  });
-}
+// One HTTP request on a fresh connection: { status, headers, body }; rejects on a socket error or
+// when no answer came within timeout ms.
+const request = (base, { path: p = '/', timeout = 5000, ...opts } = {}) => httpRequest(base, p, { timeout, ...opts });
 
 function chat(base, text, headers = {}) {
   return request(base, {
@@ -113,6 +91,12 @@ function startLoad(base, n = 8) {
   return st;
 }
 
+// Resolves once the load has made `more` more requests (so that it runs across what comes next).
+async function loadRunning(load, more = 40) {
+  const n = load.requests;
+  await waitFor(() => load.requests >= n + more, { timeout: 10000, what: `${more} more requests of the load` });
+}
+
 // The error-log part of the captured output (access lines, which also go to stderr by
 // default, are dropped), last 150 lines.
 function masterLog(text) {
@@ -141,12 +125,18 @@ async function withRouter(config, opts, fn) {
   return h;
 }
 
-// Waits until the master has exactly n children and the count stays n for `settle` ms.
+// Waits until the master has exactly n children and the count stays n for `settle` ms. This one
+// watches a window of time on purpose: a surplus or a late respawn has no event of its own to wait
+// for, so the count is sampled over the window as well as after it.
 async function waitWorkers(h, n, what, { timeout = 10000, settle = 300 } = {}) {
   await waitFor(() => h.workers().length === n, { timeout, what: `${what} (${n} workers, have ${JSON.stringify(h.workers())})` });
-  await sleep(settle);
-  const w = h.workers();
-  assert.equal(w.length, n, `${what}: expected ${n} workers to stay, got ${JSON.stringify(w)}`);
+  let w = h.workers();
+  for (const end = Date.now() + settle; ;) {
+    w = h.workers();
+    assert.equal(w.length, n, `${what}: expected ${n} workers to stay, got ${JSON.stringify(w)}`);
+    if (Date.now() >= end) break;
+    await sleep(20);
+  }
   return w;
 }
 
@@ -183,14 +173,22 @@ test('TTIN adds a worker, TTOU removes one, never below 1', { timeout: 40000 }, 
     assert.ok(w2b.every((p) => w3.includes(p)), `TTOU forks no new worker: ${w3} -> ${w2b}`);
     h.signal('SIGTTOU');
     const w1 = await waitWorkers(h, 1, 'after second TTOU');
+    // The master logs "workers: N" as it handles each TTOU (after retiring a worker, if it does).
+    const mark = h.log.length;
+    const handled = (n) => (h.log.slice(mark).match(/workers: \d+/g) || []).length >= n;
     h.signal('SIGTTOU');
-    await sleep(300);
+    await waitFor(() => handled(1), { timeout: 5000, what: 'the master handled the first TTOU at 1 worker' });
     h.signal('SIGTTOU');
-    const w1b = await waitWorkers(h, 1, 'after TTOU at 1 worker', { settle: 1000 });
-    assert.deepEqual(w1b, w1, 'TTOU at 1 worker neither removes nor replaces it');
+    await waitFor(() => handled(2), { timeout: 5000, what: 'the master handled the second TTOU at 1 worker' });
+    assert.deepEqual(h.workers(), w1, 'TTOU at 1 worker neither removes nor replaces it');
     checkEcho(await chat(h.base, 'one worker left'), 'one worker left');
+    // The barrier: the master handles the TTIN after the TTOUs, so a worker they retired or
+    // replaced would show in the log before the TTIN's "workers: 2".
     h.signal('SIGTTIN');
-    await waitWorkers(h, 2, 'TTIN after TTOU at the minimum');
+    const w2c = await waitWorkers(h, 2, 'TTIN after TTOU at the minimum');
+    const upToTtin = h.log.slice(mark, mark + h.log.slice(mark).indexOf('workers: 2'));
+    assert.ok(!/worker \d+ (started|exited|killed)/.test(upToTtin), `TTOU at 1 worker changed the workers:\n${masterLog(upToTtin)}`);
+    assert.ok(w2c.includes(w1[0]), 'the last worker is still there');
   });
 });
 
@@ -215,10 +213,11 @@ test('kill -9 of a worker: a replacement appears and the count returns', { timeo
 test('HUP with a valid config rolls every worker with zero failed requests under load', { timeout: 60000 }, async () => {
   await withRouter(echoConfig({ workers: 2 }), {}, async (h) => {
     const gen1 = await waitWorkers(h, 2, 'start');
+    const generations = () => (h.log.match(/reload: generation \d+ started/g) || []).length;
     const load = startLoad(h.base, 8);
     let st;
     try {
-      await sleep(500);
+      await loadRunning(load);
       // One HUP with an unchanged (valid) config.
       h.signal('SIGHUP');
       const gen2 = await waitFor(() => {
@@ -226,10 +225,16 @@ test('HUP with a valid config rolls every worker with zero failed requests under
         return w.length === 2 && w.every((p) => !gen1.includes(p)) && gen1.every(gone) ? w : null;
       }, { timeout: 15000, what: `all workers replaced after HUP (old ${gen1})` });
       await waitFor(() => /reload: generation \d+ started/.test(h.log), { timeout: 3000, what: 'log "reload: generation G started"' });
-      await sleep(500);
+      await loadRunning(load);
       // Three HUPs in a row (a changed but valid config), still under load.
       h.writeConfig(echoConfig({ workers: 2, limits: 'idle_timeout = 30;' }));
-      for (let i = 0; i < 3; i++) { h.signal('SIGHUP'); await sleep(100); }
+      // One after the other, each once the master has started its generation (a HUP that comes
+      // before the master handled the one before is merged with it), while the rolls go on.
+      for (let i = 0; i < 3; i++) {
+        const n = generations();
+        h.signal('SIGHUP');
+        await waitFor(() => generations() > n, { timeout: 5000, what: `generation started for HUP ${i + 1} of 3` });
+      }
       await waitFor(() => {
         const w = h.workers();
         return w.length === 2 && w.every((p) => !gen2.includes(p)) && gen2.every(gone) ? w : null;
@@ -250,13 +255,13 @@ test('HUP with a broken config keeps the current workers', { timeout: 40000 }, a
     const before = await waitWorkers(h, 2, 'start');
     const keepRe = (conf) => new RegExp(`reload: configuration ${conf.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+: .+; keeping current workers`, 'g');
     const count = () => (h.log.match(keepRe(h.confPath)) || []).length;
+    const mark = h.log.length;
 
     // 1: unknown key
     h.writeConfig(echoConfig({ workers: 2, extra: 'no_such_key = 1;' }));
     h.signal('SIGHUP');
     await waitFor(() => count() >= 1, { timeout: 5000, what: 'log "reload: configuration FILE:LINE: ...; keeping current workers" (unknown key)' });
     assert.ok(h.log.includes('reload:') && h.log.includes('keeping current workers'));
-    await sleep(500);
     assert.deepEqual(h.workers(), before, 'same workers after HUP with unknown key');
     checkEcho(await chat(h.base, 'unknown key ignored'), 'unknown key ignored');
 
@@ -264,12 +269,19 @@ test('HUP with a broken config keeps the current workers', { timeout: 40000 }, a
     h.writeConfig('listen = "127.0.0.1:@PORT@";\nworkers = ;\n');
     h.signal('SIGHUP');
     await waitFor(() => count() >= 2, { timeout: 5000, what: 'second "keeping current workers" (syntax error)' });
-    await sleep(500);
     assert.deepEqual(h.workers(), before, 'same workers after HUP with a syntax error');
     assert.ok(!/reload: generation \d+ started/.test(h.log), 'no new generation was started');
     const r = await request(h.base, { path: '/health' });
     assert.equal(r.status, 200);
     checkEcho(await chat(h.base, 'syntax error ignored'), 'syntax error ignored');
+
+    // The barrier: one more HUP (the broken config is still there). The master handles it after
+    // the two before, so a worker they started or retired shows in the log before its line.
+    h.signal('SIGHUP');
+    await waitFor(() => count() >= 3, { timeout: 5000, what: 'third "keeping current workers" (the barrier)' });
+    const upTo = h.log.slice(mark, h.log.lastIndexOf('keeping current workers'));
+    assert.ok(!/worker \d+ (started|exited|killed)|reload: generation/.test(upTo), `a broken HUP changed the workers:\n${masterLog(upTo)}`);
+    assert.deepEqual(h.workers(), before, 'same workers after the broken HUPs');
     assert.ok(before.every((p) => !gone(p)), 'old workers alive');
   });
 });
@@ -279,7 +291,7 @@ test('QUIT lets an in-flight slow stream finish, refuses new connections, exits 
   await withRouter(echoConfig({ workers: 2, echoDelay: 300 }), {}, async (h) => {
     await waitWorkers(h, 2, 'start', { settle: 100 });
     const msg = 'the quick brown fox jumps over the lazy dog';
-    const client = new OpenAI({ baseURL: `${h.base}/v1`, apiKey: 'x', maxRetries: 0, timeout: 20000 });
+    const client = clients.openai(h, { apiKey: 'x' });
     const stream = await client.chat.completions.create({
       model: 'echo', stream: true, messages: [{ role: 'user', content: msg }],
     });
@@ -333,7 +345,7 @@ test('QUIT (the whole service stops) closes idle kept-alive connections at once,
     await waitFor(() => idleData.includes('{"status":"ok"}'), { what: 'health answer on the idle connection' });
 
     const msg = 'one two three four five six seven eight nine ten eleven twelve';
-    const client = new OpenAI({ baseURL: `${h.base}/v1`, apiKey: 'x', maxRetries: 0, timeout: 30000 });
+    const client = clients.openai(h, { apiKey: 'x', timeout: 30000 });
     const stream = await client.chat.completions.create({ model: 'echo', stream: true, messages: [{ role: 'user', content: msg }] });
     let text = '';
     let chunks = 0;
@@ -433,6 +445,7 @@ test('-s reload and -s quit work through the pidfile', { timeout: 40000 }, async
     checkEcho(await chat(h.base, 'reloaded'), 'reloaded');
 
     // -s reload with a pidfile naming no process -> exit 1 with a message
+    const failedFrom = h.log.length;
     const stale = path.join(h.dir, 'stale.pid');
     fs.writeFileSync(stale, '999999999\n');
     const rs = runBin(['-c', h.confPath, '-p', stale, '-s', 'reload']);
@@ -440,12 +453,15 @@ test('-s reload and -s quit work through the pidfile', { timeout: 40000 }, async
     assert.ok(rs.stderr.trim().length > 0);
     const rm = runBin(['-c', h.confPath, '-p', path.join(h.dir, 'missing.pid'), '-s', 'reload']);
     assert.equal(rm.status, 1, `-s reload with a missing pidfile: ${rm.status}\n${rm.stderr}`);
-    await sleep(300);
     assert.deepEqual(h.workers(), gen2, 'failed -s did not touch the workers');
 
-    // -s quit
+    // -s quit, also the barrier: the master handles it after anything the failed -s might have
+    // sent, which would show in the log before its "graceful stop" line.
     const r2 = runBin(['-c', h.confPath, '-p', h.pidfile, '-s', 'quit']);
     assert.equal(r2.status, 0, `-s quit: ${r2.status}\n${r2.stderr}`);
+    await waitFor(() => h.log.includes('graceful stop', failedFrom), { timeout: 5000, what: 'log "graceful stop"' });
+    const beforeQuit = h.log.slice(failedFrom, h.log.indexOf('graceful stop', failedFrom));
+    assert.ok(!/reload|worker \d+ (started|exited|killed)/.test(beforeQuit), `failed -s reached the master:\n${masterLog(beforeQuit)}`);
     const ex = await Promise.race([h.exited, sleep(12000).then(() => 'timeout')]);
     assert.deepEqual(ex, { code: 0, signal: null }, 'master exits 0 after -s quit');
     assert.ok(gen2.every(gone), 'workers gone');

@@ -1,5 +1,5 @@
 'use strict';
-// End-to-end tests of resilience (issue 7): several targets per model, balancing, retries and
+// End-to-end tests of resilience: several targets per model, balancing, retries and
 // failover, circuit breaking, health checks, per-key limits, timeouts and the connection limit.
 // Fault injection uses the mock backend (scripts/mock-openai.js: knobs in the backend model name,
 // and the per-mock switches failNext/failEvery/failStatus/retryAfter/latencyMs/modelsStatus); "a target down"
@@ -26,10 +26,16 @@ const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 const OpenAI = require('openai');
 const h = require('./lib/harness.js');
+const clients = require('./lib/client.js');
+const { request: httpRequest } = require('./lib/http.js');
+const { sseData } = require('./lib/sse.js');
+const { assertOpenAIError } = require('./lib/assert.js');
+const { idle } = require('./lib/metrics.js');
 const { startMock } = require('../../scripts/mock-openai.js');
 
 const T = { timeout: 30000 };
 const sleep = h.sleep;
+const { monoSecondsLeftInMinute, awayFromMinuteEdge } = h;
 const mocks = [];
 const routers = [];
 
@@ -39,44 +45,11 @@ function chatBody(model, text = 'hello world', extra = {}) {
   return { model, messages: [{ role: 'user', content: text }], ...extra };
 }
 
-// One HTTP request with node:http. agent false = a fresh connection (Connection: close).
-function request(base, path, { method = 'POST', body, headers = {}, agent = false, timeout = 20000 } = {}) {
-  return new Promise((resolve, reject) => {
-    const u = new URL(path, base);
-    const data = body === undefined ? null : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
-    const hdrs = { ...headers };
-    if (data) { hdrs['content-type'] = 'application/json'; hdrs['content-length'] = data.length; }
-    if (agent === false) hdrs.connection = 'close';
-    const t0 = Date.now();
-    const r = http.request({ host: u.hostname, port: u.port, path: u.pathname + u.search, method, headers: hdrs, agent }, (res) => {
-      const localPort = res.socket && res.socket.localPort;
-      const chunks = [];
-      res.on('data', (d) => chunks.push(d));
-      res.on('error', reject);
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json = null;
-        try { json = JSON.parse(text); } catch { /* not JSON (SSE) */ }
-        resolve({ status: res.statusCode, headers: res.headers, text, json, ms: Date.now() - t0, localPort });
-      });
-    });
-    r.setTimeout(timeout, () => r.destroy(new Error(`request ${method} ${path} timed out after ${timeout} ms`)));
-    r.on('error', reject);
-    if (data) r.write(data);
-    r.end();
-  });
-}
-
+// One HTTP request (a POST unless opts.method says otherwise); agent false = a fresh connection.
+const request = (base, path, opts = {}) => httpRequest(base, path, { method: 'POST', ...opts });
 const chat = (base, model, opts = {}) => request(base, '/v1/chat/completions', { ...opts, body: chatBody(model, opts.text, opts.extra) });
 
-// SSE data payloads of a streamed answer.
-function sseData(text) {
-  return text.split(/\r?\n\r?\n/).map((e) => e.split(/\r?\n/).filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trim()).join('\n')).filter(Boolean);
-}
-
-function client(base, apiKey = 'sk-none') {
-  return new OpenAI({ baseURL: `${base}/v1`, apiKey, maxRetries: 0, timeout: 20000 });
-}
+const client = (base, apiKey = 'sk-none') => clients.openai(base, { apiKey });
 
 // Inference requests a mock received for one backend model.
 const seen = (mock, model) => mock.requests.filter((r) => r.method === 'POST' && r.model === model);
@@ -137,19 +110,7 @@ async function onConn(conn, base, path, opts) {
 
 function releaseConns(by) { for (const list of Object.values(by)) for (const c of list) c.agent.destroy(); }
 
-// Per-key windows are fixed minutes of CLOCK_MONOTONIC (libuv's hrtime uses the same clock).
-function monoSecondsLeftInMinute() { return 60 - (Math.floor(Number(process.hrtime.bigint() / 1000000n) / 1000) % 60); }
-async function awayFromMinuteEdge(needS) {
-  const left = monoSecondsLeftInMinute();
-  if (left < needS) await sleep(left * 1000 + 300);
-}
-
-function assertError(r, status, code, type) {
-  assert.equal(r.status, status, `status (body ${r.text})`);
-  assert.ok(r.json && r.json.error, `error body: ${r.text}`);
-  if (code !== undefined) assert.equal(r.json.error.code, code, r.text);
-  if (type !== undefined) assert.equal(r.json.error.type, type, r.text);
-}
+const assertError = (r, status, code, type) => assertOpenAIError(r, status, code, { type });
 
 // ---- fixtures ----
 
@@ -509,12 +470,14 @@ test('circuit opens after 3 failures, keeps traffic off the target for the coold
     assert.ok(ra >= 1 && ra <= 3, `Retry-After ${r.headers['retry-after']}`);
     assert.ok(r.ms < 500, `503 took ${r.ms} ms`);
     during++;
-    await sleep(100);
+    await sleep(100); // spread the requests over the open time
   }
   assert.ok(during >= 5);
+  await idle(SINGLE); // a forward, had there been one, has reached the mock by now
   assert.equal(n(), 3, 'a request reached the target while its circuit was open');
 
   // Half-open: exactly one probe among concurrent requests. It fails: the circuit reopens.
+  // A real wait: the cooldown (2 s from the opening) has to run out.
   await sleep(opened + 2150 - Date.now());
   // The probe is slow so that the 3 other requests reach the router while it is in flight, even
   // on a busy machine.
@@ -527,11 +490,12 @@ test('circuit opens after 3 failures, keeps traffic off the target for the coold
   for (const r of rs.filter((x) => x.status === 503)) assertError(r, 503, 'model_unavailable');
   while (Date.now() < reopened + 1200) {
     assertError(await chat(SINGLE.base, 'cb'), 503, 'model_unavailable');
-    await sleep(150);
+    await sleep(150); // spread the requests over the open time
   }
+  await idle(SINGLE);
   assert.equal(n(), 4, 'a request reached the target after the failed probe reopened the circuit');
 
-  // Next cooldown over: one probe succeeds and closes the circuit.
+  // Next cooldown over: one probe succeeds and closes the circuit (a real wait, as above).
   await sleep(reopened + 2150 - Date.now());
   mC.latencyMs = 800;
   rs = await Promise.all(Array.from({ length: 4 }, () => chat(SINGLE.base, 'cb')));
@@ -617,6 +581,7 @@ test('health checks: requests avoid a backend whose /models fails or whose port 
   assert.equal(seen(mWell, 'hc-well').length, 10);
   assert.equal(seen(mWell, 'hc2-well').length, 10);
 
+  // A real wait: the rate of health checks is measured over about 4 s.
   await sleep(4200 - (Date.now() - t0));
   const window = (Date.now() - t0) / 1000;
   const pids = MAIN.workers();
@@ -836,7 +801,7 @@ async function ask(c, text) {
 // The official client over a connection pinned to one worker (pinConnections); checks after each
 // call that the agent still holds only that connection.
 function pinnedClient(base, conn) {
-  const c = new OpenAI({ baseURL: `${base}/v1`, apiKey: 'sk-none', maxRetries: 0, timeout: 20000, httpAgent: conn.agent });
+  const c = clients.openai(base, { apiKey: 'sk-none', httpAgent: conn.agent });
   return {
     worker: conn.worker,
     async ask(text) {
@@ -895,12 +860,14 @@ test('failure_ratio opens the circuit of a target failing every other try (never
       during++;
     }
     assert.ok(during >= 4, `only ${during} requests fitted in the cooldown`);
+    await idle(s.r);
     assert.equal(s.nA(), 6, 'a request reached target A while its circuit was open');
     assert.equal(s.nB(), 3 + during);
   } finally { releaseConns(by); }
 
   // Cooldown over: A is healthy again; of 4 concurrent requests exactly one (the probe, slowed so
-  // the others arrive while it is in flight) reaches A, the others go to B; all succeed.
+  // the others arrive while it is in flight) reaches A, the others go to B; all succeed. A real
+  // wait: the cooldown (3 s) has to run out.
   await sleep(t6done + 3200 - Date.now());
   s.a.failEvery = 0;
   s.a.latencyMs = 800;

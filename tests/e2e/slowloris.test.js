@@ -8,8 +8,9 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const http = require('node:http');
 const net = require('node:net');
-const OpenAI = require('openai');
+const clients = require('./lib/client.js');
 const { waitFor, startRouter, echoConfig, childPids } = require('./lib/harness');
+const { request: httpRequest } = require('./lib/http.js');
 
 // The one worker's connection cap: libmicrohttpd accepts this many beyond limits.max_connections
 // (to answer them with a fast 503) and no more.
@@ -41,25 +42,7 @@ function trickler(port, { head, everyMs = 200, body = false }) {
 }
 
 // One request on a fresh connection: { status, headers, body }, or rejects on a socket error.
-function request(port, { method = 'GET', path = '/health', body, timeout = 5000 } = {}) {
-  return new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : JSON.stringify(body);
-    const req = http.request({
-      host: '127.0.0.1', port, path, method, agent: false,
-      headers: data === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) },
-    }, (res) => {
-      let b = '';
-      res.setEncoding('utf8');
-      res.on('data', (c) => { b += c; });
-      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: b }));
-      res.on('error', reject);
-    });
-    req.setTimeout(timeout, () => req.destroy(new Error(`no answer in ${timeout} ms`)));
-    req.on('error', reject);
-    if (data !== undefined) req.write(data);
-    req.end();
-  });
-}
+const request = (port, { path = '/health', timeout = 5000, ...opts } = {}) => httpRequest(port, path, { timeout, ...opts });
 
 const chatBody = (text) => ({ model: 'echo', messages: [{ role: 'user', content: text }] });
 
@@ -239,7 +222,7 @@ test('20 reloads under keep-alive and streaming load lose no request', { timeout
   };
   // The SDK keeps its connections alive too (its own agent, which drops sockets idle for 4 s);
   // no retries, so that a lost request shows.
-  const client = new OpenAI({ apiKey: 'none', baseURL: `${R.base}/v1`, maxRetries: 0, timeout: 10000 });
+  const client = clients.openai(R, { apiKey: 'none', timeout: 10000 });
   const streamLoop = async (i) => {
     for (let k = 0; running; k++) {
       const text = `stream ${i} ${k} with a few words`;

@@ -1,5 +1,5 @@
 'use strict';
-// End-to-end tests of the Triton backend (issue 4): the official `openai` client talks to airouter,
+// End-to-end tests of the Triton backend: the official `openai` client talks to airouter,
 // which calls a mock Triton Inference Server over real gRPC (scripts/mock-triton.js, its own proto
 // tests/e2e/proto/triton.proto). What reached Triton (prompt strings, tensors with datatypes, shapes
 // and raw little-endian values, parameters, metadata, cancellation) is read from the mock's log.
@@ -11,6 +11,8 @@ const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const OpenAI = require('openai');
 const h = require('./lib/harness.js');
+const clients = require('./lib/client.js');
+const { assertNoLeak: noLeak } = require('./lib/assert.js');
 const { startMock, replyTokens, words } = require('../../scripts/mock-triton.js');
 
 const T = { timeout: 30000 };
@@ -112,9 +114,9 @@ after(async () => {
   if (mock) await mock.close();
 });
 
-function client(opts = {}) {
-  return new OpenAI({ baseURL: `${router.base}/v1`, apiKey: 'sk-test', maxRetries: 0, timeout: 20000, ...opts });
-}
+const client = (opts = {}) => clients.openai(router, { apiKey: 'sk-test', ...opts });
+const assertNoLeak = (text) => noLeak(text, 'client-visible text',
+  ['ensemble', 'vllm_model', 'no_such_model', `127.0.0.1:${mock.port}`, `127.0.0.1:${deadPort}`]);
 
 // The Triton requests for one backend model made after `since` (an index into mock.requests).
 function reqsFor(model, since = 0) { return mock.requests.slice(since).filter((r) => r.model === model); }
@@ -159,12 +161,6 @@ function tensor(rec, name, datatype, shape) {
   assert.equal(t.datatype, datatype, `${name} datatype`);
   assert.deepEqual(t.shape, shape, `${name} shape`);
   return t.values;
-}
-
-function assertNoLeak(text) {
-  for (const secret of ['ensemble', 'vllm_model', 'no_such_model', `127.0.0.1:${mock.port}`, `127.0.0.1:${deadPort}`]) {
-    assert.ok(!text.includes(secret), `client-visible text leaks '${secret}': ${text}`);
-  }
 }
 
 // ---------------------------------------------------------------------------------------------

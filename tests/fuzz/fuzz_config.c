@@ -19,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                            "KEY_TEAM_A", "METRICS_TOKEN", "UNIT_KEY", NULL};
         for (int i = 0; vars[i]; i++)
             setenv(vars[i], "sk-fuzz-0123456789", 1);
-        backends_describe();
+        be_describe_types();
         fd = memfd_create("airouter-fuzz.conf", 0);
         FUZZ_ASSERT(fd >= 0);
         snprintf(path, sizeof path, "/proc/self/fd/%d", fd);

@@ -83,7 +83,7 @@ int unit_run_child(unit_fn fn)
 int main(int argc, char **argv)
 {
     const char *only = argc > 1 ? argv[1] : NULL;
-    backends_describe(); /* the backend types configs may name, as airouter's main does */
+    be_describe_types(); /* the backend types configs may name, as airouter's main does */
     for (int i = 0; i < ntests; i++) {
         if (only && !strstr(tests[i].name, only))
             continue;

@@ -18,7 +18,7 @@ extern const backend_ops_t be_triton_ops;
 static const backend_ops_t *const backend_table[] = {&be_echo_ops, &be_openai_ops, &be_anthropic_ops, &be_triton_ops};
 #define NBACKEND_TYPES (sizeof backend_table / sizeof backend_table[0])
 
-const backend_ops_t *backend_lookup(const char *type)
+const backend_ops_t *be_lookup(const char *type)
 {
     for (size_t i = 0; i < NBACKEND_TYPES; i++)
         if (strcmp(backend_table[i]->type.name, type) == 0)
@@ -26,7 +26,7 @@ const backend_ops_t *backend_lookup(const char *type)
     return NULL;
 }
 
-void backends_describe(void)
+void be_describe_types(void)
 {
     static const cfg_backend_type_t *types[NBACKEND_TYPES];
     for (size_t i = 0; i < NBACKEND_TYPES; i++)
@@ -135,7 +135,7 @@ static bool type_used(const cfg_t *cfg, const char *type)
     return false;
 }
 
-int backends_worker_init(const cfg_t *cfg)
+int be_worker_init(const cfg_t *cfg)
 {
     collect_secrets(cfg);
     for (size_t i = 0; i < NBACKEND_TYPES; i++)
@@ -145,7 +145,7 @@ int backends_worker_init(const cfg_t *cfg)
     return 0;
 }
 
-void backends_worker_cleanup(void)
+void be_worker_cleanup(void)
 {
     for (size_t i = 0; i < NBACKEND_TYPES; i++)
         if (backend_table[i]->worker_cleanup)

@@ -117,14 +117,14 @@ typedef struct {
 } backend_ops_t;
 
 /* The backend module for a config type name, or NULL. */
-const backend_ops_t *backend_lookup(const char *type);
+const backend_ops_t *be_lookup(const char *type);
 /* Tells the config loader which backend types there are (cfg_set_backend_types): once, before the
  * first cfg_load of any process that loads configs. */
-void backends_describe(void);
+void be_describe_types(void);
 /* Once per worker after fork: the worker_init of each backend type cfg uses (a type's libraries
  * cost memory only if used), and the secrets be_scrub_secrets knows. */
-int backends_worker_init(const cfg_t *cfg);
-void backends_worker_cleanup(void);
+int be_worker_init(const cfg_t *cfg);
+void be_worker_cleanup(void);
 
 /* A short name for logs, metrics and traces ("backend_timeout", "client_abort"...). */
 const char *be_error_name(be_error_t e);

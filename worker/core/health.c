@@ -73,7 +73,7 @@ static const char *model_on(const cfg_backend_t *b)
 /* Backends not checked over HTTP (Triton) have a readiness probe of their own. */
 static bool probe(const cfg_backend_t *b, char *why, size_t whylen)
 {
-    const backend_ops_t *ops = backend_lookup(b->type);
+    const backend_ops_t *ops = be_lookup(b->type);
     if (!ops || !ops->probe)
         return true;
     return ops->probe(b, model_on(b), (int)(b->health_timeout > 0 ? b->health_timeout * 1000 : 2000), why, whylen) == 0;
@@ -81,7 +81,7 @@ static bool probe(const cfg_backend_t *b, char *why, size_t whylen)
 
 static bool has_probe(const cfg_backend_t *b)
 {
-    const backend_ops_t *ops = backend_lookup(b->type);
+    const backend_ops_t *ops = be_lookup(b->type);
     return ops && ops->probe;
 }
 

@@ -18,7 +18,7 @@ int upstream_begin(upstream_t *u, request_t *req, const cfg_model_t *m, bool is_
     *u = (upstream_t){
         .req = req,
         .backend = be,
-        .ops = backend_lookup(be->type),
+        .ops = be_lookup(be->type),
         .backend_model = t->backend_model ? t->backend_model : is_fallback ? m->name : asked,
         .raw = raw,
         .target_slot = t->state_slot,

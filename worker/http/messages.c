@@ -42,7 +42,7 @@ static const char *forwarded_header(request_t *req, const char *name, char *line
 static long long backend_token_count(request_t *req, const cfg_backend_t *be, const char *backend_model,
                                      json_object *body)
 {
-    const backend_ops_t *ops = backend_lookup(be->type);
+    const backend_ops_t *ops = be_lookup(be->type);
     if (!ops || !ops->open_raw || strcmp(be->type, "openai") != 0)
         return -1;
     /* The chat form of the request; count_tokens has no max_tokens, the translation wants one. */

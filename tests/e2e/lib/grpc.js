@@ -28,26 +28,28 @@ function aiRequest(fields) {
   return { provider: '', model: '', prompt: 'hello world', max_tokens: 0, parameters: {}, ...fields };
 }
 
-// A unary call: { call, done } where done resolves { err, res, ms } (never rejects).
-function unary(client, request, { key, deadlineMs = CALL_MS } = {}) {
+// A unary call: { call, done } where done resolves { err, res, ms } (never rejects). md: the call's
+// metadata (else an authorization header for key, if given).
+function unary(client, request, { key, md, deadlineMs = CALL_MS } = {}) {
   const t0 = Date.now();
   let call;
   const done = new Promise((resolve) => {
-    call = client.RouteRequest(aiRequest(request), metadata(key), { deadline: Date.now() + deadlineMs },
+    call = client.RouteRequest(aiRequest(request), md || metadata(key), { deadline: Date.now() + deadlineMs },
       (err, res) => resolve({ err, res, ms: Date.now() - t0 }));
   });
   return { call, done };
 }
 
 // A server-streaming call: { call, msgs, done } where done resolves { msgs, err, status, ms } when the
-// call ends (never rejects).
-function streaming(client, request, { key, deadlineMs = CALL_MS } = {}) {
+// call ends (never rejects). Each message gets `at`, when it arrived; onMessage(msg, msgs) is
+// called for each.
+function streaming(client, request, { key, md, deadlineMs = CALL_MS, onMessage } = {}) {
   const t0 = Date.now();
-  const call = client.StreamingRouteRequest(aiRequest(request), metadata(key), { deadline: Date.now() + deadlineMs });
+  const call = client.StreamingRouteRequest(aiRequest(request), md || metadata(key), { deadline: Date.now() + deadlineMs });
   const msgs = [];
   const done = new Promise((resolve) => {
     let err = null;
-    call.on('data', (m) => msgs.push(m));
+    call.on('data', (m) => { msgs.push({ ...m, at: Date.now() }); if (onMessage) onMessage(m, msgs); });
     call.on('error', (e) => { err = e; });
     call.on('status', (status) => setImmediate(() => resolve({ msgs, err, status, ms: Date.now() - t0 })));
   });
@@ -84,4 +86,4 @@ function grpcAccessLines(router) {
   return out;
 }
 
-module.exports = { S, newClient, metadata, unary, streaming, startWithGrpc, grpcAccessLines };
+module.exports = { S, ai, CALL_MS, newClient, metadata, aiRequest, unary, streaming, startWithGrpc, grpcAccessLines };

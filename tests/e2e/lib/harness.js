@@ -38,6 +38,15 @@ async function waitFor(fn, { timeout = 10000, interval = 50, what = 'condition' 
   throw new Error(`timed out waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
 }
 
+// Per-key rate windows are fixed minutes of CLOCK_MONOTONIC (libuv's hrtime reads the same clock).
+function monoSecondsLeftInMinute() { return 60 - (Math.floor(Number(process.hrtime.bigint() / 1000000n) / 1000) % 60); }
+// Waits for the next window if fewer than needS seconds are left in this one, so that a test's
+// requests all fall in one window (a real wait: the window is the router's state).
+async function awayFromMinuteEdge(needS) {
+  const left = monoSecondsLeftInMinute();
+  if (left < needS) await sleep(left * 1000 + 300);
+}
+
 function childPids(pid) {
   try {
     return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number).sort((a, b) => a - b);
@@ -112,4 +121,6 @@ ${extra}
 `;
 }
 
-module.exports = { REPO, BIN, sleep, freePort, tmpDir, waitFor, childPids, alive, startRouter, echoConfig };
+module.exports = {
+  REPO, BIN, sleep, freePort, tmpDir, waitFor, childPids, alive, startRouter, echoConfig, monoSecondsLeftInMinute, awayFromMinuteEdge,
+};
