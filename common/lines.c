@@ -7,6 +7,7 @@ void lines_free(lines_t *s)
 {
     buf_free(&s->partial);
     s->after_cr = false;
+    s->started = false;
 }
 
 static lines_status_t give_up(lines_t *s, lines_status_t why)
@@ -19,6 +20,11 @@ static bool may_fit(const lines_t *s, size_t have) { return s->max_line == 0 || 
 
 static lines_status_t hand_out(lines_t *s, const char *line, size_t len, lines_fn fn, void *ud)
 {
+    if (!s->started) {
+        s->started = true;
+        if (len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) /* a byte order mark starts the stream */
+            line += 3, len -= 3;
+    }
     int rc = fn(ud, line, len);
     buf_reset(&s->partial);
     return rc < 0 ? give_up(s, LINES_STOPPED) : LINES_OK;

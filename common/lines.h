@@ -1,6 +1,7 @@
 /* Splits a byte stream into lines, with a bound on a line's length. A line ends with "\r\n",
  * "\n" or a lone "\r", as in an event stream (text/event-stream), even when a "\r\n" is cut
- * between two pieces. Only an unfinished line is kept between calls. */
+ * between two pieces, and a UTF-8 byte order mark at the start of the stream is dropped. Only
+ * an unfinished line is kept between calls. */
 #ifndef AIROUTER_LINES_H
 #define AIROUTER_LINES_H
 #include <stdbool.h>
@@ -12,6 +13,7 @@ typedef struct {
     buf_t partial;   /* the unfinished line (owned) */
     size_t max_line; /* longest line allowed, its terminator not counted; 0: no bound */
     bool after_cr;   /* the last piece ended with "\r": a "\n" that starts the next is its end */
+    bool started;    /* a line has been handed out (a byte order mark is looked for before) */
 } lines_t;
 
 typedef enum {

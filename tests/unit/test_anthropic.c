@@ -1,7 +1,8 @@
-/* worker/backend/be_anthropic.c: the OpenAI <-> Messages translations, on malformed input (found by
- * tests/fuzz/fuzz_anthropic_request.c and fuzz_anthropic_answer.c). A null where a string is
- * expected, from a client or a backend, must not crash the worker. The translations are
- * static, so this file includes the source (its object is left out of the link). */
+/* worker/backend/be_anthropic.c: the OpenAI <-> Messages translations, on well-formed requests,
+ * answers and stream events, and on malformed input (as tests/fuzz/fuzz_anthropic_request.c and
+ * fuzz_anthropic_answer.c send it). A null where a string is expected, from a client or a backend,
+ * must not crash the worker. The translations are static, so this file includes the source (its
+ * object is left out of the link). */
 #include <unistd.h>
 
 #include "worker/backend/be_anthropic.c"

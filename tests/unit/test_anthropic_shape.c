@@ -313,3 +313,105 @@ TEST(ashape_tool_call_without_id_gets_one)
     buf_free(&out);
     ashape_stream_free(&s);
 }
+
+TEST(ashape_request_tool_choice_system_and_stream)
+{
+    static const struct {
+        const char *choice, *want_str, *want_fn;
+    } cases[] = {
+        {"{\"type\":\"auto\"}", "auto", NULL},
+        {"{\"type\":\"any\"}", "required", NULL},
+        {"{\"type\":\"none\"}", "none", NULL},
+        {"{\"type\":\"tool\",\"name\":\"t1\"}", NULL, "t1"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char json[512];
+        snprintf(json, sizeof json,
+                 "{\"model\":\"m\",\"max_tokens\":5,\"system\":\"be brief\",\"stream\":true,\"stop_sequences\":[],"
+                 "\"tools\":[{\"name\":\"t1\",\"input_schema\":{\"type\":\"object\"}}],\"tool_choice\":%s,"
+                 "\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+                 cases[i].choice);
+        json_object *req = parse(json);
+        char err[300] = "";
+        const char *param = NULL;
+        json_object *c = ashape_to_chat(req, err, sizeof err, &param);
+        if (CHECK_MSG(c != NULL, "%s: %s", cases[i].choice, err)) {
+            if (cases[i].want_str)
+                CHECK_STR(str_at(c, "tool_choice"), cases[i].want_str);
+            else {
+                CHECK_STR(str_at(c, "tool_choice.type"), "function");
+                CHECK_STR(str_at(c, "tool_choice.function.name"), cases[i].want_fn);
+            }
+            CHECK_ABSENT(c, "parallel_tool_calls");
+            CHECK_STR(str_at(c, "messages.0.role"), "system");
+            CHECK_STR(str_at(c, "messages.0.content"), "be brief");
+            CHECK_STR(str_at(c, "messages.1.content"), "x");
+            CHECK(json_object_get_boolean(at(c, "stream")));
+            CHECK_ABSENT(c, "stop"); /* no sequences: no stop */
+            CHECK_STR(str_at(c, "tools.0.type"), "function");
+        }
+        json_object_put(c);
+        json_object_put(req);
+    }
+}
+
+TEST(ashape_request_type_refusals)
+{
+    static const struct {
+        const char *extra, *param;
+    } cases[] = {
+        {"\"temperature\":\"0.5\"", "temperature"},
+        {"\"top_p\":true", "top_p"},
+        {"\"top_k\":1.5", "top_k"},
+        {"\"stop_sequences\":\"END\"", "stop_sequences"},
+        {"\"stop_sequences\":[\"a\",1]", "stop_sequences"},
+        {"\"stream\":\"yes\"", "stream"},
+        {"\"system\":5", "system"},
+        {"\"tools\":{}", "tools"},
+        {"\"tools\":[{\"input_schema\":{\"type\":\"object\"}}]", "tools"},
+        {"\"tools\":[{\"name\":\"t\"}]", "tools"},
+        {"\"tool_choice\":{}", "tool_choice"},
+        {"\"tool_choice\":{\"type\":\"tool\"}", "tool_choice"},
+        {"\"container\":\"c\"", "container"},
+        {"\"max_tokens\":2.5", "max_tokens"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char json[512];
+        snprintf(json, sizeof json, "{\"model\":\"m\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],%s}",
+                 cases[i].extra);
+        json_object *req = parse(json);
+        char err[300] = "";
+        const char *param = NULL;
+        json_object *c = ashape_to_chat(req, err, sizeof err, &param);
+        CHECK_MSG(c == NULL && err[0] && param && strcmp(param, cases[i].param) == 0, "%s: %s (param %s)",
+                  cases[i].extra, c ? "translated" : err, param ? param : "NULL");
+        json_object_put(c);
+        json_object_put(req);
+    }
+}
+
+TEST(ashape_finish_reason_mapping)
+{
+    static const char *const map[][2] = {
+        {"\"stop\"", "end_turn"},         {"\"length\"", "max_tokens"},     {"\"tool_calls\"", "tool_use"},
+        {"\"function_call\"", "tool_use"}, {"\"content_filter\"", "refusal"}, {"null", "end_turn"},
+        {"\"something_new\"", "end_turn"},
+    };
+    json_object *stops = parse("[\"###\"]");
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
+        char json[256];
+        /* a stop_reason that is not one of the request's sequences does not make a stop_sequence */
+        snprintf(json, sizeof json,
+                 "{\"choices\":[{\"finish_reason\":%s,\"stop_reason\":\"other\",\"message\":{\"content\":\"a\"}}]}",
+                 map[i][0]);
+        json_object *comp = parse(json);
+        char err[200];
+        json_object *m = ashape_from_completion(comp, "m", stops, err, sizeof err);
+        CHECK_MSG(str_at(m, "stop_reason") && strcmp(str_at(m, "stop_reason"), map[i][1]) == 0, "%s -> %s, want %s",
+                  map[i][0], str_at(m, "stop_reason"), map[i][1]);
+        CHECK_NULL_AT(m, "stop_sequence");
+        json_object_put(m);
+        json_object_put(comp);
+    }
+    json_object_put(stops);
+}

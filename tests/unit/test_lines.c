@@ -69,6 +69,26 @@ TEST(lines_end_with_cr_lf_or_both)
     buf_free(&s.got);
 }
 
+TEST(lines_byte_order_mark_dropped_at_the_start_only)
+{
+    const char *text = "\xEF\xBB\xBF" "a\n\xEF\xBB\xBF" "b\n";
+    for (size_t step = 1; step <= strlen(text); step++) {
+        lines_t l = {.max_line = 0};
+        seen_t s = {0};
+        CHECK_INT(feed_in_pieces(&l, text, step, &s), LINES_OK);
+        CHECK_INT(lines_finish(&l, collect, &s), LINES_OK);
+        CHECK_MSG(s.got.data && strcmp(s.got.data, "a|\xEF\xBB\xBF" "b|") == 0, "pieces of %zu", step);
+        buf_free(&s.got);
+    }
+    /* a first line that is only the mark is an empty line */
+    lines_t l = {0};
+    seen_t s = {0};
+    CHECK_INT(lines_feed(&l, "\xEF\xBB\xBF\nx\n", 6, collect, &s), LINES_OK);
+    CHECK_STR(s.got.data, "|x|");
+    lines_free(&l);
+    buf_free(&s.got);
+}
+
 TEST(lines_bound_counts_the_line_not_its_terminator)
 {
     /* exactly max_line bytes, with "\n" and with "\r\n", in one piece and byte by byte */

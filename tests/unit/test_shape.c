@@ -619,8 +619,8 @@ TEST(shape_rename_model_text_fast_path)
     rename_case("{\"x\":\"tab\tin string\"}", false, NULL);
     rename_case("{\"x\":1}]", false, NULL);
     rename_case("", false, NULL);
-    /* an escaped top-level key is the parser's to read: "mod\u0065l" is "model" (found by
-     * tests/fuzz/fuzz_shape.c; the fast path used to pass the backend's name through) */
+    /* an escaped top-level key is the parser's to read: "mod\u0065l" is "model", and a fast path
+     * that took it for another key would pass the backend's name through (tests/fuzz/fuzz_shape.c) */
     rename_case("{\"mod\\u0065l\":\"backend-secret\",\"choices\":[]}", false, NULL);
     rename_case("{\"\\u0075sage\":{\"prompt_tokens\":1},\"model\":\"m\"}", false, NULL);
 }

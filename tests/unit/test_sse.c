@@ -139,6 +139,12 @@ TEST(sse_line_ends_cr_lf_and_crlf)
     call_free(c);
 }
 
+TEST(sse_byte_order_mark_at_the_start_is_dropped)
+{
+    /* the event-stream format drops one UTF-8 BOM before the first field */
+    sse_expect_any_split("\xEF\xBB\xBF" "data: {\"a\":1}\n\n", false, "{\"a\":1}|");
+}
+
 TEST(sse_empty_and_done_data_make_no_chunk)
 {
     sse_expect_any_split("data:\n\ndata: \n\n\n\n\r\n: only a comment\n\nevent: ping\n\n", false, "");
