@@ -278,15 +278,25 @@ static void relay_free(void *cls)
     free(r);
 }
 
-/* Starts the SSE response; r->pending already holds the first event(s). */
+/* Starts the SSE response; r->pending already holds the first event(s). When it holds the
+ * whole stream (the backend sent it all at once, or it was synthesised), it goes out as one
+ * body of known length: the head and the events leave in one write, with no chunk framing
+ * and no second wake-up for the end. */
 static enum MHD_Result start_stream(request_t *req, relay_t *r)
 {
-    struct MHD_Response *resp =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, relay_read, r, relay_free);
-    if (!resp) {
+    struct MHD_Response *resp;
+    if (r->finished) {
+        resp = MHD_create_response_from_buffer(r->pending.len, r->pending.data, MHD_RESPMEM_MUST_FREE);
+        if (resp)
+            r->pending = (buf_t){0}; /* the response owns the bytes now */
         relay_free(r);
-        return MHD_NO;
+    } else {
+        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, relay_read, r, relay_free);
+        if (!resp)
+            relay_free(r);
     }
+    if (!resp)
+        return MHD_NO;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream; charset=utf-8");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
     MHD_add_response_header(resp, "X-Accel-Buffering", "no");
