@@ -22,7 +22,7 @@ void cfg_set_backend_types(const cfg_backend_type_t *const *types, int n)
     nbackend_types = n;
 }
 
-static const char *const kind_names[KIND_COUNT] = {"chat",         "completions", "embeddings",  "speech",
+const char *const cfg_kind_names[KIND_COUNT] = {"chat",         "completions", "embeddings",  "speech",
                                                    "transcriptions", "translations", "images",   "moderations",
                                                    "responses",    "messages"};
 const char *const cfg_log_level_names[4] = {"debug", "info", "warn", "error"};
@@ -44,7 +44,7 @@ int cfg_kind_index(unsigned kind)
 const char *cfg_kind_name(unsigned kind)
 {
     int i = cfg_kind_index(kind);
-    return kind == 1u << i ? kind_names[i] : "unknown";
+    return kind == 1u << i ? cfg_kind_names[i] : "unknown";
 }
 
 const char *cfg_budget_period_name(int p)
@@ -711,7 +711,7 @@ static const cfg_group_t model_group = {"{ ... }", (const cfg_field_t[]){
     BOOL(cfg_model_t, "strip_prompt", strip_prompt, false),
     {.name = "tensor_names", .type = CFG_STRINGS, .flags = CFG_BY_HOOK, .off = offsetof(cfg_model_t, tensor_names),
      .count_off = offsetof(cfg_model_t, ntensor_names), .group = &tensor_group},
-    FLAGS(cfg_model_t, "kinds", kinds, kind_names, 0, "unknown kind"),
+    FLAGS(cfg_model_t, "kinds", kinds, cfg_kind_names, 0, "unknown kind"),
     ENUM(cfg_model_t, "strategy", strategy, cfg_strategy_names, STRATEGY_WEIGHTED, CFG_OWNER_MSG,
          "strategy must be weighted, least_inflight or ordered"),
     CUSTOM("fallbacks"),

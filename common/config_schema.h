@@ -107,6 +107,7 @@ int cfg_walk_list(cfg_loader_t *ld, const config_setting_t *parent, const cfg_fi
 void cfg_free_group(const cfg_group_t *grp, char *obj);
 
 /* Names stored values are printed with (the loader and -T share them). */
+extern const char *const cfg_kind_names[KIND_COUNT];
 extern const char *const cfg_log_level_names[4];
 extern const char *const cfg_retry_on_names[4];
 extern const char *const cfg_strategy_names[3];
