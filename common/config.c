@@ -382,17 +382,18 @@ int cfg_walk_list(loader_t *ld, const config_setting_t *parent, const cfg_field_
 int cfg_walk_fields(loader_t *ld, const config_setting_t *g, const cfg_group_t *grp, char *obj, const char *where)
 {
     for (const cfg_field_t *f = grp->fields; f->name; f++) {
-        const config_setting_t *s = g ? config_setting_get_member(g, f->name) : NULL;
-        char self[512];
-        self_label(grp, obj, where, self, sizeof self);
-        int rc = 0;
-        if (f->flags & CFG_BY_HOOK)
+        if (f->type == CFG_CUSTOM || (f->flags & CFG_BY_HOOK))
             continue;
+        const config_setting_t *s = g ? config_setting_get_member(g, f->name) : NULL;
+        char self[512] = "";
+        if (f->type == CFG_GROUP || f->type == CFG_LIST || (f->flags & CFG_OWNER_MSG))
+            self_label(grp, obj, where, self, sizeof self);
+        int rc;
         if (f->type == CFG_GROUP)
             rc = walk_subgroup(ld, s, f, obj, self);
         else if (f->type == CFG_LIST)
             rc = g ? cfg_walk_list(ld, g, f, obj, self) : 0;
-        else if (f->type != CFG_CUSTOM && !(f->flags & CFG_BY_HOOK))
+        else
             rc = set_default(ld, f, obj) < 0 || (s && read_field(ld, s, f, obj, self) < 0) ? -1 : 0;
         if (rc < 0 || (f->check && f->check(ld, s, obj, f) < 0))
             return -1;

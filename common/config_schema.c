@@ -10,7 +10,6 @@
 #include <string.h>
 
 typedef cfg_loader_t loader_t;
-#define fail cfg_fail
 
 /* The backend types configs may name (cfg_set_backend_types). */
 static const cfg_backend_type_t *const *backend_types;
@@ -67,20 +66,20 @@ static int parse_listen(loader_t *ld, const config_setting_t *s, const char *l, 
     if (l[0] == '[') {
         const char *close = strchr(l, ']');
         if (!close || close[1] != ':')
-            return fail(ld, s, "listen '%s' must be host:port", l);
+            return cfg_fail(ld, s, "listen '%s' must be host:port", l);
         host = strndup(l + 1, (size_t)(close - l - 1));
         colon = close + 1;
     } else {
         colon = strrchr(l, ':');
         if (!colon)
-            return fail(ld, s, "listen '%s' must be host:port", l);
+            return cfg_fail(ld, s, "listen '%s' must be host:port", l);
         host = strndup(l, (size_t)(colon - l));
     }
     char *end;
     long port = strtol(colon + 1, &end, 10);
     if (!host || *end || colon[1] == '\0' || port < 1 || port > 65535) {
         free(host);
-        return fail(ld, s, "listen '%s': port must be 1-65535", l);
+        return cfg_fail(ld, s, "listen '%s': port must be 1-65535", l);
     }
     *out_host = host;
     *out_port = strdup(colon + 1);
@@ -130,7 +129,7 @@ static int grpc_listen_check(loader_t *ld, const config_setting_t *s, char *obj,
     if (check_address(ld, s, cfg->grpc_listen) < 0)
         return -1;
     if (strcmp(cfg->grpc_listen, cfg->listen) == 0)
-        return fail(ld, s, "grpc_listen must differ from listen");
+        return cfg_fail(ld, s, "grpc_listen must differ from listen");
     return 0;
 }
 
@@ -143,7 +142,7 @@ static int metrics_check(loader_t *ld, const config_setting_t *g, char *obj, con
         parse_listen(ld, l, cfg->metrics_listen, &cfg->metrics_listen_host, &cfg->metrics_listen_port) < 0)
         return -1;
     if (cfg->metrics_listen && strcmp(cfg->metrics_listen, cfg->listen) == 0)
-        return fail(ld, l, "metrics.listen must differ from listen (leave it out to serve /metrics there)");
+        return cfg_fail(ld, l, "metrics.listen must differ from listen (leave it out to serve /metrics there)");
     return 0;
 }
 
@@ -154,7 +153,7 @@ static int tracing_check(loader_t *ld, const config_setting_t *g, char *obj, con
     if (!cfg->otlp_endpoint)
         return 0;
     if (strncmp(cfg->otlp_endpoint, "http://", 7) != 0 && strncmp(cfg->otlp_endpoint, "https://", 8) != 0)
-        return fail(ld, config_setting_get_member(g, "otlp_endpoint"),
+        return cfg_fail(ld, config_setting_get_member(g, "otlp_endpoint"),
                     "tracing.otlp_endpoint must start with http:// or https://");
     size_t el = strlen(cfg->otlp_endpoint);
     while (el > 0 && cfg->otlp_endpoint[el - 1] == '/')
@@ -178,7 +177,7 @@ static int cluster_check(loader_t *ld, const config_setting_t *g, char *obj, con
     char why[160];
     if (c->redis && cfg_parse_redis_url(c->redis, &c->redis_host, &c->redis_port, &c->redis_user, &c->redis_password,
                                         &c->redis_db, why, sizeof why) < 0)
-        return fail(ld, config_setting_get_member(g, "redis"), "cluster.redis %s", why);
+        return cfg_fail(ld, config_setting_get_member(g, "redis"), "cluster.redis %s", why);
     return 0;
 }
 
@@ -189,7 +188,7 @@ static int health_check(loader_t *ld, const config_setting_t *g, char *obj, cons
     (void)owner;
     const cfg_backend_t *b = (const cfg_backend_t *)(const void *)obj;
     if (!b->health_path || b->health_path[0] != '/')
-        return fail(ld, g, "%s: 'path' must start with /", where);
+        return cfg_fail(ld, g, "%s: 'path' must start with /", where);
     return 0;
 }
 
@@ -199,12 +198,12 @@ static int backend_check(loader_t *ld, const config_setting_t *g, char *obj, con
     cfg_t *cfg = ld->cfg;
     cfg_backend_t *b = (cfg_backend_t *)(void *)obj;
     if (!b->name || !b->name[0])
-        return fail(ld, g, "%s needs a 'name'", where);
+        return cfg_fail(ld, g, "%s needs a 'name'", where);
     if (!b->type)
-        return fail(ld, g, "backend '%s' needs a 'type'", b->name);
+        return cfg_fail(ld, g, "backend '%s' needs a 'type'", b->name);
     for (const cfg_backend_t *o = cfg->backends; o < b; o++)
         if (strcmp(o->name, b->name) == 0)
-            return fail(ld, g, "backend name '%s' is used twice", b->name);
+            return cfg_fail(ld, g, "backend name '%s' is used twice", b->name);
     int t = 0;
     while (t < nbackend_types && strcmp(b->type, backend_types[t]->name) != 0)
         t++;
@@ -213,7 +212,7 @@ static int backend_check(loader_t *ld, const config_setting_t *g, char *obj, con
         for (int k = 0; k < nbackend_types; k++)
             snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", k ? ", " : "",
                      backend_types[k]->name);
-        return fail(ld, config_setting_get_member(g, "type"), "backend '%s': unknown type '%s' (known: %s)", b->name,
+        return cfg_fail(ld, config_setting_get_member(g, "type"), "backend '%s': unknown type '%s' (known: %s)", b->name,
                     b->type, names);
     }
     b->kinds = backend_types[t]->kinds;
@@ -221,13 +220,13 @@ static int backend_check(loader_t *ld, const config_setting_t *g, char *obj, con
         if (b->url && strncmp(b->url, "grpc://", 7) == 0)
             memmove(b->url, b->url + 7, strlen(b->url + 7) + 1);
         if (!b->url)
-            return fail(ld, g, "backend '%s' needs a 'url' of the form host:port (Triton's gRPC port)", b->name);
+            return cfg_fail(ld, g, "backend '%s' needs a 'url' of the form host:port (Triton's gRPC port)", b->name);
         if (check_address(ld, config_setting_get_member(g, "url"), b->url) < 0)
             return -1;
     }
     if (backend_types[t]->url == CFG_URL_HTTP) {
         if (!b->url || (strncmp(b->url, "http://", 7) != 0 && strncmp(b->url, "https://", 8) != 0))
-            return fail(ld, g, "backend '%s' needs a 'url' starting with http:// or https://", b->name);
+            return cfg_fail(ld, g, "backend '%s' needs a 'url' starting with http:// or https://", b->name);
         size_t ul = strlen(b->url);
         while (ul > 0 && b->url[ul - 1] == '/')
             b->url[--ul] = '\0';
@@ -235,7 +234,7 @@ static int backend_check(loader_t *ld, const config_setting_t *g, char *obj, con
     for (int h = 0; h < b->nheaders; h++) {
         const char *colon = strchr(b->headers[h], ':');
         if (!colon || colon == b->headers[h] || strpbrk(b->headers[h], "\r\n"))
-            return fail(ld, config_setting_get_member(g, "headers"),
+            return cfg_fail(ld, config_setting_get_member(g, "headers"),
                         "backend '%s': header '%s' must look like \"Name: value\"", b->name, b->headers[h]);
     }
     return 0;
@@ -252,10 +251,10 @@ static int target_check(loader_t *ld, const config_setting_t *g, char *obj, cons
     if (hook_string(ld, g, "backend", &backend) < 0)
         return -1;
     if (!backend)
-        return fail(ld, g, "%s needs a 'backend' (or a 'targets' list)", owner);
+        return cfg_fail(ld, g, "%s needs a 'backend' (or a 'targets' list)", owner);
     t->backend = find_backend(ld->cfg, backend);
     if (t->backend < 0)
-        fail(ld, config_setting_get_member(g, "backend"), "%s: no backend named '%s'", owner, backend);
+        cfg_fail(ld, config_setting_get_member(g, "backend"), "%s: no backend named '%s'", owner, backend);
     free(backend);
     return t->backend < 0 ? -1 : 0;
 }
@@ -268,13 +267,13 @@ static int model_targets(loader_t *ld, const config_setting_t *g, cfg_model_t *m
 {
     config_setting_t *list = config_setting_get_member(g, "targets");
     if (list && (config_setting_get_member(g, "backend") || config_setting_get_member(g, "backend_model")))
-        return fail(ld, list, "%s: use either 'backend' or 'targets', not both", self);
+        return cfg_fail(ld, list, "%s: use either 'backend' or 'targets', not both", self);
     if (list) {
         if (cfg_walk_list(ld, g, field_named(&model_group, "targets"), (char *)m, self) < 0)
             return -1;
     } else {
         if (!(m->targets = calloc(1, sizeof *m->targets)))
-            return fail(ld, g, "out of memory");
+            return cfg_fail(ld, g, "out of memory");
         m->ntargets = 1;
         if (cfg_walk_fields(ld, g, &target_group, (char *)m->targets, self) < 0 ||
             target_check(ld, g, (char *)m->targets, self, self) < 0)
@@ -282,7 +281,7 @@ static int model_targets(loader_t *ld, const config_setting_t *g, cfg_model_t *m
     }
     m->backend = m->targets[0].backend;
     if (m->targets[0].backend_model && !(m->backend_model = strdup(m->targets[0].backend_model)))
-        return fail(ld, g, "out of memory");
+        return cfg_fail(ld, g, "out of memory");
     return 0;
 }
 
@@ -299,7 +298,7 @@ static int model_prompt_format(loader_t *ld, const config_setting_t *g, cfg_mode
         if (strcmp(cfg->formats[i].name, format) == 0)
             m->prompt_format = &cfg->formats[i];
     if (!m->prompt_format)
-        fail(ld, config_setting_get_member(g, "prompt_format"),
+        cfg_fail(ld, config_setting_get_member(g, "prompt_format"),
              "model '%s': unknown prompt_format '%s' (built in: %s; or one of prompt_formats)", m->name, format,
              prompt_builtin_names());
     free(format);
@@ -317,19 +316,19 @@ static int model_tensor_names(loader_t *ld, const config_setting_t *g, cfg_model
     char where[160];
     snprintf(where, sizeof where, "model '%s' tensor_names", m->name);
     if (!config_setting_is_group(tn))
-        return fail(ld, tn, "%s must be a group %s", where, tensor_group.shape);
+        return cfg_fail(ld, tn, "%s must be a group %s", where, tensor_group.shape);
     if (cfg_check_keys(ld, tn, where, tensor_group.fields) < 0)
         return -1;
     int n = config_setting_length(tn);
     if (!(m->tensor_names = calloc((size_t)n + 1, sizeof *m->tensor_names)))
-        return fail(ld, tn, "out of memory");
+        return cfg_fail(ld, tn, "out of memory");
     for (int i = 0; i < n; i++) {
         config_setting_t *e = config_setting_get_elem(tn, (unsigned)i);
         if (config_setting_type(e) != CONFIG_TYPE_STRING || !config_setting_get_string(e)[0])
-            return fail(ld, e, "%s: '%s' must be a non-empty string", where, config_setting_name(e));
+            return cfg_fail(ld, e, "%s: '%s' must be a non-empty string", where, config_setting_name(e));
         if (asprintf(&m->tensor_names[i], "%s=%s", config_setting_name(e), config_setting_get_string(e)) < 0) {
             m->tensor_names[i] = NULL;
-            return fail(ld, e, "out of memory");
+            return cfg_fail(ld, e, "out of memory");
         }
         m->ntensor_names++;
     }
@@ -343,9 +342,9 @@ static int check_triton(loader_t *ld, const config_setting_t *g, const cfg_model
     for (int t = 0; t < m->ntargets; t++)
         on_triton |= strcmp(ld->cfg->backends[m->targets[t].backend].type, "triton") == 0;
     if (on_triton && m->profile == PROFILE_NONE)
-        return fail(ld, g, "model '%s' is served by Triton and needs a 'profile' (trtllm or vllm)", m->name);
+        return cfg_fail(ld, g, "model '%s' is served by Triton and needs a 'profile' (trtllm or vllm)", m->name);
     if (on_triton && !m->prompt_format && (m->kinds & KIND_CHAT))
-        return fail(ld, g, "model '%s' is served by Triton and needs a 'prompt_format' (built in: %s)", m->name,
+        return cfg_fail(ld, g, "model '%s' is served by Triton and needs a 'prompt_format' (built in: %s)", m->name,
                     prompt_builtin_names());
     return 0;
 }
@@ -366,7 +365,7 @@ static int model_kinds(loader_t *ld, const config_setting_t *g, cfg_model_t *m)
         const cfg_backend_t *be = &cfg->backends[m->targets[t].backend];
         unsigned refused = m->kinds & ~be->kinds;
         if (refused)
-            return fail(ld, kinds, "model '%s': backend '%s' (type %s) cannot serve %s requests", m->name, be->name,
+            return cfg_fail(ld, kinds, "model '%s': backend '%s' (type %s) cannot serve %s requests", m->name, be->name,
                         be->type, cfg_kind_name(refused & -refused));
     }
     return 0;
@@ -378,7 +377,7 @@ static int model_check(loader_t *ld, const config_setting_t *g, char *obj, const
     cfg_t *cfg = ld->cfg;
     cfg_model_t *m = (cfg_model_t *)(void *)obj;
     if (!m->name || !m->name[0])
-        return fail(ld, g, "%s needs a 'name'", where);
+        return cfg_fail(ld, g, "%s needs a 'name'", where);
     char self[512];
     snprintf(self, sizeof self, "model '%s'", m->name);
     m->is_glob = strpbrk(m->name, "*?") != NULL;
@@ -386,17 +385,17 @@ static int model_check(loader_t *ld, const config_setting_t *g, char *obj, const
         model_kinds(ld, g, m) < 0 || check_triton(ld, g, m) < 0)
         return -1;
     if (m->kinds == 0)
-        return fail(ld, g, config_setting_get_member(g, "kinds") ? "model '%s': 'kinds' is empty"
+        return cfg_fail(ld, g, config_setting_get_member(g, "kinds") ? "model '%s': 'kinds' is empty"
                                                                  : "model '%s': no kind is served by every target",
                     m->name);
     unsigned defaults = 0;
     for (const cfg_model_t *o = cfg->models; o < m; o++) {
         if (strcmp(o->name, m->name) == 0)
-            return fail(ld, g, "model name '%s' is used twice", m->name);
+            return cfg_fail(ld, g, "model name '%s' is used twice", m->name);
         defaults |= o->is_default ? o->kinds : 0;
     }
     if (m->is_default && (defaults & m->kinds))
-        return fail(ld, config_setting_get_member(g, "default"), "model '%s': another model is already the default for %s",
+        return cfg_fail(ld, config_setting_get_member(g, "default"), "model '%s': another model is already the default for %s",
                     m->name, cfg_kind_name(defaults & m->kinds & -(defaults & m->kinds)));
     return 0;
 }
@@ -423,19 +422,19 @@ static int fallbacks_check(loader_t *ld, const config_setting_t *list, char *obj
         char **names = NULL;
         int n = 0, rc = s ? cfg_read_strings(ld, s, "fallbacks", &names, &n) : 0;
         if (rc == 0 && n > 0 && !(m->fallbacks = calloc((size_t)n, sizeof *m->fallbacks)))
-            rc = fail(ld, g, "out of memory");
+            rc = cfg_fail(ld, g, "out of memory");
         for (int k = 0; rc == 0 && k < n; k++) {
             int idx = -1;
             for (int j = 0; j < cfg->nmodels; j++)
                 if (!cfg->models[j].is_glob && strcmp(cfg->models[j].name, names[k]) == 0)
                     idx = j;
             if (idx < 0)
-                rc = fail(ld, s, "model '%s': fallback '%s' is not a configured model name (globs cannot be fallbacks)",
+                rc = cfg_fail(ld, s, "model '%s': fallback '%s' is not a configured model name (globs cannot be fallbacks)",
                           m->name, names[k]);
             else if (idx == i)
-                rc = fail(ld, s, "model '%s' cannot be its own fallback", m->name);
+                rc = cfg_fail(ld, s, "model '%s' cannot be its own fallback", m->name);
             else if ((cfg->models[idx].kinds & m->kinds) != m->kinds)
-                rc = fail(ld, s, "model '%s': fallback '%s' does not serve every kind this model serves", m->name,
+                rc = cfg_fail(ld, s, "model '%s': fallback '%s' does not serve every kind this model serves", m->name,
                           names[k]);
             else
                 m->fallbacks[m->nfallbacks++] = idx;
@@ -456,16 +455,16 @@ static int format_check(loader_t *ld, const config_setting_t *g, char *obj, cons
     (void)owner;
     const prompt_format_t *f = (const prompt_format_t *)(const void *)obj;
     if (!f->name || !f->name[0])
-        return fail(ld, g, "%s needs a 'name'", where);
+        return cfg_fail(ld, g, "%s needs a 'name'", where);
     if (prompt_builtin(f->name))
-        return fail(ld, g, "prompt format '%s' is built in; give yours another name", f->name);
+        return cfg_fail(ld, g, "prompt format '%s' is built in; give yours another name", f->name);
     return 0;
 }
 
 static int budget_check(loader_t *ld, const config_setting_t *g, char *obj, const char *where, const char *owner)
 {
     (void)obj, (void)where, (void)owner;
-    return config_setting_get_member(g, "usd") ? 0 : fail(ld, g, "a budget needs 'usd'");
+    return config_setting_get_member(g, "usd") ? 0 : cfg_fail(ld, g, "a budget needs 'usd'");
 }
 
 static int key_check(loader_t *ld, const config_setting_t *g, char *obj, const char *where, const char *owner)
@@ -473,12 +472,12 @@ static int key_check(loader_t *ld, const config_setting_t *g, char *obj, const c
     (void)owner;
     const cfg_key_t *k = (const cfg_key_t *)(const void *)obj;
     if (!k->name || !k->name[0])
-        return fail(ld, g, "%s needs a 'name' (it is what the logs show)", where);
+        return cfg_fail(ld, g, "%s needs a 'name' (it is what the logs show)", where);
     if (!k->key || strlen(k->key) < 8)
-        return fail(ld, g, "api key '%s': 'key' must be at least 8 characters", k->name);
+        return cfg_fail(ld, g, "api key '%s': 'key' must be at least 8 characters", k->name);
     for (const cfg_key_t *o = ld->cfg->keys; o < k; o++)
         if (strcmp(o->key, k->key) == 0)
-            return fail(ld, g, "api key '%s' has the same key as '%s'", k->name, o->name);
+            return cfg_fail(ld, g, "api key '%s' has the same key as '%s'", k->name, o->name);
     return 0;
 }
 
@@ -492,7 +491,7 @@ static int passthrough_check(loader_t *ld, const config_setting_t *g, char *obj,
     if (!p->prefix || strncmp(p->prefix, "/v1/", 4) != 0 || strlen(p->prefix) < 5 ||
         urlpath_check(p->prefix) != URLPATH_OK || !urlpath_forwardable(p->prefix) || strchr(p->prefix, '%')) {
         free(backend);
-        return fail(ld, g,
+        return cfg_fail(ld, g,
                     "%s: 'prefix' must be a path under /v1/, like \"/v1/files\", without '.' or '..' segments, "
                     "escapes or characters that cannot be forwarded",
                     where);
@@ -500,7 +499,7 @@ static int passthrough_check(loader_t *ld, const config_setting_t *g, char *obj,
     const cfg_t *cfg = ld->cfg;
     p->backend = backend ? find_backend(cfg, backend) : -1;
     if (p->backend < 0 || strcmp(cfg->backends[p->backend].type, "openai") != 0)
-        fail(ld, g, "%s: 'backend' must name an HTTP backend (type openai)%s%s", where, backend ? ", not " : "",
+        cfg_fail(ld, g, "%s: 'backend' must name an HTTP backend (type openai)%s%s", where, backend ? ", not " : "",
              backend ? backend : "");
     bool bad = p->backend < 0 || strcmp(cfg->backends[p->backend].type, "openai") != 0;
     free(backend);
@@ -534,17 +533,17 @@ static int top_check(loader_t *ld, const config_setting_t *root, char *obj, cons
             if (!key_reaches(k, m))
                 continue;
             if (!m->priced)
-                return fail(ld, at, "api key '%s' has a budget but can reach model '%s', which has no price", k->name,
+                return cfg_fail(ld, at, "api key '%s' has a budget but can reach model '%s', which has no price", k->name,
                             m->name);
             for (int f = 0; f < m->nfallbacks; f++)
                 if (!cfg->models[m->fallbacks[f]].priced)
-                    return fail(ld, at,
+                    return cfg_fail(ld, at,
                                 "api key '%s' has a budget but can reach model '%s' (fallback of '%s'), which has no "
                                 "price",
                                 k->name, cfg->models[m->fallbacks[f]].name, m->name);
         }
         if (!cfg->cluster.redis && !cfg->state_file)
-            return fail(ld, at,
+            return cfg_fail(ld, at,
                         "api key '%s' has a budget: set state_file (or a cluster group) so that its spend survives "
                         "restarts",
                         k->name);
