@@ -1,4 +1,5 @@
-/* Configuration: schema, loading (libconfig), ${VAR} substitution and validation.
+/* Configuration: the loaded structs, loading (libconfig), ${VAR} substitution and validation.
+ * The keys themselves are described in common/config_schema.h.
  * A cfg_t owns every string and array it points to; free it with cfg_free(). */
 #ifndef AIROUTER_CONFIG_H
 #define AIROUTER_CONFIG_H
@@ -209,14 +210,6 @@ typedef struct {
     cfg_cluster_t cluster;
     char *state_file;       /* budgets' spend kept across restarts (no cluster); NULL: none */
 } cfg_t;
-
-/* The keys each group accepts ("" is the top level, "backends.health_check" a nested group),
- * NULL-terminated; for code that must cover the whole schema (the -T dump). */
-typedef struct {
-    const char *group;
-    const char *const *keys;
-} cfg_schema_group_t;
-extern const cfg_schema_group_t cfg_schema[];
 
 /* Loads and validates path. On failure returns NULL and writes "FILE:LINE: reason"
  * (or "FILE: reason") into err. */

@@ -4,6 +4,7 @@
  *
  * Each group is a table of fields; adding a key to the schema is one line in its table. */
 #include "common/config_dump.h"
+#include "common/config_schema.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -31,6 +32,8 @@ struct field {
     size_t count_off;       /* lists and string arrays: offset of the int count */
     size_t elem_size;       /* lists: size of one element */
     const char *also;       /* keys a custom printer writes besides name, space-separated */
+    const char *const *names; /* enums and bit sets: the schema's names (common/config_schema.h) */
+    int nnames;
 };
 
 static void indent(dump_t *d)
@@ -126,6 +129,8 @@ static void key_strings(dump_t *d, const char *name, char *const *v, int n)
     {.name = key, .put = printer, .off = offsetof(st, member), .count_off = offsetof(st, count)}
 #define GROUP(key, offset, members) {.name = key, .put = put_group, .off = offset, .sub = members}
 #define CUSTOM(key, printer, also_prints) {.name = key, .put = printer, .also = also_prints}
+#define ENUM(st, key, printer, member, nm) \
+    {.name = key, .put = printer, .off = offsetof(st, member), .names = nm, .nnames = (int)(sizeof nm / sizeof nm[0])}
 
 /* Plain values. */
 static void put_str(dump_t *d, const field_t *f, const char *o)
@@ -345,49 +350,24 @@ static void put_list(dump_t *d, const field_t *f, const char *o)
     fputs(");\n", d->out);
 }
 
-/* Values stored in another form than written. */
-static void put_log_level(dump_t *d, const field_t *f, const char *o)
+/* Values stored in another form than written: an index into the schema's names (a NULL
+ * name, such as no profile, prints nothing), or bits 1 << index. */
+static void put_enum(dump_t *d, const field_t *f, const char *o)
 {
-    static const char *const names[] = {"debug", "info", "warn", "error"};
     int v = AT(int, o, f->off);
-    key_string(d, f->name, v >= 0 && v < 4 ? names[v] : "info");
+    if (v >= 0 && v < f->nnames && f->names[v])
+        key_string(d, f->name, f->names[v]);
 }
 
-static void put_retry_on(dump_t *d, const field_t *f, const char *o)
+static void put_flags(dump_t *d, const field_t *f, const char *o)
 {
-    static const char *const names[] = {"connect", "timeout", "5xx", "429"};
     unsigned bits = AT(unsigned, o, f->off);
-    char *on[4];
+    char *on[32];
     int n = 0;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < f->nnames; i++)
         if (bits & (1u << i))
-            on[n++] = (char *)names[i];
+            on[n++] = (char *)f->names[i];
     key_strings(d, f->name, on, n);
-}
-
-static void put_kinds(dump_t *d, const field_t *f, const char *o)
-{
-    unsigned kinds = AT(unsigned, o, f->off);
-    char *names[KIND_COUNT];
-    int n = 0;
-    for (int i = 0; i < KIND_COUNT; i++)
-        if (kinds & (1u << i))
-            names[n++] = (char *)cfg_kind_name(1u << i);
-    key_strings(d, f->name, names, n);
-}
-
-static void put_strategy(dump_t *d, const field_t *f, const char *o)
-{
-    int v = AT(int, o, f->off);
-    key_string(d, f->name, v == STRATEGY_LEAST_INFLIGHT ? "least_inflight" : v == STRATEGY_ORDERED ? "ordered"
-                                                                                                 : "weighted");
-}
-
-static void put_profile(dump_t *d, const field_t *f, const char *o)
-{
-    int v = AT(int, o, f->off);
-    if (v != PROFILE_NONE)
-        key_string(d, f->name, v == PROFILE_TRTLLM ? "trtllm" : "vllm");
 }
 
 /* Keys that only mean something for a model served by Triton (one with a profile). */
@@ -406,7 +386,7 @@ static void put_prompt_format(dump_t *d, const field_t *f, const char *o)
 
 static void put_system_role(dump_t *d, const field_t *f, const char *o)
 {
-    key_string(d, f->name, AT(bool, o, f->off) ? "in_user" : "native");
+    key_string(d, f->name, cfg_system_names[AT(bool, o, f->off)]);
 }
 
 /* A backend index, as the backend's name. */
@@ -432,7 +412,7 @@ static void put_targets(dump_t *d, const field_t *f, const char *o)
         return;
     }
     field_t list = {f->name, put_list, offsetof(cfg_model_t, targets), target_fields, offsetof(cfg_model_t, ntargets),
-                    sizeof(cfg_target_t), NULL};
+                    sizeof(cfg_target_t), NULL, NULL, 0};
     put_list(d, &list, o);
 }
 
@@ -524,7 +504,7 @@ static void put_api_key(dump_t *d, const field_t *f, const char *o)
 
 
 static const field_t log_fields[] = {
-    F(cfg_t, "level", put_log_level, log_level),
+    ENUM(cfg_t, "level", put_enum, log_level, cfg_log_level_names),
     F(cfg_t, "error_log", put_str, error_log),
     F(cfg_t, "access_log", put_str, access_log),
     {0},
@@ -558,7 +538,7 @@ static const field_t tracing_fields[] = {
 
 static const field_t retry_fields[] = {
     F(cfg_retry_t, "attempts", put_int, attempts),
-    F(cfg_retry_t, "retry_on", put_retry_on, retry_on),
+    ENUM(cfg_retry_t, "retry_on", put_flags, retry_on, cfg_retry_on_names),
     F(cfg_retry_t, "backoff_ms", put_int, backoff_ms),
     F(cfg_retry_t, "max_backoff_ms", put_int, max_backoff_ms),
     F(cfg_retry_t, "deadline", put_double, deadline),
@@ -575,17 +555,10 @@ static const field_t circuit_fields[] = {
     {0},
 };
 
-static void put_on_error(dump_t *d, const field_t *f, const char *o)
-{
-    static const char *const names[] = {"local", "allow", "deny"};
-    int v = AT(int, o, f->off);
-    key_string(d, f->name, names[v >= 0 && v < 3 ? v : 0]);
-}
-
 static const field_t cluster_fields[] = {
     F(cfg_cluster_t, "redis", put_url_or_empty, redis),
     F(cfg_cluster_t, "key_prefix", put_str, key_prefix),
-    F(cfg_cluster_t, "on_error", put_on_error, on_error),
+    ENUM(cfg_cluster_t, "on_error", put_enum, on_error, cfg_on_error_names),
     F(cfg_cluster_t, "timeout_ms", put_int, timeout_ms),
     F(cfg_cluster_t, "hosts", put_int, hosts),
     {0},
@@ -611,13 +584,13 @@ static const field_t backend_fields[] = {
 static const field_t model_fields[] = {
     F(cfg_model_t, "name", put_str, name),
     CUSTOM("targets", put_targets, "backend backend_model"),
-    F(cfg_model_t, "kinds", put_kinds, kinds),
+    ENUM(cfg_model_t, "kinds", put_flags, kinds, cfg_kind_names),
     F(cfg_model_t, "default", put_bool, is_default),
-    F(cfg_model_t, "strategy", put_strategy, strategy),
+    ENUM(cfg_model_t, "strategy", put_enum, strategy, cfg_strategy_names),
     CUSTOM("fallbacks", put_fallbacks, NULL),
     F(cfg_model_t, "backend_stream", put_tristate, backend_stream),
     F(cfg_model_t, "max_tokens", put_int_set, max_tokens),
-    F(cfg_model_t, "profile", put_profile, profile),
+    ENUM(cfg_model_t, "profile", put_enum, profile, cfg_profile_names),
     F(cfg_model_t, "prompt_format", put_prompt_format, prompt_format),
     F(cfg_model_t, "batch_dim", put_tristate, batch_dim),
     F(cfg_model_t, "cumulative_output", put_triton_bool, cumulative_output),

@@ -363,6 +363,24 @@ static const struct {
     {"bad_passthrough_dots.conf",
      "conf/bad_passthrough_dots.conf:4: passthrough[0]: 'prefix' must be a path under /v1/, like \"/v1/files\", "
      "without '.' or '..' segments, escapes or characters that cannot be forwarded"},
+    /* from the schema tables: an unknown key in each kind of group */
+    {"bad_health_key.conf", "conf/bad_health_key.conf:3: unknown key 'every' in backend 'o' health_check"},
+    {"bad_price_key.conf", "conf/bad_price_key.conf:3: unknown key 'outptu' in price"},
+    {"bad_tensor_key.conf", "conf/bad_tensor_key.conf:3: unknown key 'textinput' in model 'm' tensor_names"},
+    {"bad_format_key.conf", "conf/bad_format_key.conf:3: unknown key 'user_prefx' in prompt_formats[0]"},
+    {"bad_cluster_key.conf", "conf/bad_cluster_key.conf:5: unknown key 'timeout' in cluster"},
+    {"bad_budget_key.conf", "conf/bad_budget_key.conf:4: unknown key 'per' in budget"},
+    {"bad_passthrough_key.conf", "conf/bad_passthrough_key.conf:3: unknown key 'to' in passthrough[0]"},
+    /* wrong types, ranges and enum names */
+    {"bad_type_enum.conf", "conf/bad_type_enum.conf:3: 'strategy' must be a string"},
+    {"bad_type_amount.conf", "conf/bad_type_amount.conf:3: 'input' must be a number"},
+    {"bad_tracing_range.conf", "conf/bad_tracing_range.conf:4: 'queue_size' must be between 1 and 1000000"},
+    {"bad_budget_range.conf", "conf/bad_budget_range.conf:5: 'usd' must be from 0 to 1e+07"},
+    {"bad_on_error.conf", "conf/bad_on_error.conf:4: cluster.on_error must be \"local\", \"allow\" or \"deny\""},
+    {"bad_budget_period.conf",
+     "conf/bad_budget_period.conf:5: budget.period must be \"day\", \"week\", \"month\" or \"total\""},
+    {"bad_format_system.conf", "conf/bad_format_system.conf:4: prompt format 'mine': 'system' must be native or in_user"},
+    {"bad_profile.conf", "conf/bad_profile.conf:3: model 'm': profile must be trtllm or vllm"},
 };
 
 static void load_bad(const char *file, const char *want)
@@ -531,5 +549,54 @@ TEST(config_triton_default_kinds)
     for (int i = 0; i < c->nmodels; i++)
         CHECK_MSG(c->models[i].kinds == (KIND_CHAT | KIND_COMPLETIONS | KIND_MESSAGES), "model %s: kinds 0x%x", c->models[i].name,
                   c->models[i].kinds);
+    cfg_free(c);
+}
+
+/* Defaults come from the tables: an empty group gets every default, and a group whose defaults
+ * apply only when written (health_check, price) gets them once it is. */
+TEST(config_group_defaults)
+{
+    cfg_t *c = load_ok("conf/good_group_defaults.conf");
+    if (!c)
+        return;
+    CHECK_INT(c->retry.attempts, 2);
+    CHECK_INT(c->retry.retry_on, RETRY_ON_CONNECT | RETRY_ON_TIMEOUT | RETRY_ON_5XX | RETRY_ON_429);
+    CHECK_INT(c->retry.backoff_ms, 100);
+    CHECK_INT(c->retry.max_backoff_ms, 2000);
+    CHECK(c->retry.deadline == 120);
+    CHECK(!c->retry.attempts_header);
+    CHECK(c->cluster.redis == NULL);
+    CHECK_STR(c->cluster.key_prefix, "airouter:");
+    CHECK_INT(c->cluster.on_error, CLUSTER_ON_ERROR_LOCAL);
+    CHECK_INT(c->cluster.timeout_ms, 5);
+    CHECK_INT(c->cluster.hosts, 1);
+    CHECK_INT(c->circuit_failures, 5);
+    CHECK(c->circuit_failure_ratio == 0);
+    CHECK_STR(c->service_name, "airouter");
+    CHECK_INT(c->trace_queue_size, 2048);
+    if (CHECK_INT(c->nbackends, 1)) {
+        CHECK_STR(c->backends[0].health_path, "/models");
+        CHECK(c->backends[0].health_interval == 10);
+        CHECK(c->backends[0].health_timeout == 2);
+        CHECK(c->backends[0].stream_usage);
+    }
+    if (CHECK_INT(c->nmodels, 1)) {
+        const cfg_model_t *m = &c->models[0];
+        CHECK(m->priced);
+        CHECK(m->price_input == 2.5);
+        CHECK(m->price_output == 0);
+        CHECK(m->price_cached_input == 2.5); /* as input */
+        CHECK_INT(m->strategy, STRATEGY_WEIGHTED);
+        CHECK_INT(m->backend_stream, -1);
+        CHECK_INT(m->batch_dim, -1);
+        CHECK_INT(m->targets[0].weight, 1);
+    }
+    cfg_free(c);
+    c = load_ok("conf/good_minimal.conf"); /* health_check absent: no check, no defaults */
+    if (c && CHECK_INT(c->nbackends, 1)) {
+        CHECK(c->backends[0].health_path == NULL);
+        CHECK(c->backends[0].health_interval == 0);
+        CHECK(!c->models[0].priced);
+    }
     cfg_free(c);
 }
