@@ -117,7 +117,7 @@ test: deps
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory e2e
 
-BENCH_TOOLS := build/bench/benchmock build/bench/ttfb build/bench/streamload
+BENCH_TOOLS := build/bench/benchmock build/bench/ttfb build/bench/streamload build/bench/switchcost
 
 build/bench/%: scripts/%.c
 	@mkdir -p $(dir $@)
